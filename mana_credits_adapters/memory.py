@@ -1,0 +1,382 @@
+"""The in-memory store: same rules and errors as SQL, one lock for atomicity."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from mana_credits_core.errors import BalanceNotFound
+from mana_credits_core.ledger import (
+    Applied,
+    Balance,
+    Credit,
+    CreditOutcome,
+    Debit,
+    DebitOutcome,
+    LedgerEntry,
+    NoBalance,
+    Refused,
+    Replayed,
+    TransactionStatus,
+    TransactionType,
+    UsageStat,
+)
+from mana_credits_core.ports import LedgerTotals
+from mana_credits_core.reservations import (
+    CommitHold,
+    Held,
+    Hold,
+    ReleaseHold,
+    Reservation,
+    ReservationStatus,
+)
+
+Undo = Callable[[], None]
+
+
+class MemoryState:
+    """The tables. Only a unit of work holding the store's lock touches them."""
+
+    def __init__(self) -> None:
+        self.balances: dict[str, Balance] = {}
+        self.entries: dict[str, LedgerEntry] = {}
+        self.entries_by_user: defaultdict[str, list[str]] = defaultdict(list)
+        self.idempotency: dict[tuple[str, str], str] = {}
+        self.reservations: dict[str, Reservation] = {}
+        self.usage: dict[tuple[str, str, date], UsageStat] = {}
+
+
+class MemoryStore:
+    """A `Store` in process memory, for tests, embedding and the model-based test.
+
+    Units of work run one at a time under an `asyncio.Lock`, so each is serialisable;
+    every write records its inverse so that an exit without commit rolls back.
+    """
+
+    def __init__(self) -> None:
+        self.state = MemoryState()
+        self.lock = asyncio.Lock()
+
+    def unit_of_work(self) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self)
+
+    async def close(self) -> None:
+        return None
+
+
+class MemoryUnitOfWork:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._undo: list[Undo] = []
+        state = store.state
+        self._balances = MemoryBalances(state, self._undo)
+        self._ledger = MemoryLedger(state)
+        self._reservations = MemoryReservations(state, self._undo, self._balances)
+        self._usage = MemoryUsage(state)
+
+    @property
+    def balances(self) -> MemoryBalances:
+        return self._balances
+
+    @property
+    def ledger(self) -> MemoryLedger:
+        return self._ledger
+
+    @property
+    def reservations(self) -> MemoryReservations:
+        return self._reservations
+
+    @property
+    def usage(self) -> MemoryUsage:
+        return self._usage
+
+    async def __aenter__(self) -> Self:
+        await self._store.lock.acquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.rollback()
+        finally:
+            self._store.lock.release()
+
+    async def commit(self) -> None:
+        self._undo.clear()
+
+    async def rollback(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+
+def _set(table: dict[Any, Any], key: Any, value: Any, undo: list[Undo]) -> None:
+    if key in table:
+        old = table[key]
+        undo.append(lambda: table.__setitem__(key, old))
+    else:
+        undo.append(lambda: table.pop(key, None))
+    table[key] = value
+
+
+class MemoryBalances:
+    def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
+        self._s = state
+        self._undo = undo
+
+    async def get(self, user_id: str) -> Balance | None:
+        return self._s.balances.get(user_id)
+
+    async def ensure(self, user_id: str, now: datetime) -> Balance:
+        found = self._s.balances.get(user_id)
+        if found is None:
+            found = Balance.zero(user_id)
+            _set(self._s.balances, user_id, found, self._undo)
+        return found
+
+    def set(self, balance: Balance) -> None:
+        _set(self._s.balances, balance.user_id, balance, self._undo)
+
+    def _replay(self, user_id: str, key: str | None) -> LedgerEntry | None:
+        if key is None:
+            return None
+        entry_id = self._s.idempotency.get((user_id, key))
+        return None if entry_id is None else self._s.entries[entry_id]
+
+    async def debit(self, debit: Debit) -> DebitOutcome:
+        original = self._replay(debit.user_id, debit.idempotency_key)
+        if original is not None:
+            return Replayed(original)
+        current = self._s.balances.get(debit.user_id)
+        if current is None:
+            return NoBalance()
+        if current.balance < debit.amount:
+            return Refused(current.balance)
+        after = replace(
+            current,
+            balance=current.balance - debit.amount,
+            total_spent=current.total_spent + debit.amount,
+        )
+        entry = LedgerEntry(
+            id=debit.entry_id,
+            user_id=debit.user_id,
+            type=debit.type,
+            status=TransactionStatus.COMPLETED,
+            amount=-debit.amount,
+            balance_before=current.balance,
+            balance_after=after.balance,
+            app_id=debit.app_id,
+            description=debit.description,
+            metadata=debit.metadata,
+            idempotency_key=debit.idempotency_key,
+            created_at=debit.now,
+            completed_at=debit.now,
+        )
+        self.set(after)
+        self.add_entry(entry)
+        self.count_usage(debit.user_id, debit.app_id, debit.usage_day, debit.amount)
+        return Applied(entry, after)
+
+    async def credit(self, credit: Credit) -> CreditOutcome:
+        original = self._replay(credit.user_id, credit.idempotency_key)
+        if original is not None:
+            return Replayed(original)
+        current = await self.ensure(credit.user_id, credit.now)
+        after = replace(
+            current,
+            balance=current.balance + credit.amount,
+            total_earned=current.total_earned + credit.amount,
+        )
+        entry = LedgerEntry(
+            id=credit.entry_id,
+            user_id=credit.user_id,
+            type=credit.type,
+            status=TransactionStatus.COMPLETED,
+            amount=credit.amount,
+            balance_before=current.balance,
+            balance_after=after.balance,
+            app_id=credit.app_id,
+            description=credit.description,
+            metadata=credit.metadata,
+            idempotency_key=credit.idempotency_key,
+            created_at=credit.now,
+            completed_at=credit.now,
+        )
+        self.set(after)
+        self.add_entry(entry)
+        return Applied(entry, after)
+
+    def add_entry(self, entry: LedgerEntry) -> None:
+        s = self._s
+        if entry.id in s.entries:
+            raise RuntimeError(f"duplicate ledger entry id {entry.id}")
+        _set(s.entries, entry.id, entry, self._undo)
+        ids = s.entries_by_user[entry.user_id]
+        ids.append(entry.id)
+        self._undo.append(lambda: ids.remove(entry.id))
+        if entry.idempotency_key is not None:
+            _set(s.idempotency, (entry.user_id, entry.idempotency_key), entry.id, self._undo)
+
+    def count_usage(self, user_id: str, app_id: str, day: date, amount: int) -> None:
+        key = (user_id, app_id, day)
+        old = self._s.usage.get(key) or UsageStat(user_id, app_id, day, 0, 0)
+        new = replace(old, credits_used=old.credits_used + amount, operations=old.operations + 1)
+        _set(self._s.usage, key, new, self._undo)
+
+    async def iterate(self, batch_size: int = 1000) -> AsyncIterator[Balance]:
+        for user_id in sorted(self._s.balances):
+            yield self._s.balances[user_id]
+
+
+class MemoryLedger:
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    async def get(self, entry_id: str) -> LedgerEntry | None:
+        return self._s.entries.get(entry_id)
+
+    async def by_idempotency_key(self, user_id: str, key: str) -> LedgerEntry | None:
+        entry_id = self._s.idempotency.get((user_id, key))
+        return None if entry_id is None else self._s.entries[entry_id]
+
+    async def list(
+        self,
+        user_id: str,
+        *,
+        limit: int,
+        offset: int = 0,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[LedgerEntry]:
+        entries = [self._s.entries[i] for i in self._s.entries_by_user.get(user_id, [])]
+        entries.sort(key=lambda e: (e.created_at, e.id), reverse=True)
+        if before is not None:
+            entries = [e for e in entries if (e.created_at, e.id) < before]
+        return entries[offset : offset + limit]
+
+    async def totals(self) -> Mapping[str, LedgerTotals]:
+        sums: dict[str, LedgerTotals] = {}
+        for e in self._s.entries.values():
+            if e.status != TransactionStatus.COMPLETED:
+                continue
+            t = sums.get(e.user_id, LedgerTotals())
+            sums[e.user_id] = LedgerTotals(
+                net=t.net + e.amount,
+                earned=t.earned + max(e.amount, 0),
+                spent=t.spent + max(-e.amount, 0),
+            )
+        return sums
+
+
+class MemoryReservations:
+    def __init__(self, state: MemoryState, undo: list[Undo], balances: MemoryBalances) -> None:
+        self._s = state
+        self._undo = undo
+        self._balances = balances
+
+    async def get(self, reservation_id: str) -> Reservation | None:
+        return self._s.reservations.get(reservation_id)
+
+    async def hold(self, hold: Hold) -> Held | None:
+        current = self._s.balances.get(hold.user_id)
+        if current is None:
+            raise BalanceNotFound()
+        if current.balance < hold.amount:
+            return None
+        after = replace(current, balance=current.balance - hold.amount)
+        reservation = Reservation(
+            id=hold.reservation_id,
+            user_id=hold.user_id,
+            amount=hold.amount,
+            reason=hold.reason,
+            app_id=hold.app_id,
+            status=ReservationStatus.PENDING,
+            created_at=hold.now,
+            resolved_at=None,
+            transaction_id=None,
+        )
+        self._balances.set(after)
+        _set(self._s.reservations, reservation.id, reservation, self._undo)
+        return Held(reservation, after.balance)
+
+    def _resolve(
+        self, reservation_id: str, status: ReservationStatus, now: datetime, entry_id: str | None
+    ) -> Reservation | None:
+        found = self._s.reservations.get(reservation_id)
+        if found is None or found.status != ReservationStatus.PENDING:
+            return None
+        done = replace(found, status=status, resolved_at=now, transaction_id=entry_id)
+        _set(self._s.reservations, reservation_id, done, self._undo)
+        return done
+
+    async def commit(self, commit: CommitHold) -> tuple[Reservation, LedgerEntry] | None:
+        done = self._resolve(
+            commit.reservation_id, ReservationStatus.COMMITTED, commit.now, commit.entry_id
+        )
+        if done is None:
+            return None
+        current = self._s.balances[done.user_id]
+        after = replace(current, total_spent=current.total_spent + done.amount)
+        entry = LedgerEntry(
+            id=commit.entry_id,
+            user_id=done.user_id,
+            type=TransactionType.USAGE,
+            status=TransactionStatus.COMPLETED,
+            amount=-done.amount,
+            # The held credits left the spendable balance at reserve time.
+            balance_before=current.balance + done.amount,
+            balance_after=current.balance,
+            app_id=done.app_id,
+            description=commit.description,
+            metadata={"reservationId": done.id},
+            idempotency_key=None,
+            created_at=commit.now,
+            completed_at=commit.now,
+        )
+        self._balances.set(after)
+        self._balances.add_entry(entry)
+        self._balances.count_usage(done.user_id, done.app_id, commit.now.date(), done.amount)
+        return done, entry
+
+    async def release(self, release: ReleaseHold) -> tuple[Reservation, Balance] | None:
+        done = self._resolve(release.reservation_id, release.status, release.now, None)
+        if done is None:
+            return None
+        current = self._s.balances[done.user_id]
+        after = replace(current, balance=current.balance + done.amount)
+        self._balances.set(after)
+        return done, after
+
+    async def expired(self, older_than: datetime, limit: int) -> list[str]:
+        pending = [
+            r
+            for r in self._s.reservations.values()
+            if r.status == ReservationStatus.PENDING and r.created_at < older_than
+        ]
+        pending.sort(key=lambda r: r.created_at)
+        return [r.id for r in pending[:limit]]
+
+    async def held_by_user(self) -> Mapping[str, int]:
+        held: dict[str, int] = defaultdict(int)
+        for r in self._s.reservations.values():
+            if r.status == ReservationStatus.PENDING:
+                held[r.user_id] += r.amount
+        return dict(held)
+
+
+class MemoryUsage:
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    async def for_user(self, user_id: str, since: datetime | None = None) -> list[UsageStat]:
+        rows = [u for u in self._s.usage.values() if u.user_id == user_id]
+        if since is not None:
+            rows = [u for u in rows if u.day >= since.date()]
+        return sorted(rows, key=lambda u: (u.day, u.app_id))

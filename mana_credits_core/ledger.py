@@ -1,0 +1,154 @@
+"""Balances, ledger entries and the commands that move credits between them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+
+class TransactionType(enum.StrEnum):
+    """Why credits moved. `grant` and `clawback` are additions to the old service."""
+
+    PURCHASE = "purchase"
+    USAGE = "usage"
+    REFUND = "refund"
+    GIFT = "gift"
+    GRANT = "grant"  # an operator's audited gift of credits
+    CLAWBACK = "clawback"  # credits taken back after a payment refund or dispute
+
+
+class TransactionStatus(enum.StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """A user's spendable balance and lifetime totals.
+
+    `balance` excludes credits held by pending reservations; `total_earned` and
+    `total_spent` are the sums of the user's completed credit and debit entries.
+    """
+
+    user_id: str
+    balance: int
+    total_earned: int
+    total_spent: int
+
+    @classmethod
+    def zero(cls, user_id: str) -> Balance:
+        return cls(user_id=user_id, balance=0, total_earned=0, total_spent=0)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One immutable line of the ledger; `amount` is negative for debits."""
+
+    id: str
+    user_id: str
+    type: TransactionType
+    status: TransactionStatus
+    amount: int
+    balance_before: int
+    balance_after: int
+    app_id: str
+    description: str
+    metadata: JsonObject | None
+    idempotency_key: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Debit:
+    """Take `amount` credits from a user's spendable balance, if they fit.
+
+    The store applies it atomically: the idempotency key (scoped to the user) is
+    claimed by a unique constraint, the balance moves only if it covers the amount,
+    the entry is written and the day's usage is counted, or nothing happens.
+    """
+
+    entry_id: str
+    user_id: str
+    amount: int
+    app_id: str
+    description: str
+    metadata: JsonObject | None
+    idempotency_key: str | None
+    now: datetime
+    type: TransactionType = TransactionType.USAGE
+
+    @property
+    def usage_day(self) -> date:
+        return self.now.date()
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """Add `amount` credits to a user's balance, creating the balance if absent."""
+
+    entry_id: str
+    user_id: str
+    amount: int
+    type: TransactionType
+    app_id: str
+    description: str
+    metadata: JsonObject | None
+    idempotency_key: str | None
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The operation moved credits: the new entry and the balance after it."""
+
+    entry: LedgerEntry
+    balance: Balance
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """The idempotency key was already used: the original entry, nothing moved."""
+
+    entry: LedgerEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The debit did not fit: `available` is what the user could spend."""
+
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoBalance:
+    """The user has no balance row, so there is nothing to debit."""
+
+
+DebitOutcome = Applied | Replayed | Refused | NoBalance
+CreditOutcome = Applied | Replayed
+
+
+@dataclass(frozen=True, slots=True)
+class UsageStat:
+    """Credits a user spent in one app on one UTC day."""
+
+    user_id: str
+    app_id: str
+    day: date
+    credits_used: int
+    operations: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPage:
+    """A page of entries, newest first, and the cursor for the next (older) page."""
+
+    entries: list[LedgerEntry]
+    next_cursor: str | None = field(default=None)

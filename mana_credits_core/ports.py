@@ -1,0 +1,236 @@
+"""The ports: what the core needs from the outside world, as Protocols."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from .ledger import (
+    Balance,
+    Credit,
+    CreditOutcome,
+    Debit,
+    DebitOutcome,
+    LedgerEntry,
+    UsageStat,
+)
+from .reservations import CommitHold, Held, Hold, ReleaseHold, Reservation
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class IdGenerator(Protocol):
+    def new_id(self) -> str:
+        """A fresh UUID string."""
+        ...
+
+
+class BalanceRepository(Protocol):
+    async def get(self, user_id: str) -> Balance | None: ...
+
+    async def ensure(self, user_id: str, now: datetime) -> Balance:
+        """The user's balance, created at zero if absent; safe under concurrent calls."""
+        ...
+
+    async def debit(self, debit: Debit) -> DebitOutcome:
+        """Apply a debit atomically (see `Debit`); a replayed key returns `Replayed`."""
+        ...
+
+    async def credit(self, credit: Credit) -> CreditOutcome:
+        """Apply a credit atomically, creating the balance if absent."""
+        ...
+
+    def iterate(self, batch_size: int = 1000) -> AsyncIterator[Balance]:
+        """Every balance in user id order (for reconciliation)."""
+        ...
+
+
+class LedgerRepository(Protocol):
+    async def get(self, entry_id: str) -> LedgerEntry | None: ...
+
+    async def by_idempotency_key(self, user_id: str, key: str) -> LedgerEntry | None: ...
+
+    async def list(
+        self,
+        user_id: str,
+        *,
+        limit: int,
+        offset: int = 0,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[LedgerEntry]:
+        """Entries newest first; `before` = (created_at, id) of the last entry seen."""
+        ...
+
+    async def totals(self) -> Mapping[str, LedgerTotals]:
+        """Per user: the sums of completed entries (for reconciliation)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTotals:
+    net: int = 0
+    earned: int = 0
+    spent: int = 0
+
+
+class ReservationRepository(Protocol):
+    async def get(self, reservation_id: str) -> Reservation | None: ...
+
+    async def hold(self, hold: Hold) -> Held | None:
+        """Move credits into a pending reservation if they fit, else None (no change).
+
+        Raises `BalanceNotFound` if the user has no balance.
+        """
+        ...
+
+    async def commit(self, commit: CommitHold) -> tuple[Reservation, LedgerEntry] | None:
+        """Resolve a pending reservation into a usage entry; None if not pending."""
+        ...
+
+    async def release(self, release: ReleaseHold) -> tuple[Reservation, Balance] | None:
+        """Give a pending reservation's credits back; None if not pending."""
+        ...
+
+    async def expired(self, older_than: datetime, limit: int) -> list[str]:
+        """Ids of pending reservations created before `older_than`."""
+        ...
+
+    async def held_by_user(self) -> Mapping[str, int]:
+        """Per user: credits held by pending reservations (for reconciliation)."""
+        ...
+
+
+class UsageRepository(Protocol):
+    async def for_user(self, user_id: str, since: datetime | None = None) -> list[UsageStat]: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the repositories: rolled back on exit unless committed."""
+
+    @property
+    def balances(self) -> BalanceRepository: ...
+
+    @property
+    def ledger(self) -> LedgerRepository: ...
+
+    @property
+    def reservations(self) -> ReservationRepository: ...
+
+    @property
+    def usage(self) -> UsageRepository: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+class Store(Protocol):
+    """A store: hands out units of work, and closes its connections when done."""
+
+    def unit_of_work(self) -> UnitOfWork: ...
+
+    async def close(self) -> None: ...
+
+
+class DebitApplier(Protocol):
+    """Applies one debit in its own transaction.
+
+    The default runs it in a unit of work; a batching adapter may group debits that
+    arrive together into one transaction, as long as each gets its own outcome.
+    """
+
+    async def apply(self, debit: Debit) -> DebitOutcome: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as proven by a verified token."""
+
+    user_id: str
+    email: str | None = None
+    role: str = "user"
+    name: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class IdentityVerifier(Protocol):
+    async def verify(self, token: str) -> Principal:
+        """The token's principal; raises `Unauthenticated` for any bad token."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentIntent:
+    id: str
+    client_secret: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSession:
+    id: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    """A verified payment provider event."""
+
+    id: str
+    type: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class PaymentGateway(Protocol):
+    """The payment provider (Stripe in production, a dev gateway locally)."""
+
+    async def ensure_customer(self, user_id: str, email: str | None) -> str: ...
+
+    async def create_payment_intent(
+        self,
+        *,
+        customer_id: str,
+        amount_cents: int,
+        purchase_id: str,
+        metadata: Mapping[str, str],
+    ) -> PaymentIntent: ...
+
+    async def create_checkout_session(
+        self,
+        *,
+        customer_id: str,
+        amount_cents: int,
+        purchase_id: str,
+        product_name: str,
+        success_url: str,
+        cancel_url: str,
+        metadata: Mapping[str, str],
+    ) -> CheckoutSession: ...
+
+    def verify_webhook(self, payload: bytes, signature: str) -> PaymentEvent: ...
+
+
+class Notifier(Protocol):
+    """Tells users about things that happened to their account."""
+
+    async def sync_paused(self, user_id: str, *, interval: str, required: int) -> None: ...

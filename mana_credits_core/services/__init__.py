@@ -1,0 +1,32 @@
+"""The use cases: the library's public API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .credits import CreditsService as CreditsService
+from .credits import LedgerResult as LedgerResult
+from .reconcile import Drift as Drift
+from .reconcile import ReconcileReport as ReconcileReport
+from .reconcile import ReconcileService as ReconcileService
+from .reservations import ReservationsService as ReservationsService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Every use case, wired to one set of adapters by the composition root."""
+
+    credits: CreditsService
+    reservations: ReservationsService
+    reconcile: ReconcileService
+
+
+__all__ = [
+    "CreditsService",
+    "Drift",
+    "LedgerResult",
+    "ReconcileReport",
+    "ReconcileService",
+    "ReservationsService",
+    "Services",
+]

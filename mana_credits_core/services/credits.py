@@ -1,0 +1,218 @@
+"""Use cases for balances and the ledger: read, debit, credit, history."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+
+from .. import validation as v
+from ..errors import BalanceNotFound, IdempotencyKeyReused, InsufficientCredits, InvalidInput
+from ..ledger import (
+    Applied,
+    Balance,
+    Credit,
+    CreditOutcome,
+    Debit,
+    DebitOutcome,
+    LedgerEntry,
+    LedgerPage,
+    NoBalance,
+    Refused,
+    Replayed,
+    TransactionType,
+)
+from ..ports import Clock, DebitApplier, IdGenerator, Store
+
+SYSTEM_APP = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerResult:
+    """What a debit or credit did: the entry, the balance after it (None on a replay)."""
+
+    entry: LedgerEntry
+    balance: Balance | None
+    replayed: bool = False
+
+
+class UnitOfWorkDebits:
+    """The default `DebitApplier`: each debit in its own unit of work."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def apply(self, debit: Debit) -> DebitOutcome:
+        async with self._store.unit_of_work() as uow:
+            outcome = await uow.balances.debit(debit)
+            await uow.commit()
+        return outcome
+
+
+class CreditsService:
+    """Balances and the ledger. Every method validates its arguments first."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        ids: IdGenerator,
+        debits: DebitApplier | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self._debits = debits or UnitOfWorkDebits(store)
+
+    async def init_balance(self, user_id: str) -> Balance:
+        """Create a zero balance if the user has none; idempotent."""
+        return await self.balance(user_id)
+
+    async def balance(self, user_id: str) -> Balance:
+        """The user's balance; a user seen for the first time gets a zero balance."""
+        user_id = v.identifier(user_id, "userId")
+        async with self._store.unit_of_work() as uow:
+            found = await uow.balances.get(user_id)
+            if found is not None:
+                return found
+            created = await uow.balances.ensure(user_id, self._clock.now())
+            await uow.commit()
+            return created
+
+    async def use(
+        self,
+        user_id: str,
+        amount: int,
+        app_id: str,
+        description: str,
+        *,
+        idempotency_key: str | None = None,
+        metadata: dict[str, object] | None = None,
+    ) -> LedgerResult:
+        """Debit `amount` credits for a paid feature of `app_id`.
+
+        Raises `InsufficientCredits` (nothing changed) when the spendable balance is
+        short, `BalanceNotFound` for a user without a balance, and
+        `IdempotencyKeyReused` when the key was used for a different operation. A
+        replayed key returns the original entry with `replayed=True`.
+        """
+        debit = Debit(
+            entry_id=self._ids.new_id(),
+            user_id=v.identifier(user_id, "userId"),
+            amount=v.amount(amount),
+            app_id=v.identifier(app_id, "appId", v.MAX_APP_ID),
+            description=v.text(description, "description", v.MAX_DESCRIPTION),
+            metadata=v.metadata(metadata),
+            idempotency_key=v.idempotency_key(idempotency_key),
+            now=self._clock.now(),
+        )
+        outcome = await self._debits.apply(debit)
+        match outcome:
+            case Applied(entry, balance):
+                return LedgerResult(entry, balance)
+            case Replayed(entry):
+                _check_replay(entry, debit.type, -debit.amount, debit.app_id)
+                return LedgerResult(entry, None, replayed=True)
+            case Refused(available):
+                raise InsufficientCredits(required=debit.amount, available=available)
+            case NoBalance():
+                raise BalanceNotFound()
+
+    async def refund(
+        self,
+        user_id: str,
+        amount: int,
+        description: str,
+        *,
+        app_id: str = SYSTEM_APP,
+        idempotency_key: str | None = None,
+        metadata: dict[str, object] | None = None,
+    ) -> LedgerResult:
+        """Credit `amount` back to a user (e.g. a failed operation); idempotent by key."""
+        return await self.credit(
+            user_id,
+            amount,
+            TransactionType.REFUND,
+            description,
+            app_id=app_id,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+
+    async def credit(
+        self,
+        user_id: str,
+        amount: int,
+        type: TransactionType,
+        description: str,
+        *,
+        app_id: str = SYSTEM_APP,
+        idempotency_key: str | None = None,
+        metadata: dict[str, object] | None = None,
+    ) -> LedgerResult:
+        """Add credits of the given type; creates the balance for a new user."""
+        credit = Credit(
+            entry_id=self._ids.new_id(),
+            user_id=v.identifier(user_id, "userId"),
+            amount=v.amount(amount),
+            type=type,
+            app_id=v.identifier(app_id, "appId", v.MAX_APP_ID),
+            description=v.text(description, "description", v.MAX_DESCRIPTION),
+            metadata=v.metadata(metadata),
+            idempotency_key=v.idempotency_key(idempotency_key),
+            now=self._clock.now(),
+        )
+        async with self._store.unit_of_work() as uow:
+            outcome: CreditOutcome = await uow.balances.credit(credit)
+            await uow.commit()
+        if isinstance(outcome, Replayed):
+            _check_replay(outcome.entry, credit.type, credit.amount, credit.app_id)
+            return LedgerResult(outcome.entry, None, replayed=True)
+        return LedgerResult(outcome.entry, outcome.balance)
+
+    async def transactions(self, user_id: str, limit: int = 50, offset: int = 0) -> list[LedgerEntry]:
+        """The user's entries, newest first; `limit` is capped at `MAX_PAGE_SIZE`."""
+        user_id = v.identifier(user_id, "userId")
+        size, skip = v.page_size(limit), v.offset(offset)
+        async with self._store.unit_of_work() as uow:
+            return await uow.ledger.list(user_id, limit=size, offset=skip)
+
+    async def transactions_page(
+        self, user_id: str, limit: int = 50, cursor: str | None = None
+    ) -> LedgerPage:
+        """Keyset pagination for long histories: pass `next_cursor` back to go on."""
+        user_id = v.identifier(user_id, "userId")
+        size = v.page_size(limit)
+        before = None if cursor is None else decode_cursor(cursor)
+        async with self._store.unit_of_work() as uow:
+            entries = await uow.ledger.list(user_id, limit=size + 1, before=before)
+        more = len(entries) > size
+        entries = entries[:size]
+        next_cursor = encode_cursor(entries[-1]) if more else None
+        return LedgerPage(entries, next_cursor)
+
+
+def _check_replay(entry: LedgerEntry, type: TransactionType, amount: int, app_id: str) -> None:
+    """A key may only be replayed for the same operation, never repurposed."""
+    if entry.type != type or entry.amount != amount or entry.app_id != app_id:
+        raise IdempotencyKeyReused(
+            original_amount=abs(entry.amount), original_app_id=entry.app_id
+        )
+
+
+def encode_cursor(entry: LedgerEntry) -> str:
+    raw = f"{entry.created_at.isoformat()}|{entry.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        when, entry_id = base64.urlsafe_b64decode(padded).decode().split("|", 1)
+        at = datetime.fromisoformat(when)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise InvalidInput("cursor", "cursor is malformed") from exc
+    if at.tzinfo is None:
+        raise InvalidInput("cursor", "cursor is malformed")
+    return at, entry_id

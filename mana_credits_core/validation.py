@@ -1,0 +1,103 @@
+"""Argument rules shared by every use case; each failure names the field."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .errors import InvalidInput
+
+MAX_CREDITS = 100_000_000
+"""The largest amount one operation may move: one million euros in credits."""
+
+MAX_METADATA_BYTES = 8_192
+MAX_USER_ID = 255
+MAX_APP_ID = 100
+MAX_DESCRIPTION = 500
+MAX_REASON = 200
+MAX_IDEMPOTENCY_KEY = 255
+MAX_PAGE_SIZE = 100
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def amount(value: object, field: str = "amount") -> int:
+    """A credit amount: a true integer (not bool, float or str) in 1..MAX_CREDITS."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(field, f"{field} must be an integer")
+    if value < 1:
+        raise InvalidInput(field, f"{field} must be at least 1")
+    if value > MAX_CREDITS:
+        raise InvalidInput(field, f"{field} must be at most {MAX_CREDITS}")
+    return value
+
+
+def text(value: object, field: str, max_length: int, *, multiline: bool = True) -> str:
+    """A required human text: non-blank, bounded, free of NUL and control characters."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"{field} must be a string")
+    if not value.strip():
+        raise InvalidInput(field, f"{field} must not be empty")
+    if len(value) > max_length:
+        raise InvalidInput(field, f"{field} must be at most {max_length} characters")
+    pattern = _CONTROL if multiline else _ID_CONTROL
+    if pattern.search(value):
+        raise InvalidInput(field, f"{field} must not contain control characters")
+    return value
+
+
+def optional_text(value: object, field: str, max_length: int) -> str | None:
+    return None if value is None else text(value, field, max_length)
+
+
+def identifier(value: object, field: str, max_length: int = MAX_USER_ID) -> str:
+    """An opaque id from another system (user id, app id): one line, no controls."""
+    return text(value, field, max_length, multiline=False)
+
+
+def idempotency_key(value: object) -> str | None:
+    if value is None:
+        return None
+    return identifier(value, "idempotencyKey", MAX_IDEMPOTENCY_KEY)
+
+
+def metadata(value: object) -> dict[str, Any] | None:
+    """Free-form JSON object attached to an entry: finite numbers, bounded size."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise InvalidInput("metadata", "metadata must be a JSON object")
+    try:
+        encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("metadata", "metadata must be plain, finite JSON") from exc
+    if "\\u0000" in encoded:
+        raise InvalidInput("metadata", "metadata must not contain NUL characters")
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise InvalidInput("metadata", f"metadata must be at most {MAX_METADATA_BYTES} bytes")
+    parsed: dict[str, Any] = json.loads(encoded)
+    return parsed
+
+
+def page_size(value: object, default: int = 50) -> int:
+    """A page size: integer ≥ 1, quietly capped at MAX_PAGE_SIZE."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("limit", "limit must be an integer")
+    if value < 1:
+        raise InvalidInput("limit", "limit must be at least 1")
+    return min(value, MAX_PAGE_SIZE)
+
+
+def offset(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput("offset", "offset must be a non-negative integer")
+    if value > 10_000_000:
+        raise InvalidInput("offset", "offset is too large; use the cursor")
+    return value
+
