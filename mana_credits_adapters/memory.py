@@ -65,6 +65,9 @@ class MemoryStore:
     def unit_of_work(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
 
+    async def ping(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 

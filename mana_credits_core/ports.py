@@ -145,6 +145,10 @@ class Store(Protocol):
 
     def unit_of_work(self) -> UnitOfWork: ...
 
+    async def ping(self) -> None:
+        """Touch the store; raises `StoreUnavailable` if it cannot be reached."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..ports import Store
+
 from .credits import CreditsService as CreditsService
 from .credits import LedgerResult as LedgerResult
 from .reconcile import Drift as Drift
@@ -16,6 +18,7 @@ from .reservations import ReservationsService as ReservationsService
 class Services:
     """Every use case, wired to one set of adapters by the composition root."""
 
+    store: Store
     credits: CreditsService
     reservations: ReservationsService
     reconcile: ReconcileService

@@ -1,0 +1,63 @@
+"""Settings from the environment (the names of the API contract, plus a few of ours)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path.home() / ".mana-credits"
+DEV_SERVICE_KEY = "dev-service-key"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs operators already have and pick our async drivers for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; read from the environment, overridable in code."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    port: int = Field(3061, alias="PORT")
+    home: Path = Field(DEFAULT_HOME, alias="MANA_CREDITS_HOME")
+    database_url: str = Field("", alias="DATABASE_URL")
+    auth_url: str = Field("", alias="MANA_AUTH_URL")
+    service_key: str = Field("", alias="MANA_SERVICE_KEY")
+    base_url: str = Field("http://localhost:3061", alias="BASE_URL")
+    stripe_secret_key: str = Field("", alias="STRIPE_SECRET_KEY")
+    stripe_webhook_secret: str = Field("", alias="STRIPE_WEBHOOK_SECRET")
+    cors_origins: str = Field("", alias="CORS_ORIGINS")
+    notify_url: str = Field("", alias="MANA_NOTIFY_URL")
+
+    db_pool_size: int = Field(10, alias="MANA_CREDITS_DB_POOL_SIZE", ge=1)
+    db_max_overflow: int = Field(10, alias="MANA_CREDITS_DB_MAX_OVERFLOW", ge=0)
+    db_pool_timeout: float = Field(5.0, alias="MANA_CREDITS_DB_POOL_TIMEOUT", gt=0)
+    auto_migrate: bool | None = Field(None, alias="MANA_CREDITS_AUTO_MIGRATE")
+    reservation_ttl_seconds: int = Field(900, alias="MANA_CREDITS_RESERVATION_TTL", ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise(cls, value: str) -> str:
+        return normalise_database_url(value.strip())
+
+    @property
+    def effective_database_url(self) -> str:
+        """`DATABASE_URL`, or the embedded default: a SQLite file under the home folder."""
+        return self.database_url or f"sqlite+aiosqlite:///{self.home / 'credits.db'}"
+
+    @property
+    def is_embedded(self) -> bool:
+        return not self.effective_database_url.startswith("postgresql")
+
+    @property
+    def migrate_on_start(self) -> bool:
+        # The embedded default creates its schema itself; production runs `db upgrade`.
+        return self.is_embedded if self.auto_migrate is None else self.auto_migrate

@@ -1,0 +1,411 @@
+"""SQL repositories for balances, ledger entries and usage statistics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mana_credits_core.ledger import (
+    Applied,
+    Balance,
+    Credit,
+    CreditOutcome,
+    Debit,
+    DebitOutcome,
+    LedgerEntry,
+    NoBalance,
+    Refused,
+    Replayed,
+    TransactionStatus,
+    TransactionType,
+    UsageStat,
+)
+from mana_credits_core.ports import LedgerTotals
+
+from .tables import balances, transactions, usage_stats
+
+IDEMPOTENCY_CONSTRAINT = "uq_transactions_idempotency"
+
+
+def insert_for(connection: AsyncConnection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has `on_conflict_do_*` on PostgreSQL and SQLite."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def is_idempotency_violation(exc: IntegrityError) -> bool:
+    diag = getattr(exc.orig, "diag", None)
+    if diag is not None:
+        return getattr(diag, "constraint_name", None) == IDEMPOTENCY_CONSTRAINT
+    return "transactions.user_id, transactions.idempotency_key" in str(exc.orig)
+
+
+def balance_from(row: Any) -> Balance:
+    return Balance(
+        user_id=row.user_id,
+        balance=row.balance,
+        total_earned=row.total_earned,
+        total_spent=row.total_spent,
+    )
+
+
+def entry_from(row: Any) -> LedgerEntry:
+    return LedgerEntry(
+        id=row.id,
+        user_id=row.user_id,
+        type=TransactionType(row.type),
+        status=TransactionStatus(row.status),
+        amount=row.amount,
+        balance_before=row.balance_before,
+        balance_after=row.balance_after,
+        app_id=row.app_id,
+        description=row.description,
+        metadata=row.metadata,
+        idempotency_key=row.idempotency_key,
+        created_at=row.created_at.astimezone(UTC),
+        completed_at=None if row.completed_at is None else row.completed_at.astimezone(UTC),
+    )
+
+
+def entry_values(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "user_id": entry.user_id,
+        "type": entry.type.value,
+        "status": entry.status.value,
+        "amount": entry.amount,
+        "balance_before": entry.balance_before,
+        "balance_after": entry.balance_after,
+        "app_id": entry.app_id,
+        "description": entry.description,
+        "metadata": entry.metadata,
+        "idempotency_key": entry.idempotency_key,
+        "created_at": entry.created_at,
+        "completed_at": entry.completed_at,
+    }
+
+
+def completed_entry(
+    cmd: Debit | Credit, amount: int, balance_before: int, balance_after: int
+) -> LedgerEntry:
+    return LedgerEntry(
+        id=cmd.entry_id,
+        user_id=cmd.user_id,
+        type=cmd.type,
+        status=TransactionStatus.COMPLETED,
+        amount=amount,
+        balance_before=balance_before,
+        balance_after=balance_after,
+        app_id=cmd.app_id,
+        description=cmd.description,
+        metadata=cmd.metadata,
+        idempotency_key=cmd.idempotency_key,
+        created_at=cmd.now,
+        completed_at=cmd.now,
+    )
+
+
+# The whole debit in one statement and one round trip: the key is looked up, the
+# balance row is conditionally updated (its row lock held only for this statement),
+# the entry is written from the updated row, and the day's usage is counted. A
+# concurrent duplicate key loses on the unique constraint, and the statement rolls back.
+PG_DEBIT = sa.text(
+    """
+WITH p AS (
+    SELECT CAST(:user_id AS varchar) AS user_id, CAST(:amount AS bigint) AS amount,
+           CAST(:key AS varchar) AS key, CAST(:now AS timestamptz) AS now
+),
+prior AS (
+    SELECT t.* FROM credits.transactions t, p
+    WHERE t.user_id = p.user_id AND t.idempotency_key = p.key
+),
+debited AS (
+    UPDATE credits.balances b
+       SET balance = b.balance - p.amount, total_spent = b.total_spent + p.amount,
+           updated_at = p.now
+      FROM p
+     WHERE b.user_id = p.user_id AND b.balance >= p.amount AND NOT EXISTS (SELECT 1 FROM prior)
+ RETURNING b.user_id, b.balance, b.total_earned, b.total_spent
+),
+entry AS (
+    INSERT INTO credits.transactions
+        (id, user_id, type, status, amount, balance_before, balance_after, app_id,
+         description, metadata, idempotency_key, created_at, completed_at)
+    SELECT :id, d.user_id, :type, 'completed', -p.amount, d.balance + p.amount, d.balance,
+           :app_id, :description, CAST(:metadata AS jsonb), p.key, p.now, p.now
+      FROM debited d, p
+    RETURNING id
+),
+usage AS (
+    INSERT INTO credits.usage_stats AS u (user_id, app_id, day, credits_used, operations)
+    SELECT d.user_id, :app_id, CAST(:day AS date), p.amount, 1 FROM debited d, p
+    ON CONFLICT (user_id, app_id, day) DO UPDATE
+       SET credits_used = u.credits_used + EXCLUDED.credits_used,
+           operations = u.operations + 1
+)
+SELECT d.balance, d.total_earned, d.total_spent,
+       (SELECT b.balance FROM credits.balances b, p WHERE b.user_id = p.user_id) AS available,
+       prior.id AS prior_id, prior.user_id AS prior_user_id, prior.type AS prior_type,
+       prior.status AS prior_status, prior.amount AS prior_amount,
+       prior.balance_before AS prior_balance_before, prior.balance_after AS prior_balance_after,
+       prior.app_id AS prior_app_id, prior.description AS prior_description,
+       prior.metadata AS prior_metadata, prior.idempotency_key AS prior_idempotency_key,
+       prior.created_at AS prior_created_at, prior.completed_at AS prior_completed_at
+  FROM p
+  LEFT JOIN debited d ON true
+  LEFT JOIN prior ON true
+"""
+)
+
+
+class SqlBalances:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def get(self, user_id: str) -> Balance | None:
+        row = (
+            await self._c.execute(sa.select(balances).where(balances.c.user_id == user_id))
+        ).first()
+        return None if row is None else balance_from(row)
+
+    async def ensure(self, user_id: str, now: datetime) -> Balance:
+        # INSERT ... ON CONFLICT DO NOTHING: concurrent first reads both succeed.
+        await self._c.execute(
+            insert_for(self._c, balances)
+            .values(
+                user_id=user_id,
+                balance=0,
+                total_earned=0,
+                total_spent=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["user_id"])
+        )
+        found = await self.get(user_id)
+        assert found is not None
+        return found
+
+    async def debit(self, debit: Debit) -> DebitOutcome:
+        try:
+            if self._c.dialect.name == "postgresql":
+                return await self._debit_postgres(debit)
+            return await self._debit_generic(debit)
+        except IntegrityError as exc:
+            if not is_idempotency_violation(exc) or debit.idempotency_key is None:
+                raise
+        return await self._replay_after_race(debit.user_id, debit.idempotency_key)
+
+    async def _replay_after_race(self, user_id: str, key: str) -> Replayed:
+        # A concurrent request with the same key committed first. Our transaction is
+        # aborted and did nothing else (debits and credits run in their own unit of
+        # work), so start afresh and answer with the winner's entry.
+        await self._c.rollback()
+        original = await SqlLedger(self._c).by_idempotency_key(user_id, key)
+        assert original is not None, "the unique constraint fired, so the entry exists"
+        return Replayed(original)
+
+    async def _debit_postgres(self, debit: Debit) -> DebitOutcome:
+        params = {
+            "id": debit.entry_id,
+            "user_id": debit.user_id,
+            "amount": debit.amount,
+            "key": debit.idempotency_key,
+            "now": debit.now,
+            "day": debit.usage_day,
+            "type": debit.type.value,
+            "app_id": debit.app_id,
+            "description": debit.description,
+            "metadata": None if debit.metadata is None else json.dumps(debit.metadata),
+        }
+        row = (await self._c.execute(PG_DEBIT, params)).one()
+        if row.prior_id is not None:
+            prior = {
+                key.removeprefix("prior_"): value
+                for key, value in row._mapping.items()
+                if key.startswith("prior_")
+            }
+            return Replayed(entry_from(_Obj(prior)))
+        if row.balance is None:
+            return NoBalance() if row.available is None else Refused(row.available)
+        after = Balance(debit.user_id, row.balance, row.total_earned, row.total_spent)
+        entry = completed_entry(debit, -debit.amount, row.balance + debit.amount, row.balance)
+        return Applied(entry, after)
+
+    async def _debit_generic(self, debit: Debit) -> DebitOutcome:
+        if debit.idempotency_key is not None:
+            prior = await SqlLedger(self._c).by_idempotency_key(
+                debit.user_id, debit.idempotency_key
+            )
+            if prior is not None:
+                return Replayed(prior)
+        row = (
+            await self._c.execute(
+                sa.update(balances)
+                .where(balances.c.user_id == debit.user_id, balances.c.balance >= debit.amount)
+                .values(
+                    balance=balances.c.balance - debit.amount,
+                    total_spent=balances.c.total_spent + debit.amount,
+                    updated_at=debit.now,
+                )
+                .returning(balances)
+            )
+        ).first()
+        if row is None:
+            current = await self.get(debit.user_id)
+            return NoBalance() if current is None else Refused(current.balance)
+        after = balance_from(row)
+        entry = completed_entry(debit, -debit.amount, after.balance + debit.amount, after.balance)
+        await self._c.execute(sa.insert(transactions).values(entry_values(entry)))
+        await count_usage(self._c, debit.user_id, debit.app_id, debit.now, debit.amount)
+        return Applied(entry, after)
+
+    async def credit(self, credit: Credit) -> CreditOutcome:
+        try:
+            return await self._credit(credit)
+        except IntegrityError as exc:
+            if not is_idempotency_violation(exc) or credit.idempotency_key is None:
+                raise
+        return await self._replay_after_race(credit.user_id, credit.idempotency_key)
+
+    async def _credit(self, credit: Credit) -> CreditOutcome:
+        if credit.idempotency_key is not None:
+            prior = await SqlLedger(self._c).by_idempotency_key(
+                credit.user_id, credit.idempotency_key
+            )
+            if prior is not None:
+                return Replayed(prior)
+        await self.ensure(credit.user_id, credit.now)
+        row = (
+            await self._c.execute(
+                sa.update(balances)
+                .where(balances.c.user_id == credit.user_id)
+                .values(
+                    balance=balances.c.balance + credit.amount,
+                    total_earned=balances.c.total_earned + credit.amount,
+                    updated_at=credit.now,
+                )
+                .returning(balances)
+            )
+        ).one()
+        after = balance_from(row)
+        entry = completed_entry(credit, credit.amount, after.balance - credit.amount, after.balance)
+        await self._c.execute(sa.insert(transactions).values(entry_values(entry)))
+        return Applied(entry, after)
+
+    async def iterate(self, batch_size: int = 1000) -> AsyncIterator[Balance]:
+        last: str | None = None
+        while True:
+            query = sa.select(balances).order_by(balances.c.user_id).limit(batch_size)
+            if last is not None:
+                query = query.where(balances.c.user_id > last)
+            rows = (await self._c.execute(query)).all()
+            for row in rows:
+                yield balance_from(row)
+            if len(rows) < batch_size:
+                return
+            last = rows[-1].user_id
+
+
+class _Obj:
+    """Attribute access over a mapping (rows whose columns carry a prefix)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+async def count_usage(
+    connection: AsyncConnection, user_id: str, app_id: str, now: datetime, amount: int
+) -> None:
+    stmt = insert_for(connection, usage_stats).values(
+        user_id=user_id, app_id=app_id, day=now.date(), credits_used=amount, operations=1
+    )
+    await connection.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["user_id", "app_id", "day"],
+            set_={
+                "credits_used": usage_stats.c.credits_used + stmt.excluded.credits_used,
+                "operations": usage_stats.c.operations + 1,
+            },
+        )
+    )
+
+
+class SqlLedger:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def get(self, entry_id: str) -> LedgerEntry | None:
+        row = (
+            await self._c.execute(sa.select(transactions).where(transactions.c.id == entry_id))
+        ).first()
+        return None if row is None else entry_from(row)
+
+    async def by_idempotency_key(self, user_id: str, key: str) -> LedgerEntry | None:
+        row = (
+            await self._c.execute(
+                sa.select(transactions).where(
+                    transactions.c.user_id == user_id, transactions.c.idempotency_key == key
+                )
+            )
+        ).first()
+        return None if row is None else entry_from(row)
+
+    async def list(
+        self,
+        user_id: str,
+        *,
+        limit: int,
+        offset: int = 0,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[LedgerEntry]:
+        t = transactions.c
+        query = (
+            sa.select(transactions)
+            .where(t.user_id == user_id)
+            .order_by(t.created_at.desc(), t.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        if before is not None:
+            query = query.where(sa.tuple_(t.created_at, t.id) < sa.tuple_(*before))
+        return [entry_from(row) for row in await self._c.execute(query)]
+
+    async def totals(self) -> Mapping[str, LedgerTotals]:
+        t = transactions.c
+        query = (
+            sa.select(
+                t.user_id,
+                sa.func.sum(t.amount).label("net"),
+                sa.func.sum(sa.case((t.amount > 0, t.amount), else_=0)).label("earned"),
+                sa.func.sum(sa.case((t.amount < 0, -t.amount), else_=0)).label("spent"),
+            )
+            .where(t.status == TransactionStatus.COMPLETED.value)
+            .group_by(t.user_id)
+        )
+        return {
+            row.user_id: LedgerTotals(int(row.net), int(row.earned), int(row.spent))
+            for row in await self._c.execute(query)
+        }
+
+
+class SqlUsage:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def for_user(self, user_id: str, since: datetime | None = None) -> list[UsageStat]:
+        u = usage_stats.c
+        query = sa.select(usage_stats).where(u.user_id == user_id).order_by(u.day, u.app_id)
+        if since is not None:
+            query = query.where(u.day >= since.date())
+        return [
+            UsageStat(r.user_id, r.app_id, r.day, r.credits_used, r.operations)
+            for r in await self._c.execute(query)
+        ]

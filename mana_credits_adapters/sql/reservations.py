@@ -1,0 +1,177 @@
+"""SQL repository for reservations: conditional writes make each resolution happen once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mana_credits_core.errors import BalanceNotFound
+from mana_credits_core.ledger import Balance, LedgerEntry, TransactionStatus, TransactionType
+from mana_credits_core.reservations import (
+    CommitHold,
+    Held,
+    Hold,
+    ReleaseHold,
+    Reservation,
+    ReservationStatus,
+)
+
+from .ledger import balance_from, count_usage, entry_values
+from .tables import balances, reservations, transactions
+
+PENDING = ReservationStatus.PENDING.value
+
+
+def reservation_from(row: Any) -> Reservation:
+    return Reservation(
+        id=row.id,
+        user_id=row.user_id,
+        amount=row.amount,
+        reason=row.reason,
+        app_id=row.app_id,
+        status=ReservationStatus(row.status),
+        created_at=row.created_at,
+        resolved_at=row.resolved_at,
+        transaction_id=row.transaction_id,
+    )
+
+
+class SqlReservations:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def get(self, reservation_id: str) -> Reservation | None:
+        row = (
+            await self._c.execute(
+                sa.select(reservations).where(reservations.c.id == reservation_id)
+            )
+        ).first()
+        return None if row is None else reservation_from(row)
+
+    async def hold(self, hold: Hold) -> Held | None:
+        b = balances.c
+        row = (
+            await self._c.execute(
+                sa.update(balances)
+                .where(b.user_id == hold.user_id, b.balance >= hold.amount)
+                .values(balance=b.balance - hold.amount, updated_at=hold.now)
+                .returning(b.balance)
+            )
+        ).first()
+        if row is None:
+            exists = await self._c.scalar(sa.select(b.user_id).where(b.user_id == hold.user_id))
+            if exists is None:
+                raise BalanceNotFound()
+            return None
+        reservation = Reservation(
+            id=hold.reservation_id,
+            user_id=hold.user_id,
+            amount=hold.amount,
+            reason=hold.reason,
+            app_id=hold.app_id,
+            status=ReservationStatus.PENDING,
+            created_at=hold.now,
+            resolved_at=None,
+            transaction_id=None,
+        )
+        await self._c.execute(
+            sa.insert(reservations).values(
+                id=reservation.id,
+                user_id=reservation.user_id,
+                amount=reservation.amount,
+                reason=reservation.reason,
+                app_id=reservation.app_id,
+                status=PENDING,
+                created_at=reservation.created_at,
+            )
+        )
+        return Held(reservation, row.balance)
+
+    async def _resolve(
+        self, reservation_id: str, status: ReservationStatus, now: datetime, entry_id: str | None
+    ) -> Reservation | None:
+        # The status guard in the WHERE clause is what makes commit, refund and the
+        # expiry sweep mutually exclusive: exactly one of them matches the row.
+        r = reservations.c
+        row = (
+            await self._c.execute(
+                sa.update(reservations)
+                .where(r.id == reservation_id, r.status == PENDING)
+                .values(status=status.value, resolved_at=now, transaction_id=entry_id)
+                .returning(reservations)
+            )
+        ).first()
+        return None if row is None else reservation_from(row)
+
+    async def commit(self, commit: CommitHold) -> tuple[Reservation, LedgerEntry] | None:
+        done = await self._resolve(
+            commit.reservation_id, ReservationStatus.COMMITTED, commit.now, commit.entry_id
+        )
+        if done is None:
+            return None
+        b = balances.c
+        row = (
+            await self._c.execute(
+                sa.update(balances)
+                .where(b.user_id == done.user_id)
+                .values(total_spent=b.total_spent + done.amount, updated_at=commit.now)
+                .returning(b.balance)
+            )
+        ).one()
+        entry = LedgerEntry(
+            id=commit.entry_id,
+            user_id=done.user_id,
+            type=TransactionType.USAGE,
+            status=TransactionStatus.COMPLETED,
+            amount=-done.amount,
+            # The held credits left the spendable balance at reserve time.
+            balance_before=row.balance + done.amount,
+            balance_after=row.balance,
+            app_id=done.app_id,
+            description=commit.description,
+            metadata={"reservationId": done.id},
+            idempotency_key=None,
+            created_at=commit.now,
+            completed_at=commit.now,
+        )
+        await self._c.execute(sa.insert(transactions).values(entry_values(entry)))
+        await count_usage(self._c, done.user_id, done.app_id, commit.now, done.amount)
+        return done, entry
+
+    async def release(self, release: ReleaseHold) -> tuple[Reservation, Balance] | None:
+        done = await self._resolve(release.reservation_id, release.status, release.now, None)
+        if done is None:
+            return None
+        b = balances.c
+        row = (
+            await self._c.execute(
+                sa.update(balances)
+                .where(b.user_id == done.user_id)
+                .values(balance=b.balance + done.amount, updated_at=release.now)
+                .returning(balances)
+            )
+        ).one()
+        return done, balance_from(row)
+
+    async def expired(self, older_than: datetime, limit: int) -> list[str]:
+        r = reservations.c
+        query = (
+            sa.select(r.id)
+            .where(r.status == PENDING, r.created_at < older_than)
+            .order_by(r.created_at)
+            .limit(limit)
+        )
+        return list((await self._c.scalars(query)).all())
+
+    async def held_by_user(self) -> Mapping[str, int]:
+        r = reservations.c
+        query = (
+            sa.select(r.user_id, sa.func.sum(r.amount).label("held"))
+            .where(r.status == PENDING)
+            .group_by(r.user_id)
+        )
+        return {row.user_id: int(row.held) for row in await self._c.execute(query)}

@@ -1,0 +1,156 @@
+"""The SQL store: engines for PostgreSQL and SQLite, and the unit of work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from mana_credits_core.errors import StoreUnavailable
+
+from .ledger import SqlBalances, SqlLedger, SqlUsage
+from .reservations import SqlReservations
+from .tables import SQLITE_SCHEMA_MAP
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    pool_timeout: float = 5.0,
+    echo: bool = False,
+) -> AsyncEngine:
+    """An async engine for `postgresql+psycopg://` or `sqlite+aiosqlite://` URLs."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, echo=echo)
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        # Fail fast with 503 when the pool is exhausted rather than queueing forever.
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+        echo=echo,
+    )
+
+
+def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        url,
+        echo=echo,
+        connect_args={"timeout": 30},
+        execution_options={"schema_translate_map": SQLITE_SCHEMA_MAP},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        # Writers are serialised up front: no deadlock-prone lock upgrades mid-transaction.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class SqlStore:
+    """A `Store` over one async engine (PostgreSQL or SQLite)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    def unit_of_work(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self)
+
+    async def ping(self) -> None:
+        """Touch the database (readiness)."""
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(sa.text("SELECT 1"))
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise StoreUnavailable() from exc
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+class SqlUnitOfWork:
+    """One database transaction; rolled back on exit unless `commit()` was called."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self._connection: AsyncConnection | None = None
+
+    @property
+    def connection(self) -> AsyncConnection:
+        if self._connection is None:
+            raise RuntimeError("unit of work used outside `async with`")
+        return self._connection
+
+    @property
+    def balances(self) -> SqlBalances:
+        return SqlBalances(self.connection)
+
+    @property
+    def ledger(self) -> SqlLedger:
+        return SqlLedger(self.connection)
+
+    @property
+    def reservations(self) -> SqlReservations:
+        return SqlReservations(self.connection)
+
+    @property
+    def usage(self) -> SqlUsage:
+        return SqlUsage(self.connection)
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._connection = await self._store.engine.connect()
+            await self._connection.begin()
+        except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
+            await self._close()
+            raise StoreUnavailable() from exc
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._connection is not None and self._connection.in_transaction():
+                await self._connection.rollback()
+        finally:
+            await self._close()
+
+    async def _close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def commit(self) -> None:
+        await self.connection.commit()
+
+    async def rollback(self) -> None:
+        await self.connection.rollback()

@@ -1,0 +1,115 @@
+"""The SQL schema as SQLAlchemy Core tables (PostgreSQL schemas, mapped away on SQLite)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+CREDITS = "credits"
+GIFTS = "gifts"
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, also on SQLite which stores them naive."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json: sa.types.TypeEngine[Any] = sa.JSON().with_variant(JSONB(), "postgresql")
+Credits = sa.BigInteger
+Id = sa.String(36)
+UserId = sa.String(255)
+AppId = sa.String(100)
+
+balances = sa.Table(
+    "balances",
+    metadata,
+    sa.Column("user_id", UserId, primary_key=True),
+    sa.Column("balance", Credits, nullable=False),
+    sa.Column("total_earned", Credits, nullable=False),
+    sa.Column("total_spent", Credits, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
+    schema=CREDITS,
+)
+
+transactions = sa.Table(
+    "transactions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column("type", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("amount", Credits, nullable=False),
+    sa.Column("balance_before", Credits, nullable=False),
+    sa.Column("balance_after", Credits, nullable=False),
+    sa.Column("app_id", AppId, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("metadata", Json, nullable=True),
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("completed_at", UtcDateTime, nullable=True),
+    # Exactly-once for idempotent debits and credits lives here, scoped to the user.
+    sa.UniqueConstraint("user_id", "idempotency_key", name="uq_transactions_idempotency"),
+    sa.Index("ix_transactions_user_history", "user_id", "created_at", "id"),
+    schema=CREDITS,
+)
+
+usage_stats = sa.Table(
+    "usage_stats",
+    metadata,
+    sa.Column("user_id", UserId, primary_key=True),
+    sa.Column("app_id", AppId, primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("credits_used", Credits, nullable=False),
+    sa.Column("operations", sa.BigInteger, nullable=False),
+    schema=CREDITS,
+)
+
+reservations = sa.Table(
+    "reservations",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column("amount", Credits, nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("app_id", AppId, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("resolved_at", UtcDateTime, nullable=True),
+    sa.Column("transaction_id", Id, nullable=True),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
+    sa.Index("ix_reservations_status_created", "status", "created_at"),
+    sa.Index("ix_reservations_user_status", "user_id", "status"),
+    schema=CREDITS,
+)
+
+SQLITE_SCHEMA_MAP: dict[str | None, str | None] = {CREDITS: None, GIFTS: None}
+"""SQLite has no schemas: every table lives in the one database file."""
