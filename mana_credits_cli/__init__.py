@@ -1,0 +1,1 @@
+"""mana-credits admin CLI."""

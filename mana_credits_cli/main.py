@@ -1,0 +1,21 @@
+"""The `mana-credits` command."""
+
+from __future__ import annotations
+
+import typer
+
+from . import credits, db
+
+app = typer.Typer(
+    name="mana-credits",
+    help="Prepaid credits: run the service and operate its ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(credits.app, name="credits")
+app.command("reconcile")(credits.reconcile)
+
+
+def run() -> None:
+    app()

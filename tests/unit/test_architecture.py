@@ -1,0 +1,30 @@
+"""The hexagon holds: the core imports nothing but the standard library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+FORBIDDEN = ("sqlalchemy", "aiohttp", "stripe", "typer", "jwt", "psycopg", "pydantic", "alembic")
+
+
+def test_core_imports_only_the_standard_library() -> None:
+    probe = (
+        "import sys, mana_credits_core, mana_credits_core.services, mana_credits_core.ports;"
+        f"print(','.join(m for m in {FORBIDDEN!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == ""
+
+
+def test_the_probe_would_notice_a_forbidden_import() -> None:
+    probe = (
+        "import sys, mana_credits_adapters.sql.tables;"
+        f"print(','.join(m for m in {FORBIDDEN!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert "sqlalchemy" in loaded.split(",")
