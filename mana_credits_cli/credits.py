@@ -116,7 +116,12 @@ def reconcile(
                 "ok": report.ok,
                 "usersChecked": report.users_checked,
                 "drifts": [
-                    {"userId": d.user_id, "check": d.check, "expected": d.expected, "found": d.found}
+                    {
+                        "userId": d.user_id,
+                        "check": d.check,
+                        "expected": d.expected,
+                        "found": d.found,
+                    }
                     for d in report.drifts
                 ],
             }

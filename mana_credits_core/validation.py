@@ -100,4 +100,3 @@ def offset(value: object) -> int:
     if value > 10_000_000:
         raise InvalidInput("offset", "offset is too large; use the cursor")
     return value
-

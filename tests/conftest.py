@@ -19,7 +19,6 @@ from mana_credits_adapters.sql.tables import metadata
 from mana_credits_core.ports import Store
 from mana_credits_core.services import Services
 
-
 STORES = [
     pytest.param("memory", marks=pytest.mark.memory),
     pytest.param("sqlite", marks=pytest.mark.sqlite),
@@ -35,7 +34,7 @@ def postgres_required() -> bool:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A PostgreSQL server for the session; in CI its absence fails the run."""
-    from .pg_cluster import PostgresCluster, postgres_url
+    from .postgres import PostgresCluster, postgres_url
 
     cluster: PostgresCluster | None = None
     try:
@@ -75,33 +74,41 @@ async def sqlite_store(path: Path) -> SqlStore:
     return SqlStore(engine)
 
 
+@pytest.fixture
+async def sqlite_file_store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    store = await sqlite_store(tmp_path / "credits.db")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def clean_pg_store(pg_store: SqlStore) -> SqlStore:
+    await truncate(pg_store)
+    return pg_store
+
+
+# Sync fixtures choosing among async ones: pytest-asyncio cannot resolve an async
+# fixture by name from inside another async fixture.
 @pytest.fixture(params=STORES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+def store(request: pytest.FixtureRequest) -> Store:
     """Each store adapter in turn, empty."""
-    kind: str = request.param
-    if kind == "memory":
-        yield MemoryStore()
-    elif kind == "sqlite":
-        sqlite = await sqlite_store(tmp_path / "credits.db")
-        yield sqlite
-        await sqlite.close()
-    else:
-        pg: SqlStore = request.getfixturevalue("pg_store")
-        await truncate(pg)
-        yield pg
+    return store_named(request, request.param)
 
 
 @pytest.fixture(params=SQL_STORES)
-async def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+def sql_store(request: pytest.FixtureRequest) -> SqlStore:
     """The SQL stores only, for tests that need many real connections."""
-    if request.param == "sqlite":
-        sqlite = await sqlite_store(tmp_path / "credits.db")
-        yield sqlite
-        await sqlite.close()
-    else:
-        pg: SqlStore = request.getfixturevalue("pg_store")
-        await truncate(pg)
-        yield pg
+    found = store_named(request, request.param)
+    assert isinstance(found, SqlStore)
+    return found
+
+
+def store_named(request: pytest.FixtureRequest, kind: str) -> Store:
+    if kind == "memory":
+        return MemoryStore()
+    name = "sqlite_file_store" if kind == "sqlite" else "clean_pg_store"
+    found: Store = request.getfixturevalue(name)
+    return found
 
 
 @pytest.fixture

@@ -38,9 +38,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     async with engine.begin() as connection:
-        await connection.run_sync(
-            lambda c: command.downgrade(alembic_config(c), revision)
-        )
+        await connection.run_sync(lambda c: command.downgrade(alembic_config(c), revision))
 
 
 async def current(engine: AsyncEngine) -> str | None:

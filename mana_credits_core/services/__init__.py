@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ports import Store
-
 from .credits import CreditsService as CreditsService
 from .credits import LedgerResult as LedgerResult
 from .reconcile import Drift as Drift

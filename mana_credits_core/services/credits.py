@@ -171,7 +171,9 @@ class CreditsService:
             return LedgerResult(outcome.entry, None, replayed=True)
         return LedgerResult(outcome.entry, outcome.balance)
 
-    async def transactions(self, user_id: str, limit: int = 50, offset: int = 0) -> list[LedgerEntry]:
+    async def transactions(
+        self, user_id: str, limit: int = 50, offset: int = 0
+    ) -> list[LedgerEntry]:
         """The user's entries, newest first; `limit` is capped at `MAX_PAGE_SIZE`."""
         user_id = v.identifier(user_id, "userId")
         size, skip = v.page_size(limit), v.offset(offset)
@@ -196,9 +198,7 @@ class CreditsService:
 def _check_replay(entry: LedgerEntry, type: TransactionType, amount: int, app_id: str) -> None:
     """A key may only be replayed for the same operation, never repurposed."""
     if entry.type != type or entry.amount != amount or entry.app_id != app_id:
-        raise IdempotencyKeyReused(
-            original_amount=abs(entry.amount), original_app_id=entry.app_id
-        )
+        raise IdempotencyKeyReused(original_amount=abs(entry.amount), original_app_id=entry.app_id)
 
 
 def encode_cursor(entry: LedgerEntry) -> str:

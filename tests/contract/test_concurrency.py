@@ -51,7 +51,9 @@ async def test_twenty_concurrent_replays_make_one_entry(store: Store, settings: 
     assert (await services.reconcile.run()).ok
 
 
-async def test_concurrent_refunds_with_one_key_credit_once(store: Store, settings: Settings) -> None:
+async def test_concurrent_refunds_with_one_key_credit_once(
+    store: Store, settings: Settings
+) -> None:
     services = wire(store, settings)
     results = await asyncio.gather(
         *(services.credits.refund("bob", 5, "once", idempotency_key="r") for _ in range(20))

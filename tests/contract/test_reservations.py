@@ -47,9 +47,13 @@ async def test_commit_writes_one_usage_entry(funded: Services) -> None:
     resolved = await funded.reservations.get(held.reservation.id)
     assert resolved.status == ReservationStatus.COMMITTED
     assert resolved.transaction_id == entry.id
-    with pytest.raises(ReservationNotPending, match="Cannot commit reservation in status: committed"):
+    with pytest.raises(
+        ReservationNotPending, match="Cannot commit reservation in status: committed"
+    ):
         await funded.reservations.commit(held.reservation.id)
-    with pytest.raises(ReservationNotPending, match="Cannot refund reservation in status: committed"):
+    with pytest.raises(
+        ReservationNotPending, match="Cannot refund reservation in status: committed"
+    ):
         await funded.reservations.refund(held.reservation.id)
     assert (await funded.credits.balance("alice")).balance == 60
     assert (await funded.reconcile.run()).ok

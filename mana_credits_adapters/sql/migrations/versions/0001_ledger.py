@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from mana_credits_adapters.sql.tables import Json, UtcDateTime
 from mana_credits_adapters.sql.migrations.schemas import schema
+from mana_credits_adapters.sql.tables import Json, UtcDateTime
 
 revision = "0001"
 down_revision: str | None = None
