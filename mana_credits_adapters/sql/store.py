@@ -141,8 +141,15 @@ class SqlUnitOfWork:
         try:
             if self._connection is not None and self._connection.in_transaction():
                 await self._connection.rollback()
+        except (OperationalError, DBAPIError, OSError):
+            pass  # the connection is gone; the server rolled the transaction back
         finally:
             await self._close()
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            # The database went away mid-transaction: nothing was committed.
+            raise StoreUnavailable() from exc
+        if isinstance(exc, OperationalError | TimeoutError):
+            raise StoreUnavailable() from exc
 
     async def _close(self) -> None:
         if self._connection is not None:

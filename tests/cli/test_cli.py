@@ -1,0 +1,104 @@
+"""The CLI against the embedded SQLite store and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_adapters.settings import Settings
+from mana_credits_adapters.sql.store import create_engine
+from mana_credits_cli.main import app
+from mana_credits_core import TransactionType
+
+runner = CliRunner()
+
+
+@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.sqlite), "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cli.db'}"
+    request.applymarker(pytest.mark.postgres)
+    url: str = request.getfixturevalue("pg_url")
+    request.getfixturevalue("clean_pg_store")
+    return url
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def seed(url: str) -> None:
+    async def work() -> None:
+        async with bootstrap(Settings(DATABASE_URL=url), migrate=True) as services:
+            await services.credits.credit("alice", 100, TransactionType.GRANT, "funds")
+            await services.credits.use("alice", 30, "chat", "answer")
+
+    asyncio.run(work())
+
+
+def test_db_upgrade_and_current(database_url: str) -> None:
+    code, out = invoke("db", "upgrade", "--database-url", database_url)
+    assert code == 0, out
+    assert "database at revision 0001" in out
+    code, out = invoke("db", "current", "--database-url", database_url)
+    assert code == 0
+    assert out.startswith("0001")
+
+
+def test_balance_and_history_as_json(database_url: str) -> None:
+    seed(database_url)
+    code, out = invoke("credits", "balance", "alice", "--database-url", database_url, "--json")
+    assert code == 0, out
+    assert json.loads(out) == {
+        "userId": "alice",
+        "balance": 70,
+        "totalEarned": 100,
+        "totalSpent": 30,
+    }
+    code, out = invoke("credits", "history", "alice", "--database-url", database_url, "--json")
+    assert code == 0, out
+    entries = json.loads(out)
+    assert [(e["type"], e["amount"]) for e in entries] == [("usage", -30), ("grant", 100)]
+    code, out = invoke("credits", "history", "alice", "--database-url", database_url)
+    assert code == 0
+    assert "answer" in out
+
+
+def test_bad_input_is_an_error_with_exit_code_1(database_url: str) -> None:
+    seed(database_url)
+    code, out = invoke(
+        "credits", "history", "alice", "--limit", "0", "--database-url", database_url
+    )
+    assert code == 1
+    assert "error: invalid_input: limit must be at least 1" in out
+
+
+def test_reconcile_exits_1_on_drift(database_url: str) -> None:
+    seed(database_url)
+    code, out = invoke("reconcile", "--database-url", database_url, "--json")
+    assert code == 0, out
+    assert json.loads(out)["ok"] is True
+
+    async def plant() -> None:
+        engine = create_engine(Settings(DATABASE_URL=database_url).effective_database_url)
+        schema = "credits." if database_url.startswith("postgresql") else ""
+        async with engine.begin() as connection:
+            await connection.execute(sa.text(f"UPDATE {schema}balances SET total_spent = 31"))
+        await engine.dispose()
+
+    asyncio.run(plant())
+    code, out = invoke("reconcile", "--database-url", database_url)
+    assert code == 1
+    assert "total_spent" in out
+    code, out = invoke("reconcile", "--database-url", database_url, "--json")
+    assert code == 1
+    assert json.loads(out)["drifts"] == [
+        {"userId": "alice", "check": "total_spent", "expected": 30, "found": 31}
+    ]
