@@ -19,11 +19,15 @@ from mana_credits_core import TransactionType
 runner = CliRunner()
 
 
-@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.sqlite), "postgres"])
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'cli.db'}"
-    request.applymarker(pytest.mark.postgres)
     url: str = request.getfixturevalue("pg_url")
     request.getfixturevalue("clean_pg_store")
     return url
