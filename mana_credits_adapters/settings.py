@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(5.0, alias="MANA_CREDITS_DB_POOL_TIMEOUT", gt=0)
     auto_migrate: bool | None = Field(None, alias="MANA_CREDITS_AUTO_MIGRATE")
     reservation_ttl_seconds: int = Field(900, alias="MANA_CREDITS_RESERVATION_TTL", ge=1)
+    sweep_interval_seconds: float = Field(60.0, alias="MANA_CREDITS_SWEEP_INTERVAL", gt=0)
+    max_body_bytes: int = Field(64 * 1024, alias="MANA_CREDITS_MAX_BODY_BYTES", ge=1024)
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
 
     @field_validator("database_url")
     @classmethod
@@ -61,3 +64,41 @@ class Settings(BaseSettings):
     def migrate_on_start(self) -> bool:
         # The embedded default creates its schema itself; production runs `db upgrade`.
         return self.is_embedded if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def service_keys(self) -> list[str]:
+        """Accepted service keys; several (comma-separated) while one is rotated out.
+
+        The embedded default accepts the well-known dev key when none is configured.
+        """
+        keys = [key.strip() for key in self.service_key.split(",") if key.strip()]
+        if not keys and self.is_embedded:
+            return [DEV_SERVICE_KEY]
+        return keys
+
+    @property
+    def dev_identity(self) -> bool:
+        """Without `MANA_AUTH_URL` the embedded default signs and verifies its own tokens."""
+        return not self.auth_url and self.is_embedded
+
+    @property
+    def issuer(self) -> str:
+        return (self.auth_url or self.base_url).rstrip("/")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    def production_problems(self) -> list[str]:
+        """Why this configuration must not serve production traffic (empty if fine)."""
+        if self.is_embedded:
+            return []
+        problems = []
+        keys = self.service_keys
+        if not keys:
+            problems.append("MANA_SERVICE_KEY is not set")
+        elif DEV_SERVICE_KEY in keys:
+            problems.append("MANA_SERVICE_KEY is the public development key")
+        if not self.auth_url:
+            problems.append("MANA_AUTH_URL is not set")
+        return problems

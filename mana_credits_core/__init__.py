@@ -3,6 +3,7 @@
 from .errors import BalanceNotFound as BalanceNotFound
 from .errors import Conflict as Conflict
 from .errors import CreditsError as CreditsError
+from .errors import Forbidden as Forbidden
 from .errors import IdempotencyKeyReused as IdempotencyKeyReused
 from .errors import InsufficientCredits as InsufficientCredits
 from .errors import InvalidInput as InvalidInput
@@ -10,6 +11,7 @@ from .errors import NotFound as NotFound
 from .errors import ReservationNotFound as ReservationNotFound
 from .errors import ReservationNotPending as ReservationNotPending
 from .errors import StoreUnavailable as StoreUnavailable
+from .errors import Unauthenticated as Unauthenticated
 from .ledger import Balance as Balance
 from .ledger import LedgerEntry as LedgerEntry
 from .ledger import LedgerPage as LedgerPage
@@ -34,6 +36,7 @@ __all__ = [
     "CreditsError",
     "CreditsService",
     "Drift",
+    "Forbidden",
     "IdempotencyKeyReused",
     "InsufficientCredits",
     "InvalidInput",
@@ -53,5 +56,6 @@ __all__ = [
     "StoreUnavailable",
     "TransactionStatus",
     "TransactionType",
+    "Unauthenticated",
     "UsageStat",
 ]

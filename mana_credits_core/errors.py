@@ -90,3 +90,17 @@ class StoreUnavailable(CreditsError):
 
     code = "store_unavailable"
     default_message = "Credit store temporarily unavailable"
+
+
+class Unauthenticated(CreditsError):
+    """No valid credential was presented."""
+
+    code = "unauthenticated"
+    default_message = "Invalid or expired token"
+
+
+class Forbidden(CreditsError):
+    """The caller is known but may not do this."""
+
+    code = "forbidden"
+    default_message = "Forbidden"

@@ -2,48 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 from aiohttp import web
 
 from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_adapters.identity import open_identity
+from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.settings import Settings
-from mana_credits_core.errors import StoreUnavailable
+from mana_credits_core.ports import IdentityVerifier
 from mana_credits_core.services import Services
 
-SERVICES = web.AppKey("services", Services)
-SETTINGS = web.AppKey("settings", Settings)
+from . import openapi
+from .cors import cors
+from .errors import error_middleware
+from .keys import IDENTITY, METRICS, SERVICES, SETTINGS
+from .metrics import Metrics
+from .observability import observe
+from .routes import Route, credits, internal, ops, pending
+
+log = logging.getLogger("mana_credits.http")
+
+ROUTES: list[Route] = [*ops.ROUTES, *credits.ROUTES, *internal.ROUTES, *pending.ROUTES]
 
 
-def envelope(status: int, message: str, code: str) -> web.Response:
-    return web.json_response(
-        {"statusCode": status, "message": message, "code": code}, status=status
+def create_app(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    identity: IdentityVerifier | None = None,
+) -> web.Application:
+    """The server. It opens its own services and identity from `settings` unless given.
+
+    Services or an identity passed in belong to the caller, who closes them.
+    """
+    app = web.Application(
+        middlewares=[observe, cors, error_middleware],
+        client_max_size=settings.max_body_bytes,
     )
-
-
-async def health(request: web.Request) -> web.Response:
-    return web.json_response(
-        {"status": "ok", "service": "mana-credits", "timestamp": datetime.now(UTC).isoformat()}
-    )
-
-
-async def ready(request: web.Request) -> web.Response:
-    try:
-        await request.app[SERVICES].store.ping()
-    except StoreUnavailable:
-        return envelope(503, "Database unavailable", "store_unavailable")
-    return web.json_response({"status": "ready"})
-
-
-async def not_implemented(request: web.Request) -> web.Response:
-    return envelope(501, "Not implemented yet", "not_implemented")
-
-
-def create_app(settings: Settings, services: Services | None = None) -> web.Application:
-    """The application; opens its own services from `settings` unless given them."""
-    app = web.Application()
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         if services is not None:
@@ -54,8 +55,53 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
             app[SERVICES] = opened
             yield
 
-    app.cleanup_ctx.append(services_ctx)
-    app.router.add_get("/health", health)
-    app.router.add_get("/health/ready", ready)
-    app.router.add_route("*", "/api/v1/{tail:.*}", not_implemented)
+    async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
+        if identity is not None:
+            app[IDENTITY] = identity
+            yield
+            return
+        async with open_identity(settings) as verifier:
+            app[IDENTITY] = verifier
+            yield
+
+    app.cleanup_ctx.extend([services_ctx, identity_ctx, reservation_sweep])
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    document = openapi.document(ROUTES)
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get("/openapi.json", openapi_json)
+    if settings.dev_identity:
+        jwks = SigningKey.load_or_create(settings.home).jwks()
+
+        async def dev_jwks(request: web.Request) -> web.Response:
+            return web.json_response(jwks)
+
+        # The embedded default is its own auth service: other local services can
+        # verify the dev tokens against this JWKS.
+        app.router.add_get("/api/auth/jwks", dev_jwks)
     return app
+
+
+async def reservation_sweep(app: web.Application) -> AsyncIterator[None]:
+    """Release expired reservations in the background; safe with many processes."""
+    interval = app[SETTINGS].sweep_interval_seconds
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                released = await app[SERVICES].reservations.release_expired()
+            except Exception:
+                log.exception("reservation sweep failed; retrying next interval")
+                continue
+            if released:
+                log.info("released %d expired reservations", released)
+
+    task = asyncio.create_task(loop(), name="reservation-sweep")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

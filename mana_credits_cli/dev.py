@@ -1,0 +1,39 @@
+"""`mana-credits dev`: helpers for the embedded default."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mana_credits_adapters.identity.dev import SigningKey
+from mana_credits_adapters.settings import Settings
+
+from .runtime import err_console
+
+app = typer.Typer(help="Development helpers for the embedded default.", no_args_is_help=True)
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option(help="The user id (`sub` claim).")],
+    email: Annotated[str | None, typer.Option(help="The `email` claim.")] = None,
+    role: Annotated[str, typer.Option(help="`user` or `admin`.")] = "user",
+    name: Annotated[str | None, typer.Option(help="The `name` claim.")] = None,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=1)] = 3600,
+) -> None:
+    """Print a token that the embedded default server accepts.
+
+    Example: TOKEN=$(mana-credits dev token --user alice --email alice@example.com)
+    """
+    settings = Settings()
+    if not settings.dev_identity:
+        err_console.print(
+            "error: config: MANA_AUTH_URL is set, so tokens come from the auth service",
+            markup=False,
+        )
+        raise typer.Exit(1)
+    key = SigningKey.load_or_create(settings.home)
+    typer.echo(
+        key.mint(user, issuer=settings.issuer, email=email, role=role, name=name, ttl_seconds=ttl)
+    )

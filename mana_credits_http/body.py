@@ -1,0 +1,80 @@
+"""Strict request parsing: JSON only, no duplicate keys, no NaN, no giant numbers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from mana_credits_core.errors import InvalidInput
+
+from .errors import from_validation
+
+M = TypeVar("M", bound=BaseModel)
+MAX_INT_DIGITS = 19  # anything longer cannot be a credit amount and is not parsed
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidInput(key, f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise InvalidInput("body", f"{name} is not valid JSON")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise InvalidInput("body", "number too large")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise InvalidInput("body", "number too large")
+    return value
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput("body", "Malformed JSON body") from exc
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """The request's JSON body validated into `model` (400 naming the field if not)."""
+    if request.content_type != "application/json":
+        raise InvalidInput("body", "Content-Type must be application/json")
+    raw = await request.read()
+    if not raw.strip():
+        raise InvalidInput("body", "A JSON body is required")
+    data = parse_json(raw)
+    if not isinstance(data, dict):
+        raise InvalidInput("body", "The JSON body must be an object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise from_validation(error) from error
+
+
+def query_int(request: web.Request, name: str) -> int | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_INT_DIGITS or not value.lstrip("-").isdigit():
+        raise InvalidInput(name, f"{name} must be an integer")
+    return int(value)

@@ -1,0 +1,105 @@
+"""One error middleware: core errors to statuses through a table, the contract's envelope."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from mana_credits_core.errors import (
+    Conflict,
+    CreditsError,
+    Forbidden,
+    IdempotencyKeyReused,
+    InsufficientCredits,
+    InvalidInput,
+    NotFound,
+    ReservationNotPending,
+    StoreUnavailable,
+    Unauthenticated,
+)
+
+from .keys import Handler
+
+log = logging.getLogger("mana_credits.http")
+
+# Walked along the error's __mro__, so the most specific class wins.
+STATUS: dict[type[CreditsError], int] = {
+    InvalidInput: 400,
+    Unauthenticated: 401,
+    InsufficientCredits: 402,
+    Forbidden: 403,
+    NotFound: 404,
+    ReservationNotPending: 400,  # the contract's answer to a second commit/refund
+    IdempotencyKeyReused: 409,
+    Conflict: 409,
+    StoreUnavailable: 503,
+    CreditsError: 400,
+}
+
+
+class AdminRequired(Forbidden):
+    """Kept apart because the contract gives it its own body."""
+
+    default_message = "Admin access required"
+
+
+def status_for(error: CreditsError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def envelope(
+    status: int, message: str, code: str, details: dict[str, Any] | None = None
+) -> web.Response:
+    body: dict[str, Any] = {"statusCode": status, "message": message, "code": code}
+    if details:
+        body["details"] = details
+    return web.json_response(body, status=status)
+
+
+def from_validation(error: ValidationError) -> InvalidInput:
+    """A pydantic failure as the core's error, naming the first bad field."""
+    first = error.errors(include_url=False, include_input=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "body"
+    return InvalidInput(field, f"{field}: {first['msg']}")
+
+
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AdminRequired:
+        return web.json_response(
+            {"error": "Forbidden", "message": "Admin access required"}, status=403
+        )
+    except CreditsError as error:
+        return envelope(status_for(error), error.message, error.code, error.details or None)
+    except ValidationError as error:
+        bad = from_validation(error)
+        return envelope(400, bad.message, bad.code, bad.details)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = HTTP_CODES.get(error.status, "http_error")
+        message = "Route not found" if error.status == 404 else error.reason
+        response = envelope(error.status, message, code)
+        if error.status == 405:
+            response.headers["Allow"] = error.headers.get("Allow", "")
+        return response
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return envelope(500, "Internal server error", "internal_error")

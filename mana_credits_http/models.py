@@ -1,0 +1,181 @@
+"""Request and response bodies: one definition for validation, rendering and OpenAPI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic.alias_generators import to_camel
+
+from mana_credits_core import Balance, LedgerEntry, TransactionStatus, TransactionType
+
+
+class Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def render(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="json")
+
+
+def iso(moment: datetime) -> str:
+    """Timestamps as the previous service wrote them: UTC, milliseconds, `Z`."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def drop_none(body: dict[str, Any]) -> dict[str, Any]:
+    """Leave out optional top-level keys; nested shapes keep their nulls."""
+    return {key: value for key, value in body.items() if value is not None}
+
+
+# Requests. Types are strict here (no "10" for 10); the core checks ranges and text.
+
+
+class UseCreditsBody(Camel):
+    amount: StrictInt
+    app_id: StrictStr
+    description: StrictStr
+    idempotency_key: StrictStr | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class InternalUseCreditsBody(UseCreditsBody):
+    user_id: StrictStr
+
+
+class InternalRefundBody(Camel):
+    user_id: StrictStr
+    amount: StrictInt
+    description: StrictStr
+    app_id: StrictStr = "system"
+    idempotency_key: StrictStr | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class UserIdBody(Camel):
+    user_id: StrictStr
+
+
+class ReserveBody(Camel):
+    user_id: StrictStr
+    amount: StrictInt
+    reason: StrictStr
+
+
+class CommitBody(Camel):
+    reservation_id: StrictStr
+    description: StrictStr | None = None
+
+
+class ReservationIdBody(Camel):
+    reservation_id: StrictStr
+
+
+# Responses.
+
+
+class BalanceOut(Camel):
+    balance: int
+    total_earned: int
+    total_spent: int
+
+    @classmethod
+    def of(cls, balance: Balance) -> BalanceOut:
+        return cls(
+            balance=balance.balance,
+            total_earned=balance.total_earned,
+            total_spent=balance.total_spent,
+        )
+
+
+class TransactionOut(Camel):
+    id: str
+    user_id: str
+    type: TransactionType
+    status: TransactionStatus
+    amount: int
+    balance_before: int
+    balance_after: int
+    app_id: str
+    description: str
+    metadata: dict[str, Any] | None
+    idempotency_key: str | None
+    created_at: str
+    completed_at: str | None
+
+    @classmethod
+    def of(cls, e: LedgerEntry) -> TransactionOut:
+        return cls(
+            id=e.id,
+            user_id=e.user_id,
+            type=e.type,
+            status=e.status,
+            amount=e.amount,
+            balance_before=e.balance_before,
+            balance_after=e.balance_after,
+            app_id=e.app_id,
+            description=e.description,
+            metadata=e.metadata,
+            idempotency_key=e.idempotency_key,
+            created_at=iso(e.created_at),
+            completed_at=None if e.completed_at is None else iso(e.completed_at),
+        )
+
+
+class NewBalanceOut(Camel):
+    balance: int
+    total_spent: int | None = None
+
+
+class UseCreditsOut(Camel):
+    """Applied: `newBalance` is set. Replayed: `message` says so and it is omitted."""
+
+    success: Literal[True] = True
+    transaction: TransactionOut
+    new_balance: NewBalanceOut | None = None
+    message: str | None = None
+
+    def render(self) -> dict[str, Any]:
+        return drop_none(super().render())
+
+
+class RefundOut(Camel):
+    success: Literal[True] = True
+    transaction: TransactionOut
+    new_balance: NewBalanceOut
+    message: str | None = None
+
+    def render(self) -> dict[str, Any]:
+        return drop_none(super().render())
+
+
+class ReserveOut(Camel):
+    reservation_id: str
+    balance: int
+
+
+class CommitOut(Camel):
+    success: Literal[True] = True
+    transaction_id: str
+
+
+class RefundReservationOut(Camel):
+    success: Literal[True] = True
+    balance: int
+
+
+class HealthOut(Camel):
+    status: str
+    service: str
+    timestamp: str
+
+
+class ReadyOut(Camel):
+    status: str
+
+
+class ErrorOut(Camel):
+    status_code: int
+    message: str
+    code: str
+    details: dict[str, Any] | None = None

@@ -1,0 +1,75 @@
+"""Structured JSON logs with a request id, and request metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from .keys import METRICS, REQUEST_ID, Handler
+
+access = logging.getLogger("mana_credits.access")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("mana_credits")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def route_name(request: web.Request) -> str:
+    """The route template (not the raw path), so metrics do not explode per user id."""
+    info = request.match_info
+    resource = info.route.resource if info.http_exception is None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if given.isprintable() and 0 < len(given) <= 100 else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    response = await handler(request)
+    elapsed = time.perf_counter() - started
+    response.headers["X-Request-Id"] = request_id
+    route = route_name(request)
+    metrics = request.app[METRICS]
+    metrics.requests.labels(route, request.method, str(response.status)).inc()
+    metrics.latency.labels(route).observe(elapsed)
+    if access.isEnabledFor(logging.INFO):
+        access.info(
+            "request",
+            extra={
+                "fields": {
+                    "requestId": request_id,
+                    "method": request.method,
+                    "route": route,
+                    "status": response.status,
+                    "ms": round(elapsed * 1000, 2),
+                }
+            },
+        )
+    return response

@@ -1,0 +1,73 @@
+"""The OpenAPI document, generated from the route tables and their pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from .models import ErrorOut
+from .routes import Route
+
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "user": [{"bearer": []}],
+    "admin": [{"bearer": []}],
+    "service": [{"serviceKey": []}],
+}
+
+
+def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        components[name] = definition
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def document(routes: list[Route]) -> dict[str, Any]:
+    components: dict[str, Any] = {}
+    error = {"application/json": {"schema": _schema(ErrorOut, components)}}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        operation: dict[str, Any] = {
+            "summary": route.summary,
+            "operationId": re.sub(r"[^a-z0-9]+", "_", f"{route.method} {route.path}".lower()).strip(
+                "_"
+            ),
+            "responses": {"default": {"description": "Error", "content": error}},
+        }
+        parameters = [
+            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+            for part in route.path.split("/")
+            if part.startswith("{")
+        ]
+        if parameters:
+            operation["parameters"] = parameters
+        if route.auth in SECURITY:
+            operation["security"] = SECURITY[route.auth]
+        if route.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _schema(route.body, components)}},
+            }
+        ok: dict[str, Any] = {"description": "Success"}
+        if route.response is not None:
+            schema = _schema(route.response, components)
+            if route.many:
+                schema = {"type": "array", "items": schema}
+            ok["content"] = {"application/json": {"schema": schema}}
+        operation["responses"][str(route.status)] = ok
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "mana-credits", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "serviceKey": {"type": "apiKey", "in": "header", "name": "X-Service-Key"},
+            },
+        },
+    }

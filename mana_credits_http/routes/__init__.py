@@ -1,0 +1,25 @@
+"""Route tables: each module lists its routes once, for the router and for OpenAPI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+from ..keys import Handler
+
+Auth = Literal["none", "user", "admin", "service", "stripe-signature"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    auth: Auth
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    many: bool = False
+    status: int = 200

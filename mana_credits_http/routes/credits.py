@@ -1,0 +1,92 @@
+"""Personal credits (bearer JWT): balance, debit, history."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from mana_credits_core import InsufficientCredits
+from mana_credits_core.services import LedgerResult
+
+from ..auth import require_user
+from ..body import query_int, read_body
+from ..keys import METRICS, SERVICES
+from ..models import BalanceOut, NewBalanceOut, TransactionOut, UseCreditsBody, UseCreditsOut
+from . import Route
+
+ALREADY_PROCESSED = "Transaction already processed"
+
+
+async def balance(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    found = await request.app[SERVICES].credits.balance(user.user_id)
+    return web.json_response(BalanceOut.of(found).render())
+
+
+async def use(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    body = await read_body(request, UseCreditsBody)
+    result = await debit(request, user.user_id, body)
+    return web.json_response(use_answer(result).render())
+
+
+async def debit(request: web.Request, user_id: str, body: UseCreditsBody) -> LedgerResult:
+    """The debit shared by the user and internal routes, counted in the metrics."""
+    metrics = request.app[METRICS]
+    try:
+        result = await request.app[SERVICES].credits.use(
+            user_id,
+            body.amount,
+            body.app_id,
+            body.description,
+            idempotency_key=body.idempotency_key,
+            metadata=body.metadata,
+        )
+    except InsufficientCredits:
+        metrics.insufficient.inc()
+        raise
+    if not result.replayed:
+        metrics.debits.inc()
+    return result
+
+
+def use_answer(result: LedgerResult) -> UseCreditsOut:
+    transaction = TransactionOut.of(result.entry)
+    if result.balance is None:
+        return UseCreditsOut(transaction=transaction, message=ALREADY_PROCESSED)
+    new_balance = NewBalanceOut(
+        balance=result.balance.balance, total_spent=result.balance.total_spent
+    )
+    return UseCreditsOut(transaction=transaction, new_balance=new_balance)
+
+
+async def transactions(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    limit = query_int(request, "limit")
+    offset = query_int(request, "offset")
+    entries = await request.app[SERVICES].credits.transactions(
+        user.user_id, limit=50 if limit is None else limit, offset=offset or 0
+    )
+    return web.json_response([TransactionOut.of(e).render() for e in entries])
+
+
+ROUTES = [
+    Route("GET", "/api/v1/credits/balance", balance, "Your balance", "user", response=BalanceOut),
+    Route(
+        "POST",
+        "/api/v1/credits/use",
+        use,
+        "Use credits (idempotent with idempotencyKey)",
+        "user",
+        body=UseCreditsBody,
+        response=UseCreditsOut,
+    ),
+    Route(
+        "GET",
+        "/api/v1/credits/transactions",
+        transactions,
+        "Your ledger, newest first (?limit≤100&offset)",
+        "user",
+        response=TransactionOut,
+        many=True,
+    ),
+]

@@ -1,0 +1,163 @@
+"""Service-to-service credits (X-Service-Key): balances, debits, refunds, reservations."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from mana_credits_core import validation
+
+from ..auth import require_service
+from ..body import read_body
+from ..keys import SERVICES
+from ..models import (
+    BalanceOut,
+    CommitBody,
+    CommitOut,
+    InternalRefundBody,
+    InternalUseCreditsBody,
+    NewBalanceOut,
+    RefundOut,
+    RefundReservationOut,
+    ReservationIdBody,
+    ReserveBody,
+    ReserveOut,
+    TransactionOut,
+    UseCreditsOut,
+    UserIdBody,
+)
+from . import Route
+from .credits import ALREADY_PROCESSED, debit, use_answer
+
+
+async def balance(request: web.Request) -> web.Response:
+    require_service(request)
+    user_id = validation.identifier(request.match_info["user_id"], "userId")
+    found = await request.app[SERVICES].credits.balance(user_id)
+    return web.json_response(BalanceOut.of(found).render())
+
+
+async def use(request: web.Request) -> web.Response:
+    require_service(request)
+    body = await read_body(request, InternalUseCreditsBody)
+    result = await debit(request, body.user_id, body)
+    return web.json_response(use_answer(result).render())
+
+
+async def refund(request: web.Request) -> web.Response:
+    require_service(request)
+    body = await read_body(request, InternalRefundBody)
+    credits = request.app[SERVICES].credits
+    result = await credits.refund(
+        body.user_id,
+        body.amount,
+        body.description,
+        app_id=body.app_id,
+        idempotency_key=body.idempotency_key,
+        metadata=body.metadata,
+    )
+    # A replay reports the balance as it is now; the credit was applied once.
+    after = result.balance or await credits.balance(body.user_id)
+    answer = RefundOut(
+        transaction=TransactionOut.of(result.entry),
+        new_balance=NewBalanceOut(balance=after.balance),
+        message=ALREADY_PROCESSED if result.replayed else None,
+    )
+    return web.json_response(answer.render())
+
+
+async def init(request: web.Request) -> web.Response:
+    require_service(request)
+    body = await read_body(request, UserIdBody)
+    found = await request.app[SERVICES].credits.init_balance(body.user_id)
+    return web.json_response(BalanceOut.of(found).render())
+
+
+async def reserve(request: web.Request) -> web.Response:
+    app_id = require_service(request)
+    body = await read_body(request, ReserveBody)
+    held = await request.app[SERVICES].reservations.reserve(
+        body.user_id, body.amount, body.reason, app_id=app_id
+    )
+    answer = ReserveOut(reservation_id=held.reservation.id, balance=held.balance)
+    return web.json_response(answer.render())
+
+
+async def commit(request: web.Request) -> web.Response:
+    require_service(request)
+    body = await read_body(request, CommitBody)
+    entry = await request.app[SERVICES].reservations.commit(body.reservation_id, body.description)
+    return web.json_response(CommitOut(transaction_id=entry.id).render())
+
+
+async def refund_reservation(request: web.Request) -> web.Response:
+    require_service(request)
+    body = await read_body(request, ReservationIdBody)
+    balance_after = await request.app[SERVICES].reservations.refund(body.reservation_id)
+    return web.json_response(RefundReservationOut(balance=balance_after).render())
+
+
+PREFIX = "/api/v1/internal/credits"
+ROUTES = [
+    Route(
+        "GET",
+        PREFIX + "/balance/{user_id}",
+        balance,
+        "A user's balance (created at zero if absent)",
+        "service",
+        response=BalanceOut,
+    ),
+    Route(
+        "POST",
+        PREFIX + "/use",
+        use,
+        "Debit a user (idempotent with idempotencyKey)",
+        "service",
+        body=InternalUseCreditsBody,
+        response=UseCreditsOut,
+    ),
+    Route(
+        "POST",
+        PREFIX + "/refund",
+        refund,
+        "Credit a user back",
+        "service",
+        body=InternalRefundBody,
+        response=RefundOut,
+    ),
+    Route(
+        "POST",
+        PREFIX + "/init",
+        init,
+        "Create a zero balance (idempotent)",
+        "service",
+        body=UserIdBody,
+        response=BalanceOut,
+    ),
+    Route(
+        "POST",
+        PREFIX + "/reserve",
+        reserve,
+        "Hold credits for a two-phase debit",
+        "service",
+        body=ReserveBody,
+        response=ReserveOut,
+    ),
+    Route(
+        "POST",
+        PREFIX + "/commit",
+        commit,
+        "Commit a reservation to the ledger (once)",
+        "service",
+        body=CommitBody,
+        response=CommitOut,
+    ),
+    Route(
+        "POST",
+        PREFIX + "/refund-reservation",
+        refund_reservation,
+        "Release a reservation's credits (once)",
+        "service",
+        body=ReservationIdBody,
+        response=RefundReservationOut,
+    ),
+]

@@ -1,0 +1,35 @@
+"""Operations: health, readiness, metrics, the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from ..keys import METRICS, SERVICES
+from ..models import HealthOut, ReadyOut, iso
+from . import Route
+
+
+async def health(request: web.Request) -> web.Response:
+    answer = HealthOut(status="ok", service="mana-credits", timestamp=iso(datetime.now(UTC)))
+    return web.json_response(answer.render())
+
+
+async def ready(request: web.Request) -> web.Response:
+    await request.app[SERVICES].store.ping()  # StoreUnavailable → 503
+    return web.json_response(ReadyOut(status="ready").render())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+ROUTES = [
+    Route("GET", "/health", health, "Liveness", "none", response=HealthOut),
+    Route(
+        "GET", "/health/ready", ready, "Readiness: touches the database", "none", response=ReadyOut
+    ),
+    Route("GET", "/metrics", metrics, "Prometheus metrics", "none"),
+]

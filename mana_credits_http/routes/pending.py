@@ -1,0 +1,42 @@
+"""Routes of the contract whose features are not built yet: 501, never a fake success."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import envelope
+from . import Auth, Route
+
+
+async def not_implemented(request: web.Request) -> web.Response:
+    return envelope(501, "Not implemented yet", "not_implemented")
+
+
+PENDING: list[tuple[str, str, str, Auth]] = [
+    ("GET", "/api/v1/credits/purchases", "Your purchases", "user"),
+    ("GET", "/api/v1/credits/packages", "Credit packages on sale", "none"),
+    ("POST", "/api/v1/credits/purchase", "Start a purchase", "user"),
+    ("GET", "/api/v1/credits/purchase/{purchase_id}", "One of your purchases", "user"),
+    ("GET", "/api/v1/sync/status", "Your Cloud Sync status", "user"),
+    ("POST", "/api/v1/sync/activate", "Activate Cloud Sync", "user"),
+    ("POST", "/api/v1/sync/deactivate", "Deactivate Cloud Sync", "user"),
+    ("POST", "/api/v1/sync/change-interval", "Change the billing interval", "user"),
+    ("GET", "/api/v1/gifts/me/created", "Gifts you created", "user"),
+    ("GET", "/api/v1/gifts/me/received", "Gifts you redeemed", "user"),
+    ("GET", "/api/v1/gifts/{code}", "Public gift information", "none"),
+    ("POST", "/api/v1/gifts", "Create a gift code", "user"),
+    ("POST", "/api/v1/gifts/{code}/redeem", "Redeem a gift code", "user"),
+    ("DELETE", "/api/v1/gifts/{gift_id}", "Cancel a gift", "user"),
+    ("GET", "/api/v1/admin/sync/{user_id}", "A user's Cloud Sync status", "admin"),
+    ("POST", "/api/v1/admin/sync/{user_id}/gift", "Gift Cloud Sync", "admin"),
+    ("DELETE", "/api/v1/admin/sync/{user_id}/gift", "Revoke a Cloud Sync gift", "admin"),
+    ("POST", "/api/v1/internal/gifts/redeem-pending", "Redeem personalized gifts", "service"),
+    ("GET", "/api/v1/internal/sync/status/{user_id}", "A user's Cloud Sync status", "service"),
+    ("POST", "/api/v1/internal/sync/charge-recurring", "Run Cloud Sync billing", "service"),
+    ("POST", "/api/v1/webhooks/stripe", "Stripe events", "stripe-signature"),
+]
+
+ROUTES = [
+    Route(method, path, not_implemented, f"{summary} (not implemented yet: 501)", auth)
+    for method, path, summary, auth in PENDING
+]
