@@ -48,11 +48,11 @@ def create_app(
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         if services is not None:
-            app[SERVICES] = services
+            use_services(app, services)
             yield
             return
         async with bootstrap(settings) as opened:
-            app[SERVICES] = opened
+            use_services(app, opened)
             yield
 
     async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -83,6 +83,14 @@ def create_app(
         # verify the dev tokens against this JWKS.
         app.router.add_get("/api/auth/jwks", dev_jwks)
     return app
+
+
+def use_services(app: web.Application, services: Services) -> None:
+    app[SERVICES] = services
+    # Only pooled stores report connections in use; the others have no pool to watch.
+    in_use = getattr(services.store, "connections_in_use", None)
+    if callable(in_use):
+        app[METRICS].watch_pool(in_use)
 
 
 async def reservation_sweep(app: web.Application) -> AsyncIterator[None]:

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 
 class Metrics:
-    def __init__(self, pool_in_use: Callable[[], float] | None = None) -> None:
+    def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "mana_credits_http_requests",
@@ -29,13 +29,14 @@ class Metrics:
             "Debits and holds refused for insufficient credits.",
             registry=self.registry,
         )
-        pool = Gauge(
+        self.pool_in_use = Gauge(
             "mana_credits_db_pool_in_use",
             "Database connections checked out of the pool.",
             registry=self.registry,
         )
-        if pool_in_use is not None:
-            pool.set_function(pool_in_use)
+
+    def watch_pool(self, in_use: Callable[[], float]) -> None:
+        self.pool_in_use.set_function(in_use)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -124,7 +124,11 @@ class TransactionOut(Camel):
 
 class NewBalanceOut(Camel):
     balance: int
-    total_spent: int | None = None
+    total_spent: int
+
+
+class RefundedBalanceOut(Camel):
+    balance: int
 
 
 class UseCreditsOut(Camel):
@@ -142,7 +146,7 @@ class UseCreditsOut(Camel):
 class RefundOut(Camel):
     success: Literal[True] = True
     transaction: TransactionOut
-    new_balance: NewBalanceOut
+    new_balance: RefundedBalanceOut
     message: str | None = None
 
     def render(self) -> dict[str, Any]:

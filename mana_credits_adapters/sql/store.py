@@ -90,6 +90,11 @@ class SqlStore:
         except (OperationalError, DBAPIError, OSError) as exc:
             raise StoreUnavailable() from exc
 
+    def connections_in_use(self) -> int:
+        """Connections checked out of the pool (for the metrics gauge)."""
+        checked_out = getattr(self.engine.pool, "checkedout", None)
+        return int(checked_out()) if callable(checked_out) else 0
+
     async def close(self) -> None:
         await self.engine.dispose()
 

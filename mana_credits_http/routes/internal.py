@@ -15,7 +15,7 @@ from ..models import (
     CommitOut,
     InternalRefundBody,
     InternalUseCreditsBody,
-    NewBalanceOut,
+    RefundedBalanceOut,
     RefundOut,
     RefundReservationOut,
     ReservationIdBody,
@@ -59,7 +59,7 @@ async def refund(request: web.Request) -> web.Response:
     after = result.balance or await credits.balance(body.user_id)
     answer = RefundOut(
         transaction=TransactionOut.of(result.entry),
-        new_balance=NewBalanceOut(balance=after.balance),
+        new_balance=RefundedBalanceOut(balance=after.balance),
         message=ALREADY_PROCESSED if result.replayed else None,
     )
     return web.json_response(answer.render())

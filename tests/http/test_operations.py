@@ -1,0 +1,147 @@
+"""Operations: health, readiness, metrics, OpenAPI, dev mode, production refusal, sweep."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from typer.testing import CliRunner
+
+from mana_credits_adapters.bootstrap import build_services
+from mana_credits_adapters.clock import ManualClock
+from mana_credits_adapters.memory import MemoryStore
+from mana_credits_adapters.settings import Settings
+from mana_credits_adapters.sql.store import SqlStore, create_engine
+from mana_credits_cli.main import app as cli
+from mana_credits_core import ReservationStatus, TransactionType
+from mana_credits_core.services import Services
+from mana_credits_http import ROUTES, create_app
+
+from .conftest import Jwks, bearer, service
+
+Client = TestClient[web.Request, web.Application]
+
+
+async def test_health_and_readiness(client: Client) -> None:
+    health = await client.get("/health")
+    body = await health.json()
+    assert (body["status"], body["service"]) == ("ok", "mana-credits")
+    assert body["timestamp"].endswith("Z")
+    ready = await client.get("/health/ready")
+    assert (ready.status, await ready.json()) == (200, {"status": "ready"})
+    assert health.headers["X-Request-Id"]
+    traced = await client.get("/health", headers={"X-Request-Id": "trace-me"})
+    assert traced.headers["X-Request-Id"] == "trace-me"
+
+
+async def test_readiness_is_503_when_the_database_is_down(
+    http_settings: Settings, jwks: Jwks
+) -> None:
+    store = SqlStore(create_engine("postgresql+psycopg://x@127.0.0.1:1/none", pool_timeout=1))
+    services = build_services(store, http_settings)
+    async with TestClient(TestServer(create_app(http_settings, services=services))) as client:
+        ready = await client.get("/health/ready")
+        assert ready.status == 503
+        body = await ready.json()
+        assert body["code"] == "store_unavailable"
+        assert "Traceback" not in str(body)
+        debit = await client.get("/api/v1/credits/balance", headers=bearer(jwks.token()))
+        assert debit.status == 503
+    await store.close()
+
+
+async def test_metrics_count_requests_and_debits(
+    client: Client, jwks: Jwks, app_services: Services
+) -> None:
+    await app_services.credits.credit("alice", 10, TransactionType.GRANT, "funds")
+    body = {"amount": 4, "appId": "chat", "description": "x"}
+    for _ in range(3):
+        await client.post("/api/v1/credits/use", json=body, headers=bearer(jwks.token()))
+    text = await (await client.get("/metrics")).text()
+    assert "mana_credits_debits_total 2.0" in text
+    assert "mana_credits_insufficient_credits_total 1.0" in text
+    labels = 'method="POST",route="/api/v1/credits/use",status="402"'
+    assert f"mana_credits_http_requests_total{{{labels}}} 1.0" in text
+    assert "mana_credits_http_request_duration_seconds_bucket" in text
+    assert "mana_credits_db_pool_in_use" in text
+
+
+async def test_openapi_lists_every_route(client: Client) -> None:
+    document: dict[str, Any] = await (await client.get("/openapi.json")).json()
+    listed = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
+    served = set()
+    for resource in client.app.router.resources():
+        info = resource.get_info()
+        path = info.get("path") or info.get("formatter")
+        for route in resource:
+            if route.method not in ("HEAD",) and path != "/openapi.json":
+                served.add((route.method, path))
+    assert served == listed
+    assert len(listed) == len(ROUTES)
+    use = document["paths"]["/api/v1/credits/use"]["post"]
+    schema_ref = use["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[-1]]
+    assert set(schema["required"]) == {"amount", "appId", "description"}
+
+
+async def test_dev_mode_accepts_tokens_minted_by_the_cli(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("MANA_CREDITS_HOME", str(tmp_path))
+    for name in ("DATABASE_URL", "MANA_AUTH_URL", "MANA_SERVICE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    minted = CliRunner().invoke(cli, ["dev", "token", "--user", "alice", "--role", "admin"])
+    assert minted.exit_code == 0, minted.output
+    token = minted.output.strip()
+    settings = Settings()
+    assert settings.dev_identity
+    async with TestClient(TestServer(create_app(settings))) as client:
+        balance = await client.get("/api/v1/credits/balance", headers=bearer(token))
+        assert balance.status == 200
+        assert (await balance.json())["balance"] == 0
+        internal = await client.post(
+            "/api/v1/internal/credits/refund",
+            json={"userId": "alice", "amount": 25, "description": "welcome"},
+            headers=service(key="dev-service-key"),
+        )
+        assert internal.status == 200
+        jwks = await (await client.get("/api/auth/jwks")).json()
+        assert jwks["keys"][0]["crv"] == "Ed25519"
+        assert "d" not in jwks["keys"][0]
+    assert (tmp_path / "credits.db").exists()
+
+
+def test_production_mode_refuses_to_start_without_keys(monkeypatch: Any) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://mana@127.0.0.1:1/mana_credits")
+    monkeypatch.delenv("MANA_AUTH_URL", raising=False)
+    monkeypatch.setenv("MANA_SERVICE_KEY", "dev-service-key")
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1
+    assert "MANA_SERVICE_KEY is the public development key" in result.output
+    assert "MANA_AUTH_URL is not set" in result.output
+    monkeypatch.delenv("MANA_SERVICE_KEY")
+    result = CliRunner().invoke(cli, ["serve"])
+    assert "MANA_SERVICE_KEY is not set" in result.output
+
+
+async def test_the_server_sweeps_expired_reservations(tmp_path: Path, jwks: Jwks) -> None:
+    settings = Settings(
+        MANA_CREDITS_HOME=tmp_path,
+        MANA_AUTH_URL=jwks.url,
+        MANA_CREDITS_SWEEP_INTERVAL=0.05,
+        MANA_CREDITS_RESERVATION_TTL=60,
+    )
+    clock = ManualClock()
+    services = build_services(MemoryStore(), settings, clock=clock)
+    await services.credits.credit("alice", 10, TransactionType.GRANT, "funds")
+    held = await services.reservations.reserve("alice", 10, "stuck")
+    async with TestClient(TestServer(create_app(settings, services=services))):
+        clock.advance(services.reservations.ttl * 2)
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            found = await services.reservations.get(held.reservation.id)
+            if found.status == ReservationStatus.EXPIRED:
+                break
+        assert found.status == ReservationStatus.EXPIRED
+    assert (await services.credits.balance("alice")).balance == 10
