@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..auth import require_admin, require_service, require_user
 from ..errors import envelope
+from ..keys import Handler
 from . import Auth, Route
 
 
-async def not_implemented(request: web.Request) -> web.Response:
-    return envelope(501, "Not implemented yet", "not_implemented")
+def not_implemented(auth: Auth) -> Handler:
+    """A 501 that still checks the route family's credential, as the real route will."""
+
+    async def handler(request: web.Request) -> web.Response:
+        if auth == "user":
+            await require_user(request)
+        elif auth == "admin":
+            await require_admin(request)
+        elif auth == "service":
+            require_service(request)
+        return envelope(501, "Not implemented yet", "not_implemented")
+
+    return handler
 
 
 PENDING: list[tuple[str, str, str, Auth]] = [
@@ -37,6 +50,6 @@ PENDING: list[tuple[str, str, str, Auth]] = [
 ]
 
 ROUTES = [
-    Route(method, path, not_implemented, f"{summary} (not implemented yet: 501)", auth)
+    Route(method, path, not_implemented(auth), f"{summary} (not implemented yet: 501)", auth)
     for method, path, summary, auth in PENDING
 ]

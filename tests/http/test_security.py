@@ -136,10 +136,14 @@ async def test_cached_keys_keep_working_while_jwks_is_down(client: Client, jwks:
     assert await status_of(client, sign(jwks, claims(jwks), kid="unknown")) == 401
 
 
-async def test_admin_role_comes_from_the_token(client: Client, jwks: Jwks) -> None:
+async def test_admin_routes_need_the_admin_role(client: Client, jwks: Jwks) -> None:
     user = await client.get("/api/v1/admin/sync/alice", headers=bearer(jwks.token()))
-    # The admin routes are not built yet (501), but the route family is reserved.
-    assert user.status in (403, 501)
+    assert user.status == 403
+    assert await user.json() == {"error": "Forbidden", "message": "Admin access required"}
+    anonymous = await client.get("/api/v1/admin/sync/alice")
+    assert anonymous.status == 401
+    admin = await client.get("/api/v1/admin/sync/alice", headers=bearer(jwks.token(role="admin")))
+    assert admin.status == 501  # the Cloud Sync admin routes come with that feature
 
 
 @pytest.mark.parametrize(
@@ -255,7 +259,7 @@ async def test_unknown_routes_and_methods(client: Client) -> None:
     assert (await wrong.json())["statusCode"] == 405
 
 
-async def test_routes_of_later_features_answer_501(client: Client) -> None:
+async def test_routes_of_later_features_answer_501(client: Client, jwks: Jwks) -> None:
     response = await client.get("/api/v1/credits/packages")
     assert response.status == 501
     assert await response.json() == {
@@ -263,6 +267,11 @@ async def test_routes_of_later_features_answer_501(client: Client) -> None:
         "message": "Not implemented yet",
         "code": "not_implemented",
     }
+    assert (await client.get("/api/v1/sync/status")).status == 401
+    assert (await client.get("/api/v1/sync/status", headers=bearer(jwks.token()))).status == 501
+    charge = "/api/v1/internal/sync/charge-recurring"
+    assert (await client.post(charge)).status == 401
+    assert (await client.post(charge, headers=service())).status == 501
 
 
 async def test_cors_for_configured_origins_only(client: Client) -> None:

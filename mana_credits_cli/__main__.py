@@ -1,0 +1,5 @@
+"""`python -m mana_credits_cli`: the same as the `mana-credits` command."""
+
+from .main import run
+
+run()

@@ -1,0 +1,74 @@
+"""The real `mana-credits serve` process: starts on the embedded default, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_adapters.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_serve_embedded_default_then_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MANA_AUTH_URL")}
+    env |= {"MANA_CREDITS_HOME": str(tmp_path), "PORT": str(port), "MANA_SERVICE_KEY": ""}
+    cli = [sys.executable, "-m", "mana_credits_cli"]
+    server = await asyncio.create_subprocess_exec(
+        *cli, "serve", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(base + "/health") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            minting = await asyncio.create_subprocess_exec(
+                *cli, "dev", "token", "--user", "alice", env=env, stdout=subprocess.PIPE
+            )
+            token = (await minting.communicate())[0].decode().strip()
+            assert minting.returncode == 0
+            headers = {"X-Service-Key": "dev-service-key"}
+            grant = {"userId": "alice", "amount": 50, "description": "welcome"}
+            async with http.post(
+                base + "/api/v1/internal/credits/refund", json=grant, headers=headers
+            ) as response:
+                assert response.status == 200
+            use = {"amount": 20, "appId": "chat", "description": "hello", "idempotencyKey": "k"}
+            async with http.post(
+                base + "/api/v1/credits/use",
+                json=use,
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response:
+                assert response.status == 200
+                assert (await response.json())["newBalance"]["balance"] == 30
+        server.send_signal(signal.SIGTERM)
+        output = (await asyncio.wait_for(server.communicate(), timeout=20))[0].decode()
+        assert server.returncode == 0, output
+        assert "embedded default" in output
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.communicate()
+    settings = Settings(MANA_CREDITS_HOME=tmp_path)
+    async with bootstrap(settings) as services:
+        assert (await services.credits.balance("alice")).balance == 30
+        assert (await services.reconcile.run()).ok
