@@ -23,8 +23,8 @@ from mana_credits_core.ledger import (
     Refused,
     Replayed,
     TransactionStatus,
-    TransactionType,
     UsageStat,
+    completed_entry,
 )
 from mana_credits_core.ports import LedgerTotals
 from mana_credits_core.reservations import (
@@ -34,6 +34,7 @@ from mana_credits_core.reservations import (
     ReleaseHold,
     Reservation,
     ReservationStatus,
+    committed_entry,
 )
 
 Undo = Callable[[], None]
@@ -168,21 +169,7 @@ class MemoryBalances:
             balance=current.balance - debit.amount,
             total_spent=current.total_spent + debit.amount,
         )
-        entry = LedgerEntry(
-            id=debit.entry_id,
-            user_id=debit.user_id,
-            type=debit.type,
-            status=TransactionStatus.COMPLETED,
-            amount=-debit.amount,
-            balance_before=current.balance,
-            balance_after=after.balance,
-            app_id=debit.app_id,
-            description=debit.description,
-            metadata=debit.metadata,
-            idempotency_key=debit.idempotency_key,
-            created_at=debit.now,
-            completed_at=debit.now,
-        )
+        entry = completed_entry(debit, -debit.amount, current.balance, after.balance)
         self.set(after)
         self.add_entry(entry)
         self.count_usage(debit.user_id, debit.app_id, debit.usage_day, debit.amount)
@@ -198,21 +185,7 @@ class MemoryBalances:
             balance=current.balance + credit.amount,
             total_earned=current.total_earned + credit.amount,
         )
-        entry = LedgerEntry(
-            id=credit.entry_id,
-            user_id=credit.user_id,
-            type=credit.type,
-            status=TransactionStatus.COMPLETED,
-            amount=credit.amount,
-            balance_before=current.balance,
-            balance_after=after.balance,
-            app_id=credit.app_id,
-            description=credit.description,
-            metadata=credit.metadata,
-            idempotency_key=credit.idempotency_key,
-            created_at=credit.now,
-            completed_at=credit.now,
-        )
+        entry = completed_entry(credit, credit.amount, current.balance, after.balance)
         self.set(after)
         self.add_entry(entry)
         return Applied(entry, after)
@@ -327,22 +300,7 @@ class MemoryReservations:
             return None
         current = self._s.balances[done.user_id]
         after = replace(current, total_spent=current.total_spent + done.amount)
-        entry = LedgerEntry(
-            id=commit.entry_id,
-            user_id=done.user_id,
-            type=TransactionType.USAGE,
-            status=TransactionStatus.COMPLETED,
-            amount=-done.amount,
-            # The held credits left the spendable balance at reserve time.
-            balance_before=current.balance + done.amount,
-            balance_after=current.balance,
-            app_id=done.app_id,
-            description=commit.description,
-            metadata={"reservationId": done.id},
-            idempotency_key=None,
-            created_at=commit.now,
-            completed_at=commit.now,
-        )
+        entry = committed_entry(done, commit, current.balance)
         self._balances.set(after)
         self._balances.add_entry(entry)
         self._balances.count_usage(done.user_id, done.app_id, commit.now.date(), done.amount)

@@ -131,6 +131,31 @@ class NoBalance:
     """The user has no balance row, so there is nothing to debit."""
 
 
+def completed_entry(
+    command: Debit | Credit, amount: int, balance_before: int, balance_after: int
+) -> LedgerEntry:
+    """The ledger entry a store writes for an applied debit or credit.
+
+    `amount` is signed (negative for a debit); the balances come from the store's
+    atomic update, so they are exact under concurrency.
+    """
+    return LedgerEntry(
+        id=command.entry_id,
+        user_id=command.user_id,
+        type=command.type,
+        status=TransactionStatus.COMPLETED,
+        amount=amount,
+        balance_before=balance_before,
+        balance_after=balance_after,
+        app_id=command.app_id,
+        description=command.description,
+        metadata=command.metadata,
+        idempotency_key=command.idempotency_key,
+        created_at=command.now,
+        completed_at=command.now,
+    )
+
+
 DebitOutcome = Applied | Replayed | Refused | NoBalance
 CreditOutcome = Applied | Replayed
 

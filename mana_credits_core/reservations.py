@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from .ledger import LedgerEntry, TransactionStatus, TransactionType
+
 
 class ReservationStatus(enum.StrEnum):
     PENDING = "pending"
@@ -68,3 +70,26 @@ class ReleaseHold:
     reservation_id: str
     status: ReservationStatus
     now: datetime
+
+
+def committed_entry(reservation: Reservation, commit: CommitHold, balance: int) -> LedgerEntry:
+    """The usage entry for a committed reservation, given the spendable balance now.
+
+    The held credits left the spendable balance at reserve time, so the entry shows
+    the balance as it was with them (`balance + amount`) and as it is (`balance`).
+    """
+    return LedgerEntry(
+        id=commit.entry_id,
+        user_id=reservation.user_id,
+        type=TransactionType.USAGE,
+        status=TransactionStatus.COMPLETED,
+        amount=-reservation.amount,
+        balance_before=balance + reservation.amount,
+        balance_after=balance,
+        app_id=reservation.app_id,
+        description=commit.description,
+        metadata={"reservationId": reservation.id},
+        idempotency_key=None,
+        created_at=commit.now,
+        completed_at=commit.now,
+    )

@@ -26,6 +26,7 @@ from mana_credits_core.ledger import (
     TransactionStatus,
     TransactionType,
     UsageStat,
+    completed_entry,
 )
 from mana_credits_core.ports import LedgerTotals
 
@@ -90,26 +91,6 @@ def entry_values(entry: LedgerEntry) -> dict[str, Any]:
         "created_at": entry.created_at,
         "completed_at": entry.completed_at,
     }
-
-
-def completed_entry(
-    cmd: Debit | Credit, amount: int, balance_before: int, balance_after: int
-) -> LedgerEntry:
-    return LedgerEntry(
-        id=cmd.entry_id,
-        user_id=cmd.user_id,
-        type=cmd.type,
-        status=TransactionStatus.COMPLETED,
-        amount=amount,
-        balance_before=balance_before,
-        balance_after=balance_after,
-        app_id=cmd.app_id,
-        description=cmd.description,
-        metadata=cmd.metadata,
-        idempotency_key=cmd.idempotency_key,
-        created_at=cmd.now,
-        completed_at=cmd.now,
-    )
 
 
 # The whole debit in one statement and one round trip: the key is looked up, the

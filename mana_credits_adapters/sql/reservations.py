@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mana_credits_core.errors import BalanceNotFound
-from mana_credits_core.ledger import Balance, LedgerEntry, TransactionStatus, TransactionType
+from mana_credits_core.ledger import Balance, LedgerEntry
 from mana_credits_core.reservations import (
     CommitHold,
     Held,
@@ -18,6 +18,7 @@ from mana_credits_core.reservations import (
     ReleaseHold,
     Reservation,
     ReservationStatus,
+    committed_entry,
 )
 
 from .ledger import balance_from, count_usage, entry_values
@@ -122,22 +123,7 @@ class SqlReservations:
                 .returning(b.balance)
             )
         ).one()
-        entry = LedgerEntry(
-            id=commit.entry_id,
-            user_id=done.user_id,
-            type=TransactionType.USAGE,
-            status=TransactionStatus.COMPLETED,
-            amount=-done.amount,
-            # The held credits left the spendable balance at reserve time.
-            balance_before=row.balance + done.amount,
-            balance_after=row.balance,
-            app_id=done.app_id,
-            description=commit.description,
-            metadata={"reservationId": done.id},
-            idempotency_key=None,
-            created_at=commit.now,
-            completed_at=commit.now,
-        )
+        entry = committed_entry(done, commit, row.balance)
         await self._c.execute(sa.insert(transactions).values(entry_values(entry)))
         await count_usage(self._c, done.user_id, done.app_id, commit.now, done.amount)
         return done, entry
