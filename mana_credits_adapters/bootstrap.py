@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from mana_credits_core.ports import Clock, DebitApplier, IdGenerator, Store
+from mana_credits_core.ports import Clock, DebitApplier, IdGenerator, PaymentGateway, Store
 from mana_credits_core.services import (
     CreditsService,
+    PurchasesService,
     ReconcileService,
     ReservationsService,
     Services,
@@ -43,6 +44,21 @@ async def open_store(settings: Settings, *, migrate: bool | None = None) -> Stor
     return SqlStore(engine)
 
 
+def open_payments(settings: Settings) -> PaymentGateway:
+    """Stripe when `STRIPE_SECRET_KEY` is set, else the dev gateway."""
+    if settings.stripe_secret_key:
+        from .payments.stripe_gateway import StripeGateway
+
+        return StripeGateway(
+            settings.stripe_secret_key,
+            settings.stripe_webhook_secret,
+            api_base=settings.stripe_api_base or None,
+        )
+    from .payments.dev import DevGateway
+
+    return DevGateway(settings.base_url)
+
+
 def build_services(
     store: Store,
     settings: Settings,
@@ -50,16 +66,20 @@ def build_services(
     clock: Clock | None = None,
     ids: IdGenerator | None = None,
     debits: DebitApplier | None = None,
+    payments: PaymentGateway | None = None,
 ) -> Services:
     clock = clock or SystemClock()
     ids = ids or UuidGenerator()
+    payments = payments or open_payments(settings)
     return Services(
         store=store,
         credits=CreditsService(store, clock, ids, debits),
         reservations=ReservationsService(
             store, clock, ids, ttl=timedelta(seconds=settings.reservation_ttl_seconds)
         ),
+        purchases=PurchasesService(store, clock, ids, payments),
         reconcile=ReconcileService(store),
+        payments=payments,
     )
 
 
@@ -71,18 +91,27 @@ async def bootstrap(
     clock: Clock | None = None,
     ids: IdGenerator | None = None,
     debits: DebitApplier | None = None,
+    payments: PaymentGateway | None = None,
     migrate: bool | None = None,
 ) -> AsyncIterator[Services]:
     """Open the configured store and yield the services; close the store on exit.
 
-    Pass `store=`, `clock=`, `ids=` or `debits=` to replace an adapter (tests, embedding).
-    A store passed in is not closed here: its owner closes it.
+    Pass `store=`, `clock=`, `ids=`, `debits=` or `payments=` to replace an adapter
+    (tests, embedding). Adapters passed in are not closed here: their owner closes them.
+    The embedded default also stocks an empty package catalogue with the defaults.
     """
     settings = settings or Settings()
-    owned = store is None
     opened = store if store is not None else await open_store(settings, migrate=migrate)
+    gateway = payments or open_payments(settings)
     try:
-        yield build_services(opened, settings, clock=clock, ids=ids, debits=debits)
+        services = build_services(
+            opened, settings, clock=clock, ids=ids, debits=debits, payments=gateway
+        )
+        if store is None and settings.is_embedded:
+            await services.purchases.ensure_default_catalogue()
+        yield services
     finally:
-        if owned:
+        if payments is None:
+            await gateway.close()
+        if store is None:
             await opened.close()

@@ -27,6 +27,7 @@ from mana_credits_core.ledger import (
     completed_entry,
 )
 from mana_credits_core.ports import LedgerTotals
+from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
 from mana_credits_core.reservations import (
     CommitHold,
     Held,
@@ -50,6 +51,10 @@ class MemoryState:
         self.idempotency: dict[tuple[str, str], str] = {}
         self.reservations: dict[str, Reservation] = {}
         self.usage: dict[tuple[str, str, date], UsageStat] = {}
+        self.packages: dict[str, Package] = {}
+        self.purchases: dict[str, Purchase] = {}
+        self.customers: dict[str, str] = {}
+        self.payment_events: dict[str, str] = {}
 
 
 class MemoryStore:
@@ -82,6 +87,10 @@ class MemoryUnitOfWork:
         self._ledger = MemoryLedger(state)
         self._reservations = MemoryReservations(state, self._undo, self._balances)
         self._usage = MemoryUsage(state)
+        self._packages = MemoryPackages(state, self._undo)
+        self._purchases = MemoryPurchases(state, self._undo)
+        self._customers = MemoryCustomers(state, self._undo)
+        self._payment_events = MemoryPaymentEvents(state, self._undo)
 
     @property
     def balances(self) -> MemoryBalances:
@@ -98,6 +107,22 @@ class MemoryUnitOfWork:
     @property
     def usage(self) -> MemoryUsage:
         return self._usage
+
+    @property
+    def packages(self) -> MemoryPackages:
+        return self._packages
+
+    @property
+    def purchases(self) -> MemoryPurchases:
+        return self._purchases
+
+    @property
+    def customers(self) -> MemoryCustomers:
+        return self._customers
+
+    @property
+    def payment_events(self) -> MemoryPaymentEvents:
+        return self._payment_events
 
     async def __aenter__(self) -> Self:
         await self._store.lock.acquire()
@@ -189,6 +214,40 @@ class MemoryBalances:
         self.set(after)
         self.add_entry(entry)
         return Applied(entry, after)
+
+    async def claw_back(self, debit: Debit) -> tuple[LedgerEntry | None, int]:
+        current = self._existing(debit.user_id)
+        taken = min(current.balance, debit.amount)
+        shortfall = debit.amount - taken
+        return self._take(current, debit, taken, shortfall), shortfall
+
+    async def collect_debt(self, debit: Debit) -> LedgerEntry | None:
+        current = self._existing(debit.user_id)
+        taken = min(current.balance, current.debt)
+        return self._take(current, debit, taken, -taken)
+
+    def _existing(self, user_id: str) -> Balance:
+        found = self._s.balances.get(user_id)
+        if found is None:
+            raise BalanceNotFound()
+        return found
+
+    def _take(
+        self, current: Balance, debit: Debit, taken: int, debt_change: int
+    ) -> LedgerEntry | None:
+        self.set(
+            replace(
+                current,
+                balance=current.balance - taken,
+                total_spent=current.total_spent + taken,
+                debt=current.debt + debt_change,
+            )
+        )
+        if taken == 0:
+            return None
+        entry = completed_entry(debit, -taken, current.balance, current.balance - taken)
+        self.add_entry(entry)
+        return entry
 
     def add_entry(self, entry: LedgerEntry) -> None:
         s = self._s
@@ -341,3 +400,111 @@ class MemoryUsage:
         if since is not None:
             rows = [u for u in rows if u.day >= since.date()]
         return sorted(rows, key=lambda u: (u.day, u.app_id))
+
+
+class MemoryPackages:
+    def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
+        self._s = state
+        self._undo = undo
+
+    async def list(self, *, active_only: bool) -> list[Package]:
+        found = [p for p in self._s.packages.values() if p.active or not active_only]
+        return sorted(found, key=lambda p: (p.sort_order, p.name, p.id))
+
+    async def get(self, package_id: str) -> Package | None:
+        return self._s.packages.get(package_id)
+
+    async def add(self, package: Package) -> None:
+        _set(self._s.packages, package.id, package, self._undo)
+
+    async def update(self, package: Package) -> None:
+        if package.id in self._s.packages:
+            _set(self._s.packages, package.id, package, self._undo)
+
+    async def count(self) -> int:
+        return len(self._s.packages)
+
+
+class MemoryPurchases:
+    def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
+        self._s = state
+        self._undo = undo
+
+    async def add(self, purchase: Purchase) -> None:
+        for other in self._s.purchases.values():  # the SQL unique constraints
+            for ref in ("stripe_payment_intent_id", "stripe_checkout_session_id"):
+                mine = getattr(purchase, ref)
+                if mine is not None and getattr(other, ref) == mine:
+                    raise ValueError(f"duplicate {ref}")
+        _set(self._s.purchases, purchase.id, purchase, self._undo)
+
+    async def get(self, purchase_id: str) -> Purchase | None:
+        return self._s.purchases.get(purchase_id)
+
+    async def by_payment_intent(self, payment_intent_id: str) -> Purchase | None:
+        for purchase in self._s.purchases.values():
+            if purchase.stripe_payment_intent_id == payment_intent_id:
+                return purchase
+        return None
+
+    async def list_for_user(self, user_id: str, limit: int) -> list[Purchase]:
+        mine = [p for p in self._s.purchases.values() if p.user_id == user_id]
+        mine.sort(key=lambda p: (p.created_at, p.id), reverse=True)
+        return mine[:limit]
+
+    async def complete(
+        self, purchase_id: str, payment_intent_id: str | None, now: datetime
+    ) -> Purchase | None:
+        found = self._s.purchases.get(purchase_id)
+        if found is None or found.status not in (PurchaseStatus.PENDING, PurchaseStatus.FAILED):
+            return None
+        done = replace(
+            found,
+            status=PurchaseStatus.COMPLETED,
+            completed_at=now,
+            stripe_payment_intent_id=found.stripe_payment_intent_id or payment_intent_id,
+        )
+        _set(self._s.purchases, purchase_id, done, self._undo)
+        return done
+
+    async def fail(self, purchase_id: str) -> bool:
+        found = self._s.purchases.get(purchase_id)
+        if found is None or found.status != PurchaseStatus.PENDING:
+            return False
+        _set(
+            self._s.purchases, purchase_id, replace(found, status=PurchaseStatus.FAILED), self._undo
+        )
+        return True
+
+    async def raise_clawback(self, purchase_id: str, target: int) -> int:
+        found = self._s.purchases.get(purchase_id)
+        if found is None or found.clawed_back >= target:
+            return 0
+        _set(self._s.purchases, purchase_id, replace(found, clawed_back=target), self._undo)
+        return target - found.clawed_back
+
+
+class MemoryCustomers:
+    def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
+        self._s = state
+        self._undo = undo
+
+    async def get(self, user_id: str) -> str | None:
+        return self._s.customers.get(user_id)
+
+    async def add(self, user_id: str, customer_id: str, now: datetime) -> str:
+        if user_id not in self._s.customers:
+            _set(self._s.customers, user_id, customer_id, self._undo)
+        return self._s.customers[user_id]
+
+
+class MemoryPaymentEvents:
+    def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
+        self._s = state
+        self._undo = undo
+
+    async def record(self, event_id: str, type: str, now: datetime) -> bool:
+        if event_id in self._s.payment_events:
+            return False
+        _set(self._s.payment_events, event_id, type, self._undo)
+        return True

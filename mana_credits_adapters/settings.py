@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     base_url: str = Field("http://localhost:3061", alias="BASE_URL")
     stripe_secret_key: str = Field("", alias="STRIPE_SECRET_KEY")
     stripe_webhook_secret: str = Field("", alias="STRIPE_WEBHOOK_SECRET")
+    stripe_api_base: str = Field("", alias="STRIPE_API_BASE")
     cors_origins: str = Field("", alias="CORS_ORIGINS")
     notify_url: str = Field("", alias="MANA_NOTIFY_URL")
 
@@ -101,4 +102,8 @@ class Settings(BaseSettings):
             problems.append("MANA_SERVICE_KEY is the public development key")
         if not self.auth_url:
             problems.append("MANA_AUTH_URL is not set")
+        if not self.stripe_secret_key:
+            problems.append("STRIPE_SECRET_KEY is not set")
+        if not self.stripe_webhook_secret:
+            problems.append("STRIPE_WEBHOOK_SECRET is not set")
         return problems

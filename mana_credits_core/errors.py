@@ -104,3 +104,32 @@ class Forbidden(CreditsError):
 
     code = "forbidden"
     default_message = "Forbidden"
+
+
+class PackageNotFound(NotFound):
+    code = "package_not_found"
+    default_message = "Package not found or inactive"
+
+
+class PurchaseNotFound(NotFound):
+    code = "purchase_not_found"
+    default_message = "Purchase not found"
+
+
+class PaymentProviderError(CreditsError):
+    """The payment provider refused or failed a request; nothing was recorded."""
+
+    code = "payment_provider_error"
+    default_message = "Payment provider error"
+
+
+class PaymentProviderUnavailable(PaymentProviderError):
+    code = "payment_provider_unavailable"
+    default_message = "Payment provider temporarily unavailable"
+
+
+class InvalidWebhook(CreditsError):
+    """A webhook whose signature, timestamp or body does not verify."""
+
+    code = "invalid_webhook"
+    default_message = "Invalid signature"

@@ -40,6 +40,7 @@ class Balance:
     balance: int
     total_earned: int
     total_spent: int
+    debt: int = 0  # credits owed after a clawback found the balance short
 
     @classmethod
     def zero(cls, user_id: str) -> Balance:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Protocol, Self
 
 from .ledger import (
     Balance,
@@ -17,6 +17,7 @@ from .ledger import (
     LedgerEntry,
     UsageStat,
 )
+from .purchases import CheckoutSession, Package, PaymentEvent, PaymentIntent, Purchase
 from .reservations import CommitHold, Held, Hold, ReleaseHold, Reservation
 
 
@@ -45,6 +46,17 @@ class BalanceRepository(Protocol):
 
     async def credit(self, credit: Credit) -> CreditOutcome:
         """Apply a credit atomically, creating the balance if absent."""
+        ...
+
+    async def claw_back(self, debit: Debit) -> tuple[LedgerEntry | None, int]:
+        """Take up to `debit.amount` (never below zero); the shortfall becomes debt.
+
+        Returns the clawback entry (None if nothing could be taken) and the debt added.
+        """
+        ...
+
+    async def collect_debt(self, debit: Debit) -> LedgerEntry | None:
+        """Take what the user owes, as far as the balance allows (`debit.amount` ignored)."""
         ...
 
     def iterate(self, batch_size: int = 1000) -> AsyncIterator[Balance]:
@@ -111,6 +123,63 @@ class UsageRepository(Protocol):
     async def for_user(self, user_id: str, since: datetime | None = None) -> list[UsageStat]: ...
 
 
+class PackageRepository(Protocol):
+    async def list(self, *, active_only: bool) -> list[Package]:
+        """Packages by `sort_order`, then name."""
+        ...
+
+    async def get(self, package_id: str) -> Package | None: ...
+
+    async def add(self, package: Package) -> None: ...
+
+    async def update(self, package: Package) -> None: ...
+
+    async def count(self) -> int: ...
+
+
+class PurchaseRepository(Protocol):
+    async def add(self, purchase: Purchase) -> None: ...
+
+    async def get(self, purchase_id: str) -> Purchase | None: ...
+
+    async def by_payment_intent(self, payment_intent_id: str) -> Purchase | None: ...
+
+    async def list_for_user(self, user_id: str, limit: int) -> list[Purchase]:
+        """Newest first."""
+        ...
+
+    async def complete(
+        self, purchase_id: str, payment_intent_id: str | None, now: datetime
+    ) -> Purchase | None:
+        """Pending or failed → completed, recording the payment; None if not possible.
+
+        The status guard makes this happen once, whichever event arrives first.
+        """
+        ...
+
+    async def fail(self, purchase_id: str) -> bool:
+        """Pending → failed; a completed purchase is never failed afterwards."""
+        ...
+
+    async def raise_clawback(self, purchase_id: str, target: int) -> int:
+        """Set `clawed_back` to `target` if it was lower; returns the increase (else 0)."""
+        ...
+
+
+class CustomerRepository(Protocol):
+    async def get(self, user_id: str) -> str | None: ...
+
+    async def add(self, user_id: str, customer_id: str, now: datetime) -> str:
+        """Store the user's customer id unless one is stored; returns the stored one."""
+        ...
+
+
+class PaymentEventRepository(Protocol):
+    async def record(self, event_id: str, type: str, now: datetime) -> bool:
+        """Remember a processed event; False if it was recorded before."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories: rolled back on exit unless committed."""
 
@@ -125,6 +194,18 @@ class UnitOfWork(Protocol):
 
     @property
     def usage(self) -> UsageRepository: ...
+
+    @property
+    def packages(self) -> PackageRepository: ...
+
+    @property
+    def purchases(self) -> PurchaseRepository: ...
+
+    @property
+    def customers(self) -> CustomerRepository: ...
+
+    @property
+    def payment_events(self) -> PaymentEventRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -182,29 +263,6 @@ class IdentityVerifier(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentIntent:
-    id: str
-    client_secret: str
-    amount: int
-    currency: str
-
-
-@dataclass(frozen=True, slots=True)
-class CheckoutSession:
-    id: str
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentEvent:
-    """A verified payment provider event."""
-
-    id: str
-    type: str
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-
 class PaymentGateway(Protocol):
     """The payment provider (Stripe in production, a dev gateway locally)."""
 
@@ -231,7 +289,11 @@ class PaymentGateway(Protocol):
         metadata: Mapping[str, str],
     ) -> CheckoutSession: ...
 
-    def verify_webhook(self, payload: bytes, signature: str) -> PaymentEvent: ...
+    def verify_webhook(self, payload: bytes, signature: str) -> PaymentEvent:
+        """The event, verified and translated; raises `InvalidWebhook` otherwise."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class Notifier(Protocol):

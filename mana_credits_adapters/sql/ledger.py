@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mana_credits_core.errors import BalanceNotFound
 from mana_credits_core.ledger import (
     Applied,
     Balance,
@@ -54,6 +55,7 @@ def balance_from(row: Any) -> Balance:
         balance=row.balance,
         total_earned=row.total_earned,
         total_spent=row.total_spent,
+        debt=row.debt,
     )
 
 
@@ -113,7 +115,7 @@ debited AS (
            updated_at = p.now
       FROM p
      WHERE b.user_id = p.user_id AND b.balance >= p.amount AND NOT EXISTS (SELECT 1 FROM prior)
- RETURNING b.user_id, b.balance, b.total_earned, b.total_spent
+ RETURNING b.user_id, b.balance, b.total_earned, b.total_spent, b.debt
 ),
 entry AS (
     INSERT INTO credits.transactions
@@ -131,7 +133,7 @@ usage AS (
        SET credits_used = u.credits_used + EXCLUDED.credits_used,
            operations = u.operations + 1
 )
-SELECT d.balance, d.total_earned, d.total_spent,
+SELECT d.balance, d.total_earned, d.total_spent, d.debt,
        (SELECT b.balance FROM credits.balances b, p WHERE b.user_id = p.user_id) AS available,
        prior.id AS prior_id, prior.user_id AS prior_user_id, prior.type AS prior_type,
        prior.status AS prior_status, prior.amount AS prior_amount,
@@ -216,7 +218,7 @@ class SqlBalances:
             return Replayed(entry_from(_Obj(prior)))
         if row.balance is None:
             return NoBalance() if row.available is None else Refused(row.available)
-        after = Balance(debit.user_id, row.balance, row.total_earned, row.total_spent)
+        after = Balance(debit.user_id, row.balance, row.total_earned, row.total_spent, row.debt)
         entry = completed_entry(debit, -debit.amount, row.balance + debit.amount, row.balance)
         return Applied(entry, after)
 
@@ -280,6 +282,48 @@ class SqlBalances:
         entry = completed_entry(credit, credit.amount, after.balance - credit.amount, after.balance)
         await self._c.execute(sa.insert(transactions).values(entry_values(entry)))
         return Applied(entry, after)
+
+    async def claw_back(self, debit: Debit) -> tuple[LedgerEntry | None, int]:
+        current = await self._locked(debit.user_id)
+        taken = min(current.balance, debit.amount)
+        shortfall = debit.amount - taken
+        return await self._take(current, debit, taken, shortfall), shortfall
+
+    async def collect_debt(self, debit: Debit) -> LedgerEntry | None:
+        current = await self._locked(debit.user_id)
+        taken = min(current.balance, current.debt)
+        return await self._take(current, debit, taken, -taken)
+
+    async def _locked(self, user_id: str) -> Balance:
+        # Clawbacks are rare: lock the row, decide in Python, write once.
+        row = (
+            await self._c.execute(
+                sa.select(balances).where(balances.c.user_id == user_id).with_for_update()
+            )
+        ).first()
+        if row is None:
+            raise BalanceNotFound()
+        return balance_from(row)
+
+    async def _take(
+        self, current: Balance, debit: Debit, taken: int, debt_change: int
+    ) -> LedgerEntry | None:
+        b = balances.c
+        await self._c.execute(
+            sa.update(balances)
+            .where(b.user_id == current.user_id)
+            .values(
+                balance=b.balance - taken,
+                total_spent=b.total_spent + taken,
+                debt=b.debt + debt_change,
+                updated_at=debit.now,
+            )
+        )
+        if taken == 0:
+            return None
+        entry = completed_entry(debit, -taken, current.balance, current.balance - taken)
+        await self._c.execute(sa.insert(transactions).values(entry_values(entry)))
+        return entry
 
     async def iterate(self, batch_size: int = 1000) -> AsyncIterator[Balance]:
         last: str | None = None

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from mana_credits_core.errors import StoreUnavailable
 
 from .ledger import SqlBalances, SqlLedger, SqlUsage
+from .purchases import SqlCustomers, SqlPackages, SqlPaymentEvents, SqlPurchases
 from .reservations import SqlReservations
 from .tables import SQLITE_SCHEMA_MAP
 
@@ -127,6 +128,22 @@ class SqlUnitOfWork:
     @property
     def usage(self) -> SqlUsage:
         return SqlUsage(self.connection)
+
+    @property
+    def packages(self) -> SqlPackages:
+        return SqlPackages(self.connection)
+
+    @property
+    def purchases(self) -> SqlPurchases:
+        return SqlPurchases(self.connection)
+
+    @property
+    def customers(self) -> SqlCustomers:
+        return SqlCustomers(self.connection)
+
+    @property
+    def payment_events(self) -> SqlPaymentEvents:
+        return SqlPaymentEvents(self.connection)
 
     async def __aenter__(self) -> Self:
         try:

@@ -56,7 +56,9 @@ balances = sa.Table(
     sa.Column("total_spent", Credits, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("debt", Credits, nullable=False, server_default="0"),
     sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
+    sa.CheckConstraint("debt >= 0", name="debt_not_negative"),
     schema=CREDITS,
 )
 
@@ -108,6 +110,65 @@ reservations = sa.Table(
     sa.CheckConstraint("amount > 0", name="amount_positive"),
     sa.Index("ix_reservations_status_created", "status", "created_at"),
     sa.Index("ix_reservations_user_status", "user_id", "status"),
+    schema=CREDITS,
+)
+
+packages = sa.Table(
+    "packages",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("credits", Credits, nullable=False),
+    sa.Column("price_euro_cents", sa.BigInteger, nullable=False),
+    sa.Column("stripe_price_id", sa.String(255), nullable=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("sort_order", sa.Integer, nullable=False),
+    sa.Column("metadata", Json, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint("credits > 0", name="credits_positive"),
+    sa.CheckConstraint("price_euro_cents > 0", name="price_positive"),
+    schema=CREDITS,
+)
+
+purchases = sa.Table(
+    "purchases",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column("package_id", Id, nullable=False),
+    sa.Column("credits", Credits, nullable=False),
+    sa.Column("price_euro_cents", sa.BigInteger, nullable=False),
+    # Each payment completes at most one purchase.
+    sa.Column("stripe_payment_intent_id", sa.String(255), nullable=True, unique=True),
+    sa.Column("stripe_checkout_session_id", sa.String(255), nullable=True, unique=True),
+    sa.Column("stripe_customer_id", sa.String(255), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("metadata", Json, nullable=True),
+    sa.Column("clawed_back", Credits, nullable=False, server_default="0"),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("completed_at", UtcDateTime, nullable=True),
+    sa.CheckConstraint("clawed_back >= 0 AND clawed_back <= credits", name="clawback_bounded"),
+    sa.Index("ix_purchases_user_created", "user_id", "created_at"),
+    schema=CREDITS,
+)
+
+stripe_customers = sa.Table(
+    "stripe_customers",
+    metadata,
+    sa.Column("user_id", UserId, primary_key=True),
+    sa.Column("stripe_customer_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    schema=CREDITS,
+)
+
+payment_events = sa.Table(
+    "payment_events",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("processed_at", UtcDateTime, nullable=False),
     schema=CREDITS,
 )
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ports import Store
+from ..ports import PaymentGateway, Store
 from .credits import CreditsService as CreditsService
 from .credits import LedgerResult as LedgerResult
+from .purchases import PurchasesService as PurchasesService
+from .purchases import StartedPurchase as StartedPurchase
 from .reconcile import Drift as Drift
 from .reconcile import ReconcileReport as ReconcileReport
 from .reconcile import ReconcileService as ReconcileService
@@ -20,15 +22,19 @@ class Services:
     store: Store
     credits: CreditsService
     reservations: ReservationsService
+    purchases: PurchasesService
     reconcile: ReconcileService
+    payments: PaymentGateway
 
 
 __all__ = [
     "CreditsService",
     "Drift",
     "LedgerResult",
+    "PurchasesService",
     "ReconcileReport",
     "ReconcileService",
     "ReservationsService",
     "Services",
+    "StartedPurchase",
 ]

@@ -1,0 +1,53 @@
+"""The dev payment gateway: payments that `mana-credits dev pay` completes locally."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+
+from mana_credits_core.errors import InvalidWebhook
+from mana_credits_core.purchases import CheckoutSession, PaymentEvent, PaymentIntent
+
+
+class DevGateway:
+    """Stands in for Stripe on the embedded default. Nothing is charged: a purchase
+    is paid with `mana-credits dev pay <purchaseId>`, which feeds the same
+    `PaymentSucceeded` event a Stripe webhook would through the same use case.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        self._base_url = base_url.rstrip("/")
+
+    async def ensure_customer(self, user_id: str, email: str | None) -> str:
+        return f"cus_dev_{uuid.uuid5(uuid.NAMESPACE_URL, user_id).hex[:16]}"
+
+    async def create_payment_intent(
+        self,
+        *,
+        customer_id: str,
+        amount_cents: int,
+        purchase_id: str,
+        metadata: Mapping[str, str],
+    ) -> PaymentIntent:
+        intent_id = f"pi_dev_{uuid.uuid4().hex}"
+        return PaymentIntent(intent_id, f"{intent_id}_secret_dev", amount_cents, "eur")
+
+    async def create_checkout_session(
+        self,
+        *,
+        customer_id: str,
+        amount_cents: int,
+        purchase_id: str,
+        product_name: str,
+        success_url: str,
+        cancel_url: str,
+        metadata: Mapping[str, str],
+    ) -> CheckoutSession:
+        session_id = f"cs_dev_{uuid.uuid4().hex}"
+        return CheckoutSession(session_id, f"{self._base_url}/dev/checkout/{purchase_id}")
+
+    def verify_webhook(self, payload: bytes, signature: str) -> PaymentEvent:
+        raise InvalidWebhook("Webhooks are not accepted by the dev payment gateway")
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,147 @@
+"""The Stripe payment gateway, on the official SDK's async client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import stripe
+
+from mana_credits_core.errors import (
+    InvalidWebhook,
+    PaymentProviderError,
+    PaymentProviderUnavailable,
+)
+from mana_credits_core.purchases import CURRENCY, CheckoutSession, PaymentEvent, PaymentIntent
+
+from .stripe_events import translate
+
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+
+class StripeGateway:
+    """Customers, PaymentIntents and Checkout Sessions; every call carries an
+    idempotency key derived from our own ids, so a retry never creates a second one.
+    """
+
+    def __init__(
+        self,
+        secret_key: str,
+        webhook_secret: str,
+        *,
+        api_base: str | None = None,
+        timeout: float = 20.0,
+    ) -> None:
+        self._http = stripe.AIOHTTPClient(timeout=timeout)
+        self._client = stripe.StripeClient(
+            secret_key,
+            http_client=self._http,
+            base_addresses={"api": api_base} if api_base else None,
+            max_network_retries=2,
+        )
+        self._webhook_secret = webhook_secret
+
+    async def ensure_customer(self, user_id: str, email: str | None) -> str:
+        params: dict[str, Any] = {"metadata": {"userId": user_id}}
+        if email:
+            params["email"] = email
+        customer = await self._call(
+            self._client.v1.customers.create_async,
+            params,
+            f"customer:{user_id}",
+        )
+        return str(customer.id)
+
+    async def create_payment_intent(
+        self,
+        *,
+        customer_id: str,
+        amount_cents: int,
+        purchase_id: str,
+        metadata: Mapping[str, str],
+    ) -> PaymentIntent:
+        params = {
+            "amount": amount_cents,
+            "currency": CURRENCY,
+            "customer": customer_id,
+            "metadata": dict(metadata),
+            "automatic_payment_methods": {"enabled": True},
+        }
+        intent = await self._call(
+            self._client.v1.payment_intents.create_async, params, f"purchase:{purchase_id}"
+        )
+        return PaymentIntent(
+            id=str(intent.id),
+            client_secret=str(intent.client_secret),
+            amount=int(intent.amount),
+            currency=str(intent.currency),
+        )
+
+    async def create_checkout_session(
+        self,
+        *,
+        customer_id: str,
+        amount_cents: int,
+        purchase_id: str,
+        product_name: str,
+        success_url: str,
+        cancel_url: str,
+        metadata: Mapping[str, str],
+    ) -> CheckoutSession:
+        params = {
+            "mode": "payment",
+            "customer": customer_id,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "client_reference_id": purchase_id,
+            "metadata": dict(metadata),
+            # The PaymentIntent carries the purchase too, so either event finds it.
+            "payment_intent_data": {"metadata": dict(metadata)},
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": CURRENCY,
+                        "unit_amount": amount_cents,
+                        "product_data": {"name": product_name},
+                    },
+                }
+            ],
+        }
+        session = await self._call(
+            self._client.v1.checkout.sessions.create_async, params, f"checkout:{purchase_id}"
+        )
+        return CheckoutSession(id=str(session.id), url=str(session.url))
+
+    def verify_webhook(self, payload: bytes, signature: str) -> PaymentEvent:
+        if not self._webhook_secret:
+            raise InvalidWebhook("Webhook secret not configured")
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload.decode("utf-8"),
+                signature,
+                self._webhook_secret,
+                WEBHOOK_TOLERANCE_SECONDS,
+            )
+            event = json.loads(payload)
+        except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidWebhook() from exc
+        if not isinstance(event, dict):
+            raise InvalidWebhook()
+        return translate(event)
+
+    async def close(self) -> None:
+        await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK
+
+    @staticmethod
+    async def _call(method: Any, params: dict[str, Any], idempotency_key: str) -> Any:
+        try:
+            return await method(params, options={"idempotency_key": idempotency_key})
+        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+            raise PaymentProviderUnavailable() from exc
+        except stripe.StripeError as exc:
+            status = getattr(exc, "http_status", None)
+            if isinstance(status, int) and status >= 500:
+                raise PaymentProviderUnavailable() from exc
+            raise PaymentProviderError() from exc
