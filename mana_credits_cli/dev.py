@@ -6,10 +6,12 @@ from typing import Annotated
 
 import typer
 
+from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.settings import Settings
+from mana_credits_core.purchases import CURRENCY, PaymentSucceeded
 
-from .runtime import err_console
+from .runtime import DatabaseUrl, console, err_console, run, settings_for
 
 app = typer.Typer(help="Development helpers for the embedded default.", no_args_is_help=True)
 
@@ -37,3 +39,29 @@ def token(
     typer.echo(
         key.mint(user, issuer=settings.issuer, email=email, role=role, name=name, ttl_seconds=ttl)
     )
+
+
+@app.command()
+def pay(
+    purchase_id: Annotated[str, typer.Argument(help="The purchase to pay for.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Pay a pending purchase with the dev gateway: the buyer is credited exactly as
+    a Stripe `payment_intent.succeeded` webhook would credit them.
+
+    Example: mana-credits dev pay 0b6d…
+    """
+
+    async def work() -> str:
+        async with bootstrap(settings_for(database_url)) as services:
+            purchase = await services.purchases.get(purchase_id)
+            event = PaymentSucceeded(
+                event_id=f"dev:{purchase.id}",
+                purchase_id=purchase.id,
+                payment_intent_id=purchase.stripe_payment_intent_id or f"pi_dev_{purchase.id}",
+                amount=purchase.price_euro_cents,
+                currency=CURRENCY,
+            )
+            return await services.purchases.handle(event)
+
+    console.print(f"{purchase_id}: {run(work)}")

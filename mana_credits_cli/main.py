@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import credits, db, dev, serve
+from . import credits, db, dev, packages, serve
 
 app = typer.Typer(
     name="mana-credits",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(credits.app, name="credits")
 app.add_typer(dev.app, name="dev")
+app.add_typer(packages.app, name="packages")
 app.command("reconcile")(credits.reconcile)
 app.command("serve")(serve.serve)
 

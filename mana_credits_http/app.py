@@ -22,11 +22,17 @@ from .errors import error_middleware
 from .keys import IDENTITY, METRICS, SERVICES, SETTINGS
 from .metrics import Metrics
 from .observability import observe
-from .routes import Route, credits, internal, ops, pending
+from .routes import Route, credits, internal, ops, pending, purchases
 
 log = logging.getLogger("mana_credits.http")
 
-ROUTES: list[Route] = [*ops.ROUTES, *credits.ROUTES, *internal.ROUTES, *pending.ROUTES]
+ROUTES: list[Route] = [
+    *ops.ROUTES,
+    *credits.ROUTES,
+    *purchases.ROUTES,
+    *internal.ROUTES,
+    *pending.ROUTES,
+]
 
 
 def create_app(

@@ -15,7 +15,10 @@ from mana_credits_core.errors import (
     IdempotencyKeyReused,
     InsufficientCredits,
     InvalidInput,
+    InvalidWebhook,
     NotFound,
+    PaymentProviderError,
+    PaymentProviderUnavailable,
     ReservationNotPending,
     StoreUnavailable,
     Unauthenticated,
@@ -36,6 +39,9 @@ STATUS: dict[type[CreditsError], int] = {
     IdempotencyKeyReused: 409,
     Conflict: 409,
     StoreUnavailable: 503,
+    PaymentProviderError: 502,
+    PaymentProviderUnavailable: 503,
+    InvalidWebhook: 400,
     CreditsError: 400,
 }
 

@@ -26,10 +26,6 @@ def not_implemented(auth: Auth) -> Handler:
 
 
 PENDING: list[tuple[str, str, str, Auth]] = [
-    ("GET", "/api/v1/credits/purchases", "Your purchases", "user"),
-    ("GET", "/api/v1/credits/packages", "Credit packages on sale", "none"),
-    ("POST", "/api/v1/credits/purchase", "Start a purchase", "user"),
-    ("GET", "/api/v1/credits/purchase/{purchase_id}", "One of your purchases", "user"),
     ("GET", "/api/v1/sync/status", "Your Cloud Sync status", "user"),
     ("POST", "/api/v1/sync/activate", "Activate Cloud Sync", "user"),
     ("POST", "/api/v1/sync/deactivate", "Deactivate Cloud Sync", "user"),
@@ -46,7 +42,6 @@ PENDING: list[tuple[str, str, str, Auth]] = [
     ("POST", "/api/v1/internal/gifts/redeem-pending", "Redeem personalized gifts", "service"),
     ("GET", "/api/v1/internal/sync/status/{user_id}", "A user's Cloud Sync status", "service"),
     ("POST", "/api/v1/internal/sync/charge-recurring", "Run Cloud Sync billing", "service"),
-    ("POST", "/api/v1/webhooks/stripe", "Stripe events", "stripe-signature"),
 ]
 
 ROUTES = [

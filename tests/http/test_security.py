@@ -260,7 +260,7 @@ async def test_unknown_routes_and_methods(client: Client) -> None:
 
 
 async def test_routes_of_later_features_answer_501(client: Client, jwks: Jwks) -> None:
-    response = await client.get("/api/v1/credits/packages")
+    response = await client.get("/api/v1/gifts/ABCD-EFGH")
     assert response.status == 501
     assert await response.json() == {
         "statusCode": 501,

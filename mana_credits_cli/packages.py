@@ -1,0 +1,135 @@
+"""`mana-credits packages`: the credit package catalogue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_core.purchases import Package
+
+from .runtime import DatabaseUrl, JsonOutput, console, print_json, run, settings_for
+
+app = typer.Typer(help="List and manage the credit packages on sale.", no_args_is_help=True)
+
+PackageId = Annotated[str, typer.Argument(help="The package id.")]
+
+
+def package_json(p: Package) -> dict[str, object]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "credits": p.credits,
+        "priceEuroCents": p.price_euro_cents,
+        "active": p.active,
+        "sortOrder": p.sort_order,
+    }
+
+
+def show(packages: list[Package], json: bool) -> None:
+    if json:
+        print_json([package_json(p) for p in packages])
+        return
+    table = Table("id", "name", "credits", "price", "active", "order")
+    for p in packages:
+        table.add_row(
+            p.id,
+            p.name,
+            str(p.credits),
+            f"{p.price_euro_cents / 100:.2f} €",
+            "yes" if p.active else "no",
+            str(p.sort_order),
+        )
+    console.print(table)
+
+
+@app.command("list")
+def list_packages(
+    all_: Annotated[bool, typer.Option("--all", help="Include inactive packages.")] = False,
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+) -> None:
+    """List the packages on sale (with --all, the inactive ones too).
+
+    Example: mana-credits packages list --json
+    """
+
+    async def work() -> list[Package]:
+        async with bootstrap(settings_for(database_url)) as services:
+            return await services.purchases.packages(include_inactive=all_)
+
+    show(run(work), json)
+
+
+@app.command()
+def add(
+    name: Annotated[str, typer.Option(help="Shown to buyers.")],
+    credits: Annotated[int, typer.Option(help="Credits the buyer receives.")],
+    price: Annotated[int, typer.Option("--price", help="Price in euro cents.")],
+    description: Annotated[str | None, typer.Option(help="Shown under the name.")] = None,
+    sort_order: Annotated[int, typer.Option(help="Position in the list.")] = 0,
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+) -> None:
+    """Put a new package on sale.
+
+    Example: mana-credits packages add --name Mega --credits 13000 --price 10000
+    """
+
+    async def work() -> Package:
+        async with bootstrap(settings_for(database_url)) as services:
+            return await services.purchases.add_package(
+                name, credits, price, description=description, sort_order=sort_order
+            )
+
+    show([run(work)], json)
+
+
+@app.command()
+def update(
+    package_id: PackageId,
+    name: Annotated[str | None, typer.Option(help="New name.")] = None,
+    credits: Annotated[int | None, typer.Option(help="New credit amount.")] = None,
+    price: Annotated[int | None, typer.Option("--price", help="New price in cents.")] = None,
+    description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    sort_order: Annotated[int | None, typer.Option(help="New position.")] = None,
+    active: Annotated[bool | None, typer.Option("--active/--inactive", help="On sale?")] = None,
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+) -> None:
+    """Change a package; purchases already started keep their terms.
+
+    Example: mana-credits packages update 3f2c… --price 900
+    """
+
+    async def work() -> Package:
+        async with bootstrap(settings_for(database_url)) as services:
+            return await services.purchases.update_package(
+                package_id,
+                name=name,
+                credits=credits,
+                price_euro_cents=price,
+                description=description,
+                sort_order=sort_order,
+                active=active,
+            )
+
+    show([run(work)], json)
+
+
+@app.command()
+def deactivate(package_id: PackageId, database_url: DatabaseUrl = None) -> None:
+    """Take a package off sale (it stays in the history of past purchases).
+
+    Example: mana-credits packages deactivate 3f2c…
+    """
+
+    async def work() -> Package:
+        async with bootstrap(settings_for(database_url)) as services:
+            return await services.purchases.update_package(package_id, active=False)
+
+    found = run(work)
+    console.print(f"{found.name} ({found.id}) is no longer on sale")
