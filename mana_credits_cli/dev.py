@@ -8,8 +8,8 @@ import typer
 
 from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_adapters.identity.dev import SigningKey
+from mana_credits_adapters.payments.dev import dev_payment
 from mana_credits_adapters.settings import Settings
-from mana_credits_core.purchases import CURRENCY, PaymentSucceeded
 
 from .runtime import DatabaseUrl, console, err_console, run, settings_for
 
@@ -55,13 +55,6 @@ def pay(
     async def work() -> str:
         async with bootstrap(settings_for(database_url)) as services:
             purchase = await services.purchases.get(purchase_id)
-            event = PaymentSucceeded(
-                event_id=f"dev:{purchase.id}",
-                purchase_id=purchase.id,
-                payment_intent_id=purchase.stripe_payment_intent_id or f"pi_dev_{purchase.id}",
-                amount=purchase.price_euro_cents,
-                currency=CURRENCY,
-            )
-            return await services.purchases.handle(event)
+            return await services.purchases.handle(dev_payment(purchase))
 
     console.print(f"{purchase_id}: {run(work)}")

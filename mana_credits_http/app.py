@@ -22,7 +22,7 @@ from .errors import error_middleware
 from .keys import IDENTITY, METRICS, SERVICES, SETTINGS
 from .metrics import Metrics
 from .observability import observe
-from .routes import Route, credits, internal, ops, pending, purchases
+from .routes import Route, credits, dev_checkout, internal, ops, pending, purchases
 
 log = logging.getLogger("mana_credits.http")
 
@@ -88,6 +88,9 @@ def create_app(
         # The embedded default is its own auth service: other local services can
         # verify the dev tokens against this JWKS.
         app.router.add_get("/api/auth/jwks", dev_jwks)
+    if not settings.stripe_secret_key:
+        # The dev gateway's Checkout URLs lead here (never in production: see serve).
+        dev_checkout.add_routes(app)
     return app
 
 

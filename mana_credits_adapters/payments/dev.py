@@ -6,7 +6,14 @@ import uuid
 from collections.abc import Mapping
 
 from mana_credits_core.errors import InvalidWebhook
-from mana_credits_core.purchases import CheckoutSession, PaymentEvent, PaymentIntent
+from mana_credits_core.purchases import (
+    CURRENCY,
+    CheckoutSession,
+    PaymentEvent,
+    PaymentIntent,
+    PaymentSucceeded,
+    Purchase,
+)
 
 
 class DevGateway:
@@ -51,3 +58,14 @@ class DevGateway:
 
     async def close(self) -> None:
         return None
+
+
+def dev_payment(purchase: Purchase) -> PaymentSucceeded:
+    """The event a successful Stripe payment of `purchase` would produce."""
+    return PaymentSucceeded(
+        event_id=f"dev:{purchase.id}",
+        purchase_id=purchase.id,
+        payment_intent_id=purchase.stripe_payment_intent_id or f"pi_dev_{purchase.id}",
+        amount=purchase.price_euro_cents,
+        currency=CURRENCY,
+    )

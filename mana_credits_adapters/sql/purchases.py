@@ -160,12 +160,13 @@ class SqlPurchases:
 
     async def fail(self, purchase_id: str) -> bool:
         p = purchases.c
-        result = await self._c.execute(
+        failed = await self._c.execute(
             sa.update(purchases)
             .where(p.id == purchase_id, p.status == PurchaseStatus.PENDING.value)
             .values(status=PurchaseStatus.FAILED.value)
+            .returning(p.id)
         )
-        return bool(result.rowcount)
+        return failed.first() is not None
 
     async def raise_clawback(self, purchase_id: str, target: int) -> int:
         p = purchases.c
@@ -210,9 +211,11 @@ class SqlPaymentEvents:
         self._c = connection
 
     async def record(self, event_id: str, type: str, now: datetime) -> bool:
-        result = await self._c.execute(
+        # RETURNING rather than rowcount: a conflict returns no row on every driver.
+        inserted = await self._c.execute(
             insert_for(self._c, payment_events)
             .values(id=event_id, type=type, processed_at=now)
             .on_conflict_do_nothing(index_elements=["id"])
+            .returning(payment_events.c.id)
         )
-        return bool(result.rowcount)
+        return inserted.first() is not None

@@ -107,3 +107,42 @@ def test_reconcile_exits_1_on_drift(database_url: str) -> None:
     assert json.loads(out)["drifts"] == [
         {"userId": "alice", "check": "total_spent", "expected": 30, "found": 31}
     ]
+
+
+def test_packages_add_update_deactivate(database_url: str) -> None:
+    seed(database_url)
+    code, out = invoke(
+        "packages", "add", "--name", "Mega", "--credits", "13000", "--price", "10000",
+        "--database-url", database_url, "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    added = json.loads(out)[0]
+    assert (added["credits"], added["priceEuroCents"], added["active"]) == (13000, 10000, True)
+    code, out = invoke(
+        "packages", "update", added["id"], "--price", "9000", "--database-url", database_url
+    )
+    assert code == 0, out
+    code, out = invoke("packages", "list", "--database-url", database_url, "--json")
+    on_sale = {p["id"]: p["priceEuroCents"] for p in json.loads(out)}
+    assert on_sale[added["id"]] == 9000
+    code, out = invoke("packages", "deactivate", added["id"], "--database-url", database_url)
+    assert code == 0
+    code, out = invoke("packages", "list", "--database-url", database_url, "--json")
+    assert added["id"] not in {p["id"] for p in json.loads(out)}
+    code, out = invoke("packages", "list", "--all", "--database-url", database_url, "--json")
+    assert added["id"] in {p["id"] for p in json.loads(out)}
+
+
+def test_packages_bad_input_exits_1(database_url: str) -> None:
+    seed(database_url)
+    code, out = invoke(
+        "packages", "add", "--name", "Free", "--credits", "10", "--price", "0",
+        "--database-url", database_url,
+    )  # fmt: skip
+    assert code == 1
+    assert "error: invalid_input" in out
+    code, out = invoke(
+        "packages", "update", "missing", "--price", "5", "--database-url", database_url
+    )
+    assert code == 1
+    assert "error: package_not_found" in out
