@@ -199,7 +199,9 @@ class SqlCustomers:
         await self._c.execute(
             insert_for(self._c, stripe_customers)
             .values(user_id=user_id, stripe_customer_id=customer_id, created_at=now)
-            .on_conflict_do_nothing(index_elements=["user_id"])
+            # No conflict target: concurrent first purchases insert the same (user,
+            # customer) pair and may collide on either unique index first.
+            .on_conflict_do_nothing()
         )
         stored = await self.get(user_id)
         assert stored is not None
