@@ -6,16 +6,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from mana_credits_core.ports import Clock, DebitApplier, IdGenerator, PaymentGateway, Store
+from mana_credits_core.ports import (
+    Clock,
+    CodeGenerator,
+    DebitApplier,
+    IdGenerator,
+    PaymentGateway,
+    Store,
+)
 from mana_credits_core.services import (
     CreditsService,
+    GiftsService,
     PurchasesService,
     ReconcileService,
     ReservationsService,
     Services,
 )
 
-from .clock import SystemClock, UuidGenerator
+from .clock import SecretCodes, SystemClock, UuidGenerator
 from .settings import Settings
 
 
@@ -67,6 +75,7 @@ def build_services(
     ids: IdGenerator | None = None,
     debits: DebitApplier | None = None,
     payments: PaymentGateway | None = None,
+    codes: CodeGenerator | None = None,
 ) -> Services:
     clock = clock or SystemClock()
     ids = ids or UuidGenerator()
@@ -78,6 +87,7 @@ def build_services(
             store, clock, ids, ttl=timedelta(seconds=settings.reservation_ttl_seconds)
         ),
         purchases=PurchasesService(store, clock, ids, payments),
+        gifts=GiftsService(store, clock, ids, codes or SecretCodes()),
         reconcile=ReconcileService(store),
         payments=payments,
     )

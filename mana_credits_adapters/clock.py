@@ -1,9 +1,12 @@
-"""Clocks and id generators: the system's, and controllable ones for tests."""
+"""Clocks, id and code generators: the system's, and controllable ones for tests."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+
+from mana_credits_core.gifts import CODE_ALPHABET, CODE_LENGTH
 
 
 class SystemClock:
@@ -43,3 +46,10 @@ class TickingClock(ManualClock):
 class UuidGenerator:
     def new_id(self) -> str:
         return str(uuid.uuid4())
+
+
+class SecretCodes:
+    """Gift codes from `secrets`: CODE_LENGTH characters of an unambiguous alphabet."""
+
+    def new_code(self) -> str:
+        return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))

@@ -10,7 +10,15 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from mana_credits_core.errors import BalanceNotFound
+from mana_credits_core.errors import BalanceNotFound, GiftCodeTaken
+from mana_credits_core.gifts import (
+    GiftCode,
+    GiftRedemption,
+    GiftStatus,
+    GiftType,
+    RedemptionStatus,
+    email_key,
+)
 from mana_credits_core.ledger import (
     Applied,
     Balance,
@@ -55,6 +63,8 @@ class MemoryState:
         self.purchases: dict[str, Purchase] = {}
         self.customers: dict[str, str] = {}
         self.payment_events: dict[str, str] = {}
+        self.gifts: dict[str, GiftCode] = {}
+        self.redemptions: dict[str, GiftRedemption] = {}
 
 
 class MemoryStore:
@@ -91,6 +101,7 @@ class MemoryUnitOfWork:
         self._purchases = MemoryPurchases(state, self._undo)
         self._customers = MemoryCustomers(state, self._undo)
         self._payment_events = MemoryPaymentEvents(state, self._undo)
+        self._gifts = MemoryGifts(state, self._undo)
 
     @property
     def balances(self) -> MemoryBalances:
@@ -123,6 +134,10 @@ class MemoryUnitOfWork:
     @property
     def payment_events(self) -> MemoryPaymentEvents:
         return self._payment_events
+
+    @property
+    def gifts(self) -> MemoryGifts:
+        return self._gifts
 
     async def __aenter__(self) -> Self:
         await self._store.lock.acquire()
@@ -508,3 +523,94 @@ class MemoryPaymentEvents:
             return False
         _set(self._s.payment_events, event_id, type, self._undo)
         return True
+
+
+class MemoryGifts:
+    def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
+        self._s = state
+        self._undo = undo
+
+    async def add(self, gift: GiftCode) -> None:
+        if any(g.code == gift.code for g in self._s.gifts.values()):
+            raise GiftCodeTaken()
+        _set(self._s.gifts, gift.id, gift, self._undo)
+
+    async def get(self, gift_id: str) -> GiftCode | None:
+        return self._s.gifts.get(gift_id)
+
+    async def by_code(self, code: str) -> GiftCode | None:
+        return next((g for g in self._s.gifts.values() if g.code == code), None)
+
+    async def created_by(self, user_id: str, limit: int) -> list[GiftCode]:
+        mine = [g for g in self._s.gifts.values() if g.creator_id == user_id]
+        mine.sort(key=lambda g: (g.created_at, g.id), reverse=True)
+        return mine[:limit]
+
+    async def transition(
+        self,
+        gift_id: str,
+        to: GiftStatus,
+        now: datetime,
+        *,
+        creator_id: str | None = None,
+        unexpired: bool = False,
+        expired: bool = False,
+    ) -> GiftCode | None:
+        g = self._s.gifts.get(gift_id)
+        if (
+            g is None
+            or g.status != GiftStatus.ACTIVE
+            or (creator_id is not None and g.creator_id != creator_id)
+            or (unexpired and g.expires_at <= now)
+            or (expired and g.expires_at > now)
+        ):
+            return None
+        redeemed = 1 if to == GiftStatus.DEPLETED else g.redeemed
+        moved = replace(g, status=to, updated_at=now, redeemed=redeemed)
+        _set(self._s.gifts, gift_id, moved, self._undo)
+        return moved
+
+    async def due_for_expiry(self, now: datetime, limit: int) -> list[str]:
+        due = [
+            g
+            for g in self._s.gifts.values()
+            if g.status == GiftStatus.ACTIVE and g.expires_at <= now
+        ]
+        due.sort(key=lambda g: g.expires_at)
+        return [g.id for g in due[:limit]]
+
+    async def pending_for_email(self, email_key_: str, now: datetime) -> list[GiftCode]:
+        found = [
+            g
+            for g in self._s.gifts.values()
+            if g.status == GiftStatus.ACTIVE
+            and g.type == GiftType.PERSONALIZED
+            and g.target_email is not None
+            and email_key(g.target_email) == email_key_
+            and g.expires_at > now
+        ]
+        return sorted(found, key=lambda g: (g.created_at, g.id))
+
+    async def add_redemption(self, redemption: GiftRedemption) -> None:
+        if redemption.status == RedemptionStatus.SUCCESS and any(
+            r.gift_code_id == redemption.gift_code_id and r.status == RedemptionStatus.SUCCESS
+            for r in self._s.redemptions.values()
+        ):
+            raise ValueError("a gift has one successful redemption")  # the SQL unique index
+        _set(self._s.redemptions, redemption.id, redemption, self._undo)
+
+    async def redemptions_of(self, user_id: str, limit: int) -> list[GiftRedemption]:
+        mine = [r for r in self._s.redemptions.values() if r.redeemer_user_id == user_id]
+        mine.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return mine[:limit]
+
+    async def unbacked(self) -> list[tuple[str, int, int | None]]:
+        problems: list[tuple[str, int, int | None]] = []
+        for g in self._s.gifts.values():
+            if g.status != GiftStatus.ACTIVE:
+                continue
+            entry = self._s.entries.get(g.reservation_transaction_id or "")
+            held = None if entry is None else -entry.amount
+            if held != g.total_credits:
+                problems.append((g.id, g.total_credits, held))
+        return problems

@@ -133,3 +133,48 @@ class InvalidWebhook(CreditsError):
 
     code = "invalid_webhook"
     default_message = "Invalid signature"
+
+
+class GiftNotFound(NotFound):
+    code = "gift_not_found"
+    default_message = "Gift code not found"
+
+
+class GiftNotRedeemable(Conflict):
+    """The gift exists but cannot be redeemed (claimed, expired, cancelled)."""
+
+    code = "gift_not_redeemable"
+
+
+class GiftAlreadyClaimed(GiftNotRedeemable):
+    code = "gift_already_claimed"
+    default_message = "Gift already claimed"
+
+
+class GiftExpired(GiftNotRedeemable):
+    code = "gift_expired"
+    default_message = "Gift code expired"
+
+
+class GiftWrongUser(Forbidden):
+    """A personalized gift presented by someone whose e-mail is not the target's."""
+
+    code = "gift_wrong_user"
+    default_message = "This gift is meant for someone else"
+
+
+class GiftNotCancellable(Conflict):
+    code = "gift_not_cancellable"
+    default_message = "Only active gifts can be cancelled"
+
+
+class InsufficientCreditsForGift(InsufficientCredits):
+    """The contract answers this one with 400, not 402."""
+
+    code = "insufficient_credits"
+
+
+class GiftCodeTaken(CreditsError):
+    """A freshly generated code collided with an existing one (retried, never shown)."""
+
+    code = "gift_code_taken"

@@ -8,6 +8,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from .gifts import GiftCode, GiftRedemption, GiftStatus
 from .ledger import (
     Balance,
     Credit,
@@ -180,6 +181,55 @@ class PaymentEventRepository(Protocol):
         ...
 
 
+class GiftRepository(Protocol):
+    async def add(self, gift: GiftCode) -> None:
+        """Store a new gift; raises `GiftCodeTaken` if its code exists already."""
+        ...
+
+    async def get(self, gift_id: str) -> GiftCode | None: ...
+
+    async def by_code(self, code: str) -> GiftCode | None: ...
+
+    async def created_by(self, user_id: str, limit: int) -> list[GiftCode]:
+        """Newest first."""
+        ...
+
+    async def transition(
+        self,
+        gift_id: str,
+        to: GiftStatus,
+        now: datetime,
+        *,
+        creator_id: str | None = None,
+        unexpired: bool = False,
+        expired: bool = False,
+    ) -> GiftCode | None:
+        """Active → `to`, once: None if the gift is not active (or not the creator's,
+        or, with `unexpired`/`expired`, on the wrong side of its expiry at `now`).
+        Moving to `depleted` also sets `redeemed`.
+        """
+        ...
+
+    async def due_for_expiry(self, now: datetime, limit: int) -> list[str]:
+        """Ids of active gifts whose expiry has passed."""
+        ...
+
+    async def pending_for_email(self, email_key: str, now: datetime) -> list[GiftCode]:
+        """Active, unexpired personalized gifts for a (normalised) e-mail address."""
+        ...
+
+    async def add_redemption(self, redemption: GiftRedemption) -> None: ...
+
+    async def redemptions_of(self, user_id: str, limit: int) -> list[GiftRedemption]:
+        """Newest first."""
+        ...
+
+    async def unbacked(self) -> list[tuple[str, int, int | None]]:
+        """Active gifts whose creation entry does not hold exactly their credits:
+        (gift id, total credits, amount held by the entry or None)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories: rolled back on exit unless committed."""
 
@@ -206,6 +256,9 @@ class UnitOfWork(Protocol):
 
     @property
     def payment_events(self) -> PaymentEventRepository: ...
+
+    @property
+    def gifts(self) -> GiftRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -300,3 +353,9 @@ class Notifier(Protocol):
     """Tells users about things that happened to their account."""
 
     async def sync_paused(self, user_id: str, *, interval: str, required: int) -> None: ...
+
+
+class CodeGenerator(Protocol):
+    def new_code(self) -> str:
+        """A fresh gift code from a cryptographic random source."""
+        ...

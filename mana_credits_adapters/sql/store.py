@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from mana_credits_core.errors import StoreUnavailable
 
+from .gifts import SqlGifts
 from .ledger import SqlBalances, SqlLedger, SqlUsage
 from .purchases import SqlCustomers, SqlPackages, SqlPaymentEvents, SqlPurchases
 from .reservations import SqlReservations
@@ -144,6 +145,10 @@ class SqlUnitOfWork:
     @property
     def payment_events(self) -> SqlPaymentEvents:
         return SqlPaymentEvents(self.connection)
+
+    @property
+    def gifts(self) -> SqlGifts:
+        return SqlGifts(self.connection)
 
     async def __aenter__(self) -> Self:
         try:

@@ -172,5 +172,53 @@ payment_events = sa.Table(
     schema=CREDITS,
 )
 
+gift_codes = sa.Table(
+    "gift_codes",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("code", sa.String(32), nullable=False, unique=True),
+    sa.Column("creator_id", UserId, nullable=False),
+    sa.Column("creator_name", sa.String(255), nullable=False),
+    sa.Column("total_credits", Credits, nullable=False),
+    sa.Column("redeemed", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("target_email", sa.String(254), nullable=True),
+    sa.Column("target_email_key", sa.String(254), nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("reservation_transaction_id", Id, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint("total_credits > 0", name="credits_positive"),
+    sa.Index("ix_gift_codes_creator_created", "creator_id", "created_at"),
+    sa.Index("ix_gift_codes_status_expires", "status", "expires_at"),
+    sa.Index("ix_gift_codes_target_status", "target_email_key", "status"),
+    schema=GIFTS,
+)
+
+gift_redemptions = sa.Table(
+    "gift_redemptions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("gift_code_id", Id, nullable=False),
+    sa.Column("redeemer_user_id", UserId, nullable=False),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("credits_received", Credits, nullable=False),
+    sa.Column("credit_transaction_id", Id, nullable=True),
+    sa.Column("source_app_id", AppId, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index("ix_gift_redemptions_redeemer_created", "redeemer_user_id", "created_at"),
+    # One successful redemption per gift, whatever happens above.
+    sa.Index(
+        "uq_gift_redemptions_one_success",
+        "gift_code_id",
+        unique=True,
+        postgresql_where=sa.text("status = 'success'"),
+        sqlite_where=sa.text("status = 'success'"),
+    ),
+    schema=GIFTS,
+)
+
 SQLITE_SCHEMA_MAP: dict[str | None, str | None] = {CREDITS: None, GIFTS: None}
 """SQLite has no schemas: every table lives in the one database file."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..ports import PaymentGateway, Store
 from .credits import CreditsService as CreditsService
 from .credits import LedgerResult as LedgerResult
+from .gifts import GiftsService as GiftsService
 from .purchases import PurchasesService as PurchasesService
 from .purchases import StartedPurchase as StartedPurchase
 from .reconcile import Drift as Drift
@@ -23,6 +24,7 @@ class Services:
     credits: CreditsService
     reservations: ReservationsService
     purchases: PurchasesService
+    gifts: GiftsService
     reconcile: ReconcileService
     payments: PaymentGateway
 
@@ -30,6 +32,7 @@ class Services:
 __all__ = [
     "CreditsService",
     "Drift",
+    "GiftsService",
     "LedgerResult",
     "PurchasesService",
     "ReconcileReport",

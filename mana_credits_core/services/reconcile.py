@@ -36,6 +36,7 @@ class ReconcileService:
     balance == sum(completed entries) - credits held by pending reservations,
     total_earned == sum of completed credits, total_spent == sum of completed debits,
     balance >= 0, and no ledger entry or hold belongs to a user without a balance.
+    Every active gift code is backed by a creation entry holding exactly its credits.
     """
 
     def __init__(self, store: Store) -> None:
@@ -70,4 +71,10 @@ class ReconcileService:
             for orphan in sorted(orphans):
                 if user_id is None or orphan == user_id:
                     report.drifts.append(Drift(orphan, "balance row exists", 1, 0))
+            if user_id is None:
+                # Credits held by active gifts are exactly what their creators paid in.
+                for gift_id, total, held_by_entry in await uow.gifts.unbacked():
+                    report.drifts.append(
+                        Drift(f"gift {gift_id}", "gift credits held", total, held_by_entry or 0)
+                    )
         return report

@@ -1,0 +1,100 @@
+"""Gift codes: credits set aside by a creator, redeemed once by someone else."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+"""No I, L, O, 0 or 1: nothing to misread when a code is typed from a screen."""
+CODE_LENGTH = 12  # 31**12 ≈ 7.9e17 codes; see docs/gifts.md for the guessing arithmetic
+MAX_GIFT_CREDITS = 10_000
+MAX_MESSAGE = 500
+DEFAULT_EXPIRATION_DAYS = 90
+MAX_EXPIRATION_DAYS = 3650
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+class GiftType(enum.StrEnum):
+    SIMPLE = "simple"
+    PERSONALIZED = "personalized"
+
+
+class GiftStatus(enum.StrEnum):
+    ACTIVE = "active"
+    DEPLETED = "depleted"  # redeemed
+    EXPIRED = "expired"  # not redeemed in time; credits returned to the creator
+    CANCELLED = "cancelled"  # cancelled by the creator; credits returned
+    REFUNDED = "refunded"
+
+
+class RedemptionStatus(enum.StrEnum):
+    SUCCESS = "success"
+    FAILED_WRONG_USER = "failed_wrong_user"
+    FAILED_DEPLETED = "failed_depleted"
+    FAILED_EXPIRED = "failed_expired"
+    FAILED_ALREADY_CLAIMED = "failed_already_claimed"
+
+
+@dataclass(frozen=True, slots=True)
+class GiftCode:
+    id: str
+    code: str
+    creator_id: str
+    creator_name: str
+    total_credits: int
+    redeemed: int  # 0 or 1: each gift is single-use
+    type: GiftType
+    status: GiftStatus
+    target_email: str | None
+    message: str | None
+    expires_at: datetime
+    reservation_transaction_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def for_email(self, email: str | None) -> bool:
+        """Whether a redeemer with `email` may redeem this gift."""
+        if self.type == GiftType.SIMPLE:
+            return True
+        return email is not None and email_key(email) == email_key(self.target_email or "")
+
+
+@dataclass(frozen=True, slots=True)
+class GiftRedemption:
+    id: str
+    gift_code_id: str
+    redeemer_user_id: str
+    status: RedemptionStatus
+    credits_received: int
+    credit_transaction_id: str | None
+    source_app_id: str | None
+    created_at: datetime
+
+
+def normalise_code(value: str) -> str:
+    """Codes are case-insensitive and may be typed with dashes or spaces."""
+    return re.sub(r"[\s-]", "", value).upper()
+
+
+def display_code(code: str) -> str:
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
+
+
+def email_key(email: str) -> str:
+    return email.strip().lower()
+
+
+def looks_like_email(value: str) -> bool:
+    return bool(_EMAIL.match(value.strip()))
+
+
+def masked_name(email: str | None) -> str:
+    """A creator name that does not give away an e-mail address."""
+    if not email or "@" not in email:
+        return "A Mana user"
+    local = email.split("@", 1)[0]
+    return f"{local[:1]}***" if local else "A Mana user"
