@@ -178,3 +178,8 @@ class GiftCodeTaken(CreditsError):
     """A freshly generated code collided with an existing one (retried, never shown)."""
 
     code = "gift_code_taken"
+
+
+class RateLimited(CreditsError):
+    code = "rate_limited"
+    default_message = "Too many failed attempts; try again later"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -17,12 +15,14 @@ from mana_credits_core.ports import IdentityVerifier
 from mana_credits_core.services import Services
 
 from . import openapi
+from .background import periodic
 from .cors import cors
 from .errors import error_middleware
-from .keys import IDENTITY, METRICS, SERVICES, SETTINGS
+from .keys import GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
 from .metrics import Metrics
 from .observability import observe
-from .routes import Route, credits, dev_checkout, internal, ops, pending, purchases
+from .ratelimit import FailureLimiter
+from .routes import Route, credits, dev_checkout, gifts, internal, ops, pending, purchases
 
 log = logging.getLogger("mana_credits.http")
 
@@ -30,6 +30,7 @@ ROUTES: list[Route] = [
     *ops.ROUTES,
     *credits.ROUTES,
     *purchases.ROUTES,
+    *gifts.ROUTES,
     *internal.ROUTES,
     *pending.ROUTES,
 ]
@@ -51,6 +52,9 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[GIFT_LIMITER] = FailureLimiter(
+        settings.gift_failures_allowed, settings.gift_failure_window_seconds
+    )
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         if services is not None:
@@ -70,7 +74,7 @@ def create_app(
             app[IDENTITY] = verifier
             yield
 
-    app.cleanup_ctx.extend([services_ctx, identity_ctx, reservation_sweep])
+    app.cleanup_ctx.extend([services_ctx, identity_ctx, reservation_sweep, gift_expiry])
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     document = openapi.document(ROUTES)
@@ -103,22 +107,14 @@ def use_services(app: web.Application, services: Services) -> None:
 
 
 async def reservation_sweep(app: web.Application) -> AsyncIterator[None]:
-    """Release expired reservations in the background; safe with many processes."""
-    interval = app[SETTINGS].sweep_interval_seconds
+    """Release expired reservations in the background."""
+    job = app[SERVICES].reservations.release_expired
+    async with periodic("reservation sweep", app[SETTINGS].sweep_interval_seconds, job):
+        yield
 
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                released = await app[SERVICES].reservations.release_expired()
-            except Exception:
-                log.exception("reservation sweep failed; retrying next interval")
-                continue
-            if released:
-                log.info("released %d expired reservations", released)
 
-    task = asyncio.create_task(loop(), name="reservation-sweep")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+async def gift_expiry(app: web.Application) -> AsyncIterator[None]:
+    """Expire overdue gifts in the background, returning their credits once."""
+    job = app[SERVICES].gifts.expire
+    async with periodic("gift expiry", app[SETTINGS].gift_expiry_interval_seconds, job):
+        yield

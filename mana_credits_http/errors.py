@@ -12,13 +12,17 @@ from mana_credits_core.errors import (
     Conflict,
     CreditsError,
     Forbidden,
+    GiftNotCancellable,
+    GiftNotRedeemable,
     IdempotencyKeyReused,
     InsufficientCredits,
+    InsufficientCreditsForGift,
     InvalidInput,
     InvalidWebhook,
     NotFound,
     PaymentProviderError,
     PaymentProviderUnavailable,
+    RateLimited,
     ReservationNotPending,
     StoreUnavailable,
     Unauthenticated,
@@ -42,6 +46,10 @@ STATUS: dict[type[CreditsError], int] = {
     PaymentProviderError: 502,
     PaymentProviderUnavailable: 503,
     InvalidWebhook: 400,
+    InsufficientCreditsForGift: 400,  # the contract's answer when a gift does not fit
+    GiftNotRedeemable: 400,
+    GiftNotCancellable: 400,
+    RateLimited: 429,
     CreditsError: 400,
 }
 

@@ -11,6 +11,7 @@ from mana_credits_core.ports import IdentityVerifier, Principal
 from mana_credits_core.services import Services
 
 from .metrics import Metrics
+from .ratelimit import FailureLimiter
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -18,5 +19,6 @@ SERVICES = web.AppKey("services", Services)
 SETTINGS = web.AppKey("settings", Settings)
 IDENTITY = web.AppKey("identity", IdentityVerifier)
 METRICS = web.AppKey("metrics", Metrics)
+GIFT_LIMITER = web.AppKey("gift_limiter", FailureLimiter)
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
 
 from mana_credits_core import Balance, LedgerEntry, TransactionStatus, TransactionType
+from mana_credits_core.gifts import GiftCode, GiftRedemption, GiftStatus, GiftType, RedemptionStatus
 from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
 
 
@@ -267,3 +268,125 @@ class PurchaseStartedOut(Camel):
 
 class WebhookOut(Camel):
     received: Literal[True] = True
+
+
+class GiftCodeOut(Camel):
+    id: str
+    code: str
+    short_url: str
+    creator_id: str
+    creator_name: str
+    total_credits: int
+    redeemed: int
+    type: GiftType
+    status: GiftStatus
+    target_email: str | None
+    message: str | None
+    expires_at: str
+    reservation_transaction_id: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, g: GiftCode, base_url: str) -> GiftCodeOut:
+        return cls(
+            id=g.id,
+            code=g.code,
+            short_url=f"{base_url.rstrip('/')}/g/{g.code}",
+            creator_id=g.creator_id,
+            creator_name=g.creator_name,
+            total_credits=g.total_credits,
+            redeemed=g.redeemed,
+            type=g.type,
+            status=g.status,
+            target_email=g.target_email,
+            message=g.message,
+            expires_at=iso(g.expires_at),
+            reservation_transaction_id=g.reservation_transaction_id,
+            created_at=iso(g.created_at),
+            updated_at=iso(g.updated_at),
+        )
+
+
+class GiftInfoOut(Camel):
+    """What anyone with the code may see: no e-mail addresses."""
+
+    code: str
+    type: GiftType
+    status: GiftStatus
+    total_credits: int
+    redeemed: bool
+    message: str | None
+    creator_name: str
+    expires_at: str
+
+    @classmethod
+    def of(cls, g: GiftCode) -> GiftInfoOut:
+        return cls(
+            code=g.code,
+            type=g.type,
+            status=g.status,
+            total_credits=g.total_credits,
+            redeemed=bool(g.redeemed),
+            message=g.message,
+            creator_name=g.creator_name,
+            expires_at=iso(g.expires_at),
+        )
+
+
+class GiftRedemptionOut(Camel):
+    id: str
+    gift_code_id: str
+    redeemer_user_id: str
+    status: RedemptionStatus
+    credits_received: int
+    credit_transaction_id: str | None
+    source_app_id: str | None
+    created_at: str
+
+    @classmethod
+    def of(cls, r: GiftRedemption) -> GiftRedemptionOut:
+        return cls(
+            id=r.id,
+            gift_code_id=r.gift_code_id,
+            redeemer_user_id=r.redeemer_user_id,
+            status=r.status,
+            credits_received=r.credits_received,
+            credit_transaction_id=r.credit_transaction_id,
+            source_app_id=r.source_app_id,
+            created_at=iso(r.created_at),
+        )
+
+
+class CreateGiftBody(Camel):
+    total_credits: StrictInt
+    type: StrictStr = "simple"
+    target_email: StrictStr | None = None
+    message: StrictStr | None = None
+    expiration_days: StrictInt | None = None
+
+
+class RedeemBody(Camel):
+    source_app_id: StrictStr | None = None
+
+
+class RedeemOut(Camel):
+    success: Literal[True] = True
+    credits_received: int
+    message: str | None
+    creator_name: str
+
+
+class CancelGiftOut(Camel):
+    success: Literal[True] = True
+    refunded_credits: int
+
+
+class RedeemPendingBody(Camel):
+    user_id: StrictStr
+    email: StrictStr
+
+
+class RedeemPendingOut(Camel):
+    redeemed: int
+    total_credits: int

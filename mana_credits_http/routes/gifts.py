@@ -1,0 +1,167 @@
+"""Gift codes: public info, create, redeem, cancel, lists, and auto-redeem at sign-up."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from mana_credits_core.errors import GiftNotFound
+
+from ..auth import require_service, require_user
+from ..body import read_body
+from ..keys import GIFT_LIMITER, SERVICES, SETTINGS
+from ..models import (
+    CancelGiftOut,
+    CreateGiftBody,
+    GiftCodeOut,
+    GiftInfoOut,
+    GiftRedemptionOut,
+    RedeemBody,
+    RedeemOut,
+    RedeemPendingBody,
+    RedeemPendingOut,
+)
+from . import Route
+
+
+def client_of(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+async def info(request: web.Request) -> web.Response:
+    limiter, client = request.app[GIFT_LIMITER], client_of(request)
+    limiter.check(client)
+    try:
+        gift = await request.app[SERVICES].gifts.info(request.match_info["code"])
+    except GiftNotFound:
+        limiter.failed(client)  # only misses count: they are what guessing looks like
+        raise
+    return web.json_response(GiftInfoOut.of(gift).render())
+
+
+async def create(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    body = await read_body(request, CreateGiftBody)
+    gift = await request.app[SERVICES].gifts.create(
+        user,
+        body.total_credits,
+        type=body.type,
+        target_email=body.target_email,
+        message=body.message,
+        expiration_days=body.expiration_days,
+    )
+    answer = GiftCodeOut.of(gift, request.app[SETTINGS].base_url)
+    return web.json_response(answer.render(), status=201)
+
+
+async def created(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    gifts = await request.app[SERVICES].gifts.created(user.user_id)
+    base_url = request.app[SETTINGS].base_url
+    return web.json_response([GiftCodeOut.of(g, base_url).render() for g in gifts])
+
+
+async def received(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    redemptions = await request.app[SERVICES].gifts.received(user.user_id)
+    return web.json_response([GiftRedemptionOut.of(r).render() for r in redemptions])
+
+
+async def redeem(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    limiter, client = request.app[GIFT_LIMITER], client_of(request)
+    limiter.check(client)
+    body = await read_body(request, RedeemBody) if request.can_read_body else RedeemBody()
+    try:
+        done = await request.app[SERVICES].gifts.redeem(
+            user, request.match_info["code"], source_app_id=body.source_app_id
+        )
+    except GiftNotFound:
+        limiter.failed(client)
+        raise
+    answer = RedeemOut(
+        credits_received=done.credits_received,
+        message=done.message,
+        creator_name=done.creator_name,
+    )
+    return web.json_response(answer.render())
+
+
+async def cancel(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    refunded = await request.app[SERVICES].gifts.cancel(user.user_id, request.match_info["gift_id"])
+    return web.json_response(CancelGiftOut(refunded_credits=refunded).render())
+
+
+async def redeem_pending(request: web.Request) -> web.Response:
+    require_service(request)
+    body = await read_body(request, RedeemPendingBody)
+    done = await request.app[SERVICES].gifts.redeem_pending(body.user_id, body.email)
+    answer = RedeemPendingOut(redeemed=done.redeemed, total_credits=done.total_credits)
+    return web.json_response(answer.render())
+
+
+ROUTES = [
+    # The fixed paths come before `{code}`, which would otherwise match them.
+    Route(
+        "GET",
+        "/api/v1/gifts/me/created",
+        created,
+        "Gifts you created, newest first",
+        "user",
+        response=GiftCodeOut,
+        many=True,
+    ),
+    Route(
+        "GET",
+        "/api/v1/gifts/me/received",
+        received,
+        "Gifts you redeemed, newest first",
+        "user",
+        response=GiftRedemptionOut,
+        many=True,
+    ),
+    Route(
+        "GET",
+        "/api/v1/gifts/{code}",
+        info,
+        "Public gift information (case-insensitive code; misses are rate-limited)",
+        "none",
+        response=GiftInfoOut,
+    ),
+    Route(
+        "POST",
+        "/api/v1/gifts",
+        create,
+        "Create a gift code; your credits move into it",
+        "user",
+        body=CreateGiftBody,
+        response=GiftCodeOut,
+        status=201,
+    ),
+    Route(
+        "POST",
+        "/api/v1/gifts/{code}/redeem",
+        redeem,
+        "Redeem a gift code",
+        "user",
+        body=RedeemBody,
+        response=RedeemOut,
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/gifts/{gift_id}",
+        cancel,
+        "Cancel your active gift; its credits come back",
+        "user",
+        response=CancelGiftOut,
+    ),
+    Route(
+        "POST",
+        "/api/v1/internal/gifts/redeem-pending",
+        redeem_pending,
+        "Redeem every personalized gift for a newly registered e-mail",
+        "service",
+        body=RedeemPendingBody,
+        response=RedeemPendingOut,
+    ),
+]
