@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import credits, db, dev, packages, serve
+from . import credits, db, dev, gifts, packages, serve
 
 app = typer.Typer(
     name="mana-credits",
@@ -16,6 +16,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(credits.app, name="credits")
 app.add_typer(dev.app, name="dev")
 app.add_typer(packages.app, name="packages")
+app.add_typer(gifts.app, name="gifts")
 app.command("reconcile")(credits.reconcile)
 app.command("serve")(serve.serve)
 

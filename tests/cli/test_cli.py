@@ -146,3 +146,33 @@ def test_packages_bad_input_exits_1(database_url: str) -> None:
     )
     assert code == 1
     assert "error: package_not_found" in out
+
+
+def test_gifts_show_and_expire(database_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mana_credits_adapters.clock import ManualClock
+    from mana_credits_core import Principal
+
+    clock = ManualClock(datetime.now(UTC) - timedelta(days=10))
+
+    async def make() -> str:
+        settings = Settings(DATABASE_URL=database_url)
+        async with bootstrap(settings, migrate=True, clock=clock) as services:
+            await services.credits.credit("alice", 100, TransactionType.GRANT, "funds")
+            gift = await services.gifts.create(Principal("alice"), 40, expiration_days=1)
+            return gift.code
+
+    code = asyncio.run(make())
+    status, out = invoke("gifts", "show", code.lower(), "--database-url", database_url, "--json")
+    assert status == 0, out
+    assert json.loads(out)["status"] == "active"
+    status, out = invoke("gifts", "expire", "--database-url", database_url, "--json")
+    assert (status, json.loads(out)) == (0, {"expired": 1})
+    status, out = invoke("gifts", "expire", "--database-url", database_url, "--json")
+    assert json.loads(out) == {"expired": 0}
+    status, out = invoke("credits", "balance", "alice", "--database-url", database_url, "--json")
+    assert json.loads(out)["balance"] == 100
+    status, out = invoke("gifts", "show", "NOPE", "--database-url", database_url)
+    assert status == 1
+    assert "error: gift_not_found" in out

@@ -1,0 +1,68 @@
+"""`mana-credits gifts`: look at gift codes and run the expiry sweep."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_core.gifts import GiftCode
+
+from .runtime import DatabaseUrl, JsonOutput, console, print_json, run, settings_for
+
+app = typer.Typer(help="Gift codes: inspect and expire.", no_args_is_help=True)
+
+
+def gift_json(g: GiftCode) -> dict[str, object]:
+    return {
+        "id": g.id,
+        "code": g.code,
+        "creatorId": g.creator_id,
+        "totalCredits": g.total_credits,
+        "type": g.type.value,
+        "status": g.status.value,
+        "targetEmail": g.target_email,
+        "expiresAt": g.expires_at.isoformat(),
+    }
+
+
+@app.command()
+def show(
+    code: Annotated[str, typer.Argument(help="The gift code (any case, dashes allowed).")],
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+) -> None:
+    """Show one gift code.
+
+    Example: mana-credits gifts show ABCD-EFGH-JKMN
+    """
+
+    async def work() -> GiftCode:
+        async with bootstrap(settings_for(database_url)) as services:
+            return await services.gifts.info(code)
+
+    gift = run(work)
+    if json:
+        print_json(gift_json(gift))
+    else:
+        for key, value in gift_json(gift).items():
+            console.print(f"{key:>12}  {value}", markup=False, highlight=False)
+
+
+@app.command()
+def expire(database_url: DatabaseUrl = None, json: JsonOutput = False) -> None:
+    """Expire every overdue active gift and return its credits to the creator (once).
+
+    Safe to run while the server's own sweep runs. Example: mana-credits gifts expire
+    """
+
+    async def work() -> int:
+        async with bootstrap(settings_for(database_url)) as services:
+            return await services.gifts.expire()
+
+    expired = run(work)
+    if json:
+        print_json({"expired": expired})
+    else:
+        console.print(f"expired {expired} gift(s)")
