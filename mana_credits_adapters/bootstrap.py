@@ -11,6 +11,7 @@ from mana_credits_core.ports import (
     CodeGenerator,
     DebitApplier,
     IdGenerator,
+    Notifier,
     PaymentGateway,
     Store,
 )
@@ -21,6 +22,7 @@ from mana_credits_core.services import (
     ReconcileService,
     ReservationsService,
     Services,
+    SyncService,
 )
 
 from .clock import SecretCodes, SystemClock, UuidGenerator
@@ -67,6 +69,16 @@ def open_payments(settings: Settings) -> PaymentGateway:
     return DevGateway(settings.base_url)
 
 
+def open_notifier(settings: Settings) -> Notifier:
+    """The notification service when `MANA_NOTIFY_URL` is set, else the log."""
+    from .notify import HttpNotifier, LogNotifier
+
+    if settings.notify_url:
+        key = settings.service_keys[0] if settings.service_keys else ""
+        return HttpNotifier(settings.notify_url, key)
+    return LogNotifier()
+
+
 def build_services(
     store: Store,
     settings: Settings,
@@ -76,10 +88,12 @@ def build_services(
     debits: DebitApplier | None = None,
     payments: PaymentGateway | None = None,
     codes: CodeGenerator | None = None,
+    notifier: Notifier | None = None,
 ) -> Services:
     clock = clock or SystemClock()
     ids = ids or UuidGenerator()
     payments = payments or open_payments(settings)
+    notifier = notifier or open_notifier(settings)
     return Services(
         store=store,
         credits=CreditsService(store, clock, ids, debits),
@@ -88,8 +102,10 @@ def build_services(
         ),
         purchases=PurchasesService(store, clock, ids, payments),
         gifts=GiftsService(store, clock, ids, codes or SecretCodes()),
+        sync=SyncService(store, clock, ids, notifier),
         reconcile=ReconcileService(store),
         payments=payments,
+        notifier=notifier,
     )
 
 
@@ -102,6 +118,7 @@ async def bootstrap(
     ids: IdGenerator | None = None,
     debits: DebitApplier | None = None,
     payments: PaymentGateway | None = None,
+    notifier: Notifier | None = None,
     migrate: bool | None = None,
 ) -> AsyncIterator[Services]:
     """Open the configured store and yield the services; close the store on exit.
@@ -113,9 +130,16 @@ async def bootstrap(
     settings = settings or Settings()
     opened = store if store is not None else await open_store(settings, migrate=migrate)
     gateway = payments or open_payments(settings)
+    notify = notifier or open_notifier(settings)
     try:
         services = build_services(
-            opened, settings, clock=clock, ids=ids, debits=debits, payments=gateway
+            opened,
+            settings,
+            clock=clock,
+            ids=ids,
+            debits=debits,
+            payments=gateway,
+            notifier=notify,
         )
         if store is None and settings.is_embedded:
             await services.purchases.ensure_default_catalogue()
@@ -123,5 +147,7 @@ async def bootstrap(
     finally:
         if payments is None:
             await gateway.close()
+        if notifier is None:
+            await notify.close()
         if store is None:
             await opened.close()

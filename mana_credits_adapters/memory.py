@@ -45,6 +45,7 @@ from mana_credits_core.reservations import (
     ReservationStatus,
     committed_entry,
 )
+from mana_credits_core.sync import BillingInterval, SyncSubscription
 
 Undo = Callable[[], None]
 
@@ -65,6 +66,7 @@ class MemoryState:
         self.payment_events: dict[str, str] = {}
         self.gifts: dict[str, GiftCode] = {}
         self.redemptions: dict[str, GiftRedemption] = {}
+        self.sync: dict[str, SyncSubscription] = {}
 
 
 class MemoryStore:
@@ -102,6 +104,7 @@ class MemoryUnitOfWork:
         self._customers = MemoryCustomers(state, self._undo)
         self._payment_events = MemoryPaymentEvents(state, self._undo)
         self._gifts = MemoryGifts(state, self._undo)
+        self._sync = MemorySync(state, self._undo)
 
     @property
     def balances(self) -> MemoryBalances:
@@ -138,6 +141,10 @@ class MemoryUnitOfWork:
     @property
     def gifts(self) -> MemoryGifts:
         return self._gifts
+
+    @property
+    def sync(self) -> MemorySync:
+        return self._sync
 
     async def __aenter__(self) -> Self:
         await self._store.lock.acquire()
@@ -614,3 +621,52 @@ class MemoryGifts:
             if held != g.total_credits:
                 problems.append((g.id, g.total_credits, held))
         return problems
+
+
+class MemorySync:
+    def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
+        self._s = state
+        self._undo = undo
+
+    async def get(self, user_id: str, *, lock: bool = False) -> SyncSubscription | None:
+        return self._s.sync.get(user_id)  # the store's lock already serialises
+
+    async def ensure(self, user_id: str, now: datetime) -> None:
+        if user_id not in self._s.sync:
+            fresh = SyncSubscription(
+                user_id=user_id,
+                active=False,
+                interval=BillingInterval.MONTHLY,
+                next_interval=None,
+                anchor_at=now,
+                months_paid=0,
+                next_charge_at=None,
+                paused_at=None,
+                is_gifted=False,
+                gifted_by=None,
+                gifted_at=None,
+                created_at=now,
+                updated_at=now,
+            )
+            _set(self._s.sync, user_id, fresh, self._undo)
+
+    async def save(self, sub: SyncSubscription) -> None:
+        if sub.user_id in self._s.sync:
+            _set(self._s.sync, sub.user_id, sub, self._undo)
+
+    def _due(self, now: datetime) -> list[SyncSubscription]:
+        due = [
+            sub
+            for sub in self._s.sync.values()
+            if sub.active
+            and not sub.is_gifted
+            and sub.next_charge_at is not None
+            and sub.next_charge_at <= now
+        ]
+        return sorted(due, key=lambda sub: (sub.next_charge_at or now, sub.user_id))
+
+    async def due(self, now: datetime, limit: int) -> list[SyncSubscription]:
+        return self._due(now)[:limit]
+
+    async def count_due(self, now: datetime) -> int:
+        return len(self._due(now))

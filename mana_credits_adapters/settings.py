@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(60.0, alias="MANA_CREDITS_SWEEP_INTERVAL", gt=0)
     max_body_bytes: int = Field(64 * 1024, alias="MANA_CREDITS_MAX_BODY_BYTES", ge=1024)
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    billing_enabled: bool = Field(True, alias="MANA_CREDITS_BILLING_ENABLED")
+    billing_interval_seconds: float = Field(3600.0, alias="MANA_CREDITS_BILLING_INTERVAL", gt=0)
     gift_failures_allowed: int = Field(30, alias="MANA_CREDITS_GIFT_FAILURES", ge=1)
     gift_failure_window_seconds: float = Field(600.0, alias="MANA_CREDITS_GIFT_WINDOW", gt=0)
     gift_expiry_interval_seconds: float = Field(

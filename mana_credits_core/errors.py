@@ -183,3 +183,14 @@ class GiftCodeTaken(CreditsError):
 class RateLimited(CreditsError):
     code = "rate_limited"
     default_message = "Too many failed attempts; try again later"
+
+
+class SyncStateError(Conflict):
+    """The subscription is not in a state that allows this (the contract's 400s)."""
+
+    code = "sync_state"
+
+
+class SubscriptionNotFound(NotFound):
+    code = "subscription_not_found"
+    default_message = "No sync subscription found for user"

@@ -20,6 +20,7 @@ from .ledger import (
 )
 from .purchases import CheckoutSession, Package, PaymentEvent, PaymentIntent, Purchase
 from .reservations import CommitHold, Held, Hold, ReleaseHold, Reservation
+from .sync import SyncSubscription
 
 
 class Clock(Protocol):
@@ -230,6 +231,25 @@ class GiftRepository(Protocol):
         ...
 
 
+class SyncRepository(Protocol):
+    async def get(self, user_id: str, *, lock: bool = False) -> SyncSubscription | None:
+        """The user's subscription; `lock` holds its row until the unit of work ends."""
+        ...
+
+    async def ensure(self, user_id: str, now: datetime) -> None:
+        """Create an inactive monthly row if absent (safe under concurrent calls)."""
+        ...
+
+    async def save(self, sub: SyncSubscription) -> None: ...
+
+    async def due(self, now: datetime, limit: int) -> list[SyncSubscription]:
+        """Active, non-gifted subscriptions whose charge is due, oldest first, locked;
+        rows locked by another run are skipped (so several runs share the work)."""
+        ...
+
+    async def count_due(self, now: datetime) -> int: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories: rolled back on exit unless committed."""
 
@@ -259,6 +279,9 @@ class UnitOfWork(Protocol):
 
     @property
     def gifts(self) -> GiftRepository: ...
+
+    @property
+    def sync(self) -> SyncRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -353,6 +376,8 @@ class Notifier(Protocol):
     """Tells users about things that happened to their account."""
 
     async def sync_paused(self, user_id: str, *, interval: str, required: int) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class CodeGenerator(Protocol):

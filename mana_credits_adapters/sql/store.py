@@ -18,6 +18,7 @@ from .gifts import SqlGifts
 from .ledger import SqlBalances, SqlLedger, SqlUsage
 from .purchases import SqlCustomers, SqlPackages, SqlPaymentEvents, SqlPurchases
 from .reservations import SqlReservations
+from .sync import SqlSync
 from .tables import SQLITE_SCHEMA_MAP
 
 
@@ -149,6 +150,10 @@ class SqlUnitOfWork:
     @property
     def gifts(self) -> SqlGifts:
         return SqlGifts(self.connection)
+
+    @property
+    def sync(self) -> SqlSync:
+        return SqlSync(self.connection)
 
     async def __aenter__(self) -> Self:
         try:

@@ -220,5 +220,25 @@ gift_redemptions = sa.Table(
     schema=GIFTS,
 )
 
+sync_subscriptions = sa.Table(
+    "sync_subscriptions",
+    metadata,
+    sa.Column("user_id", UserId, primary_key=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("interval", sa.String(20), nullable=False),
+    sa.Column("next_interval", sa.String(20), nullable=True),
+    sa.Column("anchor_at", UtcDateTime, nullable=False),
+    sa.Column("months_paid", sa.Integer, nullable=False),
+    sa.Column("next_charge_at", UtcDateTime, nullable=True),
+    sa.Column("paused_at", UtcDateTime, nullable=True),
+    sa.Column("is_gifted", sa.Boolean, nullable=False),
+    sa.Column("gifted_by", UserId, nullable=True),
+    sa.Column("gifted_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_sync_subscriptions_due", "active", "is_gifted", "next_charge_at"),
+    schema=CREDITS,
+)
+
 SQLITE_SCHEMA_MAP: dict[str | None, str | None] = {CREDITS: None, GIFTS: None}
 """SQLite has no schemas: every table lives in the one database file."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ports import PaymentGateway, Store
+from ..ports import Notifier, PaymentGateway, Store
 from .credits import CreditsService as CreditsService
 from .credits import LedgerResult as LedgerResult
 from .gifts import GiftsService as GiftsService
@@ -14,6 +14,7 @@ from .reconcile import Drift as Drift
 from .reconcile import ReconcileReport as ReconcileReport
 from .reconcile import ReconcileService as ReconcileService
 from .reservations import ReservationsService as ReservationsService
+from .sync import SyncService as SyncService
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +26,10 @@ class Services:
     reservations: ReservationsService
     purchases: PurchasesService
     gifts: GiftsService
+    sync: SyncService
     reconcile: ReconcileService
     payments: PaymentGateway
+    notifier: Notifier
 
 
 __all__ = [
@@ -40,4 +43,5 @@ __all__ = [
     "ReservationsService",
     "Services",
     "StartedPurchase",
+    "SyncService",
 ]

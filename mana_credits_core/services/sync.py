@@ -1,0 +1,277 @@
+"""Use cases for Cloud Sync: activate, change, deactivate, bill, pause, admin gifts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from .. import validation as v
+from ..errors import InsufficientCredits, InvalidInput, SubscriptionNotFound, SyncStateError
+from ..ledger import Applied, Debit, Replayed
+from ..ports import Clock, IdGenerator, Notifier, Store, UnitOfWork
+from ..sync import (
+    BillingInterval,
+    BillingReport,
+    SyncStatus,
+    SyncSubscription,
+    add_months,
+    period_key,
+)
+
+log = logging.getLogger("mana_credits.sync")
+
+SYNC_APP = "sync"
+
+
+@dataclass(frozen=True, slots=True)
+class Activated:
+    subscription: SyncSubscription
+    amount_charged: int
+
+
+class SyncService:
+    """Cloud Sync billed in credits.
+
+    Activation charges the first period in the same transaction that activates the
+    subscription (its row locked, so concurrent activations charge once). The billing
+    run charges each due period once: the charge carries the period's ledger key, and
+    the charge and the move to the next period commit together.
+    """
+
+    def __init__(self, store: Store, clock: Clock, ids: IdGenerator, notifier: Notifier) -> None:
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self._notifier = notifier
+
+    async def status(self, user_id: str) -> SyncStatus:
+        async with self._store.unit_of_work() as uow:
+            return SyncStatus.of(await uow.sync.get(v.identifier(user_id, "userId")))
+
+    async def activate(self, user_id: str, interval: str | None = None) -> Activated:
+        user_id = v.identifier(user_id, "userId")
+        chosen = _interval(interval or BillingInterval.MONTHLY)
+        now = self._clock.now()
+        async with self._store.unit_of_work() as uow:
+            await uow.sync.ensure(user_id, now)
+            await uow.commit()
+        async with self._store.unit_of_work() as uow:
+            sub = await _locked(uow, user_id)
+            if sub.is_gifted:
+                raise SyncStateError("Sync is already gifted — no activation needed")
+            if sub.active:
+                raise SyncStateError("Sync is already active")
+            outcome = await uow.balances.debit(self._charge(user_id, chosen, now))
+            if isinstance(outcome, Replayed):
+                raise SyncStateError("Sync is already active")
+            if not isinstance(outcome, Applied):
+                available = getattr(outcome, "available", 0)
+                raise InsufficientCredits(chosen.price, available)
+            # A (re)activation starts a new calendar, anchored on today.
+            active = replace(
+                sub,
+                active=True,
+                interval=chosen,
+                next_interval=None,
+                anchor_at=now,
+                months_paid=chosen.months,
+                next_charge_at=add_months(now, chosen.months),
+                paused_at=None,
+                updated_at=now,
+            )
+            await uow.sync.save(active)
+            await uow.commit()
+        return Activated(active, chosen.price)
+
+    async def deactivate(self, user_id: str) -> None:
+        """Stop future charges; the paid period is not refunded and data is kept."""
+        async with self._store.unit_of_work() as uow:
+            sub = await self._paid(uow, user_id, "Sync is gifted — contact support to revoke")
+            await uow.sync.save(
+                replace(sub, active=False, next_charge_at=None, updated_at=self._clock.now())
+            )
+            await uow.commit()
+
+    async def change_interval(self, user_id: str, interval: str) -> SyncSubscription:
+        """Switch intervals from the next charge on (nothing is charged now)."""
+        chosen = _interval(interval)
+        async with self._store.unit_of_work() as uow:
+            sub = await self._paid(uow, user_id, "Sync is gifted — there is no billing to change")
+            changed = replace(
+                sub,
+                next_interval=None if chosen == sub.interval else chosen,
+                updated_at=self._clock.now(),
+            )
+            await uow.sync.save(changed)
+            await uow.commit()
+        return changed
+
+    async def _paid(self, uow: UnitOfWork, user_id: str, gifted: str) -> SyncSubscription:
+        sub = await uow.sync.get(v.identifier(user_id, "userId"), lock=True)
+        if sub is not None and sub.is_gifted:
+            raise SyncStateError(gifted)
+        if sub is None or not sub.active:
+            raise SyncStateError("Sync is not active")
+        return sub
+
+    async def gift(self, user_id: str, admin_id: str) -> SyncSubscription:
+        """Grant Cloud Sync without charge; idempotent."""
+        user_id = v.identifier(user_id, "userId")
+        now = self._clock.now()
+        async with self._store.unit_of_work() as uow:
+            await uow.sync.ensure(user_id, now)
+            await uow.commit()
+        async with self._store.unit_of_work() as uow:
+            sub = await _locked(uow, user_id)
+            if sub.is_gifted and sub.active:
+                return sub
+            gifted = replace(
+                sub,
+                active=True,
+                is_gifted=True,
+                gifted_by=v.identifier(admin_id, "adminId"),
+                gifted_at=now,
+                next_charge_at=None,
+                next_interval=None,
+                paused_at=None,
+                updated_at=now,
+            )
+            await uow.sync.save(gifted)
+            await uow.commit()
+        return gifted
+
+    async def revoke_gift(self, user_id: str) -> SyncSubscription:
+        async with self._store.unit_of_work() as uow:
+            sub = await uow.sync.get(v.identifier(user_id, "userId"), lock=True)
+            if sub is None:
+                raise SubscriptionNotFound()
+            if not sub.is_gifted:
+                raise SyncStateError("Sync is not gifted — nothing to revoke")
+            now = self._clock.now()
+            revoked = replace(
+                sub, is_gifted=False, active=False, next_charge_at=None, updated_at=now
+            )
+            await uow.sync.save(revoked)
+            await uow.commit()
+        return revoked
+
+    # The billing run.
+
+    async def charge_due(
+        self,
+        *,
+        batch_size: int = 500,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> BillingReport:
+        """Charge every due period once; pause (and notify) where credits fall short.
+
+        Each batch is one transaction: its rows are locked (others are skipped by a
+        concurrent run), each charge carries its period's unique ledger key, and the
+        charges and the moves to the next period commit together, so a run killed
+        half-way leaves every subscription either charged and advanced, or untouched.
+        Missed periods after downtime are charged one by one, each once.
+        """
+        now = self._clock.now()
+        if dry_run:
+            async with self._store.unit_of_work() as uow:
+                due = await uow.sync.count_due(now)
+            return BillingReport(total=due)
+        report = BillingReport()
+        while True:
+            try:
+                batch, charged, paused = await self._charge_batch(now, batch_size)
+            except Exception:
+                # The batch rolled back whole: its subscriptions stay due for the next
+                # run, none is charged twice. Stop here rather than spin on a fault.
+                log.exception("billing batch failed; its subscriptions stay due")
+                return replace(report, errors=report.errors + 1, total=report.total + 1)
+            for sub in paused:
+                await self._notify(sub)
+            report = BillingReport(
+                report.charged + charged,
+                report.paused + len(paused),
+                report.errors,
+                report.total + charged + len(paused),
+            )
+            if progress is not None:
+                progress(len(batch))
+            if len(batch) < batch_size:
+                return report
+
+    async def _charge_batch(
+        self, now: datetime, batch_size: int
+    ) -> tuple[list[SyncSubscription], int, list[SyncSubscription]]:
+        charged, paused = 0, []
+        async with self._store.unit_of_work() as uow:
+            batch = await uow.sync.due(now, batch_size)
+            for sub in batch:
+                if await self._bill(uow, sub, now):
+                    charged += 1
+                else:
+                    paused.append(sub)
+            await uow.commit()
+        return batch, charged, paused
+
+    async def _bill(self, uow: UnitOfWork, sub: SyncSubscription, now: datetime) -> bool:
+        assert sub.next_charge_at is not None
+        interval = sub.billed_interval
+        outcome = await uow.balances.debit(self._charge(sub.user_id, interval, sub.next_charge_at))
+        if isinstance(outcome, Applied | Replayed):
+            months = sub.months_paid + interval.months
+            await uow.sync.save(
+                replace(
+                    sub,
+                    interval=interval,
+                    next_interval=None,
+                    months_paid=months,
+                    next_charge_at=add_months(sub.anchor_at, months),
+                    updated_at=now,
+                )
+            )
+            return True
+        await uow.sync.save(replace(sub, active=False, paused_at=now, updated_at=now))
+        return False
+
+    def _charge(self, user_id: str, interval: BillingInterval, period_start: datetime) -> Debit:
+        return Debit(
+            entry_id=self._ids.new_id(),
+            user_id=user_id,
+            amount=interval.price,
+            app_id=SYNC_APP,
+            description=f"Cloud Sync ({interval})",
+            metadata={"interval": interval.value, "periodStart": period_start.isoformat()},
+            idempotency_key=period_key(user_id, period_start),
+            now=self._clock.now(),
+        )
+
+    async def _notify(self, sub: SyncSubscription) -> None:
+        interval = sub.billed_interval
+        for attempt in (1, 2):
+            try:
+                await self._notifier.sync_paused(
+                    sub.user_id, interval=interval.value, required=interval.price
+                )
+                return
+            except Exception:
+                # The pause stands whatever happens here; the user sees it in the app.
+                log.warning(
+                    "notifying %s of the pause failed (attempt %d)",
+                    sub.user_id,
+                    attempt,
+                    exc_info=True,
+                )
+
+
+async def _locked(uow: UnitOfWork, user_id: str) -> SyncSubscription:
+    sub = await uow.sync.get(user_id, lock=True)
+    assert sub is not None, "ensured just before"
+    return sub
+
+
+def _interval(value: object) -> BillingInterval:
+    if isinstance(value, str) and value in BillingInterval.__members__.values():
+        return BillingInterval(value)
+    raise InvalidInput("interval", "interval must be monthly, quarterly or yearly")
