@@ -22,7 +22,7 @@ from .keys import GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
 from .metrics import Metrics
 from .observability import observe
 from .ratelimit import FailureLimiter
-from .routes import Route, credits, dev_checkout, gifts, internal, ops, pending, purchases
+from .routes import Route, credits, dev_checkout, gifts, internal, ops, purchases, sync
 
 log = logging.getLogger("mana_credits.http")
 
@@ -32,7 +32,7 @@ ROUTES: list[Route] = [
     *purchases.ROUTES,
     *gifts.ROUTES,
     *internal.ROUTES,
-    *pending.ROUTES,
+    *sync.ROUTES,
 ]
 
 
@@ -75,6 +75,8 @@ def create_app(
             yield
 
     app.cleanup_ctx.extend([services_ctx, identity_ctx, reservation_sweep, gift_expiry])
+    if settings.billing_enabled:
+        app.cleanup_ctx.append(billing_run)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     document = openapi.document(ROUTES)
@@ -117,4 +119,14 @@ async def gift_expiry(app: web.Application) -> AsyncIterator[None]:
     """Expire overdue gifts in the background, returning their credits once."""
     job = app[SERVICES].gifts.expire
     async with periodic("gift expiry", app[SETTINGS].gift_expiry_interval_seconds, job):
+        yield
+
+
+async def billing_run(app: web.Application) -> AsyncIterator[None]:
+    """The Cloud Sync billing run, hourly by default; overlapping runs share the work."""
+
+    async def job() -> int:
+        return (await app[SERVICES].sync.charge_due()).total
+
+    async with periodic("billing run", app[SETTINGS].billing_interval_seconds, job):
         yield

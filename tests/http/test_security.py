@@ -143,7 +143,7 @@ async def test_admin_routes_need_the_admin_role(client: Client, jwks: Jwks) -> N
     anonymous = await client.get("/api/v1/admin/sync/alice")
     assert anonymous.status == 401
     admin = await client.get("/api/v1/admin/sync/alice", headers=bearer(jwks.token(role="admin")))
-    assert admin.status == 501  # the Cloud Sync admin routes come with that feature
+    assert admin.status == 200
 
 
 @pytest.mark.parametrize(
@@ -259,18 +259,14 @@ async def test_unknown_routes_and_methods(client: Client) -> None:
     assert (await wrong.json())["statusCode"] == 405
 
 
-async def test_routes_of_later_features_answer_501(client: Client, jwks: Jwks) -> None:
+async def test_sync_routes_check_their_credentials(client: Client, jwks: Jwks) -> None:
     assert (await client.get("/api/v1/sync/status")).status == 401
-    response = await client.get("/api/v1/sync/status", headers=bearer(jwks.token()))
-    assert response.status == 501
-    assert await response.json() == {
-        "statusCode": 501,
-        "message": "Not implemented yet",
-        "code": "not_implemented",
-    }
+    assert (await client.get("/api/v1/sync/status", headers=service())).status == 401
+    assert (await client.get("/api/v1/sync/status", headers=bearer(jwks.token()))).status == 200
     charge = "/api/v1/internal/sync/charge-recurring"
     assert (await client.post(charge)).status == 401
-    assert (await client.post(charge, headers=service())).status == 501
+    assert (await client.post(charge, headers=bearer(jwks.token(role="admin")))).status == 401
+    assert (await client.post(charge, headers=service())).status == 200
 
 
 async def test_cors_for_configured_origins_only(client: Client) -> None:
