@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import credits, db, dev, gifts, packages, serve
+from . import credits, db, dev, gifts, packages, serve, sync
 
 app = typer.Typer(
     name="mana-credits",
@@ -17,6 +17,8 @@ app.add_typer(credits.app, name="credits")
 app.add_typer(dev.app, name="dev")
 app.add_typer(packages.app, name="packages")
 app.add_typer(gifts.app, name="gifts")
+app.add_typer(sync.app, name="sync")
+app.add_typer(sync.billing, name="billing")
 app.command("reconcile")(credits.reconcile)
 app.command("serve")(serve.serve)
 

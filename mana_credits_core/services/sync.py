@@ -198,7 +198,7 @@ class SyncService:
             )
             if progress is not None:
                 progress(len(batch))
-            if len(batch) < batch_size:
+            if not batch:  # a charged subscription may be due again (missed periods)
                 return report
 
     async def _charge_batch(
