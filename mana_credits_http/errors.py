@@ -24,6 +24,7 @@ from mana_credits_core.errors import (
     PaymentProviderUnavailable,
     RateLimited,
     ReservationNotPending,
+    SyncStateError,
     StoreUnavailable,
     Unauthenticated,
 )
@@ -50,6 +51,7 @@ STATUS: dict[type[CreditsError], int] = {
     GiftNotRedeemable: 400,
     GiftNotCancellable: 400,
     RateLimited: 429,
+    SyncStateError: 400,
     CreditsError: 400,
 }
 

@@ -1,0 +1,146 @@
+"""The Cloud Sync contract on every store: state rules and billing races."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+import pytest
+
+from mana_credits_adapters.bootstrap import build_services
+from mana_credits_adapters.clock import ManualClock
+from mana_credits_adapters.settings import Settings
+from mana_credits_core import InsufficientCredits, TransactionType
+from mana_credits_core.errors import SubscriptionNotFound, SyncStateError
+from mana_credits_core.ports import Store
+from mana_credits_core.services import Services
+from mana_credits_core.sync import BillingReport
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def sync(store: Store, settings: Settings, clock: ManualClock) -> Services:
+    return build_services(store, settings, clock=clock)
+
+
+async def fund(services: Services, user: str, amount: int) -> None:
+    await services.credits.credit(user, amount, TransactionType.GRANT, "funds")
+
+
+async def sync_entries(services: Services, user: str) -> int:
+    entries = await services.credits.transactions(user, limit=100)
+    return sum(1 for e in entries if e.app_id == "sync")
+
+
+async def test_state_rules(sync: Services) -> None:
+    await fund(sync, "alice", 100)
+    with pytest.raises(SyncStateError, match="Sync is not active"):
+        await sync.sync.deactivate("alice")
+    with pytest.raises(SyncStateError, match="Sync is not active"):
+        await sync.sync.change_interval("alice", "yearly")
+    status = await sync.sync.status("alice")
+    assert (status.active, status.interval, status.next_charge_at, status.gifted) == (
+        False,
+        "monthly",
+        None,
+        False,
+    )
+    await sync.sync.activate("alice", "quarterly")
+    with pytest.raises(SyncStateError, match="Sync is already active"):
+        await sync.sync.activate("alice")
+    await sync.sync.deactivate("alice")
+    assert not (await sync.sync.status("alice")).active
+    with pytest.raises(SubscriptionNotFound):
+        await sync.sync.revoke_gift("nobody")
+    with pytest.raises(SyncStateError, match="Sync is not gifted"):
+        await sync.sync.revoke_gift("alice")
+    assert (await sync.credits.balance("alice")).balance == 10
+
+
+async def test_insufficient_activation_changes_nothing(sync: Services) -> None:
+    await fund(sync, "alice", 29)
+    with pytest.raises(InsufficientCredits) as refused:
+        await sync.sync.activate("alice")
+    assert (refused.value.required, refused.value.available) == (30, 29)
+    assert not (await sync.sync.status("alice")).active
+    assert (await sync.credits.balance("alice")).balance == 29
+
+
+async def test_five_concurrent_activations_charge_once(sync: Services) -> None:
+    await fund(sync, "alice", 1000)
+    results = await asyncio.gather(
+        *(sync.sync.activate("alice") for _ in range(5)), return_exceptions=True
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert all(isinstance(r, SyncStateError) for r in results if isinstance(r, BaseException))
+    assert (await sync.credits.balance("alice")).balance == 970
+    assert (await sync.reconcile.run()).ok
+
+
+async def subscribe(services: Services, users: int, credits: int = 1000) -> None:
+    for i in range(users):
+        await fund(services, f"user{i}", credits)
+        await services.sync.activate(f"user{i}")
+
+
+async def test_two_overlapping_runs_charge_each_period_once(
+    sync: Services, clock: ManualClock
+) -> None:
+    await subscribe(sync, 40)
+    clock.advance(timedelta(days=32))
+    first, second = await asyncio.gather(
+        sync.sync.charge_due(batch_size=7), sync.sync.charge_due(batch_size=7)
+    )
+    assert first.charged + second.charged == 40
+    assert first.errors + second.errors == 0
+    for i in range(40):
+        assert await sync_entries(sync, f"user{i}") == 2
+    assert (await sync.reconcile.run()).ok
+
+
+async def test_a_killed_run_resumed_charges_the_rest_once(
+    sync: Services, clock: ManualClock
+) -> None:
+    await subscribe(sync, 30)
+    clock.advance(timedelta(days=32))
+    seen = 0
+    two_batches = asyncio.Event()
+
+    def count(n: int) -> None:
+        nonlocal seen
+        seen += n
+        if seen >= 8:
+            two_batches.set()
+
+    run = asyncio.create_task(sync.sync.charge_due(batch_size=4, progress=count))
+    await two_batches.wait()
+    run.cancel()  # killed mid-run: the batch in flight rolls back
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    await sync.sync.charge_due(batch_size=4)
+    for i in range(30):
+        assert await sync_entries(sync, f"user{i}") == 2
+    assert (await sync.sync.charge_due()).total == 0
+    assert (await sync.reconcile.run()).ok
+
+
+async def test_dry_run_counts_and_charges_nothing(sync: Services, clock: ManualClock) -> None:
+    await subscribe(sync, 3)
+    clock.advance(timedelta(days=32))
+    assert await sync.sync.charge_due(dry_run=True) == BillingReport(total=3)
+    assert await sync_entries(sync, "user0") == 1
+
+
+async def test_mixed_run_reports_what_happened(sync: Services, clock: ManualClock) -> None:
+    await subscribe(sync, 2)
+    await fund(sync, "poor", 30)
+    await sync.sync.activate("poor")
+    await fund(sync, "gifted", 0 + 1)
+    await sync.sync.gift("gifted", "admin")
+    clock.advance(timedelta(days=32))
+    assert await sync.sync.charge_due() == BillingReport(charged=2, paused=1, errors=0, total=3)
