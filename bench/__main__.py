@@ -1,13 +1,17 @@
-"""`python -m bench`: debits per second through the library on the in-memory store."""
+"""`python -m bench` (or `nox -s bench`): figures as a table, never as a test."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 
 from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_adapters.settings import Settings
 from mana_credits_core import TransactionType
+
+from .billing import billing_run
 
 
 async def library_debits(seconds: float = 3.0) -> tuple[int, float]:
@@ -21,10 +25,28 @@ async def library_debits(seconds: float = 3.0) -> tuple[int, float]:
         return done, time.perf_counter() - start
 
 
+def postgres() -> tuple[str, object | None]:
+    sys.path.insert(0, os.getcwd())
+    from tests.postgres import postgres_url
+
+    return postgres_url()
+
+
 def main() -> None:
+    subscriptions = int(os.environ.get("BENCH_SUBSCRIPTIONS", "100000"))
+    rows: list[tuple[str, int, float]] = []
     done, elapsed = asyncio.run(library_debits())
-    print(f"{'what':<32} {'ops':>10} {'ops/s':>10}")
-    print(f"{'library debits, memory store':<32} {done:>10} {done / elapsed:>10.0f}")
+    rows.append(("library debits, memory store, 1 client", done, elapsed))
+    url, cluster = postgres()
+    try:
+        charged, elapsed = asyncio.run(billing_run(url, subscriptions))
+        rows.append((f"billing run, PostgreSQL, {subscriptions:,} due", charged, elapsed))
+    finally:
+        if cluster is not None:
+            cluster.stop()  # type: ignore[attr-defined]
+    print(f"{'what':<48} {'operations':>12} {'seconds':>9} {'per second':>12}")
+    for what, count, seconds in rows:
+        print(f"{what:<48} {count:>12,} {seconds:>9.2f} {count / seconds:>12,.0f}")
 
 
 if __name__ == "__main__":

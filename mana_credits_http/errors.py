@@ -24,8 +24,8 @@ from mana_credits_core.errors import (
     PaymentProviderUnavailable,
     RateLimited,
     ReservationNotPending,
-    SyncStateError,
     StoreUnavailable,
+    SyncStateError,
     Unauthenticated,
 )
 

@@ -176,3 +176,40 @@ def test_gifts_show_and_expire(database_url: str) -> None:
     status, out = invoke("gifts", "show", "NOPE", "--database-url", database_url)
     assert status == 1
     assert "error: gift_not_found" in out
+
+
+def test_sync_and_billing_commands(database_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mana_credits_adapters.clock import ManualClock
+
+    clock = ManualClock(datetime.now(UTC) - timedelta(days=40))
+
+    async def subscribe() -> None:
+        settings = Settings(DATABASE_URL=database_url)
+        async with bootstrap(settings, migrate=True, clock=clock) as services:
+            for user, credits in (("rich", 100), ("poor", 30)):
+                await services.credits.credit(user, credits, TransactionType.GRANT, "funds")
+                await services.sync.activate(user)
+
+    asyncio.run(subscribe())
+    code, out = invoke("billing", "run", "--dry-run", "--database-url", database_url, "--json")
+    assert (code, json.loads(out)) == (
+        0,
+        {"charged": 0, "paused": 0, "errors": 0, "total": 2, "dryRun": True},
+    )
+    code, out = invoke("billing", "run", "--database-url", database_url, "--json")
+    assert json.loads(out) == {"charged": 1, "paused": 1, "errors": 0, "total": 2, "dryRun": False}
+    code, out = invoke("billing", "run", "--database-url", database_url)
+    assert (code, out.strip()) == (0, "charged 0, paused 0, errors 0")
+    code, out = invoke("sync", "status", "poor", "--database-url", database_url, "--json")
+    assert json.loads(out)["active"] is False
+    code, out = invoke("sync", "gift", "poor", "--by", "ops", "--database-url", database_url)
+    assert code == 0
+    code, out = invoke("sync", "status", "poor", "--database-url", database_url, "--json")
+    assert (json.loads(out)["active"], json.loads(out)["gifted"]) == (True, True)
+    code, out = invoke("sync", "revoke", "poor", "--database-url", database_url)
+    assert code == 0
+    code, out = invoke("sync", "revoke", "nobody", "--database-url", database_url)
+    assert code == 1
+    assert "error: subscription_not_found" in out
