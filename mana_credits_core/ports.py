@@ -20,7 +20,7 @@ from .ledger import (
 )
 from .purchases import CheckoutSession, Package, PaymentEvent, PaymentIntent, Purchase
 from .reservations import CommitHold, Held, Hold, ReleaseHold, Reservation
-from .sync import SyncSubscription
+from .sync import BatchOutcome, SyncSubscription
 
 
 class Clock(Protocol):
@@ -248,6 +248,15 @@ class SyncRepository(Protocol):
         ...
 
     async def count_due(self, now: datetime) -> int: ...
+
+    async def charge_due_batch(self, now: datetime, limit: int, app_id: str) -> BatchOutcome | None:
+        """Optionally, one set-based batch of the billing run in one statement.
+
+        It must do exactly what `SyncService` does row by row (`BillingInterval`
+        prices and months, `add_months`, `period_key`, pause on a short balance) and
+        is certified by the same contract suite. None: the store has no fast path.
+        """
+        ...
 
 
 class UnitOfWork(Protocol):

@@ -97,3 +97,12 @@ class BillingReport:
     paused: int = 0
     errors: int = 0
     total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What a store's set-based billing batch did."""
+
+    processed: int
+    charged: int
+    paused: list[tuple[str, BillingInterval]]

@@ -182,14 +182,14 @@ class SyncService:
         report = BillingReport()
         while True:
             try:
-                batch, charged, paused = await self._charge_batch(now, batch_size)
+                processed, charged, paused = await self._charge_batch(now, batch_size)
             except Exception:
                 # The batch rolled back whole: its subscriptions stay due for the next
                 # run, none is charged twice. Stop here rather than spin on a fault.
                 log.exception("billing batch failed; its subscriptions stay due")
                 return replace(report, errors=report.errors + 1, total=report.total + 1)
-            for sub in paused:
-                await self._notify(sub)
+            for user_id, interval in paused:
+                await self._notify(user_id, interval)
             report = BillingReport(
                 report.charged + charged,
                 report.paused + len(paused),
@@ -197,23 +197,28 @@ class SyncService:
                 report.total + charged + len(paused),
             )
             if progress is not None:
-                progress(len(batch))
-            if not batch:  # a charged subscription may be due again (missed periods)
+                progress(processed)
+            if not processed:  # a charged subscription may be due again (missed periods)
                 return report
 
     async def _charge_batch(
         self, now: datetime, batch_size: int
-    ) -> tuple[list[SyncSubscription], int, list[SyncSubscription]]:
-        charged, paused = 0, []
+    ) -> tuple[int, int, list[tuple[str, BillingInterval]]]:
+        """One batch in one transaction: (processed, charged, paused users)."""
         async with self._store.unit_of_work() as uow:
+            fast = await uow.sync.charge_due_batch(now, batch_size, SYNC_APP)
+            if fast is not None:
+                await uow.commit()
+                return fast.processed, fast.charged, fast.paused
+            charged, paused = 0, []
             batch = await uow.sync.due(now, batch_size)
             for sub in batch:
                 if await self._bill(uow, sub, now):
                     charged += 1
                 else:
-                    paused.append(sub)
+                    paused.append((sub.user_id, sub.billed_interval))
             await uow.commit()
-        return batch, charged, paused
+        return len(batch), charged, paused
 
     async def _bill(self, uow: UnitOfWork, sub: SyncSubscription, now: datetime) -> bool:
         assert sub.next_charge_at is not None
@@ -232,7 +237,9 @@ class SyncService:
                 )
             )
             return True
-        await uow.sync.save(replace(sub, active=False, paused_at=now, updated_at=now))
+        await uow.sync.save(
+            replace(sub, active=False, paused_at=now, next_charge_at=None, updated_at=now)
+        )
         return False
 
     def _charge(self, user_id: str, interval: BillingInterval, period_start: datetime) -> Debit:
@@ -247,19 +254,18 @@ class SyncService:
             now=self._clock.now(),
         )
 
-    async def _notify(self, sub: SyncSubscription) -> None:
-        interval = sub.billed_interval
+    async def _notify(self, user_id: str, interval: BillingInterval) -> None:
         for attempt in (1, 2):
             try:
                 await self._notifier.sync_paused(
-                    sub.user_id, interval=interval.value, required=interval.price
+                    user_id, interval=interval.value, required=interval.price
                 )
                 return
             except Exception:
                 # The pause stands whatever happens here; the user sees it in the app.
                 log.warning(
                     "notifying %s of the pause failed (attempt %d)",
-                    sub.user_id,
+                    user_id,
                     attempt,
                     exc_info=True,
                 )

@@ -144,3 +144,33 @@ async def test_mixed_run_reports_what_happened(sync: Services, clock: ManualCloc
     await sync.sync.gift("gifted", "admin")
     clock.advance(timedelta(days=32))
     assert await sync.sync.charge_due() == BillingReport(charged=2, paused=1, errors=0, total=3)
+
+
+async def test_every_store_bills_by_the_same_calendar_and_keys(
+    sync: Services, clock: ManualClock
+) -> None:
+    from datetime import UTC, datetime
+
+    from mana_credits_core.sync import add_months, period_key
+
+    anchor = datetime(2027, 1, 31, 9, 30, 15, 250000, tzinfo=UTC)
+    clock.set(anchor)
+    await fund(sync, "alice", 1000)
+    await sync.sync.activate("alice")
+    await sync.sync.change_interval("alice", "quarterly")
+    expected = [add_months(anchor, 1), add_months(anchor, 4), add_months(anchor, 7)]
+    assert [e.day for e in expected] == [28, 31, 31]
+    for period_start in expected:
+        clock.set(period_start)
+        assert (await sync.sync.charge_due()).charged == 1
+    status = await sync.sync.status("alice")
+    assert status.next_charge_at == add_months(anchor, 10)
+    entries = await sync.credits.transactions("alice", limit=10)
+    keys = {e.idempotency_key for e in entries if e.app_id == "sync"}
+    assert keys >= {period_key("alice", start) for start in expected}
+    amounts = sorted(-e.amount for e in entries if e.app_id == "sync")
+    assert amounts == [30, 90, 90, 90]  # quarterly from the first renewal on
+    async with sync.store.unit_of_work() as uow:
+        usage = await uow.usage.for_user("alice")
+    assert sum(u.credits_used for u in usage if u.app_id == "sync") == 300
+    assert (await sync.reconcile.run()).ok
