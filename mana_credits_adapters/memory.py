@@ -44,6 +44,7 @@ from mana_credits_core.reservations import (
     Reservation,
     ReservationStatus,
     committed_entry,
+    pending_reservation,
 )
 from mana_credits_core.sync import BillingInterval, SyncSubscription
 
@@ -348,17 +349,7 @@ class MemoryReservations:
         if current.balance < hold.amount:
             return None
         after = replace(current, balance=current.balance - hold.amount)
-        reservation = Reservation(
-            id=hold.reservation_id,
-            user_id=hold.user_id,
-            amount=hold.amount,
-            reason=hold.reason,
-            app_id=hold.app_id,
-            status=ReservationStatus.PENDING,
-            created_at=hold.now,
-            resolved_at=None,
-            transaction_id=None,
-        )
+        reservation = pending_reservation(hold)
         self._balances.set(after)
         _set(self._s.reservations, reservation.id, reservation, self._undo)
         return Held(reservation, after.balance)

@@ -47,6 +47,21 @@ class Hold:
     now: datetime
 
 
+def pending_reservation(hold: Hold) -> Reservation:
+    """The reservation a store writes for an accepted hold."""
+    return Reservation(
+        id=hold.reservation_id,
+        user_id=hold.user_id,
+        amount=hold.amount,
+        reason=hold.reason,
+        app_id=hold.app_id,
+        status=ReservationStatus.PENDING,
+        created_at=hold.now,
+        resolved_at=None,
+        transaction_id=None,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Held:
     reservation: Reservation

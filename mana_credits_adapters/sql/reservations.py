@@ -19,6 +19,7 @@ from mana_credits_core.reservations import (
     Reservation,
     ReservationStatus,
     committed_entry,
+    pending_reservation,
 )
 
 from .ledger import balance_from, count_usage, entry_values
@@ -68,17 +69,7 @@ class SqlReservations:
             if exists is None:
                 raise BalanceNotFound()
             return None
-        reservation = Reservation(
-            id=hold.reservation_id,
-            user_id=hold.user_id,
-            amount=hold.amount,
-            reason=hold.reason,
-            app_id=hold.app_id,
-            status=ReservationStatus.PENDING,
-            created_at=hold.now,
-            resolved_at=None,
-            transaction_id=None,
-        )
+        reservation = pending_reservation(hold)
         await self._c.execute(
             sa.insert(reservations).values(
                 id=reservation.id,
