@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
@@ -319,6 +320,24 @@ class MemoryLedger:
             entries = [e for e in entries if (e.created_at, e.id) < before]
         return entries[offset : offset + limit]
 
+    async def page_forward(
+        self,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+        user_id: str | None = None,
+        since: datetime | None = None,
+    ) -> builtins.list[LedgerEntry]:
+        found = [
+            e
+            for e in self._s.entries.values()
+            if (user_id is None or e.user_id == user_id)
+            and (since is None or e.created_at >= since)
+            and (after is None or (e.created_at, e.id) > after)
+        ]
+        found.sort(key=lambda e: (e.created_at, e.id))
+        return found[:limit]
+
     async def totals(self) -> Mapping[str, LedgerTotals]:
         sums: dict[str, LedgerTotals] = {}
         for e in self._s.entries.values():
@@ -413,6 +432,17 @@ class MemoryUsage:
         if since is not None:
             rows = [u for u in rows if u.day >= since.date()]
         return sorted(rows, key=lambda u: (u.day, u.app_id))
+
+    async def by_app_and_day(self, since: date, app_id: str | None = None) -> list[UsageStat]:
+        sums: dict[tuple[date, str], tuple[int, int]] = {}
+        for u in self._s.usage.values():
+            if u.day >= since and (app_id is None or u.app_id == app_id):
+                credits, ops = sums.get((u.day, u.app_id), (0, 0))
+                sums[(u.day, u.app_id)] = (credits + u.credits_used, ops + u.operations)
+        return [
+            UsageStat("*", app, day, credits, ops)
+            for (day, app), (credits, ops) in sorted(sums.items())
+        ]
 
 
 class MemoryPackages:
@@ -538,6 +568,11 @@ class MemoryGifts:
 
     async def by_code(self, code: str) -> GiftCode | None:
         return next((g for g in self._s.gifts.values() if g.code == code), None)
+
+    async def recent(self, limit: int, status: GiftStatus | None = None) -> list[GiftCode]:
+        found = [g for g in self._s.gifts.values() if status is None or g.status == status]
+        found.sort(key=lambda g: (g.created_at, g.id), reverse=True)
+        return found[:limit]
 
     async def created_by(self, user_id: str, limit: int) -> list[GiftCode]:
         mine = [g for g in self._s.gifts.values() if g.creator_id == user_id]

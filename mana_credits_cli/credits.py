@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from mana_credits_adapters.bootstrap import bootstrap
-from mana_credits_core import Balance, LedgerEntry, ReconcileReport
+from mana_credits_core import Balance, LedgerEntry, LedgerResult, ReconcileReport
+from mana_credits_core.services.credits import ADMIN_APP
 
 from .runtime import DatabaseUrl, JsonOutput, console, print_json, run, settings_for
 
@@ -48,17 +50,22 @@ def balance(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = 
 def history(
     user: UserArg,
     limit: Annotated[int, typer.Option(help="How many entries, newest first.")] = 50,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only entries from this date/time on (UTC).")
+    ] = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
     """List USER's ledger entries, newest first.
 
-    Example: mana-credits credits history alice --limit 10
+    Example: mana-credits credits history alice --limit 10 --since 2026-11-01
     """
 
     async def work() -> list[LedgerEntry]:
         async with bootstrap(settings_for(database_url)) as services:
-            return await services.credits.transactions(user, limit=limit)
+            entries = await services.credits.transactions(user, limit=limit)
+        start = utc(since)
+        return [e for e in entries if start is None or e.created_at >= start]
 
     entries = run(work)
     if json:
@@ -75,6 +82,103 @@ def history(
             e.description,
         )
     console.print(table)
+
+
+AMOUNT_SETTINGS = {"ignore_unknown_options": True}  # "-5" reaches the rules as an amount
+Amount = Annotated[int, typer.Argument(help="Credits (a whole number ≥ 1).")]
+Reason = Annotated[str, typer.Option("--reason", help="Why: recorded on the ledger entry.")]
+Key = Annotated[
+    str | None, typer.Option("--idempotency-key", help="Makes a retry of this command a no-op.")
+]
+
+
+def show_result(result: LedgerResult, json: bool) -> None:
+    if json:
+        print_json(entry_json(result.entry) | {"replayed": result.replayed})
+        return
+    e = result.entry
+    note = " (already applied: nothing changed)" if result.replayed else ""
+    console.print(f"{e.user_id}: {e.type.value} {e.amount:+d}, balance {e.balance_after}{note}")
+
+
+@app.command(context_settings=AMOUNT_SETTINGS)
+def grant(
+    user: UserArg,
+    amount: Amount,
+    reason: Reason,
+    operator: Annotated[
+        str, typer.Option(envvar="USER", help="Who grants (default: $USER); audited.")
+    ] = "operator",
+    idempotency_key: Key = None,
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+) -> None:
+    """Give USER credits: an audited `grant` entry naming the operator and reason.
+
+    Example: mana-credits credits grant alice 500 --reason "support ticket 4711"
+    """
+
+    async def work() -> LedgerResult:
+        async with bootstrap(settings_for(database_url)) as services:
+            return await services.credits.grant(
+                user, amount, reason, operator, idempotency_key=idempotency_key
+            )
+
+    show_result(run(work), json)
+
+
+@app.command(context_settings=AMOUNT_SETTINGS)
+def refund(
+    user: UserArg,
+    amount: Amount,
+    reason: Reason,
+    idempotency_key: Key = None,
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+) -> None:
+    """Credit USER back (a `refund` entry), e.g. for a failed paid operation.
+
+    Example: mana-credits credits refund alice 25 --reason "image job failed"
+    """
+
+    async def work() -> LedgerResult:
+        async with bootstrap(settings_for(database_url)) as services:
+            return await services.credits.refund(
+                user, amount, reason, app_id=ADMIN_APP, idempotency_key=idempotency_key
+            )
+
+    show_result(run(work), json)
+
+
+@app.command(context_settings=AMOUNT_SETTINGS)
+def debit(
+    user: UserArg,
+    amount: Amount,
+    reason: Reason,
+    app_id: Annotated[str, typer.Option("--app", help="The app to book it on.")] = ADMIN_APP,
+    idempotency_key: Key = None,
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+) -> None:
+    """Take credits from USER as a correction, under the same rules as the API.
+
+    Example: mana-credits credits debit alice 10 --reason "duplicate grant"
+    """
+
+    async def work() -> LedgerResult:
+        async with bootstrap(settings_for(database_url)) as services:
+            return await services.credits.use(
+                user, amount, app_id, reason, idempotency_key=idempotency_key
+            )
+
+    show_result(run(work), json)
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """Dates typed on the command line are UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def entry_json(e: LedgerEntry) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import credits, db, dev, gifts, packages, serve, sync
+from . import credits, db, dev, gifts, ledger, packages, report, serve, sync
 
 app = typer.Typer(
     name="mana-credits",
@@ -19,6 +19,8 @@ app.add_typer(packages.app, name="packages")
 app.add_typer(gifts.app, name="gifts")
 app.add_typer(sync.app, name="sync")
 app.add_typer(sync.billing, name="billing")
+app.add_typer(ledger.app, name="ledger")
+app.add_typer(report.app, name="report")
 app.command("reconcile")(credits.reconcile)
 app.command("serve")(serve.serve)
 

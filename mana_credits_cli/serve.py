@@ -1,12 +1,16 @@
-"""`mana-credits serve`: run the HTTP server."""
+"""`mana-credits serve`: run the HTTP server (one process, or N sharing one port)."""
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import signal
 from typing import Annotated
 
 import typer
 from aiohttp import web
 
+from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_adapters.settings import DEV_SERVICE_KEY, Settings
 from mana_credits_http import create_app
 from mana_credits_http.observability import configure_logging
@@ -19,13 +23,17 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int | None, typer.Option(help="Port (default: $PORT or 3061).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes sharing the port.")
+    ] = 1,
 ) -> None:
     """Start the server. With nothing configured: the embedded default (SQLite, dev identity).
 
     Examples:
       mana-credits serve
       DATABASE_URL=postgresql://mana@db/mana_credits MANA_AUTH_URL=https://auth.example \\
-        MANA_SERVICE_KEY=... mana-credits serve --host 0.0.0.0
+        MANA_SERVICE_KEY=... STRIPE_SECRET_KEY=... STRIPE_WEBHOOK_SECRET=... \\
+        mana-credits serve --host 0.0.0.0 --workers 4
     """
     settings = Settings()
     problems = settings.production_problems()
@@ -38,10 +46,54 @@ def serve(
     configure_logging(settings.log_level)
     if settings.is_embedded:
         banner(settings, host, bind_port)
+    if workers == 1:
+        run_worker(host, bind_port, reuse_port=False)
+        return
+    # Migrate and stock the catalogue once, before the workers race to do it.
+    asyncio.run(_prepare(settings))
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=run_worker, args=(host, bind_port, True), daemon=False)
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if stopping:  # one SIGTERM per worker: a second would cut its shutdown short
+            return
+        stopping = True
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                process.terminate()  # SIGTERM: each worker shuts down gracefully
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for process in processes:
+        process.join()
+    failed = [p.exitcode for p in processes if p.exitcode not in (0, -signal.SIGTERM)]
+    if failed:
+        raise typer.Exit(1)
+
+
+async def _prepare(settings: Settings) -> None:
+    async with bootstrap(settings):
+        return
+
+
+def run_worker(host: str, port: int, reuse_port: bool) -> None:
+    if reuse_port:  # a worker: Ctrl-C reaches the parent, which stops workers one by one
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    settings = Settings()
+    configure_logging(settings.log_level)
     web.run_app(
         create_app(settings),
         host=host,
-        port=bind_port,
+        port=port,
+        reuse_port=reuse_port,
         print=None,
         access_log=None,
         shutdown_timeout=10.0,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -82,6 +83,17 @@ class LedgerRepository(Protocol):
         """Entries newest first; `before` = (created_at, id) of the last entry seen."""
         ...
 
+    async def page_forward(
+        self,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+        user_id: str | None = None,
+        since: datetime | None = None,
+    ) -> builtins.list[LedgerEntry]:
+        """Entries oldest first after (created_at, id) `after`: keyset pages for export."""
+        ...
+
     async def totals(self) -> Mapping[str, LedgerTotals]:
         """Per user: the sums of completed entries (for reconciliation)."""
         ...
@@ -123,6 +135,10 @@ class ReservationRepository(Protocol):
 
 class UsageRepository(Protocol):
     async def for_user(self, user_id: str, since: datetime | None = None) -> list[UsageStat]: ...
+
+    async def by_app_and_day(self, since: date, app_id: str | None = None) -> list[UsageStat]:
+        """Usage summed over all users per app and day (`user_id` is "*"), by day."""
+        ...
 
 
 class PackageRepository(Protocol):
@@ -193,6 +209,10 @@ class GiftRepository(Protocol):
 
     async def created_by(self, user_id: str, limit: int) -> list[GiftCode]:
         """Newest first."""
+        ...
+
+    async def recent(self, limit: int, status: GiftStatus | None = None) -> list[GiftCode]:
+        """All gifts, newest first, optionally of one status."""
         ...
 
     async def transition(

@@ -108,6 +108,13 @@ class SqlGifts:
         )
         return [gift_from(row) for row in await self._c.execute(query)]
 
+    async def recent(self, limit: int, status: GiftStatus | None = None) -> list[GiftCode]:
+        g = gift_codes.c
+        query = sa.select(gift_codes).order_by(g.created_at.desc(), g.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(g.status == status.value)
+        return [gift_from(row) for row in await self._c.execute(query)]
+
     async def transition(
         self,
         gift_id: str,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -403,6 +404,24 @@ class SqlLedger:
             query = query.where(sa.tuple_(t.created_at, t.id) < sa.tuple_(*before))
         return [entry_from(row) for row in await self._c.execute(query)]
 
+    async def page_forward(
+        self,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+        user_id: str | None = None,
+        since: datetime | None = None,
+    ) -> builtins.list[LedgerEntry]:
+        t = transactions.c
+        query = sa.select(transactions).order_by(t.created_at, t.id).limit(limit)
+        if user_id is not None:
+            query = query.where(t.user_id == user_id)
+        if since is not None:
+            query = query.where(t.created_at >= since)
+        if after is not None:
+            query = query.where(sa.tuple_(t.created_at, t.id) > sa.tuple_(*after))
+        return [entry_from(row) for row in await self._c.execute(query)]
+
     async def totals(self) -> Mapping[str, LedgerTotals]:
         t = transactions.c
         query = (
@@ -432,5 +451,25 @@ class SqlUsage:
             query = query.where(u.day >= since.date())
         return [
             UsageStat(r.user_id, r.app_id, r.day, r.credits_used, r.operations)
+            for r in await self._c.execute(query)
+        ]
+
+    async def by_app_and_day(self, since: date, app_id: str | None = None) -> list[UsageStat]:
+        u = usage_stats.c
+        query = (
+            sa.select(
+                u.app_id,
+                u.day,
+                sa.func.sum(u.credits_used).label("credits"),
+                sa.func.sum(u.operations).label("operations"),
+            )
+            .where(u.day >= since)
+            .group_by(u.app_id, u.day)
+            .order_by(u.day, u.app_id)
+        )
+        if app_id is not None:
+            query = query.where(u.app_id == app_id)
+        return [
+            UsageStat("*", r.app_id, r.day, int(r.credits), int(r.operations))
             for r in await self._c.execute(query)
         ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .. import validation as v
 from ..errors import BalanceNotFound, IdempotencyKeyReused, InsufficientCredits, InvalidInput
@@ -22,10 +23,12 @@ from ..ledger import (
     Refused,
     Replayed,
     TransactionType,
+    UsageStat,
 )
 from ..ports import Clock, DebitApplier, IdGenerator, Store
 
 SYSTEM_APP = "system"
+ADMIN_APP = "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,59 @@ class CreditsService:
             _check_replay(outcome.entry, credit.type, credit.amount, credit.app_id)
             return LedgerResult(outcome.entry, None, replayed=True)
         return LedgerResult(outcome.entry, outcome.balance)
+
+    async def grant(
+        self,
+        user_id: str,
+        amount: int,
+        reason: str,
+        operator: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> LedgerResult:
+        """An operator's audited gift of credits: the entry names who and why."""
+        operator = v.identifier(operator, "operator", 255)
+        return await self.credit(
+            user_id,
+            amount,
+            TransactionType.GRANT,
+            reason,
+            app_id=ADMIN_APP,
+            idempotency_key=idempotency_key,
+            metadata={"operator": operator, "reason": reason},
+        )
+
+    async def export(
+        self,
+        *,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        page: int = 1000,
+    ) -> AsyncIterator[LedgerEntry]:
+        """Every entry oldest first, one short transaction per page (constant memory,
+        and no lock held between pages)."""
+        if user_id is not None:
+            user_id = v.identifier(user_id, "userId")
+        after: tuple[datetime, str] | None = None
+        while True:
+            async with self._store.unit_of_work() as uow:
+                entries = await uow.ledger.page_forward(
+                    limit=page, after=after, user_id=user_id, since=since
+                )
+            for entry in entries:
+                yield entry
+            if len(entries) < page:
+                return
+            after = (entries[-1].created_at, entries[-1].id)
+
+    async def usage_report(self, days: int = 30, app_id: str | None = None) -> list[UsageStat]:
+        """Credits used per app and day over the last `days` days (all users)."""
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3660:
+            raise InvalidInput("days", "days must be 1..3660")
+        app = None if app_id is None else v.identifier(app_id, "appId", v.MAX_APP_ID)
+        since = (self._clock.now() - timedelta(days=days - 1)).date()
+        async with self._store.unit_of_work() as uow:
+            return await uow.usage.by_app_and_day(since, app)
 
     async def transactions(
         self, user_id: str, limit: int = 50, offset: int = 0

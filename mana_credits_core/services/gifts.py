@@ -234,6 +234,28 @@ class GiftsService:
             )
         )
 
+    async def recent(self, limit: int = 50, status: str | None = None) -> list[GiftCode]:
+        """All gifts, newest first (operators)."""
+        wanted = None
+        if status is not None:
+            if status not in GiftStatus.__members__.values():
+                raise InvalidInput("status", "unknown gift status")
+            wanted = GiftStatus(status)
+        async with self._store.unit_of_work() as uow:
+            return await uow.gifts.recent(v.page_size(limit), wanted)
+
+    async def cancel_as_operator(self, gift_id: str) -> GiftCode:
+        """Cancel any active gift; its credits go back to its creator."""
+        gift_id = v.identifier(gift_id, "giftId")
+        async with self._store.unit_of_work() as uow:
+            found = await uow.gifts.get(gift_id)
+            if found is None:
+                raise GiftNotFound("Gift not found")
+            if not await self._return(uow, found, GiftStatus.CANCELLED):
+                raise GiftNotCancellable()
+            await uow.commit()
+        return found
+
     async def cancel(self, user_id: str, gift_id: str) -> int:
         """Cancel one's own active gift; returns the credits given back."""
         gift_id = v.identifier(gift_id, "giftId")

@@ -1,0 +1,62 @@
+"""`mana-credits report usage`: credits used per app and day."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_core import UsageStat
+
+from .runtime import DatabaseUrl, JsonOutput, console, print_json, run, settings_for
+
+app = typer.Typer(help="Reports.", no_args_is_help=True)
+BAR_WIDTH = 40
+
+
+@app.command()
+def usage(
+    days: Annotated[int, typer.Option(help="How many days back, today included.")] = 30,
+    app_id: Annotated[str | None, typer.Option("--app", help="One app only.")] = None,
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+) -> None:
+    """Credits used per app and day, with a bar chart per day.
+
+    Example: mana-credits report usage --days 7 --app chat
+    """
+
+    async def work() -> list[UsageStat]:
+        async with bootstrap(settings_for(database_url)) as services:
+            return await services.credits.usage_report(days, app_id)
+
+    stats = run(work)
+    if json:
+        print_json(
+            [
+                {
+                    "day": s.day.isoformat(),
+                    "appId": s.app_id,
+                    "credits": s.credits_used,
+                    "operations": s.operations,
+                }
+                for s in stats
+            ]
+        )
+        return
+    per_day: dict[str, int] = defaultdict(int)
+    for s in stats:
+        per_day[s.day.isoformat()] += s.credits_used
+    peak = max(per_day.values(), default=0)
+    table = Table("day", "app", "credits", "operations", title=f"usage, last {days} days")
+    for s in stats:
+        table.add_row(s.day.isoformat(), s.app_id, str(s.credits_used), str(s.operations))
+    console.print(table)
+    for day, credits in per_day.items():
+        width = round(BAR_WIDTH * credits / peak) if peak else 0
+        console.print(f"{day} [green]{'█' * width}[/green] {credits}")
+    if not stats:
+        console.print("no usage in this period")
