@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.table import Table
 
 from mana_credits_adapters.bootstrap import bootstrap
-from mana_credits_core import Balance, LedgerEntry, LedgerResult, ReconcileReport
+from mana_credits_core import Balance, InvalidInput, LedgerEntry, LedgerResult, ReconcileReport
 from mana_credits_core.services.credits import ADMIN_APP
 
 from .runtime import DatabaseUrl, JsonOutput, console, print_json, run, settings_for
@@ -85,7 +86,16 @@ def history(
 
 
 AMOUNT_SETTINGS = {"ignore_unknown_options": True}  # "-5" reaches the rules as an amount
-Amount = Annotated[int, typer.Argument(help="Credits (a whole number ≥ 1).")]
+Amount = Annotated[str, typer.Argument(help="Credits (a whole number ≥ 1).")]
+
+
+def amount_of(text: str) -> int:
+    """Parsed here, not by the option parser, so bad amounts exit 1 like other errors."""
+    if not re.fullmatch(r"-?\d{1,19}", text.strip()):
+        raise InvalidInput("amount", "amount must be a whole number")
+    return int(text)
+
+
 Reason = Annotated[str, typer.Option("--reason", help="Why: recorded on the ledger entry.")]
 Key = Annotated[
     str | None, typer.Option("--idempotency-key", help="Makes a retry of this command a no-op.")
@@ -121,7 +131,7 @@ def grant(
     async def work() -> LedgerResult:
         async with bootstrap(settings_for(database_url)) as services:
             return await services.credits.grant(
-                user, amount, reason, operator, idempotency_key=idempotency_key
+                user, amount_of(amount), reason, operator, idempotency_key=idempotency_key
             )
 
     show_result(run(work), json)
@@ -144,7 +154,7 @@ def refund(
     async def work() -> LedgerResult:
         async with bootstrap(settings_for(database_url)) as services:
             return await services.credits.refund(
-                user, amount, reason, app_id=ADMIN_APP, idempotency_key=idempotency_key
+                user, amount_of(amount), reason, app_id=ADMIN_APP, idempotency_key=idempotency_key
             )
 
     show_result(run(work), json)
@@ -168,7 +178,7 @@ def debit(
     async def work() -> LedgerResult:
         async with bootstrap(settings_for(database_url)) as services:
             return await services.credits.use(
-                user, amount, app_id, reason, idempotency_key=idempotency_key
+                user, amount_of(amount), app_id, reason, idempotency_key=idempotency_key
             )
 
     show_result(run(work), json)

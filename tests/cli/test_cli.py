@@ -213,3 +213,147 @@ def test_sync_and_billing_commands(database_url: str) -> None:
     code, out = invoke("sync", "revoke", "nobody", "--database-url", database_url)
     assert code == 1
     assert "error: subscription_not_found" in out
+
+
+def test_grant_refund_debit_and_their_errors(database_url: str) -> None:
+    seed(database_url)
+    url = ["--database-url", database_url]
+    code, out = invoke(
+        "credits", "grant", "bob", "500", "--reason", "ticket 4711", "--operator", "ops",
+        "--idempotency-key", "t-4711", *url, "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    granted = json.loads(out)
+    assert (granted["type"], granted["amount"], granted["appId"]) == ("grant", 500, "admin")
+    assert granted["metadata"] == {"operator": "ops", "reason": "ticket 4711"}
+    code, out = invoke(
+        "credits", "grant", "bob", "500", "--reason", "ticket 4711", "--operator", "ops",
+        "--idempotency-key", "t-4711", *url,
+    )  # fmt: skip
+    assert code == 0
+    assert "already applied" in out
+    code, out = invoke("credits", "debit", "bob", "100", "--reason", "correction", *url)
+    assert (code, "balance 400" in out) == (0, True)
+    code, out = invoke("credits", "refund", "bob", "25", "--reason", "failed job", *url)
+    assert (code, "balance 425" in out) == (0, True)
+    for bad in (["-5"], ["0"], ["1.5"], ["ten"]):
+        code, out = invoke("credits", "grant", "bob", *bad, "--reason", "x", *url)
+        assert code == 1, out
+        assert "error: invalid_input" in out
+    code, out = invoke("credits", "grant", "bob", "-5", "--reason", "x", *url)
+    assert code == 1
+    assert "error: invalid_input: amount must be at least 1" in out
+    code, out = invoke("credits", "debit", "bob", "100000", "--reason", "too much", *url)
+    assert code == 1
+    assert "error: insufficient_credits" in out
+    code, out = invoke("credits", "balance", "bob", *url, "--json")
+    assert json.loads(out)["balance"] == 425
+
+
+def test_history_since_and_ledger_export(database_url: str, tmp_path: Path) -> None:
+    seed(database_url)
+    url = ["--database-url", database_url]
+    code, out = invoke("credits", "history", "alice", "--since", "2999-01-01", *url, "--json")
+    assert (code, json.loads(out)) == (0, [])
+    code, out = invoke("ledger", "export", *url)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(e["userId"], e["amount"]) for e in lines] == [("alice", 100), ("alice", -30)]
+    target = tmp_path / "ledger.csv"
+    code, out = invoke("ledger", "export", "--format", "csv", "-o", str(target), *url)
+    assert code == 0, out
+    rows = target.read_text().splitlines()
+    assert rows[0].startswith("id,userId,type")
+    assert len(rows) == 3
+    code, out = invoke("ledger", "export", "--user", "nobody", *url)
+    assert out == ""
+    code, out = invoke("ledger", "export", "--format", "xml", *url)
+    assert code != 0
+
+
+def test_usage_report(database_url: str) -> None:
+    seed(database_url)
+    url = ["--database-url", database_url]
+    code, out = invoke("report", "usage", "--days", "7", *url, "--json")
+    assert code == 0, out
+    rows = json.loads(out)
+    assert [(r["appId"], r["credits"], r["operations"]) for r in rows] == [("chat", 30, 1)]
+    code, out = invoke("report", "usage", *url)
+    assert "█" in out
+    code, out = invoke("report", "usage", "--app", "images", *url, "--json")
+    assert json.loads(out) == []
+    code, out = invoke("report", "usage", "--days", "0", *url)
+    assert code == 1
+    assert "error: invalid_input" in out
+
+
+def test_gifts_list_and_operator_cancel(database_url: str) -> None:
+    from mana_credits_core import Principal
+
+    async def make() -> str:
+        async with bootstrap(Settings(DATABASE_URL=database_url), migrate=True) as services:
+            await services.credits.credit("alice", 100, TransactionType.GRANT, "funds")
+            return (await services.gifts.create(Principal("alice"), 60)).id
+
+    gift_id = asyncio.run(make())
+    url = ["--database-url", database_url]
+    code, out = invoke("gifts", "list", "--status", "active", *url, "--json")
+    assert [g["id"] for g in json.loads(out)] == [gift_id]
+    code, out = invoke("gifts", "cancel", gift_id, *url)
+    assert code == 0, out
+    code, out = invoke("gifts", "cancel", gift_id, *url)
+    assert code == 1
+    assert "error: gift_not_cancellable" in out
+    code, out = invoke("credits", "balance", "alice", *url, "--json")
+    assert json.loads(out)["balance"] == 100
+    code, out = invoke("gifts", "list", "--status", "bogus", *url)
+    assert code == 1
+
+
+@pytest.mark.postgres
+def test_export_of_100k_entries_streams_in_bounded_memory(
+    pg_url: str, clean_pg_store: object, tmp_path: Path
+) -> None:
+    import tracemalloc
+    from datetime import UTC, datetime, timedelta
+
+    from mana_credits_adapters.sql.tables import transactions
+
+    async def bulk() -> None:
+        engine = create_engine(pg_url)
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        async with engine.begin() as connection:
+            for base in range(0, 100_000, 20_000):
+                await connection.execute(
+                    sa.insert(transactions),
+                    [
+                        {
+                            "id": f"00000000-0000-0000-0000-{i:012d}",
+                            "user_id": f"u{i % 100}",
+                            "type": "usage",
+                            "status": "completed",
+                            "amount": -1,
+                            "balance_before": 1,
+                            "balance_after": 0,
+                            "app_id": "chat",
+                            "description": "bulk",
+                            "metadata": None,
+                            "idempotency_key": None,
+                            "created_at": start + timedelta(seconds=i),
+                            "completed_at": start + timedelta(seconds=i),
+                        }
+                        for i in range(base, base + 20_000)
+                    ],
+                )
+        await engine.dispose()
+
+    asyncio.run(bulk())
+    target = tmp_path / "big.jsonl"
+    tracemalloc.start()
+    code, out = invoke("ledger", "export", "-o", str(target), "--database-url", pg_url)
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert code == 0, out
+    with target.open() as exported:
+        assert sum(1 for _ in exported) == 100_000
+    # 100,000 entries held at once would take well over 100 MB; pages keep it small.
+    assert peak < 30 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"

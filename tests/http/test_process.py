@@ -72,3 +72,37 @@ async def test_serve_embedded_default_then_sigterm(tmp_path: Path) -> None:
     async with bootstrap(settings) as services:
         assert (await services.credits.balance("alice")).balance == 30
         assert (await services.reconcile.run()).ok
+
+
+async def test_serve_with_two_workers_shares_one_port(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MANA_AUTH_URL")}
+    env |= {"MANA_CREDITS_HOME": str(tmp_path), "MANA_SERVICE_KEY": ""}
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mana_credits_cli", "serve", "--port", str(port), "--workers", "2",
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        ok = 0
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                try:
+                    async with http.get(base + "/api/v1/credits/packages") as response:
+                        ok += response.status == 200
+                        if ok >= 20:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+        assert ok >= 20
+        server.send_signal(signal.SIGTERM)
+        output = (await asyncio.wait_for(server.communicate(), timeout=30))[0].decode()
+        assert server.returncode == 0, output
+        assert "Traceback" not in output
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.communicate()
+    async with bootstrap(Settings(MANA_CREDITS_HOME=tmp_path)) as services:
+        # Prepared once before the workers started: one catalogue, not one per worker.
+        assert len(await services.purchases.packages()) == 4
