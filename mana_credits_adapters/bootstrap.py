@@ -24,6 +24,7 @@ from mana_credits_core.services import (
     Services,
     SyncService,
 )
+from mana_credits_core.services.credits import UnitOfWorkDebits
 
 from .clock import SecretCodes, SystemClock, UuidGenerator
 from .settings import Settings
@@ -52,6 +53,22 @@ async def open_store(settings: Settings, *, migrate: bool | None = None) -> Stor
             await engine.dispose()
             raise
     return SqlStore(engine)
+
+
+def open_debits(store: Store, settings: Settings) -> DebitApplier:
+    """Group commit on PostgreSQL (unless turned off); one transaction per debit else."""
+    if not settings.debit_batching or getattr(store, "dialect", None) != "postgresql":
+        return UnitOfWorkDebits(store)
+    from .sql.group_commit import BatchSettings, GroupCommitDebits
+    from .sql.store import SqlStore
+
+    assert isinstance(store, SqlStore)
+    batching = BatchSettings(
+        max_batch=settings.debit_batch_max,
+        max_wait=settings.debit_batch_wait_ms / 1000,
+        writers=settings.debit_writers,
+    )
+    return GroupCommitDebits(store, batching)
 
 
 def open_payments(settings: Settings) -> PaymentGateway:
@@ -96,7 +113,7 @@ def build_services(
     notifier = notifier or open_notifier(settings)
     return Services(
         store=store,
-        credits=CreditsService(store, clock, ids, debits),
+        credits=CreditsService(store, clock, ids, debits or open_debits(store, settings)),
         reservations=ReservationsService(
             store, clock, ids, ttl=timedelta(seconds=settings.reservation_ttl_seconds)
         ),
@@ -131,6 +148,7 @@ async def bootstrap(
     opened = store if store is not None else await open_store(settings, migrate=migrate)
     gateway = payments or open_payments(settings)
     notify = notifier or open_notifier(settings)
+    services: Services | None = None
     try:
         services = build_services(
             opened,
@@ -145,6 +163,8 @@ async def bootstrap(
             await services.purchases.ensure_default_catalogue()
         yield services
     finally:
+        if services is not None and debits is None:
+            await services.close()
         if payments is None:
             await gateway.close()
         if notifier is None:

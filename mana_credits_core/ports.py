@@ -347,6 +347,10 @@ class DebitApplier(Protocol):
 
     async def apply(self, debit: Debit) -> DebitOutcome: ...
 
+    async def close(self) -> None:
+        """Finish queued debits and release connections (a no-op when none are held)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:

@@ -49,7 +49,8 @@ class PostgresCluster:
     PostgreSQL refuses to run as root, so as root the server runs as `postgres`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
         self.bindir = find_bindir()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="mana-credits-pg-"))
@@ -77,18 +78,16 @@ class PostgresCluster:
             ensure_postgres_user()
             shutil.chown(self.root, user=self.user)
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", self.user, "-E", "UTF8")
-        options = " ".join(
-            [
-                f"-p {self.port}",
-                "-c listen_addresses=127.0.0.1",
-                f"-c unix_socket_directories={self.root}",
-                "-c max_connections=200",
-                # Test data is thrown away: durability settings only cost time here.
-                "-c fsync=off",
-                "-c synchronous_commit=off",
-                "-c full_page_writes=off",
-            ]
-        )
+        settings = [
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            f"-c unix_socket_directories={self.root}",
+            "-c max_connections=200",
+        ]
+        if not self.durable:
+            # Test data is thrown away: durability settings only cost time here.
+            settings += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        options = " ".join(settings)
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, DATABASE)
         return self

@@ -149,6 +149,38 @@ SELECT d.balance, d.total_earned, d.total_spent, d.debt,
 )
 
 
+def pg_debit_parameters(debit: Debit) -> dict[str, Any]:
+    return {
+        "id": debit.entry_id,
+        "user_id": debit.user_id,
+        "amount": debit.amount,
+        "key": debit.idempotency_key,
+        "now": debit.now,
+        "day": debit.usage_day,
+        "type": debit.type.value,
+        "app_id": debit.app_id,
+        "description": debit.description,
+        "metadata": None if debit.metadata is None else json.dumps(debit.metadata),
+    }
+
+
+def pg_debit_outcome(debit: Debit, row: Mapping[Any, Any]) -> DebitOutcome:
+    """What `PG_DEBIT`'s one row says happened."""
+    if row["prior_id"] is not None:
+        prior = {
+            key.removeprefix("prior_"): value
+            for key, value in row.items()
+            if key.startswith("prior_")
+        }
+        return Replayed(entry_from(_Obj(prior)))
+    if row["balance"] is None:
+        return NoBalance() if row["available"] is None else Refused(row["available"])
+    balance = row["balance"]
+    after = Balance(debit.user_id, balance, row["total_earned"], row["total_spent"], row["debt"])
+    entry = completed_entry(debit, -debit.amount, balance + debit.amount, balance)
+    return Applied(entry, after)
+
+
 class SqlBalances:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
@@ -197,31 +229,8 @@ class SqlBalances:
         return Replayed(original)
 
     async def _debit_postgres(self, debit: Debit) -> DebitOutcome:
-        params = {
-            "id": debit.entry_id,
-            "user_id": debit.user_id,
-            "amount": debit.amount,
-            "key": debit.idempotency_key,
-            "now": debit.now,
-            "day": debit.usage_day,
-            "type": debit.type.value,
-            "app_id": debit.app_id,
-            "description": debit.description,
-            "metadata": None if debit.metadata is None else json.dumps(debit.metadata),
-        }
-        row = (await self._c.execute(PG_DEBIT, params)).one()
-        if row.prior_id is not None:
-            prior = {
-                key.removeprefix("prior_"): value
-                for key, value in row._mapping.items()
-                if key.startswith("prior_")
-            }
-            return Replayed(entry_from(_Obj(prior)))
-        if row.balance is None:
-            return NoBalance() if row.available is None else Refused(row.available)
-        after = Balance(debit.user_id, row.balance, row.total_earned, row.total_spent, row.debt)
-        entry = completed_entry(debit, -debit.amount, row.balance + debit.amount, row.balance)
-        return Applied(entry, after)
+        row = (await self._c.execute(PG_DEBIT, pg_debit_parameters(debit))).one()
+        return pg_debit_outcome(debit, row._mapping)
 
     async def _debit_generic(self, debit: Debit) -> DebitOutcome:
         if debit.idempotency_key is not None:

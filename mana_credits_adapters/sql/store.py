@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from mana_credits_core.errors import StoreUnavailable
@@ -75,12 +77,22 @@ def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     return engine
 
 
+class Closeable(Protocol):
+    async def close(self) -> None: ...
+
+
 class SqlStore:
     """A `Store` over one async engine (PostgreSQL or SQLite)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # Users of the engine that hold connections between calls (debit writers):
+        # they give them back before the engine goes.
+        self._holders: weakref.WeakSet[Closeable] = weakref.WeakSet()
+
+    def holds_connections(self, holder: Closeable) -> None:
+        self._holders.add(holder)
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
@@ -99,6 +111,8 @@ class SqlStore:
         return int(checked_out()) if callable(checked_out) else 0
 
     async def close(self) -> None:
+        for holder in list(self._holders):
+            await holder.close()
         await self.engine.dispose()
 
 
@@ -159,7 +173,8 @@ class SqlUnitOfWork:
         try:
             self._connection = await self._store.engine.connect()
             await self._connection.begin()
-        except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
+        except (OperationalError, DBAPIError, OSError, TimeoutError, PoolTimeout) as exc:
+            # PoolTimeout: every connection is busy; answer 503 now rather than queue.
             await self._close()
             raise StoreUnavailable() from exc
         return self

@@ -31,6 +31,11 @@ class Services:
     payments: PaymentGateway
     notifier: Notifier
 
+    async def close(self) -> None:
+        """Release what the services hold themselves (the debit writers' connections);
+        the store, gateway and notifier are closed by whoever opened them."""
+        await self.credits.close()
+
 
 __all__ = [
     "CreditsService",

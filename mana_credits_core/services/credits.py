@@ -52,6 +52,9 @@ class UnitOfWorkDebits:
             await uow.commit()
         return outcome
 
+    async def close(self) -> None:
+        pass
+
 
 class CreditsService:
     """Balances and the ledger. Every method validates its arguments first."""
@@ -67,6 +70,10 @@ class CreditsService:
         self._clock = clock
         self._ids = ids
         self._debits = debits or UnitOfWorkDebits(store)
+
+    async def close(self) -> None:
+        """Stop the debit applier (group commit writers finish their queues)."""
+        await self._debits.close()
 
     async def init_balance(self, user_id: str) -> Balance:
         """Create a zero balance if the user has none; idempotent."""
