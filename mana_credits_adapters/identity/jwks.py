@@ -62,6 +62,8 @@ class JwksVerifier:
         leeway: float = 30.0,
         refetch_cooldown: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+        cache_size: int = 10_000,
     ) -> None:
         self.issuer = issuer
         self._source = source
@@ -73,8 +75,24 @@ class JwksVerifier:
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0
+        self._wallclock = wallclock
+        self._cache_size = cache_size
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal:
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            principal, expires = remembered
+            if self._wallclock() < expires:
+                return principal
+            del self._verified[token]
+        principal, expires = await self._verify(token)
+        if len(self._verified) >= self._cache_size:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[token] = (principal, expires)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated()
         try:
@@ -97,7 +115,8 @@ class JwksVerifier:
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated() from exc
-        return principal_from(claims)
+        # `exp` is required and was checked (a number) by `jwt.decode`.
+        return principal_from(claims), float(claims["exp"]) + self._leeway
 
     async def _key(self, kid: str) -> Any:
         if kid in self._keys:
