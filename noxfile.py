@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -33,6 +36,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks; prints a table of figures."""
+    """The debit path against pgbench, the server under wrk, reads, billing: a table."""
+    if shutil.which("wrk") is None and shutil.which("apt-get") and os.geteuid() == 0:
+        session.run("apt-get", "install", "-y", "-q", "wrk", external=True)
     session.install("-e", ".[test]")
     session.run("python", "-m", "bench", *session.posargs)

@@ -8,6 +8,7 @@ the one-statement debit + COMMIT), with no per-statement overhead above the driv
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -35,6 +36,8 @@ from mana_credits_core.ledger import (
 )
 
 from .ledger import PG_DEBIT, entry_from, pg_debit_outcome, pg_debit_parameters
+
+log = logging.getLogger("mana_credits.debits")
 
 # The one-statement debit of `SqlBalances`, in the driver's own placeholder style.
 ONE_DEBIT = str(PG_DEBIT.compile(dialect=psycopg_dialect.dialect()))  # type: ignore[no-untyped-call]
@@ -152,6 +155,7 @@ class WriterConnection:
                 await driver.commit()
         except psycopg.Error as exc:
             await self._recover(exc)
+            log.info("batch of %d debits refused (%s): one by one", len(debits), exc.sqlstate)
             raise BatchRejected() from exc
         return outcomes
 

@@ -137,11 +137,19 @@ priced AS (
              || '+00:00' AS period_start
       FROM due d
 ),
+locked AS (
+    -- Balance rows are locked in user order, as debit batches lock them: the two
+    -- never wait on each other in a cycle.
+    SELECT b.user_id FROM credits.balances b
+     WHERE b.user_id IN (SELECT user_id FROM due)
+     ORDER BY b.user_id
+       FOR UPDATE
+),
 debited AS (
     UPDATE credits.balances b
        SET balance = b.balance - p.price, total_spent = b.total_spent + p.price,
            updated_at = :now
-      FROM priced p
+      FROM priced p JOIN locked l USING (user_id)
      WHERE b.user_id = p.user_id AND b.balance >= p.price
  RETURNING b.user_id, b.balance
 ),

@@ -1,0 +1,236 @@
+"""Rows 3 and 4: the real server (`mana-credits serve`) driven by wrk on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mana_credits_adapters.identity.dev import SigningKey
+
+from .setup import BenchDatabase
+
+SERVICE_KEY = "bench-service-key"
+ISSUER_PATH = "api/auth/jwks"
+
+DEBIT_SCRIPT = """
+local users, tag, counter = {users}, "{tag}", 0
+local headers = {{["Content-Type"] = "application/json", ["X-Service-Key"] = "{key}",
+                  ["X-App-Id"] = "bench"}}
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)  -- a global of that thread: keys never repeat across threads
+end
+request = function()
+  counter = counter + 1
+  local body = string.format(
+    '{{"userId":"user-%d","amount":1,"appId":"bench","description":"debit",' ..
+    '"idempotencyKey":"%s-%d-%d"}}', math.random(1, users), tag, id, counter)
+  return wrk.format("POST", "/api/v1/internal/credits/use", headers, body)
+end
+"""
+
+READ_SCRIPT = """
+local tokens = {{{tokens}}}
+request = function()
+  local token = tokens[math.random(1, #tokens)]
+  return wrk.format("GET", "{path}", {{["Authorization"] = "Bearer " .. token}})
+end
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    peak_rss_mb: float
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def jwks_endpoint(key: SigningKey) -> Iterator[str]:
+    """The auth service's JWKS as a static file on loopback; yields the issuer URL."""
+    import json
+
+    with tempfile.TemporaryDirectory() as root:
+        document = Path(root) / ISSUER_PATH
+        document.parent.mkdir(parents=True)
+        document.write_text(json.dumps(key.jwks()))
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+            cwd=root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}/{ISSUER_PATH}")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.terminate()
+            server.wait()
+
+
+def wait_until_up(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server and its worker processes."""
+        total = 0
+        for pid in [self.process.pid, *children(self.process.pid)]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            found = re.search(r"VmRSS:\s+(\d+) kB", status)
+            total += int(found.group(1)) if found else 0
+        return total / 1024
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+@contextmanager
+def server(db: BenchDatabase, issuer: str, workers: int) -> Iterator[Server]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db.url,
+        "MANA_AUTH_URL": issuer,
+        "MANA_SERVICE_KEY": SERVICE_KEY,
+        # Configured as production is; no call reaches the payment provider here.
+        "STRIPE_SECRET_KEY": "sk_test_bench",
+        "STRIPE_WEBHOOK_SECRET": "whsec_bench",
+        "MANA_CREDITS_BILLING_ENABLED": "false",
+        "MANA_CREDITS_DB_POOL_SIZE": "20",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+    }
+    command = [sys.executable, "-m", "mana_credits_cli", "serve", "--port", str(port)]
+    process = subprocess.Popen([*command, "--workers", str(workers)], env=env)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health")
+        yield Server(process, port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wrk(target: Server, script: str, clients: int, seconds: float) -> LoadResult:
+    """Run wrk with a Lua script; sample the server's memory meanwhile."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    peak = 0.0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.25):
+            peak = max(peak, target.rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script)
+    sampler.start()
+    try:
+        result = subprocess.run(
+            [
+                binary,
+                "--latency",
+                "-t",
+                str(min(2, clients)),
+                "-c",
+                str(clients),
+                "-d",
+                f"{max(1, round(seconds))}s",
+                "--timeout",
+                "10s",
+                "-s",
+                file.name,
+                target.base,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        done.set()
+        sampler.join()
+        os.unlink(file.name)
+    return parse_wrk(result.stdout, peak)
+
+
+def parse_wrk(output: str, peak_rss_mb: float) -> LoadResult:
+    def latency(label: str) -> float:
+        found = re.search(rf"^\s+{label}%\s+([0-9.]+)(us|ms|s)\s*$", output, re.M)
+        if found is None:
+            raise RuntimeError(f"wrk printed no {label}th percentile:\n{output}")
+        value, unit = float(found.group(1)), found.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rate = re.search(r"Requests/sec:\s+([0-9.]+)", output)
+    if rate is None:
+        raise RuntimeError(f"wrk printed no rate:\n{output}")
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return LoadResult(float(rate.group(1)), latency("50"), latency("99"), errors, peak_rss_mb)
+
+
+def debit_script(users: int) -> str:
+    return DEBIT_SCRIPT.format(users=users, tag=uuid.uuid4().hex[:8], key=SERVICE_KEY)
+
+
+def read_script(path: str, tokens: list[str]) -> str:
+    return READ_SCRIPT.format(path=path, tokens=",".join(f'"{t}"' for t in tokens))
