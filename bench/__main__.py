@@ -86,9 +86,10 @@ def main() -> None:
                 ("/api/v1/credits/balance", "HTTP GET credits/balance"),
                 ("/api/v1/credits/transactions", "HTTP GET credits/transactions"),
             ):
-                result = load.wrk(server, load.read_script(path, tokens), 64, seconds)
-                rows.append(http_row(4, what, f"{entries:,} entries", 64, result, None))
-                progress(rows[-1])
+                for clients in CLIENTS:
+                    result = load.wrk(server, load.read_script(path, tokens), clients, seconds)
+                    rows.append(http_row(4, what, f"{entries:,} entries", clients, result, None))
+                    progress(rows[-1])
         charged, elapsed = asyncio.run(billing_run(db.url, subscriptions))
         rows.append(Row(5, "billing run (subscriptions)", f"{charged:,} due", 1, charged / elapsed))
         progress(rows[-1])

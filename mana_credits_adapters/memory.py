@@ -85,6 +85,9 @@ class MemoryStore:
     def unit_of_work(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
 
+    def reader(self) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self)
+
     async def ping(self) -> None:
         return None
 

@@ -331,6 +331,11 @@ class Store(Protocol):
 
     def unit_of_work(self) -> UnitOfWork: ...
 
+    def reader(self) -> UnitOfWork:
+        """A unit of work for reads only: each read sees committed data, without a
+        transaction around them (one round trip per read); never call `commit`."""
+        ...
+
     async def ping(self) -> None:
         """Touch the store; raises `StoreUnavailable` if it cannot be reached."""
         ...

@@ -181,14 +181,16 @@ def pg_debit_outcome(debit: Debit, row: Mapping[Any, Any]) -> DebitOutcome:
     return Applied(entry, after)
 
 
+# Built once: the hottest read should not rebuild its statement per request.
+BALANCE_OF = sa.select(balances).where(balances.c.user_id == sa.bindparam("user_id"))
+
+
 class SqlBalances:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
 
     async def get(self, user_id: str) -> Balance | None:
-        row = (
-            await self._c.execute(sa.select(balances).where(balances.c.user_id == user_id))
-        ).first()
+        row = (await self._c.execute(BALANCE_OF, {"user_id": user_id})).first()
         return None if row is None else balance_from(row)
 
     async def ensure(self, user_id: str, now: datetime) -> Balance:

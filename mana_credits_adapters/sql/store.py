@@ -42,8 +42,31 @@ def create_engine(
         max_overflow=max_overflow,
         # Fail fast with 503 when the pool is exhausted rather than queueing forever.
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
+        # No ping per checkout (a round trip on every request): a connection found dead
+        # fails its request with 503 and SQLAlchemy then discards every pooled
+        # connection older than that failure, so the pool recovers in one step.
+        pool_pre_ping=False,
+        pool_recycle=1800,
         echo=echo,
+    )
+
+
+def reader_engine_for(engine: AsyncEngine) -> AsyncEngine:
+    """A PostgreSQL engine for reads beside `engine`, its own pool of the same size.
+
+    Its connections stay in autocommit for life: a read is one statement and one round
+    trip, with no BEGIN, no ROLLBACK on return and no isolation switch per checkout.
+    """
+    size = engine.pool.size() if isinstance(engine.pool, sa.QueuePool) else 10
+    return create_async_engine(
+        engine.url,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
+        pool_size=size,
+        max_overflow=size,
+        pool_timeout=5.0,
+        pool_pre_ping=False,
+        pool_recycle=1800,
     )
 
 
@@ -71,6 +94,8 @@ def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
+        if connection.get_execution_options().get("mana_read_only"):
+            return  # readers run in autocommit and never wait for the write lock
         # Writers are serialised up front: no deadlock-prone lock upgrades mid-transaction.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -90,12 +115,26 @@ class SqlStore:
         # Users of the engine that hold connections between calls (debit writers):
         # they give them back before the engine goes.
         self._holders: weakref.WeakSet[Closeable] = weakref.WeakSet()
+        self._readers: AsyncEngine | None = None
+
+    @property
+    def reader_engine(self) -> AsyncEngine:
+        """Where `reader()` connects: the autocommit engine on PostgreSQL, else the one
+        engine (SQLite readers skip the write lock instead)."""
+        if self.dialect != "postgresql":
+            return self.engine
+        if self._readers is None:
+            self._readers = reader_engine_for(self.engine)
+        return self._readers
 
     def holds_connections(self, holder: Closeable) -> None:
         self._holders.add(holder)
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
+
+    def reader(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self, read_only=True)
 
     async def ping(self) -> None:
         """Touch the database (readiness)."""
@@ -113,14 +152,17 @@ class SqlStore:
     async def close(self) -> None:
         for holder in list(self._holders):
             await holder.close()
+        if self._readers is not None:
+            await self._readers.dispose()
         await self.engine.dispose()
 
 
 class SqlUnitOfWork:
     """One database transaction; rolled back on exit unless `commit()` was called."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, *, read_only: bool = False) -> None:
         self._store = store
+        self._read_only = read_only
         self._connection: AsyncConnection | None = None
 
     @property
@@ -171,7 +213,13 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> Self:
         try:
-            self._connection = await self._store.engine.connect()
+            if self._read_only:
+                # No BEGIN/ROLLBACK around reads: each statement is its own snapshot.
+                self._connection = await self._store.reader_engine.connect()
+                if self._store.dialect != "postgresql":
+                    await self._connection.execution_options(mana_read_only=True)
+            else:
+                self._connection = await self._store.engine.connect()
             await self._connection.begin()
         except (OperationalError, DBAPIError, OSError, TimeoutError, PoolTimeout) as exc:
             # PoolTimeout: every connection is busy; answer 503 now rather than queue.

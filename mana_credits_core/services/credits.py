@@ -82,10 +82,11 @@ class CreditsService:
     async def balance(self, user_id: str) -> Balance:
         """The user's balance; a user seen for the first time gets a zero balance."""
         user_id = v.identifier(user_id, "userId")
+        async with self._store.reader() as reader:
+            found = await reader.balances.get(user_id)
+        if found is not None:
+            return found
         async with self._store.unit_of_work() as uow:
-            found = await uow.balances.get(user_id)
-            if found is not None:
-                return found
             created = await uow.balances.ensure(user_id, self._clock.now())
             await uow.commit()
             return created
@@ -215,7 +216,7 @@ class CreditsService:
             user_id = v.identifier(user_id, "userId")
         after: tuple[datetime, str] | None = None
         while True:
-            async with self._store.unit_of_work() as uow:
+            async with self._store.reader() as uow:
                 entries = await uow.ledger.page_forward(
                     limit=page, after=after, user_id=user_id, since=since
                 )
@@ -231,7 +232,7 @@ class CreditsService:
             raise InvalidInput("days", "days must be 1..3660")
         app = None if app_id is None else v.identifier(app_id, "appId", v.MAX_APP_ID)
         since = (self._clock.now() - timedelta(days=days - 1)).date()
-        async with self._store.unit_of_work() as uow:
+        async with self._store.reader() as uow:
             return await uow.usage.by_app_and_day(since, app)
 
     async def transactions(
@@ -240,7 +241,7 @@ class CreditsService:
         """The user's entries, newest first; `limit` is capped at `MAX_PAGE_SIZE`."""
         user_id = v.identifier(user_id, "userId")
         size, skip = v.page_size(limit), v.offset(offset)
-        async with self._store.unit_of_work() as uow:
+        async with self._store.reader() as uow:
             return await uow.ledger.list(user_id, limit=size, offset=skip)
 
     async def transactions_page(
@@ -250,7 +251,7 @@ class CreditsService:
         user_id = v.identifier(user_id, "userId")
         size = v.page_size(limit)
         before = None if cursor is None else decode_cursor(cursor)
-        async with self._store.unit_of_work() as uow:
+        async with self._store.reader() as uow:
             entries = await uow.ledger.list(user_id, limit=size + 1, before=before)
         more = len(entries) > size
         entries = entries[:size]
