@@ -66,7 +66,7 @@ async def transactions(request: web.Request) -> web.Response:
     entries = await request.app[SERVICES].credits.transactions(
         user.user_id, limit=50 if limit is None else limit, offset=offset or 0
     )
-    return web.json_response([TransactionOut.of(e).render() for e in entries])
+    return web.json_response([TransactionOut.render_entry(e) for e in entries])
 
 
 ROUTES = [
