@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from mana_credits_adapters.bootstrap import build_services
+from mana_credits_adapters.bootstrap import build_services, open_debits
 from mana_credits_adapters.clock import TickingClock
+from mana_credits_adapters.memory import MemoryStore
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.group_commit import BatchSettings, GroupCommitDebits
 from mana_credits_adapters.sql.store import SqlStore, create_engine
@@ -29,6 +30,7 @@ from mana_credits_core import (
 from mana_credits_core.errors import BalanceNotFound
 from mana_credits_core.ledger import Applied, Debit, NoBalance, Refused, Replayed
 from mana_credits_core.services import LedgerResult, Services
+from mana_credits_core.services.credits import UnitOfWorkDebits
 
 pytestmark = pytest.mark.postgres
 
@@ -224,3 +226,30 @@ async def test_an_unreachable_database_answers_every_caller_unavailable() -> Non
         assert all(isinstance(r, StoreUnavailable) for r in results)
     finally:
         await store.close()
+
+
+async def test_a_wait_gathers_debits_that_arrive_apart(
+    clean_pg_store: SqlStore, services: Services
+) -> None:
+    await services.credits.credit("ivy", 10, TransactionType.GRANT, "funds")
+    patient = GroupCommitDebits(clean_pg_store, BatchSettings(max_wait=0.2, linger=0.05))
+    try:
+
+        async def later() -> object:
+            await asyncio.sleep(0.02)
+            return await patient.apply(debit("ivy", 2, "late"))
+
+        first, second = await asyncio.gather(patient.apply(debit("ivy", 1, "early")), later())
+    finally:
+        await patient.close()
+    assert isinstance(first, Applied)
+    assert isinstance(second, Applied)
+    assert patient.transactions == 1
+
+
+def test_batching_is_a_setting(clean_pg_store: SqlStore) -> None:
+    on = open_debits(clean_pg_store, Settings())
+    off = open_debits(clean_pg_store, Settings(MANA_CREDITS_DEBIT_BATCHING=False))
+    assert isinstance(on, GroupCommitDebits)
+    assert isinstance(off, UnitOfWorkDebits)
+    assert isinstance(open_debits(MemoryStore(), Settings()), UnitOfWorkDebits)
