@@ -35,6 +35,15 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def stateful(session: nox.Session) -> None:
+    """The model-based test with many random examples (CI runs a fixed few)."""
+    session.install("-e", ".[test]")
+    session.env["MANA_CREDITS_STATEFUL_EXAMPLES"] = session.posargs[0] if session.posargs else "500"
+    session.env["MANA_CREDITS_STATEFUL_RANDOM"] = "1"
+    session.run("pytest", "tests/reliability/test_stateful.py")
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """The debit path against pgbench, the server under wrk, reads, billing: a table."""
     if shutil.which("wrk") is None and shutil.which("apt-get") and os.geteuid() == 0:
