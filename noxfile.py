@@ -44,6 +44,15 @@ def stateful(session: nox.Session) -> None:
 
 
 @nox.session
+def faults(session: nox.Session) -> None:
+    """The SIGKILL storm with more rounds and debits than CI runs."""
+    session.install("-e", ".[test]")
+    session.env["MANA_CREDITS_FAULT_ROUNDS"] = "10"
+    session.env["MANA_CREDITS_FAULT_DEBITS"] = "3000"
+    session.run("pytest", "tests/reliability/test_faults.py", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """The debit path against pgbench, the server under wrk, reads, billing: a table."""
     if shutil.which("wrk") is None and shutil.which("apt-get") and os.geteuid() == 0:
