@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mana_credits_core.errors import BalanceNotFound
+from mana_credits_core.errors import BalanceNotFound, StoreUnavailable
 from mana_credits_core.ledger import (
     Applied,
     Balance,
@@ -181,6 +182,22 @@ def pg_debit_outcome(debit: Debit, row: Mapping[Any, Any]) -> DebitOutcome:
     return Applied(entry, after)
 
 
+async def driver_query(
+    connection: AsyncConnection, sql: str, params: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    """Run a read on the driver under `connection` (PostgreSQL). A lost connection is
+    `StoreUnavailable` (503) and is dropped from the pool, as SQLAlchemy would do."""
+    raw = await connection.get_raw_connection()
+    try:
+        cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+        await cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = await cursor.fetchall()
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        await connection.invalidate(exc)
+        raise StoreUnavailable() from exc
+    return rows
+
+
 # Built once: the hottest read should not rebuild its statement per request.
 BALANCE_OF = sa.select(balances).where(balances.c.user_id == sa.bindparam("user_id"))
 PG_BALANCE_OF = (
@@ -197,11 +214,8 @@ class SqlBalances:
         if self._c.dialect.name == "postgresql":
             # The hottest read goes straight to the driver on the same connection (and
             # transaction): the statement layer costs more than the query itself.
-            raw = await self._c.get_raw_connection()
-            cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
-            await cursor.execute(PG_BALANCE_OF, (user_id,))
-            found = await cursor.fetchone()
-            return None if found is None else Balance(*found)
+            rows = await driver_query(self._c, PG_BALANCE_OF, (user_id,))
+            return Balance(*rows[0]) if rows else None
         row = (await self._c.execute(BALANCE_OF, {"user_id": user_id})).first()
         return None if row is None else balance_from(row)
 
@@ -469,13 +483,12 @@ class SqlLedger:
     ) -> builtins.list[LedgerEntry]:
         # History pages are the heaviest read: rows go from the driver straight into
         # entries, on the `(user_id, created_at, id)` index either way.
-        raw = await self._c.get_raw_connection()
-        cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
         if before is None:
-            await cursor.execute(PG_HISTORY, (user_id, limit, offset))
+            rows = await driver_query(self._c, PG_HISTORY, (user_id, limit, offset))
         else:
-            await cursor.execute(PG_HISTORY_BEFORE, (user_id, *before, limit, offset))
-        return [entry_from_tuple(row) for row in await cursor.fetchall()]
+            params = (user_id, *before, limit, offset)
+            rows = await driver_query(self._c, PG_HISTORY_BEFORE, params)
+        return [entry_from_tuple(row) for row in rows]
 
     async def page_forward(
         self,
