@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from mana_credits_adapters.identity.dev import SigningKey
 
-from .setup import BenchDatabase
+from .setup import BenchDatabase, free_port
 
 SERVICE_KEY = "bench-service-key"
 ISSUER_PATH = "api/auth/jwks"
@@ -59,13 +58,6 @@ class LoadResult:
     p99_ms: float
     errors: int
     peak_rss_mb: float
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

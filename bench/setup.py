@@ -16,7 +16,9 @@ from mana_credits_adapters.sql import migrate
 from mana_credits_adapters.sql.store import create_engine
 
 sys.path.insert(0, os.getcwd())
-from tests.postgres import DATABASE, PostgresCluster
+from tests.postgres import DATABASE, PostgresCluster, free_port
+
+__all__ = ["BenchDatabase", "free_port", "user"]
 
 FUNDS = 10**12  # no debit in the benchmark is ever refused for lack of credits
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, namedtuple_row
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mana_credits_core.errors import StoreUnavailable
@@ -30,12 +28,11 @@ from mana_credits_core.ledger import (
     NoBalance,
     Refused,
     Replayed,
-    TransactionStatus,
-    TransactionType,
     completed_entry,
 )
 
-from .ledger import PG_DEBIT, entry_from, pg_debit_outcome, pg_debit_parameters
+from .ledger import PG_DEBIT, RowView, entry_from, pg_debit_outcome, pg_debit_parameters
+from .store import CONNECT_FAILURES
 
 log = logging.getLogger("mana_credits.debits")
 
@@ -116,7 +113,7 @@ class WriterConnection:
     async def open(cls, engine: AsyncEngine) -> WriterConnection:
         try:
             pooled = await engine.connect()
-        except (OperationalError, DBAPIError, OSError, PoolTimeout) as exc:
+        except CONNECT_FAILURES as exc:
             raise StoreUnavailable() from exc
         raw = await pooled.get_raw_connection()
         driver = raw.driver_connection
@@ -193,7 +190,7 @@ class WriterConnection:
     async def _replay(self, user_id: str, key: str) -> Replayed:
         driver = self._driver
         try:
-            cursor = driver.cursor(row_factory=dict_row)
+            cursor = driver.cursor(row_factory=namedtuple_row)
             await cursor.execute(ENTRY_BY_KEY, {"user_id": user_id, "key": key})
             row = await cursor.fetchone()
             await driver.rollback()
@@ -201,7 +198,7 @@ class WriterConnection:
             await self._recover(exc)
             raise
         assert row is not None, "the unique constraint fired, so the entry exists"
-        return Replayed(entry_from(_Row(row)))
+        return Replayed(entry_from(row))
 
     async def _recover(self, exc: psycopg.Error) -> None:
         """Roll back after a refused statement; a lost connection is unavailability."""
@@ -213,13 +210,6 @@ class WriterConnection:
                 pass
         self.broken = True
         raise StoreUnavailable() from exc
-
-
-class _Row:
-    """Attribute access over a dict row, for `entry_from`."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 class BatchPlan:
@@ -298,26 +288,14 @@ class BatchPlan:
 
 
 def entry_from_json(row: dict[str, Any]) -> LedgerEntry:
-    """A ledger row as `json_agg` renders it."""
+    """A ledger row as `json_agg` renders it: timestamps arrive as ISO text."""
     completed = row["completed_at"]
-    return LedgerEntry(
-        id=row["id"],
-        user_id=row["user_id"],
-        type=TransactionType(row["type"]),
-        status=TransactionStatus(row["status"]),
-        amount=row["amount"],
-        balance_before=row["balance_before"],
-        balance_after=row["balance_after"],
-        app_id=row["app_id"],
-        description=row["description"],
-        metadata=row["metadata"],
-        idempotency_key=row["idempotency_key"],
-        created_at=_utc(row["created_at"]),
-        completed_at=None
-        if completed is None
-        else datetime.fromisoformat(completed).astimezone(UTC),
+    return entry_from(
+        RowView(
+            row
+            | {
+                "created_at": datetime.fromisoformat(row["created_at"]),
+                "completed_at": None if completed is None else datetime.fromisoformat(completed),
+            }
+        )
     )
-
-
-def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.rows import namedtuple_row, tuple_row
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -173,7 +174,7 @@ def pg_debit_outcome(debit: Debit, row: Mapping[Any, Any]) -> DebitOutcome:
             for key, value in row.items()
             if key.startswith("prior_")
         }
-        return Replayed(entry_from(_Obj(prior)))
+        return Replayed(entry_from(RowView(prior)))
     if row["balance"] is None:
         return NoBalance() if row["available"] is None else Refused(row["available"])
     balance = row["balance"]
@@ -183,15 +184,18 @@ def pg_debit_outcome(debit: Debit, row: Mapping[Any, Any]) -> DebitOutcome:
 
 
 async def driver_query(
-    connection: AsyncConnection, sql: str, params: tuple[Any, ...]
-) -> list[tuple[Any, ...]]:
+    connection: AsyncConnection,
+    sql: str,
+    params: tuple[Any, ...],
+    row_factory: Any = tuple_row,
+) -> list[Any]:
     """Run a read on the driver under `connection` (PostgreSQL). A lost connection is
     `StoreUnavailable` (503) and is dropped from the pool, as SQLAlchemy would do."""
     raw = await connection.get_raw_connection()
     try:
-        cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = raw.driver_connection.cursor(row_factory=row_factory)  # type: ignore[union-attr]
         await cursor.execute(sql, params)
-        rows: list[tuple[Any, ...]] = await cursor.fetchall()
+        rows: list[Any] = await cursor.fetchall()
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         await connection.invalidate(exc)
         raise StoreUnavailable() from exc
@@ -377,8 +381,9 @@ class SqlBalances:
             last = rows[-1].user_id
 
 
-class _Obj:
-    """Attribute access over a mapping (rows whose columns carry a prefix)."""
+class RowView:
+    """Attribute access over a mapping, so `entry_from` reads rows of any shape
+    (columns with a prefix, rows decoded from JSON)."""
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         self.__dict__.update(values)
@@ -413,27 +418,6 @@ PG_HISTORY_BEFORE = (
     f"SELECT {ENTRY_COLUMNS} FROM credits.transactions WHERE user_id = %s"
     " AND (created_at, id) < (%s, %s) ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s"
 )
-
-
-def entry_from_tuple(row: tuple[Any, ...]) -> LedgerEntry:
-    """An entry from a row in `ENTRY_COLUMNS` order."""
-    (id_, user_id, type_, status, amount, before, after, app_id, description, metadata,
-     key, created_at, completed_at) = row  # fmt: skip
-    return LedgerEntry(
-        id=id_,
-        user_id=user_id,
-        type=TransactionType(type_),
-        status=TransactionStatus(status),
-        amount=amount,
-        balance_before=before,
-        balance_after=after,
-        app_id=app_id,
-        description=description,
-        metadata=metadata,
-        idempotency_key=key,
-        created_at=created_at.astimezone(UTC),
-        completed_at=None if completed_at is None else completed_at.astimezone(UTC),
-    )
 
 
 class SqlLedger:
@@ -484,11 +468,11 @@ class SqlLedger:
         # History pages are the heaviest read: rows go from the driver straight into
         # entries, on the `(user_id, created_at, id)` index either way.
         if before is None:
-            rows = await driver_query(self._c, PG_HISTORY, (user_id, limit, offset))
+            rows = await driver_query(self._c, PG_HISTORY, (user_id, limit, offset), namedtuple_row)
         else:
             params = (user_id, *before, limit, offset)
-            rows = await driver_query(self._c, PG_HISTORY_BEFORE, params)
-        return [entry_from_tuple(row) for row in rows]
+            rows = await driver_query(self._c, PG_HISTORY_BEFORE, params, namedtuple_row)
+        return [entry_from(row) for row in rows]
 
     async def page_forward(
         self,

@@ -23,6 +23,10 @@ from .reservations import SqlReservations
 from .sync import SqlSync
 from .tables import SQLITE_SCHEMA_MAP
 
+# What getting a connection can raise when the database is away or the pool is
+# exhausted (PoolTimeout: every connection busy; answer 503 now rather than queue).
+CONNECT_FAILURES = (OperationalError, DBAPIError, OSError, TimeoutError, PoolTimeout)
+
 
 def create_engine(
     url: str,
@@ -221,8 +225,7 @@ class SqlUnitOfWork:
             else:
                 self._connection = await self._store.engine.connect()
             await self._connection.begin()
-        except (OperationalError, DBAPIError, OSError, TimeoutError, PoolTimeout) as exc:
-            # PoolTimeout: every connection is busy; answer 503 now rather than queue.
+        except CONNECT_FAILURES as exc:
             await self._close()
             raise StoreUnavailable() from exc
         return self

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +14,7 @@ import aiohttp
 from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_adapters.settings import Settings
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from ..postgres import free_port
 
 
 async def test_serve_embedded_default_then_sigterm(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -25,19 +24,14 @@ import sqlalchemy as sa
 from mana_credits_adapters.sql.store import SqlStore
 from mana_credits_core.services import ReconcileService
 
+from ..postgres import free_port
+
 pytestmark = pytest.mark.postgres
 
 KEY = "faults-service-key"
 ROUNDS = int(os.environ.get("MANA_CREDITS_FAULT_ROUNDS", "2"))
 DEBITS = int(os.environ.get("MANA_CREDITS_FAULT_DEBITS", "1000"))
 FUNDS = 1_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @asynccontextmanager
