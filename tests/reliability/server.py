@@ -1,0 +1,128 @@
+"""`mana-credits serve` as a child process, and the debit storms the fault tests send it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+KEY = "faults-service-key"
+
+
+@asynccontextmanager
+async def serving(
+    url: str, home: Path, port: int, **env: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The server on `port` against `url`, answering /health; killed if still running."""
+    environment = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "MANA_CREDITS_HOME": str(home),
+        "MANA_SERVICE_KEY": KEY,
+        "MANA_AUTH_URL": "http://127.0.0.1:9",
+        "STRIPE_SECRET_KEY": "sk_test_faults",
+        "STRIPE_WEBHOOK_SECRET": "whsec_faults",
+        "MANA_CREDITS_BILLING_ENABLED": "false",
+        "LOG_LEVEL": "CRITICAL",
+        **env,
+    }
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mana_credits_cli", "serve", "--port", str(port), env=environment
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(400):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/health") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError("the server did not come up")
+        yield server
+    finally:
+        if server.returncode is None:
+            server.kill()
+        await server.wait()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a client saw: the status (None when the answer was lost), the body, when."""
+
+    status: int | None
+    body: bytes
+    at: float
+
+
+async def send(
+    http: aiohttp.ClientSession, url: str, body: dict[str, object] | None = None
+) -> Answer:
+    headers = {"X-Service-Key": KEY}
+    try:
+        if body is None:
+            async with http.get(url, headers=headers) as response:
+                return Answer(response.status, await response.read(), time.monotonic())
+        async with http.post(url, json=body, headers=headers) as response:
+            return Answer(response.status, await response.read(), time.monotonic())
+    except (TimeoutError, aiohttp.ClientError):
+        return Answer(None, b"", time.monotonic())
+
+
+async def debit(http: aiohttp.ClientSession, base: str, user: str, key: str) -> Answer:
+    body = {"userId": user, "amount": 3, "appId": "chat", "description": "storm",
+            "idempotencyKey": key}  # fmt: skip
+    return await send(http, base + "/api/v1/internal/credits/use", body)
+
+
+async def fund(http: aiohttp.ClientSession, base: str, users: Sequence[str], amount: int) -> None:
+    for user in users:
+        grant = {"userId": user, "amount": amount, "description": "funds"}
+        answer = await send(http, base + "/api/v1/internal/credits/refund", grant)
+        assert answer.status == 200, answer
+
+
+def answered(storm: Sequence[asyncio.Future[Answer]], count: int) -> asyncio.Event:
+    """An event set once `count` of the storm's requests have their answer."""
+    event, done = asyncio.Event(), 0
+
+    def one(_future: asyncio.Future[Answer]) -> None:
+        nonlocal done
+        done += 1
+        if done >= count:
+            event.set()
+
+    for future in storm:
+        future.add_done_callback(one)
+    return event
+
+
+async def assert_each_key_applied_once(
+    engine: AsyncEngine, keys: dict[str, str], funds: int, amount: int = 3
+) -> None:
+    """Every key of `keys` (key -> user) has exactly one ledger entry; balances are exact."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            sa.text(
+                "SELECT idempotency_key, count(*) AS n FROM credits.transactions"
+                " WHERE type = 'usage' GROUP BY idempotency_key"
+            )
+        )
+        per_key = {row.idempotency_key: row.n for row in rows}
+        found = await connection.execute(sa.text("SELECT user_id, balance FROM credits.balances"))
+        balances: dict[str, int] = {row.user_id: row.balance for row in found}
+    assert set(per_key) == set(keys), "every debit is in the ledger once retried"
+    assert max(per_key.values()) == 1, "no key applied twice"
+    for user in set(keys.values()):
+        applied = sum(1 for u in keys.values() if u == user)
+        assert balances[user] == funds - amount * applied, user
