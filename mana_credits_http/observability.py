@@ -33,10 +33,15 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("mana_credits")
+    ours = logging.getLogger("mana_credits")
+    ours.handlers[:] = [handler]
+    ours.setLevel(level.upper())
+    ours.propagate = False
+    # The libraries (psycopg, aiohttp, SQLAlchemy) log through the root logger: give them
+    # the same JSON lines, warnings and worse only, instead of Python's bare fallback.
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    root.setLevel(max(logging.WARNING, ours.level))
 
 
 def route_name(request: web.Request) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +209,23 @@ def test_dev_pay_from_the_cli(tmp_path: Path, monkeypatch: Any) -> None:
     assert "error: purchase_not_found" in unknown.output
     listed = runner.invoke(cli, ["packages", "list", "--json"])
     assert len(json.loads(listed.output)) == 4
+
+
+def test_library_warnings_are_json_lines_too() -> None:
+    # In a child process: configuring the root logger here would take over pytest's own.
+    script = (
+        "import logging\n"
+        "from mana_credits_http.observability import configure_logging\n"
+        "configure_logging('INFO')\n"
+        "logging.getLogger('psycopg').warning('connection lost')\n"
+        "logging.getLogger('psycopg').info('chatter')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    entry = json.loads(lines[0])
+    assert (entry["logger"], entry["level"], entry["message"]) == (
+        "psycopg",
+        "warning",
+        "connection lost",
+    )
