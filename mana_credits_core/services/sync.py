@@ -55,9 +55,9 @@ class SyncService:
         chosen = _interval(interval or BillingInterval.MONTHLY)
         now = self._clock.now()
         async with self._store.unit_of_work() as uow:
+            # Created in the same transaction as the charge: a refused activation leaves
+            # no subscription behind.
             await uow.sync.ensure(user_id, now)
-            await uow.commit()
-        async with self._store.unit_of_work() as uow:
             sub = await _locked(uow, user_id)
             if sub.is_gifted:
                 raise SyncStateError("Sync is already gifted — no activation needed")

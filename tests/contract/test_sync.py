@@ -69,6 +69,9 @@ async def test_insufficient_activation_changes_nothing(sync: Services) -> None:
     assert (refused.value.required, refused.value.available) == (30, 29)
     assert not (await sync.sync.status("alice")).active
     assert (await sync.credits.balance("alice")).balance == 29
+    # Not even an inactive subscription is left behind (found by the model-based test).
+    with pytest.raises(SubscriptionNotFound):
+        await sync.sync.revoke_gift("alice")
 
 
 async def test_five_concurrent_activations_charge_once(sync: Services) -> None:
