@@ -1,6 +1,12 @@
 """A model-based test: Hypothesis drives the real server on PostgreSQL and compares
-every answer with a model of balances, keys and reservations; after every step the
-reconcile invariants hold and each balance the server reports is the model's.
+every answer with a model of balances, keys, reservations, gifts, Cloud Sync
+subscriptions and purchases; after every step the reconcile invariants hold and every
+balance and subscription the server reports is the model's.
+
+The server's clock is a manual one the machine moves forward (`tick`): then expired
+reservations are released, overdue gifts expire and the billing run charges or pauses,
+as the background jobs would. Purchases are paid through the real Stripe SDK against a
+local fake Stripe and confirmed by signed webhooks, delivered once or twice.
 
 CI runs a fixed (derandomized) set of examples; `nox -s stateful` runs many more
 (`MANA_CREDITS_STATEFUL_EXAMPLES`, random seeds).
@@ -16,11 +22,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -33,43 +41,76 @@ from hypothesis.stateful import (
 )
 
 from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_adapters.clock import ManualClock
+from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import SqlStore
+from mana_credits_core.errors import CreditsError
 from mana_credits_core.services import Services
+from mana_credits_core.sync import BillingInterval, add_months
 from mana_credits_http import create_app
 
 from ..conftest import truncate
+from ..fakes.stripe_server import SECRET_KEY as STRIPE_KEY
+from ..fakes.stripe_server import WEBHOOK_SECRET, event, sign, start_fake_stripe, succeeded
 
 pytestmark = pytest.mark.postgres
 
 T = TypeVar("T")
 KEY = "stateful-service-key"
-USERS = ("ann", "bob", "cy")
+USERS = ("ann", "bob", "cy", "dee")
+START = datetime(2027, 1, 31, 12, 0, tzinfo=UTC)  # a month end: charges clamp in February
 EXAMPLES = int(os.environ.get("MANA_CREDITS_STATEFUL_EXAMPLES", "25"))
 DERANDOMIZE = os.environ.get("MANA_CREDITS_STATEFUL_RANDOM") != "1"
 
 
 class LiveServer:
-    """The app on a loopback port, in a thread with its own event loop."""
+    """The app on a loopback port, in a thread with its own event loop and manual clock."""
 
     def __init__(self, url: str, home: Path) -> None:
         self.loop = asyncio.new_event_loop()
+        self.home = home
+        self.clock = ManualClock(START)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.stripe, self._stripe_server = self.call(start_fake_stripe())
+        self.signing = SigningKey.generate()
+        self._auth_server = self.call(self._serve_jwks())
         self.settings = Settings(
             DATABASE_URL=url,
             MANA_CREDITS_HOME=home,
             MANA_SERVICE_KEY=KEY,
-            MANA_AUTH_URL="http://127.0.0.1:9",  # no user routes are driven here
+            MANA_AUTH_URL=str(self._auth_server.make_url("")).rstrip("/"),
+            STRIPE_SECRET_KEY=STRIPE_KEY,
+            STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            STRIPE_API_BASE=self.stripe.url,
+            # The background jobs wait: `tick` runs them at known points of the model.
             MANA_CREDITS_BILLING_ENABLED=False,
+            MANA_CREDITS_SWEEP_INTERVAL=1e9,
+            MANA_CREDITS_GIFT_EXPIRY_INTERVAL=1e9,
+            MANA_CREDITS_GIFT_FAILURES=1_000_000,
         )
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
+        self._tokens: dict[tuple[str, str], str] = {}
         self.services, self.base, self._stop = self.call(self._start())
 
     def call(self, work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=60)
 
+    async def _serve_jwks(self) -> TestServer:
+        """The auth service's JWKS endpoint, on loopback."""
+        document = self.signing.jwks()
+
+        async def jwks(_request: web.Request) -> web.Response:
+            return web.json_response(document)
+
+        app = web.Application()
+        app.router.add_get("/api/auth/jwks", jwks)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        return server
+
     async def _start(self) -> tuple[Services, str, Any]:
-        context = bootstrap(self.settings, migrate=True)
+        context = bootstrap(self.settings, migrate=True, clock=self.clock)
         services = await context.__aenter__()
         runner = web.AppRunner(create_app(self.settings, services=services))
         await runner.setup()
@@ -80,6 +121,8 @@ class LiveServer:
         async def stop() -> None:
             await runner.cleanup()
             await context.__aexit__(None, None, None)
+            await self._stripe_server.close()
+            await self._auth_server.close()
 
         return services, f"http://127.0.0.1:{port}", stop
 
@@ -89,19 +132,47 @@ class LiveServer:
         self._thread.join()
         self.loop.close()
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Answer:
+    def token(self, user: str, role: str = "user") -> str:
+        if (user, role) not in self._tokens:
+            self._tokens[(user, role)] = self.signing.mint(
+                user, issuer=self.settings.issuer, email=email(user), role=role
+            )
+        return self._tokens[(user, role)]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        user: str | None = None,
+        role: str = "user",
+    ) -> Answer:
+        """As a service (X-Service-Key), or as `user` with a bearer token."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.base + path,
-            data=data,
-            method=method,
-            headers={"X-Service-Key": KEY, "Content-Type": "application/json"},
-        )
+        headers = {"Content-Type": "application/json"}
+        if user is None:
+            headers["X-Service-Key"] = KEY
+        else:
+            headers["Authorization"] = f"Bearer {self.token(user, role)}"
+        return self._send(urllib.request.Request(self.base + path, data, headers, method=method))
+
+    def webhook(self, payload: bytes) -> Answer:
+        headers = {"Content-Type": "application/json", "Stripe-Signature": sign(payload)}
+        path = self.base + "/api/v1/webhooks/stripe"
+        return self._send(urllib.request.Request(path, payload, headers, method="POST"))
+
+    @staticmethod
+    def _send(request: urllib.request.Request) -> Answer:
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return Answer(response.status, json.loads(response.read()))
         except urllib.error.HTTPError as error:
             return Answer(error.code, json.loads(error.read()))
+
+
+def email(user: str) -> str:
+    return f"{user}@example.com"
 
 
 @dataclass
@@ -126,15 +197,59 @@ class Reservation:
 
 
 @dataclass
+class Gift:
+    id: str
+    code: str
+    creator: str
+    amount: int
+    target: str | None  # the user a personalized gift is for
+    expires_at: datetime
+    state: str = "active"
+
+
+@dataclass
+class Subscription:
+    active: bool
+    gifted: bool = False
+    interval: BillingInterval = BillingInterval.MONTHLY
+    anchor: datetime = START
+    months_paid: int = 0
+
+    @property
+    def next_charge_at(self) -> datetime:
+        return add_months(self.anchor, self.months_paid)
+
+
+@dataclass
+class Purchase:
+    id: str
+    user: str
+    credits: int
+    intent: dict[str, Any]
+    paid: bool = False
+
+
+@dataclass
 class Model:
     balances: dict[str, int] = field(default_factory=dict)
     keys: dict[tuple[str, str], tuple[str, str, int]] = field(default_factory=dict)
+    reservations: list[Reservation] = field(default_factory=list)
+    gifts: list[Gift] = field(default_factory=list)
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
     steps: int = 0
+
+    def credit(self, user: str, amount: int) -> None:
+        self.balances[user] = self.balances.get(user, 0) + amount
 
 
 amounts = st.integers(min_value=1, max_value=60)
 users = st.sampled_from(USERS)
 keys = st.sampled_from(["k1", "k2", "k3", "k4"])
+intervals = st.sampled_from(list(BillingInterval))
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 class CreditsMachine(RuleBasedStateMachine):
@@ -142,12 +257,16 @@ class CreditsMachine(RuleBasedStateMachine):
 
     server: LiveServer
     reservations = Bundle("reservations")
+    gifts = Bundle("gifts")
+    purchases = Bundle("purchases")
 
     def __init__(self) -> None:
         super().__init__()
         store = self.server.services.store
         assert isinstance(store, SqlStore)
         self.server.call(truncate(store))
+        self.server.call(self.server.services.purchases.ensure_default_catalogue())
+        self.server.clock.set(START)
         self.model = Model()
 
     # Money in.
@@ -232,7 +351,9 @@ class CreditsMachine(RuleBasedStateMachine):
         assert answer.status == 200, answer
         self.model.balances[user] -= amount
         assert answer.body["balance"] == self.model.balances[user]
-        return Reservation(answer.body["reservationId"], user, amount)
+        held = Reservation(answer.body["reservationId"], user, amount)
+        self.model.reservations.append(held)
+        return held
 
     @rule(held=reservations)
     def commit(self, held: Reservation | None) -> None:
@@ -267,6 +388,209 @@ class CreditsMachine(RuleBasedStateMachine):
     def forget(self, held: Reservation | None) -> None:
         """Drop a reservation from the pool of ids the machine reuses (keeps it varied)."""
 
+    # Admin: an operator's grant.
+
+    @rule(user=users, amount=amounts, key=st.none() | keys)
+    def grant(self, user: str, amount: int, key: str | None) -> None:
+        ledger_key = None if key is None else "g-" + key
+        prior = None if key is None else self.model.keys.get((user, "g-" + key))
+        work = self.server.services.credits.grant(
+            user, amount, "support", "operator", idempotency_key=ledger_key
+        )
+        if prior is not None and prior[1:] != ("grant", amount):
+            with pytest.raises(CreditsError):
+                self.server.call(work)
+            return
+        result = self.server.call(work)
+        if prior is not None:
+            assert (result.entry.id, result.replayed) == (prior[0], True)
+            return
+        self.model.credit(user, amount)
+        assert result.balance is not None
+        assert result.balance.balance == self.model.balances[user]
+        if ledger_key is not None:
+            self.model.keys[(user, ledger_key)] = (result.entry.id, "grant", amount)
+
+    # Gift codes.
+
+    @rule(target=gifts, creator=users, amount=amounts, personal=st.none() | users)
+    def create_gift(self, creator: str, amount: int, personal: str | None) -> Gift | None:
+        body: dict[str, Any] = {"totalCredits": amount, "expirationDays": 30}
+        if personal is not None:
+            body |= {"type": "personalized", "targetEmail": email(personal)}
+        answer = self.server.request("POST", "/api/v1/gifts", body, user=creator)
+        if self.model.balances.get(creator, 0) < amount:
+            assert answer.status == 400, answer
+            return None
+        assert answer.status == 201, answer
+        self.model.balances[creator] -= amount
+        assert answer.body["totalCredits"] == amount
+        assert answer.body["status"] == "active"
+        expires_at = self.server.clock.now() + timedelta(days=30)
+        assert instant(answer.body["expiresAt"]) == expires_at
+        gift = Gift(answer.body["id"], answer.body["code"], creator, amount, personal, expires_at)
+        self.model.gifts.append(gift)
+        return gift
+
+    @rule(gift=gifts, redeemer=users)
+    def redeem_gift(self, gift: Gift | None, redeemer: str) -> None:
+        if gift is None:
+            return
+        path = f"/api/v1/gifts/{gift.code}/redeem"
+        answer = self.server.request("POST", path, {"sourceAppId": "chat"}, user=redeemer)
+        if gift.target is not None and gift.target != redeemer:
+            assert answer.status == 403, answer
+            return
+        if gift.state != "active":
+            assert answer.status == 400, answer
+            return
+        assert answer.status == 200, answer
+        assert answer.body["creditsReceived"] == gift.amount
+        gift.state = "depleted"
+        self.model.credit(redeemer, gift.amount)
+
+    @rule(gift=gifts, by=users)
+    def cancel_gift(self, gift: Gift | None, by: str) -> None:
+        if gift is None:
+            return
+        answer = self.server.request("DELETE", f"/api/v1/gifts/{gift.id}", user=by)
+        if by != gift.creator:
+            assert answer.status == 404, answer  # another user's gift does not exist for them
+            return
+        if gift.state != "active":
+            assert answer.status == 400, answer
+            return
+        assert answer.status == 200, answer
+        assert answer.body["refundedCredits"] == gift.amount
+        gift.state = "cancelled"
+        self.model.credit(gift.creator, gift.amount)
+
+    @rule(user=users)
+    def register(self, user: str) -> None:
+        """The auth service reports a registration: personalized gifts are redeemed."""
+        body = {"userId": user, "email": email(user)}
+        answer = self.server.request("POST", "/api/v1/internal/gifts/redeem-pending", body)
+        assert answer.status == 200, answer
+        mine = [g for g in self.model.gifts if g.target == user and g.state == "active"]
+        assert answer.body == {"redeemed": len(mine), "totalCredits": sum(g.amount for g in mine)}
+        for gift in mine:
+            gift.state = "depleted"
+            self.model.credit(user, gift.amount)
+
+    # Cloud Sync.
+
+    @rule(user=users, interval=intervals)
+    def activate_sync(self, user: str, interval: BillingInterval) -> None:
+        body = {"interval": interval.value}
+        answer = self.server.request("POST", "/api/v1/sync/activate", body, user=user)
+        sub = self.model.subscriptions.get(user)
+        if sub is not None and (sub.gifted or sub.active):
+            assert answer.status == 400, answer
+            return
+        if self.model.balances.get(user, 0) < interval.price:
+            assert answer.status == 402, answer
+            return
+        assert answer.status == 200, answer
+        self.model.balances[user] -= interval.price
+        now = self.server.clock.now()
+        sub = Subscription(True, interval=interval, anchor=now, months_paid=interval.months)
+        self.model.subscriptions[user] = sub
+        assert answer.body["amountCharged"] == interval.price
+        assert instant(answer.body["nextChargeAt"]) == sub.next_charge_at
+
+    @rule(user=users)
+    def deactivate_sync(self, user: str) -> None:
+        answer = self.server.request("POST", "/api/v1/sync/deactivate", user=user)
+        sub = self.model.subscriptions.get(user)
+        if sub is None or sub.gifted or not sub.active:
+            assert answer.status == 400, answer
+            return
+        assert answer.status == 200, answer
+        sub.active = False
+
+    @rule(user=users, admin=users)
+    def gift_sync(self, user: str, admin: str) -> None:
+        path = f"/api/v1/admin/sync/{user}/gift"
+        answer = self.server.request("POST", path, user=admin, role="admin")
+        assert answer.status == 200, answer
+        sub = self.model.subscriptions.setdefault(user, Subscription(True))
+        sub.active = sub.gifted = True
+
+    @rule(user=users, admin=users)
+    def revoke_sync(self, user: str, admin: str) -> None:
+        path = f"/api/v1/admin/sync/{user}/gift"
+        answer = self.server.request("DELETE", path, user=admin, role="admin")
+        sub = self.model.subscriptions.get(user)
+        if sub is None:
+            assert answer.status == 404, answer
+            return
+        if not sub.gifted:
+            assert answer.status == 400, answer
+            return
+        assert answer.status == 200, answer
+        sub.active = sub.gifted = False
+
+    # Time passes: the background jobs run.
+
+    @rule(days=st.integers(min_value=1, max_value=120))
+    def tick(self, days: int) -> None:
+        now = self.server.clock.advance(timedelta(days=days))
+        services = self.server.services
+        released = self.server.call(services.reservations.release_expired())
+        pending = [r for r in self.model.reservations if r.state == "pending"]
+        assert released == len(pending)  # every reservation outlives its TTL by now
+        for held in pending:
+            held.state = "released"
+            self.model.credit(held.user, held.amount)
+        expired = self.server.call(services.gifts.expire())
+        overdue = [g for g in self.model.gifts if g.state == "active" and g.expires_at <= now]
+        assert expired == len(overdue)
+        for gift in overdue:
+            gift.state = "expired"
+            self.model.credit(gift.creator, gift.amount)
+        answer = self.server.request("POST", "/api/v1/internal/sync/charge-recurring")
+        assert answer.status == 200, answer
+        charged = paused = 0
+        for user, sub in sorted(self.model.subscriptions.items()):
+            while sub.active and not sub.gifted and sub.next_charge_at <= now:
+                if self.model.balances.get(user, 0) < sub.interval.price:
+                    sub.active = False
+                    paused += 1
+                    break
+                self.model.balances[user] -= sub.interval.price
+                sub.months_paid += sub.interval.months
+                charged += 1
+        assert (answer.body["charged"], answer.body["paused"]) == (charged, paused), answer
+
+    # Buying credits: Stripe, confirmed by a signed webhook.
+
+    @rule(target=purchases, user=users, which=st.integers(min_value=0, max_value=2))
+    def buy(self, user: str, which: int) -> Purchase:
+        packages = self.server.request("GET", "/api/v1/credits/packages", user=user)
+        package = packages.body[which % len(packages.body)]
+        body = {"packageId": package["id"]}
+        answer = self.server.request("POST", "/api/v1/credits/purchase", body, user=user)
+        assert answer.status == 200, answer
+        intent_id = answer.body["clientSecret"].split("_secret_")[0]
+        intent = self.server.stripe.intents[intent_id]
+        return Purchase(answer.body["purchaseId"], user, package["credits"], intent)
+
+    @rule(purchase=purchases, twice=st.booleans())
+    def pay(self, purchase: Purchase, twice: bool) -> None:
+        payload = event("payment_intent.succeeded", succeeded(purchase.intent))
+        for _ in range(2 if twice else 1):  # Stripe delivers at least once
+            answer = self.server.webhook(payload)
+            assert answer.status == 200, answer
+            assert answer.body == {"received": True}
+        if not purchase.paid:
+            purchase.paid = True
+            self.model.credit(purchase.user, purchase.credits)
+        seen = self.server.request(
+            "GET", f"/api/v1/credits/purchase/{purchase.id}", user=purchase.user
+        )
+        assert seen.status == 200, seen
+        assert seen.body["status"] == "completed", seen
+
     # What must hold after every step.
 
     @invariant()
@@ -276,6 +600,13 @@ class CreditsMachine(RuleBasedStateMachine):
             answer = self.server.request("GET", f"/api/v1/internal/credits/balance/{user}")
             assert answer.status == 200, answer
             assert answer.body["balance"] == expected, (user, answer.body, expected)
+
+    @invariant()
+    def every_subscription_is_the_models(self) -> None:
+        for user, sub in self.model.subscriptions.items():
+            answer = self.server.request("GET", f"/api/v1/internal/sync/status/{user}")
+            assert answer.status == 200, answer
+            assert (answer.body["active"], answer.body["gifted"]) == (sub.active, sub.gifted)
 
     @invariant()
     def the_ledger_reconciles(self) -> None:
