@@ -36,20 +36,29 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def stateful(session: nox.Session) -> None:
-    """The model-based test with many random examples (CI runs a fixed few)."""
+    """The model-based test and the API fuzzing with many random examples (CI: a fixed few)."""
     session.install("-e", ".[test]")
-    session.env["MANA_CREDITS_STATEFUL_EXAMPLES"] = session.posargs[0] if session.posargs else "500"
+    examples = session.posargs[0] if session.posargs else "500"
+    session.env["MANA_CREDITS_STATEFUL_EXAMPLES"] = examples
+    session.env["MANA_CREDITS_FUZZ_EXAMPLES"] = examples
     session.env["MANA_CREDITS_STATEFUL_RANDOM"] = "1"
-    session.run("pytest", "tests/reliability/test_stateful.py")
+    session.run(
+        "pytest", "tests/reliability/test_stateful.py", "tests/reliability/test_api_fuzz.py"
+    )
 
 
 @nox.session
 def faults(session: nox.Session) -> None:
-    """The SIGKILL storm with more rounds and debits than CI runs."""
+    """The fault tests, the SIGKILL storm with more rounds and debits than CI runs."""
     session.install("-e", ".[test]")
     session.env["MANA_CREDITS_FAULT_ROUNDS"] = "10"
     session.env["MANA_CREDITS_FAULT_DEBITS"] = "3000"
-    session.run("pytest", "tests/reliability/test_faults.py", *session.posargs)
+    session.run(
+        "pytest",
+        "tests/reliability/test_faults.py",
+        "tests/reliability/test_database_faults.py",
+        *session.posargs,
+    )
 
 
 @nox.session

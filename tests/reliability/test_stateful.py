@@ -14,21 +14,12 @@ CI runs a fixed (derandomized) set of examples; `nox -s stateful` runs many more
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import threading
-import urllib.error
-import urllib.request
-from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -40,152 +31,19 @@ from hypothesis.stateful import (
     rule,
 )
 
-from mana_credits_adapters.bootstrap import bootstrap
-from mana_credits_adapters.clock import ManualClock
-from mana_credits_adapters.identity.dev import SigningKey
-from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import SqlStore
 from mana_credits_core.errors import CreditsError
-from mana_credits_core.services import Services
 from mana_credits_core.sync import BillingInterval, add_months
-from mana_credits_http import create_app
 
 from ..conftest import truncate
-from ..fakes.stripe_server import SECRET_KEY as STRIPE_KEY
-from ..fakes.stripe_server import WEBHOOK_SECRET, event, sign, start_fake_stripe, succeeded
+from ..fakes.stripe_server import event, succeeded
+from .live import START, LiveServer, email
 
 pytestmark = pytest.mark.postgres
 
-T = TypeVar("T")
-KEY = "stateful-service-key"
 USERS = ("ann", "bob", "cy", "dee")
-START = datetime(2027, 1, 31, 12, 0, tzinfo=UTC)  # a month end: charges clamp in February
 EXAMPLES = int(os.environ.get("MANA_CREDITS_STATEFUL_EXAMPLES", "25"))
 DERANDOMIZE = os.environ.get("MANA_CREDITS_STATEFUL_RANDOM") != "1"
-
-
-class LiveServer:
-    """The app on a loopback port, in a thread with its own event loop and manual clock."""
-
-    def __init__(self, url: str, home: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.home = home
-        self.clock = ManualClock(START)
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        self.stripe, self._stripe_server = self.call(start_fake_stripe())
-        self.signing = SigningKey.generate()
-        self._auth_server = self.call(self._serve_jwks())
-        self.settings = Settings(
-            DATABASE_URL=url,
-            MANA_CREDITS_HOME=home,
-            MANA_SERVICE_KEY=KEY,
-            MANA_AUTH_URL=str(self._auth_server.make_url("")).rstrip("/"),
-            STRIPE_SECRET_KEY=STRIPE_KEY,
-            STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-            STRIPE_API_BASE=self.stripe.url,
-            # The background jobs wait: `tick` runs them at known points of the model.
-            MANA_CREDITS_BILLING_ENABLED=False,
-            MANA_CREDITS_SWEEP_INTERVAL=1e9,
-            MANA_CREDITS_GIFT_EXPIRY_INTERVAL=1e9,
-            MANA_CREDITS_GIFT_FAILURES=1_000_000,
-        )
-        self._tokens: dict[tuple[str, str], str] = {}
-        self.services, self.base, self._stop = self.call(self._start())
-
-    def call(self, work: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=60)
-
-    async def _serve_jwks(self) -> TestServer:
-        """The auth service's JWKS endpoint, on loopback."""
-        document = self.signing.jwks()
-
-        async def jwks(_request: web.Request) -> web.Response:
-            return web.json_response(document)
-
-        app = web.Application()
-        app.router.add_get("/api/auth/jwks", jwks)
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        return server
-
-    async def _start(self) -> tuple[Services, str, Any]:
-        context = bootstrap(self.settings, migrate=True, clock=self.clock)
-        services = await context.__aenter__()
-        runner = web.AppRunner(create_app(self.settings, services=services))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-
-        async def stop() -> None:
-            await runner.cleanup()
-            await context.__aexit__(None, None, None)
-            await self._stripe_server.close()
-            await self._auth_server.close()
-
-        return services, f"http://127.0.0.1:{port}", stop
-
-    def close(self) -> None:
-        self.call(self._stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
-
-    def token(self, user: str, role: str = "user") -> str:
-        if (user, role) not in self._tokens:
-            self._tokens[(user, role)] = self.signing.mint(
-                user, issuer=self.settings.issuer, email=email(user), role=role
-            )
-        return self._tokens[(user, role)]
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        *,
-        user: str | None = None,
-        role: str = "user",
-    ) -> Answer:
-        """As a service (X-Service-Key), or as `user` with a bearer token."""
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        if user is None:
-            headers["X-Service-Key"] = KEY
-        else:
-            headers["Authorization"] = f"Bearer {self.token(user, role)}"
-        return self._send(urllib.request.Request(self.base + path, data, headers, method=method))
-
-    def webhook(self, payload: bytes) -> Answer:
-        headers = {"Content-Type": "application/json", "Stripe-Signature": sign(payload)}
-        path = self.base + "/api/v1/webhooks/stripe"
-        return self._send(urllib.request.Request(path, payload, headers, method="POST"))
-
-    @staticmethod
-    def _send(request: urllib.request.Request) -> Answer:
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return Answer(response.status, json.loads(response.read()))
-        except urllib.error.HTTPError as error:
-            return Answer(error.code, json.loads(error.read()))
-
-
-def email(user: str) -> str:
-    return f"{user}@example.com"
-
-
-@dataclass
-class Answer:
-    status: int
-    body: Any
-
-
-@pytest.fixture(scope="module")
-def live(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(pg_url, tmp_path_factory.mktemp("stateful"))
-    yield server
-    server.close()
 
 
 @dataclass
