@@ -9,6 +9,7 @@ CI runs a fixed (derandomized) set; `nox -s stateful` also runs this with more e
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 import schemathesis
@@ -37,6 +38,6 @@ schema = schemathesis.openapi.from_dict(openapi.document(ROUTES))
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_request_is_a_server_error(case: schemathesis.Case, live: LiveServer) -> None:
+def test_no_request_is_a_server_error(case: schemathesis.Case[Any], live: LiveServer) -> None:
     headers = {"Authorization": f"Bearer {live.token('fuzzer', 'admin')}", "X-Service-Key": KEY}
     case.call_and_validate(base_url=live.base, headers=headers, checks=[not_a_server_error])
