@@ -13,14 +13,17 @@ from pathlib import Path
 
 import aiohttp
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mana_credits_adapters.identity.dev import SigningKey
 
 KEY = "faults-service-key"
 
 
 @asynccontextmanager
 async def serving(
-    url: str, home: Path, port: int, **env: str
+    url: str, home: Path, port: int, *, workers: int = 1, **env: str
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """The server on `port` against `url`, answering /health; killed if still running."""
     environment = {
@@ -36,7 +39,9 @@ async def serving(
         **env,
     }
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mana_credits_cli", "serve", "--port", str(port), env=environment
+        *(sys.executable, "-m", "mana_credits_cli", "serve", "--port", str(port)),
+        *("--workers", str(workers)),
+        env=environment,
     )
     try:
         async with aiohttp.ClientSession() as http:
@@ -52,7 +57,11 @@ async def serving(
         yield server
     finally:
         if server.returncode is None:
-            server.kill()
+            server.terminate()  # SIGTERM: the parent of several workers stops them too
+            try:
+                await asyncio.wait_for(server.wait(), timeout=20)
+            except TimeoutError:
+                server.kill()
         await server.wait()
 
 
@@ -126,3 +135,22 @@ async def assert_each_key_applied_once(
     for user in set(keys.values()):
         applied = sum(1 for u in keys.values() if u == user)
         assert balances[user] == funds - amount * applied, user
+
+
+class AuthService:
+    """A JWKS endpoint on loopback that can be taken down."""
+
+    def __init__(self) -> None:
+        self.key = SigningKey.generate()
+        self.down = False
+        self.fetches = 0
+        self.url = ""
+
+    async def jwks(self, _request: web.Request) -> web.Response:
+        self.fetches += 1
+        if self.down:
+            return web.Response(status=503)
+        return web.json_response(self.key.jwks())
+
+    def token(self, sub: str) -> str:
+        return self.key.mint(sub, issuer=self.url, email=f"{sub}@example.com", role="user")

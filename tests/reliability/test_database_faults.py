@@ -187,18 +187,20 @@ async def test_an_exhausted_pool_answers_503_without_waiting_for_the_database(
     base = f"http://127.0.0.1:{port}"
     refund = base + "/api/v1/internal/credits/refund"
     user = USERS[0]
-    one_connection = {
-        "MANA_CREDITS_DB_POOL_SIZE": "1",
-        "MANA_CREDITS_DB_MAX_OVERFLOW": "0",
-        "MANA_CREDITS_DB_POOL_TIMEOUT": "0.5",
-    }
 
     def grant(key: str) -> dict[str, object]:
         return {"userId": user, "amount": 5, "description": "grant", "idempotencyKey": key}
 
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
-        serving(database, tmp_path, port, **one_connection),
+        serving(
+            database,
+            tmp_path,
+            port,
+            MANA_CREDITS_DB_POOL_SIZE="1",
+            MANA_CREDITS_DB_MAX_OVERFLOW="0",
+            MANA_CREDITS_DB_POOL_TIMEOUT="0.5",
+        ),
     ):
         await fund(http, base, [user], FUNDS)
         async with await psycopg.AsyncConnection.connect(conninfo(database)) as blocker:

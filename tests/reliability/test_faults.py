@@ -16,20 +16,25 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.sql.store import SqlStore
 from mana_credits_core.services import ReconcileService
 
 from ..postgres import free_port
-from .server import Answer, answered, assert_each_key_applied_once, debit, fund, serving
+from .server import (
+    Answer,
+    AuthService,
+    answered,
+    assert_each_key_applied_once,
+    debit,
+    fund,
+    serving,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -98,37 +103,6 @@ async def test_sigterm_answers_what_it_took_then_exits_cleanly(
 
     await assert_each_key_applied_once(clean_pg_store.engine, keys, FUNDS)
     assert (await ReconcileService(clean_pg_store).run()).ok
-
-
-class AuthService:
-    """A JWKS endpoint on loopback that can be taken down."""
-
-    def __init__(self) -> None:
-        self.key = SigningKey.generate()
-        self.down = False
-        self.fetches = 0
-        self.url = ""
-
-    async def jwks(self, _request: web.Request) -> web.Response:
-        self.fetches += 1
-        if self.down:
-            return web.Response(status=503)
-        return web.json_response(self.key.jwks())
-
-    def token(self, sub: str) -> str:
-        return self.key.mint(sub, issuer=self.url, email=f"{sub}@example.com", role="user")
-
-
-@pytest.fixture
-async def auth() -> AsyncIterator[AuthService]:
-    service = AuthService()
-    app = web.Application()
-    app.router.add_get("/api/auth/jwks", service.jwks)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    service.url = str(server.make_url("")).rstrip("/")
-    yield service
-    await server.close()
 
 
 async def test_cached_keys_keep_working_while_jwks_is_down_under_load(
