@@ -63,13 +63,29 @@ class SyncService:
                 raise SyncStateError("Sync is already gifted — no activation needed")
             if sub.active:
                 raise SyncStateError("Sync is already active")
+            paid_until = add_months(sub.anchor_at, sub.months_paid)
+            if now < paid_until:
+                # Deactivated inside a period already paid for: resume it, charge
+                # nothing now; a new interval applies from the next charge.
+                resumed = replace(
+                    sub,
+                    active=True,
+                    next_interval=None if chosen == sub.interval else chosen,
+                    next_charge_at=paid_until,
+                    paused_at=None,
+                    updated_at=now,
+                )
+                await uow.sync.save(resumed)
+                await uow.commit()
+                return Activated(resumed, 0)
             outcome = await uow.balances.debit(self._charge(user_id, chosen, now))
             if isinstance(outcome, Replayed):
                 raise SyncStateError("Sync is already active")
             if not isinstance(outcome, Applied):
                 available = getattr(outcome, "available", 0)
                 raise InsufficientCredits(chosen.price, available)
-            # A (re)activation starts a new calendar, anchored on today.
+            # A first activation, or one after a pause or after the paid period ended,
+            # starts a new calendar anchored on today.
             active = replace(
                 sub,
                 active=True,

@@ -35,7 +35,7 @@ async def activate(request: web.Request) -> web.Response:
     done = await request.app[SERVICES].sync.activate(user.user_id, body.interval)
     sub = done.subscription
     answer = ActivatedOut(
-        interval=sub.interval,
+        interval=sub.billed_interval,
         next_charge_at=None if sub.next_charge_at is None else iso(sub.next_charge_at),
         amount_charged=done.amount_charged,
     )

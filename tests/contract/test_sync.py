@@ -62,6 +62,43 @@ async def test_state_rules(sync: Services) -> None:
     assert (await sync.credits.balance("alice")).balance == 10
 
 
+async def test_reactivating_inside_the_paid_period_resumes_without_a_charge(
+    sync: Services, clock: ManualClock
+) -> None:
+    await fund(sync, "alice", 200)
+    first = await sync.sync.activate("alice")
+    paid_until = first.subscription.next_charge_at
+    assert paid_until is not None
+    await sync.sync.deactivate("alice")
+    # At the same instant (found by the model-based test: it answered "already active").
+    again = await sync.sync.activate("alice")
+    assert (again.amount_charged, again.subscription.next_charge_at) == (0, paid_until)
+    await sync.sync.deactivate("alice")
+    clock.advance(timedelta(days=10))
+    resumed = await sync.sync.activate("alice", "quarterly")
+    assert (resumed.amount_charged, resumed.subscription.next_charge_at) == (0, paid_until)
+    assert resumed.subscription.billed_interval == "quarterly"  # from the next charge on
+    assert (await sync.credits.balance("alice")).balance == 170
+    clock.set(paid_until)
+    assert (await sync.sync.charge_due()).charged == 1
+    assert (await sync.credits.balance("alice")).balance == 80  # 90 for the quarter
+    assert await sync_entries(sync, "alice") == 2
+
+
+async def test_reactivating_after_the_paid_period_starts_a_new_calendar(
+    sync: Services, clock: ManualClock
+) -> None:
+    await fund(sync, "alice", 100)
+    first = await sync.sync.activate("alice")
+    await sync.sync.deactivate("alice")
+    assert first.subscription.next_charge_at is not None
+    clock.set(first.subscription.next_charge_at + timedelta(days=3))
+    again = await sync.sync.activate("alice")
+    assert again.amount_charged == 30
+    assert again.subscription.anchor_at == clock.now()
+    assert (await sync.credits.balance("alice")).balance == 40
+
+
 async def test_insufficient_activation_changes_nothing(sync: Services) -> None:
     await fund(sync, "alice", 29)
     with pytest.raises(InsufficientCredits) as refused:

@@ -53,8 +53,14 @@ async def test_user_sync_lifecycle(client: Client, jwks: Jwks, app_services: Ser
     assert await off.json() == {"success": True}
     off_again = await client.post("/api/v1/sync/deactivate", headers=alice)
     assert (off_again.status, (await off_again.json())["message"]) == (400, "Sync is not active")
-    poor = await client.post("/api/v1/sync/activate", json={"interval": "yearly"}, headers=alice)
-    assert poor.status == 402
+    # Back inside the quarter already paid for: resumed, nothing charged now.
+    resumed = await client.post("/api/v1/sync/activate", json={"interval": "yearly"}, headers=alice)
+    resumed_body = await resumed.json()
+    assert (resumed.status, resumed_body["amountCharged"]) == (200, 0)
+    assert (resumed_body["interval"], resumed_body["nextChargeAt"]) == (
+        "yearly",
+        body["nextChargeAt"],
+    )
 
 
 async def test_admin_gifts_and_internal_status(

@@ -70,12 +70,18 @@ class Subscription:
     active: bool
     gifted: bool = False
     interval: BillingInterval = BillingInterval.MONTHLY
+    next_interval: BillingInterval | None = None
     anchor: datetime = START
     months_paid: int = 0
 
     @property
     def next_charge_at(self) -> datetime:
+        """The next charge, and the end of the time paid for."""
         return add_months(self.anchor, self.months_paid)
+
+    @property
+    def billed(self) -> BillingInterval:
+        return self.next_interval or self.interval
 
 
 @dataclass
@@ -345,12 +351,19 @@ class CreditsMachine(RuleBasedStateMachine):
         if sub is not None and (sub.gifted or sub.active):
             assert answer.status == 400, answer
             return
+        now = self.server.clock.now()
+        if sub is not None and now < sub.next_charge_at:  # resumed inside a paid period
+            assert answer.status == 200, answer
+            sub.active = True
+            sub.next_interval = None if interval == sub.interval else interval
+            assert answer.body["amountCharged"] == 0
+            assert instant(answer.body["nextChargeAt"]) == sub.next_charge_at
+            return
         if self.model.balances.get(user, 0) < interval.price:
             assert answer.status == 402, answer
             return
         assert answer.status == 200, answer
         self.model.balances[user] -= interval.price
-        now = self.server.clock.now()
         sub = Subscription(True, interval=interval, anchor=now, months_paid=interval.months)
         self.model.subscriptions[user] = sub
         assert answer.body["amountCharged"] == interval.price
@@ -371,7 +384,9 @@ class CreditsMachine(RuleBasedStateMachine):
         path = f"/api/v1/admin/sync/{user}/gift"
         answer = self.server.request("POST", path, user=admin, role="admin")
         assert answer.status == 200, answer
-        sub = self.model.subscriptions.setdefault(user, Subscription(True))
+        sub = self.model.subscriptions.setdefault(
+            user, Subscription(True, anchor=self.server.clock.now())
+        )
         sub.active = sub.gifted = True
 
     @rule(user=users, admin=users)
@@ -411,11 +426,12 @@ class CreditsMachine(RuleBasedStateMachine):
         charged = paused = 0
         for user, sub in sorted(self.model.subscriptions.items()):
             while sub.active and not sub.gifted and sub.next_charge_at <= now:
-                if self.model.balances.get(user, 0) < sub.interval.price:
+                if self.model.balances.get(user, 0) < sub.billed.price:
                     sub.active = False
                     paused += 1
                     break
-                self.model.balances[user] -= sub.interval.price
+                self.model.balances[user] -= sub.billed.price
+                sub.interval, sub.next_interval = sub.billed, None
                 sub.months_paid += sub.interval.months
                 charged += 1
         assert (answer.body["charged"], answer.body["paused"]) == (charged, paused), answer
