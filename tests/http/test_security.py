@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -290,3 +290,34 @@ def test_ed25519_helper_keys_are_real() -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     assert isinstance(serialization.load_pem_private_key(pem, None), Ed25519PrivateKey)
+
+
+async def test_key_location_headers_in_a_token_are_never_fetched(
+    client: Client, jwks: Jwks
+) -> None:
+    # jku / x5u / x5c name where to get the key: an attacker's server here. Only the
+    # configured JWKS is ever asked.
+    visits: list[str] = []
+
+    async def trap(request: web.Request) -> web.Response:
+        visits.append(request.path)
+        return web.json_response(jwks.key.jwks())
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", trap)
+    evil = TestServer(app, host="127.0.0.1")
+    await evil.start_server()
+    try:
+        where = {"jku": str(evil.make_url("/jwks")), "x5u": str(evil.make_url("/cert"))}
+        payload = claims(jwks)
+        private = jwks.key._private
+        good = jwt.encode(payload, private, algorithm="EdDSA",
+                          headers={"kid": jwks.key.kid, **where})  # fmt: skip
+        assert await status_of(client, good) == 200  # the headers are ignored
+        stranger = SigningKey.generate()
+        forged = jwt.encode(payload, stranger._private, algorithm="EdDSA",
+                            headers={"kid": "attacker", **where})  # fmt: skip
+        assert await status_of(client, forged) == 401
+        assert visits == []
+    finally:
+        await evil.close()
