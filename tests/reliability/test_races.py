@@ -115,7 +115,7 @@ async def call(
     assert (await ReconcileService(races_store).run()).ok
 
 
-async def test_one_key_from_many_callers_is_one_debit(call: Caller) -> None:
+async def test_one_key_from_many_callers_is_one_debit_and_one_refund(call: Caller) -> None:
     await call.fund("ann", 1000)
     body = {
         "userId": "ann",
@@ -124,23 +124,36 @@ async def test_one_key_from_many_callers_is_one_debit(call: Caller) -> None:
         "description": "d",
         "idempotencyKey": "k",
     }
-    answers = await call.storm("POST", "/internal/credits/use", [body] * STORM)
-    assert {status for status, _ in answers} == {200}
-    assert len({answer["transaction"]["id"] for _, answer in answers}) == 1
-    assert await call.balance("ann") == 993
+    back = {"userId": "ann", "amount": 5, "description": "back", "idempotencyKey": "r"}
+    debits, refunds = await asyncio.gather(
+        call.storm("POST", "/internal/credits/use", [body] * STORM),
+        call.storm("POST", "/internal/credits/refund", [back] * STORM),
+    )
+    for answers in (debits, refunds):
+        assert {status for status, _ in answers} == {200}
+        assert len({answer["transaction"]["id"] for _, answer in answers}) == 1
+    assert await call.balance("ann") == 998
 
 
-async def test_debits_and_reservations_never_overdraw(call: Caller) -> None:
+async def test_mixed_spending_never_overdraws(call: Caller) -> None:
     await call.fund("bob", 100)
     use = {"userId": "bob", "amount": 10, "appId": "chat", "description": "d"}
     hold = {"userId": "bob", "amount": 10, "reason": "render"}
-    answers = await asyncio.gather(
+    bobs = ["bob"] * STORM
+    used, held, gifted, synced = await asyncio.gather(
         call.storm("POST", "/internal/credits/use", [use] * STORM),
         call.storm("POST", "/internal/credits/reserve", [hold] * STORM),
+        call.storm("POST", "/gifts", [{"totalCredits": 10}] * STORM, bobs),
+        call.storm("POST", "/sync/activate", [{}] * 5, bobs[:5]),
     )
-    statuses = Counter(status for storm in answers for status, _ in storm)
-    assert statuses == {200: 10, 402: 2 * STORM - 10}
-    assert await call.balance("bob") == 0
+    assert {s for s, _ in used + held} <= {200, 402}
+    assert {s for s, _ in gifted} <= {201, 400}
+    assert {s for s, _ in synced} <= {200, 400, 402}
+    spent = 10 * sum(s == 200 for s, _ in used + held) + 10 * sum(s == 201 for s, _ in gifted)
+    spent += 30 * sum(s == 200 for s, _ in synced)
+    left = await call.balance("bob")
+    assert left == 100 - spent
+    assert 0 <= left < 10, "a refusal means the money was gone, not lost"
 
 
 async def test_commit_racing_release_has_one_winner_per_reservation(call: Caller) -> None:
