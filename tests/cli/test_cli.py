@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -313,7 +316,6 @@ def test_gifts_list_and_operator_cancel(database_url: str) -> None:
 def test_export_of_100k_entries_streams_in_bounded_memory(
     pg_url: str, clean_pg_store: object, tmp_path: Path
 ) -> None:
-    import tracemalloc
     from datetime import UTC, datetime, timedelta
 
     from mana_credits_adapters.sql.tables import transactions
@@ -346,14 +348,23 @@ def test_export_of_100k_entries_streams_in_bounded_memory(
                 )
         await engine.dispose()
 
+    def exported_peak_rss(target: Path) -> int:
+        """The export as its own process (no tracing overhead); its peak RSS in bytes."""
+        command = [sys.executable, "-m", "mana_credits_cli", "ledger", "export", "-o",
+                   str(target), "--database-url", pg_url]  # fmt: skip
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        _pid, status, usage = os.wait4(child.pid, 0)  # reaped here, with its own rusage
+        child.returncode = os.waitstatus_to_exitcode(status)
+        assert child.returncode == 0
+        return usage.ru_maxrss * 1024  # kilobytes on Linux
+
+    empty = exported_peak_rss(tmp_path / "empty.jsonl")
     asyncio.run(bulk())
     target = tmp_path / "big.jsonl"
-    tracemalloc.start()
-    code, out = invoke("ledger", "export", "-o", str(target), "--database-url", pg_url)
-    _current, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    assert code == 0, out
+    peak = exported_peak_rss(target)
     with target.open() as exported:
         assert sum(1 for _ in exported) == 100_000
-    # 100,000 entries held at once would take well over 100 MB; pages keep it small.
-    assert peak < 30 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    # The 100,000 entries held at once take ~180 MB more (as parsed JSON); pages keep
+    # the export's growth to the allocator's high-water marks (~40 MB measured).
+    grown = peak - empty
+    assert grown < 64 * 1024 * 1024, f"export grew by {grown / 1e6:.1f} MB"
