@@ -41,6 +41,8 @@ ONE_DEBIT = str(PG_DEBIT.compile(dialect=psycopg_dialect.dialect()))  # type: ig
 
 ROLLBACK_RETRIES = 3
 
+BALANCE_OF = "SELECT balance FROM credits.balances WHERE user_id = %s"
+
 ENTRY_BY_KEY = (
     "SELECT * FROM credits.transactions WHERE user_id = %(user_id)s AND idempotency_key = %(key)s"
 )
@@ -185,7 +187,16 @@ class WriterConnection:
             await driver.commit()
             row = await cursor.fetchone()
         assert row is not None
-        return pg_debit_outcome(debit, row)
+        outcome = pg_debit_outcome(debit, row)
+        if isinstance(outcome, Refused):
+            # Decided on the newest balance, but the statement's plain reads saw its
+            # start snapshot: what is available is read afresh (refusals only).
+            fresh = driver.cursor(row_factory=dict_row)
+            await fresh.execute(BALANCE_OF, (debit.user_id,))
+            found = await fresh.fetchone()
+            await driver.commit()
+            return NoBalance() if found is None else Refused(found["balance"])
+        return outcome
 
     async def _replay(self, user_id: str, key: str) -> Replayed:
         driver = self._driver

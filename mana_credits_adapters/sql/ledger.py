@@ -262,7 +262,15 @@ class SqlBalances:
 
     async def _debit_postgres(self, debit: Debit) -> DebitOutcome:
         row = (await self._c.execute(PG_DEBIT, pg_debit_parameters(debit))).one()
-        return pg_debit_outcome(debit, row._mapping)
+        outcome = pg_debit_outcome(debit, row._mapping)
+        if isinstance(outcome, Refused):
+            # The refusal was decided on the newest balance, but the statement's plain
+            # reads saw its start snapshot; a new statement sees what is there now.
+            available = await self._c.scalar(
+                sa.select(balances.c.balance).where(balances.c.user_id == debit.user_id)
+            )
+            return NoBalance() if available is None else Refused(available)
+        return outcome
 
     async def _debit_generic(self, debit: Debit) -> DebitOutcome:
         if debit.idempotency_key is not None:
