@@ -4,14 +4,11 @@ fault and race tests."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from .live import LiveServer
-from .server import AuthService
+from .server import AuthService, serving_jwks
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +28,3 @@ async def auth() -> AsyncIterator[AuthService]:
 async def module_auth() -> AsyncIterator[AuthService]:
     async with serving_jwks() as service:
         yield service
-
-
-@asynccontextmanager
-async def serving_jwks() -> AsyncIterator[AuthService]:
-    service = AuthService()
-    app = web.Application()
-    app.router.add_get("/api/auth/jwks", service.jwks)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    service.url = str(server.make_url("")).rstrip("/")
-    yield service
-    await server.close()

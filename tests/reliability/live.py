@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_adapters.clock import ManualClock
-from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.settings import Settings
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
 
 from ..fakes.stripe_server import SECRET_KEY as STRIPE_KEY
 from ..fakes.stripe_server import WEBHOOK_SECRET, sign, start_fake_stripe
+from .server import serving_jwks
 
 T = TypeVar("T")
 KEY = "live-service-key"
@@ -42,13 +41,13 @@ class LiveServer:
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
         self.stripe, self._stripe_server = self.call(start_fake_stripe())
-        self.signing = SigningKey.generate()
-        self._auth_server = self.call(self._serve_jwks())
+        self._auth_context = serving_jwks()
+        self.auth = self.call(self._auth_context.__aenter__())
         self.settings = Settings(
             DATABASE_URL=url,
             MANA_CREDITS_HOME=home,
             MANA_SERVICE_KEY=KEY,
-            MANA_AUTH_URL=str(self._auth_server.make_url("")).rstrip("/"),
+            MANA_AUTH_URL=self.auth.url,
             STRIPE_SECRET_KEY=STRIPE_KEY,
             STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
             STRIPE_API_BASE=self.stripe.url,
@@ -64,19 +63,6 @@ class LiveServer:
     def call(self, work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=60)
 
-    async def _serve_jwks(self) -> TestServer:
-        """The auth service's JWKS endpoint, on loopback."""
-        document = self.signing.jwks()
-
-        async def jwks(_request: web.Request) -> web.Response:
-            return web.json_response(document)
-
-        app = web.Application()
-        app.router.add_get("/api/auth/jwks", jwks)
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        return server
-
     async def _start(self) -> tuple[Services, str, Any]:
         context = bootstrap(self.settings, migrate=True, clock=self.clock)
         services = await context.__aenter__()
@@ -90,7 +76,7 @@ class LiveServer:
             await runner.cleanup()
             await context.__aexit__(None, None, None)
             await self._stripe_server.close()
-            await self._auth_server.close()
+            await self._auth_context.__aexit__(None, None, None)
 
         return services, f"http://127.0.0.1:{port}", stop
 
@@ -101,10 +87,10 @@ class LiveServer:
         self.loop.close()
 
     def token(self, user: str, role: str = "user") -> str:
+        # One token per user and role: the server's verified-token cache then spares
+        # every request a signature check, as it does for a real client.
         if (user, role) not in self._tokens:
-            self._tokens[(user, role)] = self.signing.mint(
-                user, issuer=self.settings.issuer, email=email(user), role=role
-            )
+            self._tokens[(user, role)] = self.auth.token(user, role)
         return self._tokens[(user, role)]
 
     def request(
@@ -137,10 +123,6 @@ class LiveServer:
                 return Answer(response.status, json.loads(response.read()))
         except urllib.error.HTTPError as error:
             return Answer(error.code, json.loads(error.read()))
-
-
-def email(user: str) -> str:
-    return f"{user}@example.com"
 
 
 @dataclass

@@ -14,11 +14,14 @@ from pathlib import Path
 import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine
+from aiohttp.test_utils import TestServer
 
 from mana_credits_adapters.identity.dev import SigningKey
+from mana_credits_adapters.sql.store import SqlStore
+from mana_credits_core.services import ReconcileService
 
 KEY = "faults-service-key"
+DEBIT = 3  # credits per storm debit
 
 
 @asynccontextmanager
@@ -89,9 +92,37 @@ async def send(
 
 
 async def debit(http: aiohttp.ClientSession, base: str, user: str, key: str) -> Answer:
-    body = {"userId": user, "amount": 3, "appId": "chat", "description": "storm",
+    body = {"userId": user, "amount": DEBIT, "appId": "chat", "description": "storm",
             "idempotencyKey": key}  # fmt: skip
     return await send(http, base + "/api/v1/internal/credits/use", body)
+
+
+def debit_storm(
+    http: aiohttp.ClientSession, base: str, keys: dict[str, str]
+) -> list[asyncio.Future[Answer]]:
+    """One keyed debit per key (key -> user), all in flight at once."""
+    return [asyncio.ensure_future(debit(http, base, user, key)) for key, user in keys.items()]
+
+
+async def retry_until_applied(
+    http: aiohttp.ClientSession,
+    base: str,
+    keys: dict[str, str],
+    failed: Sequence[str],
+    *,
+    attempts: int = 1,
+) -> None:
+    """Retry each failed debit with its key until it is answered 200; between attempts
+    only a 503 is acceptable."""
+    for key in failed:
+        for _ in range(attempts):
+            answer = await debit(http, base, keys[key], key)
+            if answer.status == 200:
+                break
+            assert answer.status == 503, (key, answer)
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"{key} was never applied")
 
 
 async def fund(http: aiohttp.ClientSession, base: str, users: Sequence[str], amount: int) -> None:
@@ -116,11 +147,10 @@ def answered(storm: Sequence[asyncio.Future[Answer]], count: int) -> asyncio.Eve
     return event
 
 
-async def assert_each_key_applied_once(
-    engine: AsyncEngine, keys: dict[str, str], funds: int, amount: int = 3
-) -> None:
-    """Every key of `keys` (key -> user) has exactly one ledger entry; balances are exact."""
-    async with engine.connect() as connection:
+async def assert_no_drift(store: SqlStore, keys: dict[str, str], funds: int) -> None:
+    """Every key of `keys` (key -> user) has exactly one ledger entry, balances are the
+    funds minus exactly those debits, and reconcile finds nothing."""
+    async with store.engine.connect() as connection:
         rows = await connection.execute(
             sa.text(
                 "SELECT idempotency_key, count(*) AS n FROM credits.transactions"
@@ -134,7 +164,8 @@ async def assert_each_key_applied_once(
     assert max(per_key.values()) == 1, "no key applied twice"
     for user in set(keys.values()):
         applied = sum(1 for u in keys.values() if u == user)
-        assert balances[user] == funds - amount * applied, user
+        assert balances[user] == funds - DEBIT * applied, user
+    assert (await ReconcileService(store).run()).ok
 
 
 class AuthService:
@@ -152,5 +183,25 @@ class AuthService:
             return web.Response(status=503)
         return web.json_response(self.key.jwks())
 
-    def token(self, sub: str) -> str:
-        return self.key.mint(sub, issuer=self.url, email=f"{sub}@example.com", role="user")
+    def token(self, sub: str, role: str = "user") -> str:
+        return self.key.mint(sub, issuer=self.url, email=email(sub), role=role)
+
+
+def email(user: str) -> str:
+    """The e-mail address in a user's tokens."""
+    return f"{user}@example.com"
+
+
+@asynccontextmanager
+async def serving_jwks() -> AsyncIterator[AuthService]:
+    """An `AuthService` on a loopback port for as long as the context lasts."""
+    service = AuthService()
+    app = web.Application()
+    app.router.add_get("/api/auth/jwks", service.jwks)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    service.url = str(server.make_url("")).rstrip("/")
+    try:
+        yield service
+    finally:
+        await server.close()

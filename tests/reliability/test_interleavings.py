@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -26,6 +27,8 @@ from mana_credits_core import InsufficientCredits, TransactionType
 from mana_credits_core.services import ReconcileService, Services
 
 pytestmark = pytest.mark.postgres
+
+T = TypeVar("T")
 
 
 @pytest.fixture(params=["group-commit", "one-transaction-per-debit"])
@@ -74,17 +77,28 @@ async def waiting_on_a_lock(store: SqlStore) -> None:
     raise AssertionError("the operation never waited on the held lock")
 
 
+async def behind_a_held_debit(
+    store: SqlStore, outcome: str, held: int, operation: Awaitable[T], key: str | None = None
+) -> asyncio.Future[T]:
+    """Run `operation` (B) while connection A holds a debit of `held` uncommitted; once B
+    waits on A's lock, A commits or rolls back (`outcome`). B's future, still running."""
+    async with store.engine.connect() as a:
+        await a.begin()
+        await debit_by_hand(a, held, key)
+        b = asyncio.ensure_future(operation)
+        await waiting_on_a_lock(store)
+        assert not b.done()
+        await (a.commit() if outcome == "commit" else a.rollback())
+    return b
+
+
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])
 async def test_a_debit_decides_on_the_committed_balance(
     services: Services, clean_pg_store: SqlStore, outcome: str
 ) -> None:
-    async with clean_pg_store.engine.connect() as a:
-        await a.begin()
-        await debit_by_hand(a, 50)
-        b = asyncio.ensure_future(services.credits.use("u", 60, "chat", "b"))
-        await waiting_on_a_lock(clean_pg_store)
-        assert not b.done()
-        await (a.commit() if outcome == "commit" else a.rollback())
+    b = await behind_a_held_debit(
+        clean_pg_store, outcome, 50, services.credits.use("u", 60, "chat", "b")
+    )
     if outcome == "commit":  # 50 left: B must not spend the 100 it would have read first
         with pytest.raises(InsufficientCredits) as refused:
             await b
@@ -99,13 +113,8 @@ async def test_a_debit_decides_on_the_committed_balance(
 async def test_a_key_written_by_another_transaction_is_waited_for(
     services: Services, clean_pg_store: SqlStore, outcome: str
 ) -> None:
-    async with clean_pg_store.engine.connect() as a:
-        await a.begin()
-        await debit_by_hand(a, 10, key="k")
-        b = asyncio.ensure_future(services.credits.use("u", 10, "chat", "b", idempotency_key="k"))
-        await waiting_on_a_lock(clean_pg_store)
-        assert not b.done()
-        await (a.commit() if outcome == "commit" else a.rollback())
+    use = services.credits.use("u", 10, "chat", "b", idempotency_key="k")
+    b = await behind_a_held_debit(clean_pg_store, outcome, 10, use, key="k")
     result = await b
     assert result.replayed is (outcome == "commit")  # A's entry, or B's own once A is gone
     entries = await services.credits.transactions("u", limit=10)

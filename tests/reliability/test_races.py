@@ -31,7 +31,7 @@ from ..fakes.stripe_server import (
     succeeded,
 )
 from ..postgres import free_port
-from .server import KEY, AuthService, serving
+from .server import KEY, AuthService, fund, serving
 
 pytestmark = pytest.mark.postgres
 
@@ -68,8 +68,7 @@ class Caller:
         return int(body["balance"])
 
     async def fund(self, user: str, amount: int) -> None:
-        body = {"userId": user, "amount": amount, "description": "funds"}
-        assert (await self("POST", "/internal/credits/refund", body))[0] == 200
+        await fund(self.http, self.base, [user], amount)
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,8 @@ from mana_credits_core.sync import BillingInterval, add_months
 
 from ..conftest import truncate
 from ..fakes.stripe_server import event, succeeded
-from .live import START, LiveServer, email
+from .live import START, LiveServer
+from .server import email
 
 pytestmark = pytest.mark.postgres
 
