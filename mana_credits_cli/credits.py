@@ -9,11 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_core import Balance, InvalidInput, LedgerEntry, LedgerResult, ReconcileReport
 from mana_credits_core.services.credits import ADMIN_APP
 
-from .runtime import DatabaseUrl, JsonOutput, console, print_json, run, settings_for
+from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, run
 
 app = typer.Typer(help="Read balances and ledger history.", no_args_is_help=True)
 
@@ -28,7 +27,7 @@ def balance(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = 
     """
 
     async def work() -> Balance:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.credits.balance(user)
 
     found = run(work)
@@ -63,7 +62,7 @@ def history(
     """
 
     async def work() -> list[LedgerEntry]:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             entries = await services.credits.transactions(user, limit=limit)
         start = utc(since)
         return [e for e in entries if start is None or e.created_at >= start]
@@ -129,7 +128,7 @@ def grant(
     """
 
     async def work() -> LedgerResult:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.credits.grant(
                 user, amount_of(amount), reason, operator, idempotency_key=idempotency_key
             )
@@ -152,7 +151,7 @@ def refund(
     """
 
     async def work() -> LedgerResult:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.credits.refund(
                 user, amount_of(amount), reason, app_id=ADMIN_APP, idempotency_key=idempotency_key
             )
@@ -176,7 +175,7 @@ def debit(
     """
 
     async def work() -> LedgerResult:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.credits.use(
                 user, amount_of(amount), app_id, reason, idempotency_key=idempotency_key
             )
@@ -220,7 +219,7 @@ def reconcile(
     """
 
     async def work() -> ReconcileReport:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.reconcile.run(user_id=user)
 
     report = run(work)

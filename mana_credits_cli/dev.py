@@ -6,12 +6,11 @@ from typing import Annotated
 
 import typer
 
-from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.payments.dev import dev_payment
 from mana_credits_adapters.settings import Settings
 
-from .runtime import DatabaseUrl, console, err_console, run, settings_for
+from .runtime import DatabaseUrl, console, err_console, open_services, run
 
 app = typer.Typer(help="Development helpers for the embedded default.", no_args_is_help=True)
 
@@ -53,7 +52,7 @@ def pay(
     """
 
     async def work() -> str:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             purchase = await services.purchases.get(purchase_id)
             return await services.purchases.handle(dev_payment(purchase))
 

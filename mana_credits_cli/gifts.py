@@ -7,10 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_core.gifts import GiftCode
 
-from .runtime import DatabaseUrl, JsonOutput, console, print_json, run, settings_for
+from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, run
 
 app = typer.Typer(help="Gift codes: list, inspect, cancel, expire.", no_args_is_help=True)
 
@@ -40,7 +39,7 @@ def show(
     """
 
     async def work() -> GiftCode:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.gifts.info(code)
 
     gift = run(work)
@@ -64,7 +63,7 @@ def list_gifts(
     """
 
     async def work() -> list[GiftCode]:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.gifts.recent(limit, status)
 
     gifts = run(work)
@@ -91,7 +90,7 @@ def cancel(
     """
 
     async def work() -> GiftCode:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.gifts.cancel_as_operator(gift_id)
 
     gift = run(work)
@@ -106,7 +105,7 @@ def expire(database_url: DatabaseUrl = None, json: JsonOutput = False) -> None:
     """
 
     async def work() -> int:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.gifts.expire()
 
     expired = run(work)

@@ -13,10 +13,8 @@ from typing import Annotated, TextIO
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from mana_credits_adapters.bootstrap import bootstrap
-
 from .credits import entry_json, utc
-from .runtime import DatabaseUrl, err_console, run, settings_for
+from .runtime import DatabaseUrl, err_console, open_services, run
 
 app = typer.Typer(help="Export the ledger.", no_args_is_help=True)
 
@@ -84,7 +82,7 @@ async def _export(
         transient=True, disable=output is None,
     ) as bar:  # fmt: skip
         task = bar.add_task("export")
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             async for entry in services.credits.export(user_id=user, since=since):
                 row = entry_json(entry)
                 if writer is not None:

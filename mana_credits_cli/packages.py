@@ -7,10 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_core.purchases import Package
 
-from .runtime import DatabaseUrl, JsonOutput, console, print_json, run, settings_for
+from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, run
 
 app = typer.Typer(help="List and manage the credit packages on sale.", no_args_is_help=True)
 
@@ -58,7 +57,7 @@ def list_packages(
     """
 
     async def work() -> list[Package]:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.purchases.packages(include_inactive=all_)
 
     show(run(work), json)
@@ -80,7 +79,7 @@ def add(
     """
 
     async def work() -> Package:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.purchases.add_package(
                 name, credits, price, description=description, sort_order=sort_order
             )
@@ -106,7 +105,7 @@ def update(
     """
 
     async def work() -> Package:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.purchases.update_package(
                 package_id,
                 name=name,
@@ -128,7 +127,7 @@ def deactivate(package_id: PackageId, database_url: DatabaseUrl = None) -> None:
     """
 
     async def work() -> Package:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.purchases.update_package(package_id, active=False)
 
     found = run(work)

@@ -8,10 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_core import UsageStat
 
-from .runtime import DatabaseUrl, JsonOutput, console, print_json, run, settings_for
+from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, run
 
 app = typer.Typer(help="Reports.", no_args_is_help=True)
 BAR_WIDTH = 40
@@ -30,7 +29,7 @@ def usage(
     """
 
     async def work() -> list[UsageStat]:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.credits.usage_report(days, app_id)
 
     stats = run(work)

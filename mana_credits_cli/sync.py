@@ -7,10 +7,9 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_core.sync import BillingReport, SyncStatus
 
-from .runtime import DatabaseUrl, JsonOutput, console, print_json, run, settings_for
+from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, run
 
 app = typer.Typer(help="Cloud Sync subscriptions: status, admin gifts.", no_args_is_help=True)
 billing = typer.Typer(help="The Cloud Sync billing run.", no_args_is_help=True)
@@ -48,7 +47,7 @@ def status(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = F
     """
 
     async def work() -> SyncStatus:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             return await services.sync.status(user)
 
     show(user, run(work), json)
@@ -67,7 +66,7 @@ def gift(
     """
 
     async def work() -> SyncStatus:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             await services.sync.gift(user, by)
             return await services.sync.status(user)
 
@@ -82,7 +81,7 @@ def revoke(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = F
     """
 
     async def work() -> SyncStatus:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             await services.sync.revoke_gift(user)
             return await services.sync.status(user)
 
@@ -104,7 +103,7 @@ def billing_run(
     """
 
     async def work() -> BillingReport:
-        async with bootstrap(settings_for(database_url)) as services:
+        async with open_services(database_url) as services:
             due = (await services.sync.charge_due(dry_run=True)).total
             if dry_run:
                 return BillingReport(total=due)
