@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import gc
 import multiprocessing
+import os
 import signal
+import sys
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import typer
@@ -54,7 +59,9 @@ def serve(
     asyncio.run(_prepare(settings))
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=run_worker, args=(host, bind_port, True), daemon=False)
+        context.Process(
+            target=run_worker, args=(host, bind_port, True), kwargs={"parent": os.getpid()}
+        )
         for _ in range(workers)
     ]
     for process in processes:
@@ -85,13 +92,21 @@ async def _prepare(settings: Settings) -> None:
         return
 
 
-def run_worker(host: str, port: int, reuse_port: bool) -> None:
+def run_worker(host: str, port: int, reuse_port: bool, parent: int | None = None) -> None:
+    """Serve on `host`:`port` until SIGTERM/SIGINT. `parent`: the pid of the `serve`
+    process that started this worker; the worker stops when that process is gone."""
+    if parent is not None:
+        # A worker outliving its parent would keep the port (and whatever pipes it
+        # inherited) with nobody left to stop it: SIGTERM as soon as the parent dies.
+        _terminate_with_parent(parent)
     if reuse_port:  # a worker: Ctrl-C reaches the parent, which stops workers one by one
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     settings = Settings()
     configure_logging(settings.log_level)
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_objects)
+    if parent is not None:
+        app.cleanup_ctx.append(_parent_watchdog(parent))
     web.run_app(
         app,
         host=host,
@@ -101,6 +116,46 @@ def run_worker(host: str, port: int, reuse_port: bool) -> None:
         access_log=None,
         shutdown_timeout=10.0,
     )
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_CHECK_INTERVAL = 1.0  # seconds between two looks at the parent pid (fallback)
+
+
+def _terminate_with_parent(parent: int) -> None:
+    """On Linux, have the kernel send SIGTERM to this process when its parent dies; if the
+    parent is already gone (it died before the request took effect), stop now."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent:  # re-parented already: the signal will never come
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def watch_parent(
+    parent: int, on_orphaned: Callable[[], None], interval: float = PARENT_CHECK_INTERVAL
+) -> None:
+    """Call `on_orphaned` once the parent pid is no longer `parent` (the parent died and
+    the process was re-parented), checking every `interval` seconds; then return. The
+    portable fallback for where the kernel does not signal a parent's death."""
+    while os.getppid() == parent:  # noqa: ASYNC110 (no event tells of a new parent)
+        await asyncio.sleep(interval)
+    on_orphaned()
+
+
+def _parent_watchdog(parent: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def watchdog(_app: web.Application) -> AsyncIterator[None]:
+        # SIGTERM to itself: the same graceful shutdown as a SIGTERM from the parent.
+        task = asyncio.create_task(
+            watch_parent(parent, lambda: os.kill(os.getpid(), signal.SIGTERM))
+        )
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return watchdog
 
 
 async def _freeze_startup_objects(_app: web.Application) -> None:

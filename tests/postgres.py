@@ -8,9 +8,10 @@ import os
 import pwd
 import shutil
 import socket
-import subprocess
 import tempfile
 from pathlib import Path
+
+from .processes import run
 
 DATABASE = "mana_credits_test"
 ENV_URL = "MANA_CREDITS_TEST_DATABASE_URL"
@@ -20,7 +21,7 @@ def find_bindir() -> Path:
     """The directory holding initdb and pg_ctl (newest installed major version)."""
     pg_config = shutil.which("pg_config")
     if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        out = run([pg_config, "--bindir"], capture_output=True, text=True, timeout=60)
         candidate = Path(out.stdout.strip())
         if (candidate / "initdb").exists():
             return candidate
@@ -66,7 +67,8 @@ class PostgresCluster:
         command = [str(self.bindir / args[0]), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", self.user, "--", *command]
-        result = subprocess.run(command, capture_output=True, text=True, cwd=self.root)
+        # pg_ctl detaches the server into a session of its own: it outlives this group.
+        result = run(command, capture_output=True, text=True, cwd=self.root, timeout=300)
         if result.returncode != 0:
             log = self.log.read_text() if self.log.exists() else ""
             raise RuntimeError(
@@ -108,7 +110,7 @@ def ensure_postgres_user() -> None:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "postgres"], check=True)
+        run(["useradd", "--system", "--no-create-home", "postgres"], check=True, timeout=60)
 
 
 def postgres_url() -> tuple[str, PostgresCluster | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -20,8 +21,11 @@ from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.sql.store import SqlStore
 from mana_credits_core.services import ReconcileService
 
+from ..processes import reap, spawn
+
 KEY = "faults-service-key"
 DEBIT = 3  # credits per storm debit
+STARTUP = 120.0  # seconds a server may take to answer /health (cold imports, workers)
 
 
 @asynccontextmanager
@@ -41,31 +45,31 @@ async def serving(
         "LOG_LEVEL": "CRITICAL",
         **env,
     }
-    server = await asyncio.create_subprocess_exec(
+    server = await spawn(
         *(sys.executable, "-m", "mana_credits_cli", "serve", "--port", str(port)),
         *("--workers", str(workers)),
         env=environment,
     )
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(400):
+            deadline = time.monotonic() + STARTUP
+            while True:
                 try:
                     async with http.get(f"http://127.0.0.1:{port}/health") as response:
                         if response.status == 200:
                             break
                 except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError("the server did not come up")
+                    pass
+                if server.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the server did not come up")
+                await asyncio.sleep(0.05)
         yield server
     finally:
         if server.returncode is None:
             server.terminate()  # SIGTERM: the parent of several workers stops them too
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait(), timeout=20)
-            except TimeoutError:
-                server.kill()
-        await server.wait()
+        await reap(server)  # whatever is left of its group, workers included
 
 
 @dataclass(frozen=True)
