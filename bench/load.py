@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from mana_credits_adapters.identity.dev import SigningKey
 
-from .setup import BenchDatabase, free_port
+from .setup import BenchDatabase, free_port, kill_group, popen, run
 
 SERVICE_KEY = "bench-service-key"
 ISSUER_PATH = "api/auth/jwks"
@@ -70,7 +71,7 @@ def jwks_endpoint(key: SigningKey) -> Iterator[str]:
         document.parent.mkdir(parents=True)
         document.write_text(json.dumps(key.jwks()))
         port = free_port()
-        server = subprocess.Popen(
+        server = popen(
             [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
             cwd=root,
             stdout=subprocess.DEVNULL,
@@ -80,8 +81,8 @@ def jwks_endpoint(key: SigningKey) -> Iterator[str]:
             wait_until_up(f"http://127.0.0.1:{port}/{ISSUER_PATH}")
             yield f"http://127.0.0.1:{port}"
         finally:
-            server.terminate()
-            server.wait()
+            kill_group(server.pid)
+            server.wait(timeout=30)
 
 
 def wait_until_up(url: str, timeout: float = 30.0) -> None:
@@ -142,17 +143,16 @@ def server(db: BenchDatabase, issuer: str, workers: int) -> Iterator[Server]:
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     }
     command = [sys.executable, "-m", "mana_credits_cli", "serve", "--port", str(port)]
-    process = subprocess.Popen([*command, "--workers", str(workers)], env=env)
+    process = popen([*command, "--workers", str(workers)], env=env)
     try:
-        wait_until_up(f"http://127.0.0.1:{port}/health")
+        wait_until_up(f"http://127.0.0.1:{port}/health", timeout=120)
         yield Server(process, port)
     finally:
-        process.terminate()
-        try:
+        process.terminate()  # SIGTERM: the parent stops its workers gracefully
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        kill_group(process.pid)  # what is left of the group, workers included
+        process.wait(timeout=30)
 
 
 def wrk(target: Server, script: str, clients: int, seconds: float) -> LoadResult:
@@ -173,7 +173,7 @@ def wrk(target: Server, script: str, clients: int, seconds: float) -> LoadResult
         file.write(script)
     sampler.start()
     try:
-        result = subprocess.run(
+        result = run(
             [
                 binary,
                 "--latency",
@@ -192,6 +192,7 @@ def wrk(target: Server, script: str, clients: int, seconds: float) -> LoadResult
             capture_output=True,
             text=True,
             check=True,
+            timeout=seconds + 120,  # wrk stops itself after `seconds`
         )
     finally:
         done.set()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import tempfile
 from pathlib import Path
 
-from .setup import BenchDatabase
+from .setup import BenchDatabase, run
 
 # What one debit costs the database, nothing more: the conditional balance update, the
 # ledger entry (with its idempotency key, as apps send one) and the day's usage counter,
@@ -38,7 +37,7 @@ def pgbench_debits(db: BenchDatabase, clients: int, users: int, seconds: float) 
         script.write_text(DEBIT_SCRIPT.format(users=users))
         script.chmod(0o644)
         Path(folder).chmod(0o755)
-        result = subprocess.run(
+        result = run(
             [
                 str(db.cluster.bindir / "pgbench"),
                 "-n",
@@ -63,6 +62,7 @@ def pgbench_debits(db: BenchDatabase, clients: int, users: int, seconds: float) 
             capture_output=True,
             text=True,
             check=False,
+            timeout=seconds + 300,  # the run itself, connecting and the closing report
         )
     if result.returncode != 0:
         raise RuntimeError(f"pgbench failed: {result.stderr.strip()}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from types import TracebackType
@@ -17,8 +16,9 @@ from mana_credits_adapters.sql.store import create_engine
 
 sys.path.insert(0, os.getcwd())
 from tests.postgres import DATABASE, PostgresCluster, free_port
+from tests.processes import kill_group, popen, run
 
-__all__ = ["BenchDatabase", "free_port", "user"]
+__all__ = ["BenchDatabase", "free_port", "kill_group", "popen", "run", "user"]
 
 FUNDS = 10**12  # no debit in the benchmark is ever refused for lack of credits
 
@@ -77,7 +77,7 @@ class BenchDatabase:
             "-c",
             statement,
         ]
-        subprocess.run(command, check=True, capture_output=True)
+        run(command, check=True, capture_output=True, timeout=600)
 
     def prepare(self, users: int) -> None:
         """The schema and `users` funded balances named user-1 .. user-N."""

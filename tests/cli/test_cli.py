@@ -20,6 +20,8 @@ from mana_credits_adapters.sql.store import create_engine
 from mana_credits_cli.main import app
 from mana_credits_core import TransactionType
 
+from ..processes import kill_group, popen
+
 runner = CliRunner()
 
 
@@ -352,8 +354,11 @@ def test_export_of_100k_entries_streams_in_bounded_memory(
         """The export as its own process (no tracing overhead); its peak RSS in bytes."""
         command = [sys.executable, "-m", "mana_credits_cli", "ledger", "export", "-o",
                    str(target), "--database-url", pg_url]  # fmt: skip
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        _pid, status, usage = os.wait4(child.pid, 0)  # reaped here, with its own rusage
+        child = popen(command, stdout=subprocess.DEVNULL)
+        try:
+            _pid, status, usage = os.wait4(child.pid, 0)  # reaped here, with its own rusage
+        finally:
+            kill_group(child.pid)
         child.returncode = os.waitstatus_to_exitcode(status)
         assert child.returncode == 0
         return usage.ru_maxrss * 1024  # kilobytes on Linux

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from mana_credits_core import ReservationStatus, TransactionType
 from mana_credits_core.services import Services
 from mana_credits_http import ROUTES, create_app
 
+from ..processes import run
 from .conftest import Jwks, bearer, service
 
 Client = TestClient[web.Request, web.Application]
@@ -220,7 +220,7 @@ def test_library_warnings_are_json_lines_too() -> None:
         "logging.getLogger('psycopg').warning('connection lost')\n"
         "logging.getLogger('psycopg').info('chatter')\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    done = run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     entry = json.loads(lines[0])

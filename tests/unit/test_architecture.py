@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
+
+from ..processes import run
 
 FORBIDDEN = ("sqlalchemy", "aiohttp", "stripe", "typer", "jwt", "psycopg", "pydantic", "alembic")
 
@@ -13,8 +14,8 @@ def test_core_imports_only_the_standard_library() -> None:
         "import sys, mana_credits_core, mana_credits_core.services, mana_credits_core.ports;"
         f"print(','.join(m for m in {FORBIDDEN!r} if m in sys.modules))"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    loaded = run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     ).stdout.strip()
     assert loaded == ""
 
@@ -24,7 +25,7 @@ def test_the_probe_would_notice_a_forbidden_import() -> None:
         "import sys, mana_credits_adapters.sql.tables;"
         f"print(','.join(m for m in {FORBIDDEN!r} if m in sys.modules))"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    loaded = run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     ).stdout.strip()
     assert "sqlalchemy" in loaded.split(",")
