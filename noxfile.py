@@ -1,4 +1,8 @@
-"""Checks: `nox` runs lint, typecheck and tests (memory, SQLite and PostgreSQL)."""
+"""Checks: `nox` runs lint, typecheck and tests (memory, SQLite and PostgreSQL).
+
+`./run check [ARGS]` is `nox ARGS` from a venv in the checkout (see the README). Every
+test is bounded by pytest-timeout (pyproject.toml); the longer sessions raise the bound.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import nox
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
+
+LONG_TEST = 3600  # seconds one test of `stateful` or `faults` may take (many examples)
 
 
 @nox.session
@@ -43,7 +49,10 @@ def stateful(session: nox.Session) -> None:
     session.env["MANA_CREDITS_FUZZ_EXAMPLES"] = examples
     session.env["MANA_CREDITS_STATEFUL_RANDOM"] = "1"
     session.run(
-        "pytest", "tests/reliability/test_stateful.py", "tests/reliability/test_api_fuzz.py"
+        "pytest",
+        f"--timeout={LONG_TEST}",
+        "tests/reliability/test_stateful.py",
+        "tests/reliability/test_api_fuzz.py",
     )
 
 
@@ -55,6 +64,7 @@ def faults(session: nox.Session) -> None:
     session.env["MANA_CREDITS_FAULT_DEBITS"] = "3000"
     session.run(
         "pytest",
+        f"--timeout={LONG_TEST}",
         "tests/reliability/test_faults.py",
         "tests/reliability/test_database_faults.py",
         *session.posargs,
