@@ -164,14 +164,16 @@ def stop(process: subprocess.Popen[bytes], grace: float = 30) -> list[str]:
     return problems
 
 
-def fresh_run(command: str, runner: Runner, bound: float, keep: bool) -> list[str]:
-    """Clone, run `command` as `runner`, wait for /health, stop; the problems found."""
+def fresh_run(runner: Runner, bound: float, keep: bool) -> list[str]:
+    """Clone HEAD, run its README's first command as `runner`, wait for /health, stop;
+    the problems found."""
     workdir = Path(tempfile.mkdtemp(prefix=f"mana-credits-fresh-{runner.name}-"))
     checkout, home, log = workdir / "checkout", workdir / "home", workdir / "output.log"
     try:
         head = git("rev-parse", "HEAD").strip()
         git("clone", "--quiet", "--no-checkout", str(ROOT), str(checkout))
         git("-C", str(checkout), "checkout", "--quiet", head)
+        command = first_command(checkout / "README.md")
         home.mkdir()
         if runner.uid is not None:
             for path in (workdir, *workdir.rglob("*")):
@@ -233,13 +235,11 @@ def main() -> int:
     parser.add_argument("--bound", type=float, default=600, help="seconds to wait for /health")
     parser.add_argument("--keep", action="store_true", help="keep the clones and the logs")
     options = parser.parse_args()
-    command = first_command(ROOT / "README.md")
+    command = first_command(ROOT / "README.md")  # fails early on a README without one
     runners = [Runner(pwd.getpwuid(os.geteuid()).pw_name)]
     if os.geteuid() == 0:
         runners.append(unprivileged_user())
-    problems = [
-        p for runner in runners for p in fresh_run(command, runner, options.bound, options.keep)
-    ]
+    problems = [p for runner in runners for p in fresh_run(runner, options.bound, options.keep)]
     for problem in problems:
         print(f"error: fresh box: {problem}", file=sys.stderr)
     if not problems:
