@@ -22,7 +22,17 @@ from .keys import GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
 from .metrics import Metrics
 from .observability import observe
 from .ratelimit import FailureLimiter
-from .routes import Route, credits, dev_checkout, gifts, internal, ops, purchases, sync
+from .routes import (
+    Route,
+    credits,
+    dev_checkout,
+    gift_page,
+    gifts,
+    internal,
+    ops,
+    purchases,
+    sync,
+)
 
 log = logging.getLogger("mana_credits.http")
 
@@ -33,6 +43,7 @@ ROUTES: list[Route] = [
     *gifts.ROUTES,
     *internal.ROUTES,
     *sync.ROUTES,
+    *gift_page.ROUTES,
 ]
 
 
