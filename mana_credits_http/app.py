@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -69,12 +69,14 @@ def create_app(
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         if services is not None:
-            use_services(app, services)
+            stop_counting = use_services(app, services)
             yield
+            stop_counting()
             return
         async with bootstrap(settings) as opened:
-            use_services(app, opened)
+            stop_counting = use_services(app, opened)
             yield
+            stop_counting()
 
     async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
         if identity is not None:
@@ -111,12 +113,14 @@ def create_app(
     return app
 
 
-def use_services(app: web.Application, services: Services) -> None:
+def use_services(app: web.Application, services: Services) -> Callable[[], None]:
+    """Serve `services` and count their events; returns what stops the counting."""
     app[SERVICES] = services
     # Only pooled stores report connections in use; the others have no pool to watch.
     in_use = getattr(services.store, "connections_in_use", None)
     if callable(in_use):
         app[METRICS].watch_pool(in_use)
+    return services.events.subscribe(app[METRICS].observe)
 
 
 async def reservation_sweep(app: web.Application) -> AsyncIterator[None]:
