@@ -14,7 +14,7 @@ from mana_credits_adapters.settings import Settings
 from mana_credits_core.ports import IdentityVerifier
 from mana_credits_core.services import Services
 
-from . import openapi
+from . import apidocs, openapi
 from .background import periodic
 from .cors import cors
 from .errors import error_middleware
@@ -98,6 +98,7 @@ def create_app(
         return web.json_response(document)
 
     app.router.add_get("/openapi.json", openapi_json)
+    apidocs.add_routes(app)
     if settings.dev_identity:
         jwks = SigningKey.load_or_create(settings.home).jwks()
 

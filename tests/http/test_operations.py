@@ -78,10 +78,10 @@ async def test_openapi_lists_every_route(client: Client) -> None:
     served = set()
     for resource in client.app.router.resources():
         info = resource.get_info()
-        path = str(info.get("path") or info.get("formatter"))
-        # The document itself and the embedded default's dev helpers (its JWKS and
-        # checkout page) are not part of the API.
-        if path == "/openapi.json" or path.startswith(("/dev/", "/api/auth/")):
+        path = str(info.get("path") or info.get("formatter") or info.get("prefix"))
+        # The document, its page (/docs) and the embedded default's dev helpers (its
+        # JWKS and checkout page) are not part of the API.
+        if path == "/openapi.json" or path.startswith(("/docs", "/dev/", "/api/auth/")):
             continue
         for route in resource:
             if route.method != "HEAD":
