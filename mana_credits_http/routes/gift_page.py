@@ -8,6 +8,7 @@ failed-lookup limit as the JSON route, so the page is no side door for guessing 
 from __future__ import annotations
 
 import html
+from datetime import UTC
 
 from aiohttp import web
 
@@ -54,7 +55,8 @@ def describe(gift: GiftCode) -> str:
         parts.append(f'<p id="redeemable">{e(WHY_NOT[gift.status])}</p>')
         return "\n".join(parts)
     parts.append(
-        f'<p id="redeemable">Redeemable until {e(iso(gift.expires_at))} (UTC).</p>'
+        f'<p id="redeemable">Redeemable until <time datetime="{iso(gift.expires_at)}">'
+        f"{gift.expires_at.astimezone(UTC):%d %B %Y, %H:%M} UTC</time>.</p>"
         "<h2>How to redeem it</h2>"
         f"<p>Sign in to a Mana app and enter the code <b>{e(gift.code)}</b> where it asks "
         "for a gift code; the credits go to your account at once.</p>"

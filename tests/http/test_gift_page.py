@@ -41,7 +41,9 @@ async def test_short_url_shows_the_gift_and_how_to_redeem_it(
     assert '<span id="credits">250</span> credits from Alice &lt;script&gt;' in text
     assert '<blockquote id="message">Enjoy &amp; &lt;b&gt;spend&lt;/b&gt;</blockquote>' in text
     assert '<b id="status">active</b>' in text
-    assert '<p id="redeemable">Redeemable until' in text
+    # 90 days after the test clock's 1 January 2026
+    assert '<p id="redeemable">Redeemable until <time datetime="2026-04-01T00:00:00.000Z">' in text
+    assert "01 April 2026, 00:00 UTC</time>" in text
     assert f"/api/v1/gifts/{gift['code']}/redeem" in text
     assert "alice@example.com" not in text
 
