@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from mana_credits_core.events import Events
 from mana_credits_core.ports import (
     Clock,
     CodeGenerator,
@@ -111,18 +112,20 @@ def build_services(
     ids = ids or UuidGenerator()
     payments = payments or open_payments(settings)
     notifier = notifier or open_notifier(settings)
+    events = Events()  # one for all the use cases, so one listener hears them all
     return Services(
         store=store,
-        credits=CreditsService(store, clock, ids, debits or open_debits(store, settings)),
+        credits=CreditsService(store, clock, ids, debits or open_debits(store, settings), events),
         reservations=ReservationsService(
             store, clock, ids, ttl=timedelta(seconds=settings.reservation_ttl_seconds)
         ),
-        purchases=PurchasesService(store, clock, ids, payments),
-        gifts=GiftsService(store, clock, ids, codes or SecretCodes()),
-        sync=SyncService(store, clock, ids, notifier),
+        purchases=PurchasesService(store, clock, ids, payments, events),
+        gifts=GiftsService(store, clock, ids, codes or SecretCodes(), events),
+        sync=SyncService(store, clock, ids, notifier, events),
         reconcile=ReconcileService(store),
         payments=payments,
         notifier=notifier,
+        events=events,
     )
 
 

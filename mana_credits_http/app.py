@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -14,7 +14,7 @@ from mana_credits_adapters.settings import Settings
 from mana_credits_core.ports import IdentityVerifier
 from mana_credits_core.services import Services
 
-from . import openapi
+from . import apidocs, openapi
 from .background import periodic
 from .cors import cors
 from .errors import error_middleware
@@ -22,7 +22,17 @@ from .keys import GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
 from .metrics import Metrics
 from .observability import observe
 from .ratelimit import FailureLimiter
-from .routes import Route, credits, dev_checkout, gifts, internal, ops, purchases, sync
+from .routes import (
+    Route,
+    credits,
+    dev_checkout,
+    gift_page,
+    gifts,
+    internal,
+    ops,
+    purchases,
+    sync,
+)
 
 log = logging.getLogger("mana_credits.http")
 
@@ -33,6 +43,7 @@ ROUTES: list[Route] = [
     *gifts.ROUTES,
     *internal.ROUTES,
     *sync.ROUTES,
+    *gift_page.ROUTES,
 ]
 
 
@@ -58,12 +69,14 @@ def create_app(
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         if services is not None:
-            use_services(app, services)
+            stop_counting = use_services(app, services)
             yield
+            stop_counting()
             return
         async with bootstrap(settings) as opened:
-            use_services(app, opened)
+            stop_counting = use_services(app, opened)
             yield
+            stop_counting()
 
     async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
         if identity is not None:
@@ -85,6 +98,7 @@ def create_app(
         return web.json_response(document)
 
     app.router.add_get("/openapi.json", openapi_json)
+    apidocs.add_routes(app)
     if settings.dev_identity:
         jwks = SigningKey.load_or_create(settings.home).jwks()
 
@@ -100,12 +114,14 @@ def create_app(
     return app
 
 
-def use_services(app: web.Application, services: Services) -> None:
+def use_services(app: web.Application, services: Services) -> Callable[[], None]:
+    """Serve `services` and count their events; returns what stops the counting."""
     app[SERVICES] = services
     # Only pooled stores report connections in use; the others have no pool to watch.
     in_use = getattr(services.store, "connections_in_use", None)
     if callable(in_use):
         app[METRICS].watch_pool(in_use)
+    return services.events.subscribe(app[METRICS].observe)
 
 
 async def reservation_sweep(app: web.Application) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from mana_credits_core.errors import (
     Conflict,
@@ -74,7 +75,9 @@ def envelope(
 ) -> web.Response:
     body: dict[str, Any] = {"statusCode": status, "message": message, "code": code}
     if details:
-        body["details"] = details
+        # The core names details as Python arguments (original_amount); the wire is
+        # camelCase like every other key of the API (originalAmount).
+        body["details"] = {to_camel(key): value for key, value in details.items()}
     return web.json_response(body, status=status)
 
 

@@ -1,15 +1,53 @@
-"""Prometheus metrics, one registry per application."""
+"""Prometheus metrics, one registry per application.
+
+Business counters listen to the core's events (`mana_credits_core.events`), which are
+emitted after commit and once per thing that happened, so they count what happened
+whatever triggered it: a request, a webhook, or a background job of this process.
+Every counter is per process: see docs/operations.md for scraping several workers.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+from mana_credits_core.events import Event, EventKind
+
+PURCHASE_EVENTS = {
+    EventKind.PURCHASE_CREATED: "created",
+    EventKind.PURCHASE_COMPLETED: "completed",
+    EventKind.PURCHASE_FAILED: "failed",
+    EventKind.PURCHASE_CLAWED_BACK: "clawed_back",
+}
+GIFT_EVENTS = {
+    EventKind.GIFT_CREATED: "created",
+    EventKind.GIFT_REDEEMED: "redeemed",
+    EventKind.GIFT_CANCELLED: "cancelled",
+    EventKind.GIFT_EXPIRED: "expired",
+}
+SYNC_EVENTS = {
+    EventKind.SYNC_ACTIVATED: "activated",
+    EventKind.SYNC_CHARGED: "charged",
+    EventKind.SYNC_PAUSED: "paused",
+    EventKind.SYNC_GIFTED: "gifted",
+}
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_resident_memory_bytes, process_cpu_seconds_total, open fds, start time...
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)  # python_info
         self.requests = Counter(
             "mana_credits_http_requests",
             "HTTP requests by route, method and status.",
@@ -34,9 +72,82 @@ class Metrics:
             "Database connections checked out of the pool.",
             registry=self.registry,
         )
+        self.purchases = Counter(
+            "mana_credits_purchases",
+            "Purchases created, completed (credited), failed, and clawed back "
+            "(refund or dispute; each clawback counts once).",
+            ["event"],
+            registry=self.registry,
+        )
+        self.purchase_credits = Counter(
+            "mana_credits_purchase_credits",
+            "Credits of those purchases; for clawed_back, the credits taken back.",
+            ["event"],
+            registry=self.registry,
+        )
+        self.purchase_euro_cents = Counter(
+            "mana_credits_purchase_euro_cents",
+            "Prices of purchases created, completed (paid) and failed, in euro cents.",
+            ["event"],
+            registry=self.registry,
+        )
+        self.grants = Counter(
+            "mana_credits_grants", "Operator grants applied.", registry=self.registry
+        )
+        self.granted_credits = Counter(
+            "mana_credits_granted_credits", "Credits granted by operators.", registry=self.registry
+        )
+        self.gifts = Counter(
+            "mana_credits_gifts",
+            "Gift codes created, redeemed, cancelled and expired.",
+            ["event"],
+            registry=self.registry,
+        )
+        self.gift_credits = Counter(
+            "mana_credits_gift_credits",
+            "Credits of those gifts (moved into the gift, to the redeemer, or back).",
+            ["event"],
+            registry=self.registry,
+        )
+        self.sync = Counter(
+            "mana_credits_sync",
+            "Cloud Sync activations, periods charged (at activation or by the billing "
+            "run), pauses for lack of credits, and admin gifts.",
+            ["event"],
+            registry=self.registry,
+        )
+        # Every series exists from the start, so rate() sees the first increment.
+        for name in PURCHASE_EVENTS.values():
+            self.purchases.labels(name)
+            self.purchase_credits.labels(name)
+            if name != "clawed_back":
+                self.purchase_euro_cents.labels(name)
+        for name in GIFT_EVENTS.values():
+            self.gifts.labels(name)
+            self.gift_credits.labels(name)
+        for name in SYNC_EVENTS.values():
+            self.sync.labels(name)
 
     def watch_pool(self, in_use: Callable[[], float]) -> None:
         self.pool_in_use.set_function(in_use)
+
+    def observe(self, event: Event) -> None:
+        """Count one of the core's events (a listener for `Services.events`)."""
+        if event.kind in PURCHASE_EVENTS:
+            name = PURCHASE_EVENTS[event.kind]
+            self.purchases.labels(name).inc()
+            self.purchase_credits.labels(name).inc(event.credits)
+            if name != "clawed_back":
+                self.purchase_euro_cents.labels(name).inc(event.euro_cents)
+        elif event.kind in GIFT_EVENTS:
+            name = GIFT_EVENTS[event.kind]
+            self.gifts.labels(name).inc()
+            self.gift_credits.labels(name).inc(event.credits)
+        elif event.kind in SYNC_EVENTS:
+            self.sync.labels(SYNC_EVENTS[event.kind]).inc()
+        elif event.kind == EventKind.GRANT:
+            self.grants.inc()
+            self.granted_credits.inc(event.credits)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -25,12 +25,21 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
+def tag(path: str) -> str:
+    """The group an operation shows under in /docs: the path's area of the API."""
+    parts = path.strip("/").split("/")
+    if parts[:2] != ["api", "v1"]:
+        return "gifts" if parts[0] == "g" else "operations"
+    return parts[2]  # credits, gifts, sync, webhooks, internal, admin
+
+
 def document(routes: list[Route]) -> dict[str, Any]:
     components: dict[str, Any] = {}
     error = {"application/json": {"schema": _schema(ErrorOut, components)}}
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         operation: dict[str, Any] = {
+            "tags": [tag(route.path)],
             "summary": route.summary,
             "operationId": re.sub(r"[^a-z0-9]+", "_", f"{route.method} {route.path}".lower()).strip(
                 "_"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from urllib.parse import urlencode
 
 from mana_credits_core.errors import InvalidWebhook
 from mana_credits_core.purchases import (
@@ -51,7 +52,9 @@ class DevGateway:
         metadata: Mapping[str, str],
     ) -> CheckoutSession:
         session_id = f"cs_dev_{uuid.uuid4().hex}"
-        return CheckoutSession(session_id, f"{self._base_url}/dev/checkout/{purchase_id}")
+        # The page returns to these after paying, as Stripe Checkout does.
+        query = urlencode({"success": success_url, "cancel": cancel_url})
+        return CheckoutSession(session_id, f"{self._base_url}/dev/checkout/{purchase_id}?{query}")
 
     def verify_webhook(self, payload: bytes, signature: str) -> PaymentEvent:
         raise InvalidWebhook("Webhooks are not accepted by the dev payment gateway")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..events import Events
 from ..ports import Notifier, PaymentGateway, Store
 from .credits import CreditsService as CreditsService
 from .credits import LedgerResult as LedgerResult
@@ -30,6 +31,7 @@ class Services:
     reconcile: ReconcileService
     payments: PaymentGateway
     notifier: Notifier
+    events: Events  # what the use cases above did, for observers such as metrics
 
     async def close(self) -> None:
         """Release what the services hold themselves (the debit writers' connections);

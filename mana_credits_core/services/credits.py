@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from .. import validation as v
 from ..errors import BalanceNotFound, IdempotencyKeyReused, InsufficientCredits, InvalidInput
+from ..events import EventKind, Events
 from ..ledger import (
     Applied,
     Balance,
@@ -65,11 +66,13 @@ class CreditsService:
         clock: Clock,
         ids: IdGenerator,
         debits: DebitApplier | None = None,
+        events: Events | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids
         self._debits = debits or UnitOfWorkDebits(store)
+        self._events = events or Events()
 
     async def close(self) -> None:
         """Stop the debit applier (group commit writers finish their queues)."""
@@ -180,6 +183,8 @@ class CreditsService:
         if isinstance(outcome, Replayed):
             _check_replay(outcome.entry, credit.type, credit.amount, credit.app_id)
             return LedgerResult(outcome.entry, None, replayed=True)
+        if credit.type == TransactionType.GRANT:
+            self._events.emit(EventKind.GRANT, credits=credit.amount)
         return LedgerResult(outcome.entry, outcome.balance)
 
     async def grant(

@@ -18,6 +18,7 @@ from ..errors import (
     InsufficientCreditsForGift,
     InvalidInput,
 )
+from ..events import EventKind, Events
 from ..gifts import (
     DEFAULT_EXPIRATION_DAYS,
     MAX_EXPIRATION_DAYS,
@@ -63,11 +64,19 @@ class GiftsService:
     a gift; cancel and expiry give the credits back to the creator.
     """
 
-    def __init__(self, store: Store, clock: Clock, ids: IdGenerator, codes: CodeGenerator) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        ids: IdGenerator,
+        codes: CodeGenerator,
+        events: Events | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids
         self._codes = codes
+        self._events = events or Events()
 
     async def create(
         self,
@@ -134,6 +143,7 @@ class GiftsService:
                     gift.total_credits, available, "Insufficient credits to create gift"
                 )
             await uow.commit()
+        self._events.emit(EventKind.GIFT_CREATED, credits=gift.total_credits)
         return gift
 
     async def info(self, code: str) -> GiftCode:
@@ -171,9 +181,11 @@ class GiftsService:
                 raise GiftWrongUser()
             claimed = await uow.gifts.transition(gift.id, GiftStatus.DEPLETED, now, unexpired=True)
             if claimed is None:
-                error, status = await self._why_not(uow, gift)
+                error, status, expired = await self._why_not(uow, gift)
                 await self._record(uow, gift, redeemer, status, app)
                 await uow.commit()
+                if expired:
+                    self._events.emit(EventKind.GIFT_EXPIRED, credits=gift.total_credits)
                 raise error
             outcome = await uow.balances.credit(
                 Credit(
@@ -192,23 +204,26 @@ class GiftsService:
                 uow, gift, redeemer, RedemptionStatus.SUCCESS, app, entry_id=outcome.entry.id
             )
             await uow.commit()
+        self._events.emit(EventKind.GIFT_REDEEMED, credits=gift.total_credits)
         return Redeemed(gift.total_credits, gift.creator_name, gift.message, claimed)
 
     async def _why_not(
         self, uow: UnitOfWork, gift: GiftCode
-    ) -> tuple[GiftNotRedeemable, RedemptionStatus]:
+    ) -> tuple[GiftNotRedeemable, RedemptionStatus, bool]:
+        """Why a claim failed, and whether this call expired the gift on the spot."""
         now = self._clock.now()
         current = await uow.gifts.get(gift.id) or gift
         if current.status == GiftStatus.ACTIVE and current.expires_at <= now:
-            await self._return(uow, current, GiftStatus.EXPIRED)  # expire it on the spot
-            return GiftExpired(), RedemptionStatus.FAILED_EXPIRED
+            expired = await self._return(uow, current, GiftStatus.EXPIRED)
+            return GiftExpired(), RedemptionStatus.FAILED_EXPIRED, expired
         if current.status == GiftStatus.EXPIRED:
-            return GiftExpired(), RedemptionStatus.FAILED_EXPIRED
+            return GiftExpired(), RedemptionStatus.FAILED_EXPIRED, False
         if current.status == GiftStatus.DEPLETED:
-            return GiftAlreadyClaimed(), RedemptionStatus.FAILED_ALREADY_CLAIMED
+            return GiftAlreadyClaimed(), RedemptionStatus.FAILED_ALREADY_CLAIMED, False
         return (
             GiftNotRedeemable(f"Gift code is {current.status}"),
             RedemptionStatus.FAILED_DEPLETED,
+            False,
         )
 
     async def _record(
@@ -254,6 +269,7 @@ class GiftsService:
             if not await self._return(uow, found, GiftStatus.CANCELLED):
                 raise GiftNotCancellable()
             await uow.commit()
+        self._events.emit(EventKind.GIFT_CANCELLED, credits=found.total_credits)
         return found
 
     async def cancel(self, user_id: str, gift_id: str) -> int:
@@ -267,6 +283,7 @@ class GiftsService:
             if not returned:
                 raise GiftNotCancellable()
             await uow.commit()
+        self._events.emit(EventKind.GIFT_CANCELLED, credits=found.total_credits)
         return found.total_credits
 
     async def _return(
@@ -310,6 +327,7 @@ class GiftsService:
                     gift = await uow.gifts.get(gift_id)
                     if gift is not None and await self._return(uow, gift, GiftStatus.EXPIRED):
                         await uow.commit()
+                        self._events.emit(EventKind.GIFT_EXPIRED, credits=gift.total_credits)
                         expired += 1
             if len(due) < batch_size:
                 return expired

@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import validation as v
 from ..errors import InvalidInput, PackageNotFound, PurchaseNotFound
+from ..events import Event, EventKind, Events
 from ..ledger import Credit, Debit, TransactionType
 from ..ports import Clock, IdGenerator, PaymentGateway, Store, UnitOfWork
 from ..purchases import (
@@ -53,12 +54,18 @@ class PurchasesService:
     """
 
     def __init__(
-        self, store: Store, clock: Clock, ids: IdGenerator, payments: PaymentGateway
+        self,
+        store: Store,
+        clock: Clock,
+        ids: IdGenerator,
+        payments: PaymentGateway,
+        events: Events | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids
         self._payments = payments
+        self._events = events or Events()
 
     # Packages.
 
@@ -213,6 +220,11 @@ class PurchasesService:
         async with self._store.unit_of_work() as uow:
             await uow.purchases.add(purchase)
             await uow.commit()
+        self._events.emit(
+            EventKind.PURCHASE_CREATED,
+            credits=purchase.credits,
+            euro_cents=purchase.price_euro_cents,
+        )
         return started
 
     async def purchases(self, user_id: str, limit: int = 50) -> list[Purchase]:
@@ -250,13 +262,15 @@ class PurchasesService:
             )
             if not first:
                 return "duplicate event"
-            outcome = await self._apply(uow, event)
+            happened: list[Event] = []
+            outcome = await self._apply(uow, event, happened)
             await uow.commit()
+        self._events.emit_all(happened)
         if outcome.startswith("ignored"):
             log.warning("payment event %s %s", event.event_id, outcome)
         return outcome
 
-    async def _apply(self, uow: UnitOfWork, event: PaymentEvent) -> str:
+    async def _apply(self, uow: UnitOfWork, event: PaymentEvent, happened: list[Event]) -> str:
         match event:
             case PaymentSucceeded():
                 purchase = await _purchase_for(uow, event.purchase_id, event.payment_intent_id)
@@ -266,7 +280,7 @@ class PurchasesService:
                     return "ignored: payment intent does not match the purchase"
                 if (event.amount, event.currency) != (purchase.price_euro_cents, CURRENCY):
                     return "ignored: amount or currency does not match the purchase"
-                return await self._complete(uow, purchase, event.payment_intent_id)
+                return await self._complete(uow, purchase, event.payment_intent_id, happened)
             case CheckoutCompleted():
                 purchase = await _purchase_for(uow, event.purchase_id, None)
                 if purchase is None or purchase.stripe_checkout_session_id != event.session_id:
@@ -275,29 +289,38 @@ class PurchasesService:
                     return "acknowledged: checkout not paid yet"
                 if (event.amount, event.currency) != (purchase.price_euro_cents, CURRENCY):
                     return "ignored: amount or currency does not match the purchase"
-                return await self._complete(uow, purchase, event.payment_intent_id)
+                return await self._complete(uow, purchase, event.payment_intent_id, happened)
             case PaymentFailed():
                 purchase = await _purchase_for(uow, event.purchase_id, event.payment_intent_id)
                 if purchase is None:
                     return "ignored: no such purchase"
                 failed = await uow.purchases.fail(purchase.id)
-                return "failed" if failed else "acknowledged: purchase not pending"
+                if not failed:
+                    return "acknowledged: purchase not pending"
+                happened.append(
+                    Event(EventKind.PURCHASE_FAILED, purchase.credits, purchase.price_euro_cents)
+                )
+                return "failed"
             case PaymentRefunded():
                 purchase = await uow.purchases.by_payment_intent(event.payment_intent_id)
                 if purchase is None or purchase.status != PurchaseStatus.COMPLETED:
                     return "ignored: no completed purchase for this payment"
                 target = clawback_target(purchase, event.refunded, event.amount)
-                return await self._claw_back(uow, purchase, target, "refund")
+                return await self._claw_back(uow, purchase, target, "refund", happened)
             case PaymentDisputed():
                 purchase = await uow.purchases.by_payment_intent(event.payment_intent_id)
                 if purchase is None or purchase.status != PurchaseStatus.COMPLETED:
                     return "ignored: no completed purchase for this payment"
-                return await self._claw_back(uow, purchase, purchase.credits, "dispute")
+                return await self._claw_back(uow, purchase, purchase.credits, "dispute", happened)
             case Acknowledged():
                 return f"acknowledged: {event.type}"
 
     async def _complete(
-        self, uow: UnitOfWork, purchase: Purchase, payment_intent_id: str | None
+        self,
+        uow: UnitOfWork,
+        purchase: Purchase,
+        payment_intent_id: str | None,
+        happened: list[Event],
     ) -> str:
         now = self._clock.now()
         done = await uow.purchases.complete(purchase.id, payment_intent_id, now)
@@ -317,14 +340,19 @@ class PurchasesService:
             )
         )
         await uow.balances.collect_debt(self._debit(done, 0, "Debt from an earlier clawback"))
+        happened.append(Event(EventKind.PURCHASE_COMPLETED, done.credits, done.price_euro_cents))
         return "credited"
 
-    async def _claw_back(self, uow: UnitOfWork, purchase: Purchase, target: int, why: str) -> str:
+    async def _claw_back(
+        self, uow: UnitOfWork, purchase: Purchase, target: int, why: str, happened: list[Event]
+    ) -> str:
         increase = await uow.purchases.raise_clawback(purchase.id, target)
         if increase <= 0:
             return "acknowledged: already clawed back"
         debit = self._debit(purchase, increase, f"Credits taken back after a payment {why}")
         _entry, debt = await uow.balances.claw_back(debit)
+        # Credits the purchase gave that were taken back, whether from the balance or as debt.
+        happened.append(Event(EventKind.PURCHASE_CLAWED_BACK, increase))
         return f"clawed back {increase - debt}, debt {debt}"
 
     def _debit(self, purchase: Purchase, amount: int, description: str) -> Debit:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from .. import validation as v
 from ..errors import InsufficientCredits, InvalidInput, SubscriptionNotFound, SyncStateError
+from ..events import EventKind, Events
 from ..ledger import Applied, Debit, Replayed
 from ..ports import Clock, IdGenerator, Notifier, Store, UnitOfWork
 from ..sync import (
@@ -40,11 +41,19 @@ class SyncService:
     the charge and the move to the next period commit together.
     """
 
-    def __init__(self, store: Store, clock: Clock, ids: IdGenerator, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        ids: IdGenerator,
+        notifier: Notifier,
+        events: Events | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids
         self._notifier = notifier
+        self._events = events or Events()
 
     async def status(self, user_id: str) -> SyncStatus:
         async with self._store.unit_of_work() as uow:
@@ -77,6 +86,7 @@ class SyncService:
                 )
                 await uow.sync.save(resumed)
                 await uow.commit()
+                self._events.emit(EventKind.SYNC_ACTIVATED)
                 return Activated(resumed, 0)
             outcome = await uow.balances.debit(self._charge(user_id, chosen, now))
             if isinstance(outcome, Replayed):
@@ -99,6 +109,8 @@ class SyncService:
             )
             await uow.sync.save(active)
             await uow.commit()
+        self._events.emit(EventKind.SYNC_ACTIVATED)
+        self._events.emit(EventKind.SYNC_CHARGED, credits=chosen.price)
         return Activated(active, chosen.price)
 
     async def deactivate(self, user_id: str) -> None:
@@ -156,6 +168,7 @@ class SyncService:
             )
             await uow.sync.save(gifted)
             await uow.commit()
+        self._events.emit(EventKind.SYNC_GIFTED)
         return gifted
 
     async def revoke_gift(self, user_id: str) -> SyncSubscription:
@@ -204,7 +217,10 @@ class SyncService:
                 # run, none is charged twice. Stop here rather than spin on a fault.
                 log.exception("billing batch failed; its subscriptions stay due")
                 return replace(report, errors=report.errors + 1, total=report.total + 1)
+            for _ in range(charged):
+                self._events.emit(EventKind.SYNC_CHARGED)
             for user_id, interval in paused:
+                self._events.emit(EventKind.SYNC_PAUSED)
                 await self._notify(user_id, interval)
             report = BillingReport(
                 report.charged + charged,

@@ -1,4 +1,10 @@
-"""The dev gateway's checkout page: pay a purchase locally, as Stripe Checkout would."""
+"""The dev gateway's checkout page: pay a purchase locally, as Stripe Checkout would.
+
+Like Stripe Checkout, paying returns the browser to the purchase's `successUrl` and the
+page offers its `cancelUrl`; the dev gateway carries both in the page's query string
+(`success`, `cancel`), since nothing else remembers them. A purchase that is no longer
+payable shows its state and no button.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +13,66 @@ import html
 from aiohttp import web
 
 from mana_credits_adapters.payments.dev import dev_payment
+from mana_credits_core.purchases import Purchase, PurchaseStatus
 
 from ..keys import SERVICES
 
-PAGE = """<!doctype html><meta charset="utf-8"><title>mana-credits dev checkout</title>
+PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
+<title>mana-credits dev checkout</title>
 <body style="font-family: sans-serif; max-width: 30em; margin: 4em auto">
-<h1>Dev checkout</h1><p>{body}</p></body>"""
+<h1>Dev checkout</h1>{body}</body></html>"""
+
+PAYABLE = (PurchaseStatus.PENDING, PurchaseStatus.FAILED)
+
+
+def return_url(request: web.Request, name: str, purchase: Purchase) -> str | None:
+    """`successUrl`/`cancelUrl` from the query, with Stripe's session placeholder filled.
+
+    Only http(s) URLs are followed: the page must not become a redirect to anything.
+    """
+    url = request.query.get(name, "")
+    if not url.startswith(("http://", "https://")):
+        return None
+    return url.replace("{CHECKOUT_SESSION_ID}", purchase.stripe_checkout_session_id or "")
+
+
+def page(body: str) -> web.Response:
+    return web.Response(text=PAGE.format(body=body), content_type="text/html")
+
+
+def summary(purchase: Purchase) -> str:
+    euros = purchase.price_euro_cents / 100
+    return (
+        f'<p>{purchase.credits} credits for {euros:.2f} € — status <b id="status">'
+        f"{html.escape(purchase.status.value)}</b>.</p>"
+    )
+
+
+def link(url: str | None, text: str) -> str:
+    return "" if url is None else f'<p><a href="{html.escape(url)}">{html.escape(text)}</a></p>'
 
 
 async def checkout_page(request: web.Request) -> web.Response:
     purchase = await request.app[SERVICES].purchases.get(request.match_info["purchase_id"])
-    euros = purchase.price_euro_cents / 100
-    body = (
-        f"{purchase.credits} credits for {euros:.2f} € — status <b>{purchase.status}</b>."
-        f'<form method="post"><button>Pay (no money moves)</button></form>'
-    )
-    return web.Response(text=PAGE.format(body=body), content_type="text/html")
+    body = summary(purchase)
+    if purchase.status in PAYABLE:
+        body += '<form method="post"><button>Pay (no money moves)</button></form>'
+        body += link(return_url(request, "cancel", purchase), "Cancel and go back")
+    else:
+        body += "<p>Nothing to pay.</p>"
+        body += link(return_url(request, "success", purchase), "Back to the app")
+    return page(body)
 
 
-async def checkout_pay(request: web.Request) -> web.Response:
+async def checkout_pay(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     purchase = await services.purchases.get(request.match_info["purchase_id"])
     outcome = await services.purchases.handle(dev_payment(purchase))
-    return web.Response(
-        text=PAGE.format(body=html.escape(f"Payment recorded: {outcome}.")),
-        content_type="text/html",
-    )
+    paid = await services.purchases.get(purchase.id)
+    success = return_url(request, "success", paid)
+    if success is not None and paid.status == PurchaseStatus.COMPLETED:
+        raise web.HTTPSeeOther(success)  # as Stripe Checkout returns after paying
+    return page(f"<p>Payment recorded: {html.escape(outcome)}.</p>" + summary(paid))
 
 
 def add_routes(app: web.Application) -> None:

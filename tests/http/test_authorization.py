@@ -69,6 +69,7 @@ def test_the_public_routes_are_exactly_these() -> None:
         "GET /metrics",
         "GET /api/v1/credits/packages",
         "GET /api/v1/gifts/{code}",  # the code is the secret: GiftInfo, no e-mail
+        "GET /g/{code}",  # the same information as a page, behind the same guess limit
     }
     webhooks = {label(r) for r in ROUTES if r.auth == "stripe-signature"}
     assert webhooks == {"POST /api/v1/webhooks/stripe"}
@@ -76,7 +77,7 @@ def test_the_public_routes_are_exactly_these() -> None:
 
 # Every route with an id in its path, and why a caller may reach that object.
 OWNED = {"GET /api/v1/credits/purchase/{purchase_id}", "DELETE /api/v1/gifts/{gift_id}"}
-CAPABILITY = {"GET /api/v1/gifts/{code}", "POST /api/v1/gifts/{code}/redeem"}
+CAPABILITY = {"GET /api/v1/gifts/{code}", "POST /api/v1/gifts/{code}/redeem", "GET /g/{code}"}
 
 
 def test_every_route_with_an_id_has_an_ownership_rule() -> None:

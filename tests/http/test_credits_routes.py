@@ -91,7 +91,10 @@ async def test_use_answers_the_contract_shape(
         "/api/v1/credits/use", json=body | {"amount": 31}, headers=bearer(jwks.token())
     )
     assert reused.status == 409
-    assert (await reused.json())["code"] == "idempotency_key_reused"
+    conflict = await reused.json()
+    assert conflict["code"] == "idempotency_key_reused"
+    # camelCase like every other key of the API, never the core's argument names
+    assert conflict["details"] == {"originalAmount": 30, "originalAppId": "chat"}
 
 
 async def test_insufficient_credits_is_402_with_details(

@@ -78,10 +78,10 @@ async def test_openapi_lists_every_route(client: Client) -> None:
     served = set()
     for resource in client.app.router.resources():
         info = resource.get_info()
-        path = str(info.get("path") or info.get("formatter"))
-        # The document itself and the embedded default's dev helpers (its JWKS and
-        # checkout page) are not part of the API.
-        if path == "/openapi.json" or path.startswith(("/dev/", "/api/auth/")):
+        path = str(info.get("path") or info.get("formatter") or info.get("prefix"))
+        # The document, its page (/docs) and the embedded default's dev helpers (its
+        # JWKS and checkout page) are not part of the API.
+        if path == "/openapi.json" or path.startswith(("/docs", "/dev/", "/api/auth/")):
             continue
         for route in resource:
             if route.method != "HEAD":
@@ -177,13 +177,24 @@ async def test_dev_checkout_page_pays_through_the_same_path(
         url = (await started.json())["checkoutUrl"]
         path = url.split("3061", 1)[1]
         page = await client.get(path)
-        assert "Pay" in await page.text()
-        paid = await client.post(path)
-        assert "credited" in await paid.text()
-        again = await client.post(path)
+        text = await page.text()
+        assert '<b id="status">pending</b>' in text
+        assert "<button>Pay" in text
+        assert 'href="http://localhost:5173/cancel"' in text
+        paid = await client.post(path, allow_redirects=False)
+        # back to the app's successUrl, as Stripe Checkout does after paying
+        assert (paid.status, paid.headers["Location"]) == (303, "http://localhost:5173/ok")
+        done = await (await client.get(path)).text()
+        assert '<b id="status">completed</b>' in done
+        assert "<button" not in done  # nothing left to pay
+        assert 'href="http://localhost:5173/ok"' in done
+        again = await client.post(path.split("?")[0])
         assert "duplicate" in await again.text()
         balance = await client.get("/api/v1/credits/balance", headers=bearer(token))
         assert (await balance.json())["balance"] == packages[0]["credits"]
+        # a query that is not an http(s) URL is never followed
+        hostile = await client.get(path.split("?")[0] + "?success=javascript:alert(1)")
+        assert "javascript:" not in await hostile.text()
 
 
 def test_dev_pay_from_the_cli(tmp_path: Path, monkeypatch: Any) -> None:
