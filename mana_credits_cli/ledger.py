@@ -16,7 +16,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from .credits import entry_json, utc
 from .runtime import DatabaseUrl, err_console, open_services, run
 
-app = typer.Typer(help="Export the ledger.", no_args_is_help=True)
+app = typer.Typer(help="Export the ledger.", no_args_is_help=True, rich_markup_mode=None)
 
 COLUMNS = [
     "id",

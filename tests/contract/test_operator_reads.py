@@ -11,7 +11,13 @@ from mana_credits_adapters.clock import ManualClock
 from mana_credits_adapters.payments.dev import DevGateway, dev_payment
 from mana_credits_adapters.settings import Settings
 from mana_credits_core import InvalidInput, Principal, TransactionType
-from mana_credits_core.errors import PurchaseNotFound, PurchaseNotRefundable, UserNotFound
+from mana_credits_core.errors import (
+    GiftNotCancellable,
+    GiftNotFound,
+    PurchaseNotFound,
+    PurchaseNotRefundable,
+    UserNotFound,
+)
 from mana_credits_core.ports import Store
 from mana_credits_core.services import Services
 
@@ -120,3 +126,31 @@ async def test_all_purchases_filters_and_refund_once(ops: Services, clock: Manua
     after = await ops.credits.existing_balance("alice")
     assert after == balance
     assert (await ops.reconcile.run()).ok
+
+
+async def test_gift_lookup_by_code_or_id_and_expire_one(ops: Services, clock: ManualClock) -> None:
+    await fund(ops, "alice", 100)
+    gift = await ops.gifts.create(Principal("alice"), 30, expiration_days=1)
+    assert (await ops.gifts.lookup(gift.id)).code == gift.code
+    dashed = f"{gift.code[:4].lower()}-{gift.code[4:]}"
+    assert (await ops.gifts.lookup(dashed)).id == gift.id
+    with pytest.raises(GiftNotFound):
+        await ops.gifts.lookup("nothing-like-it")
+    with pytest.raises(GiftNotCancellable):
+        await ops.gifts.expire_one(gift.id)  # not overdue yet
+    clock.advance(timedelta(days=2))
+    expired = await ops.gifts.expire_one(gift.id)
+    assert expired.id == gift.id
+    assert (await ops.gifts.lookup(gift.id)).status == "expired"
+    with pytest.raises(GiftNotCancellable):
+        await ops.gifts.expire_one(gift.id)  # once
+    assert (await ops.credits.existing_balance("alice")).balance == 100
+
+
+async def test_reconcile_reports_progress_for_every_user(ops: Services) -> None:
+    for n in range(250):
+        await fund(ops, f"user-{n:03d}", 1)
+    seen: list[int] = []
+    report = await ops.reconcile.run(progress=seen.append)
+    assert report.ok
+    assert (report.users_checked, sum(seen), seen) == (250, 250, [100, 100, 50])
