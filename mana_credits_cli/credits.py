@@ -38,7 +38,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-UserArg = Annotated[str, typer.Argument(help="The user id.")]
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.")]
 
 
 def balance_json(found: Balance) -> dict[str, object]:
@@ -131,7 +131,10 @@ def top(
     """Rank users by the credits they hold, or by what apps charged them.
 
     Spending is what apps charged (usage): credits held for gift codes and claw-backs
-    are not spending. Examples:
+    are not spending.
+
+    \b
+    Examples:
       mana-credits credits top
       mana-credits credits top --by spent --since 2026-11-01 --limit 20 --json
     """
@@ -164,7 +167,9 @@ def raise_usage(message: str) -> None:
 
 
 AMOUNT_SETTINGS = {"ignore_unknown_options": True}  # "-5" reaches the rules as an amount
-Amount = Annotated[str, typer.Argument(help="Credits (a whole number ≥ 1).")]
+Amount = Annotated[
+    str, typer.Argument(metavar="AMOUNT", help="Credits (a whole number, 1..100000000).")
+]
 
 
 def amount_of(text: str) -> int:

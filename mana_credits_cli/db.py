@@ -59,7 +59,9 @@ def current(database_url: DatabaseUrl = None) -> None:
 
 @app.command()
 def downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision, e.g. `base` or `0001`.")],
+    revision: Annotated[
+        str, typer.Argument(metavar="REVISION", help="Target revision, e.g. `base` or `0001`.")
+    ],
     database_url: DatabaseUrl = None,
 ) -> None:
     """Undo migrations down to REVISION (drops tables: data is lost)."""

@@ -45,7 +45,9 @@ def token(
 
 @app.command()
 def pay(
-    purchase_id: Annotated[str, typer.Argument(help="The purchase to pay for.")],
+    purchase_id: Annotated[
+        str, typer.Argument(metavar="PURCHASE_ID", help="The purchase to pay for.")
+    ],
     database_url: DatabaseUrl = None,
 ) -> None:
     """Pay a pending purchase with the dev gateway: the buyer is credited exactly as

@@ -40,7 +40,8 @@ def gift_json(g: GiftCode) -> dict[str, object]:
 
 
 GiftArg = Annotated[
-    str, typer.Argument(help="The gift's code (any case, dashes allowed) or its id.")
+    str,
+    typer.Argument(metavar="GIFT", help="The gift's code (any case, dashes allowed) or its id."),
 ]
 
 
@@ -48,6 +49,7 @@ GiftArg = Annotated[
 def show(gift: GiftArg, database_url: DatabaseUrl = None, json: JsonOutput = False) -> None:
     """Show one gift code.
 
+    \b
     Examples:
       mana-credits gifts show ABCD-EFGH-JKMN
       mana-credits gifts show 438082b8-5d0e-4f5c-9d6b-2f0c1a7e9b41 --json
@@ -116,14 +118,19 @@ def cancel(gift: GiftArg, database_url: DatabaseUrl = None) -> None:
 def expire(
     gift: Annotated[
         str | None,
-        typer.Argument(help="One overdue gift (code or id); default: every overdue gift."),
+        typer.Argument(
+            metavar="GIFT", help="One overdue gift (code or id); default: every overdue gift."
+        ),
     ] = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
     """Expire overdue active gifts and return their credits to the creators (once).
 
-    Safe to run while the server's own sweep runs. Examples:
+    Safe to run while the server's own sweep runs.
+
+    \b
+    Examples:
       mana-credits gifts expire
       mana-credits gifts expire ABCD-EFGH-JKMN
     """

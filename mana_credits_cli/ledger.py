@@ -54,6 +54,7 @@ def export(
 ) -> None:
     """Stream every ledger entry, oldest first, in constant memory.
 
+    \b
     Examples:
       mana-credits ledger export --format csv -o ledger.csv
       mana-credits ledger export --user alice --since 2026-11-01 | jq .amount

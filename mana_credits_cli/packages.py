@@ -25,7 +25,7 @@ app = typer.Typer(
     help="List and manage the credit packages on sale.", no_args_is_help=True, rich_markup_mode=None
 )
 
-PackageId = Annotated[str, typer.Argument(help="The package id.")]
+PackageId = Annotated[str, typer.Argument(metavar="PACKAGE_ID", help="The package id.")]
 
 
 def package_json(p: Package) -> dict[str, object]:

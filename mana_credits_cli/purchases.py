@@ -28,7 +28,7 @@ app = typer.Typer(
     help="Credit purchases: list, inspect, refund.", no_args_is_help=True, rich_markup_mode=None
 )
 
-PurchaseId = Annotated[str, typer.Argument(help="The purchase id.")]
+PurchaseId = Annotated[str, typer.Argument(metavar="PURCHASE_ID", help="The purchase id.")]
 
 
 def purchase_json(p: Purchase) -> dict[str, object]:

@@ -102,7 +102,7 @@ async def known_user(services: Services, user_id: str) -> Balance:
         return await services.credits.existing_balance(user_id)
     except UserNotFound as exc:
         raise UserNotFound(
-            f"{exc.message}, check the id (`mana-credits credits top` lists users)",
+            f"{exc.message}, check the id (mana-credits credits top lists users)",
             **exc.details,
         ) from exc
 

@@ -21,7 +21,7 @@ billing = typer.Typer(
     help="The Cloud Sync billing run.", no_args_is_help=True, rich_markup_mode=None
 )
 
-UserArg = Annotated[str, typer.Argument(help="The user id.")]
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.")]
 
 
 def status_json(user: str, status: SyncStatus) -> dict[str, object]:

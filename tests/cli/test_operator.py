@@ -37,7 +37,7 @@ def test_reads_of_an_unknown_user_are_errors_and_create_nothing(database_url: st
         assert (code, out) == (1, ""), command
         assert err == (
             "error: user_not_found: no such user alcie, check the id "
-            "(`mana-credits credits top` lists users)\n"
+            "(mana-credits credits top lists users)\n"
         )
     assert users_checked(database_url) == 1  # alice only: no balance row for "alcie"
     code, out = invoke("reconcile", "--user", "alice", *url)
