@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from mana_credits_core.ledger import LedgerEntry, TransactionType
 from mana_credits_core.purchases import Purchase
 from mana_credits_core.services.purchases import RefundResult
 
@@ -98,19 +99,48 @@ def show(
     Example: mana-credits purchases show 0b6d2c4e-8f1a-4d3b-9c7e-5a2f1e0d9c8b
     """
 
-    async def work() -> Purchase:
+    async def work() -> tuple[Purchase, list[LedgerEntry]]:
         async with open_services(database_url, read_only=True) as services:
-            return await services.purchases.get(purchase_id)
+            purchase = await services.purchases.get(purchase_id)
+            clawbacks = [
+                e
+                async for e in services.credits.export(user_id=purchase.user_id)
+                if e.type == TransactionType.CLAWBACK
+                and (e.metadata or {}).get("purchaseId") == purchase.id
+            ]
+            return purchase, clawbacks
 
-    found = run(work)
-    shape = purchase_json(found)
+    found, clawbacks = run(work)
+    shape = purchase_json(found) | {
+        "clawbacks": [
+            {
+                "entryId": e.id,
+                "credits": -e.amount,
+                "description": e.description,
+                "operator": (e.metadata or {}).get("operator"),
+                "reason": (e.metadata or {}).get("reason"),
+                "refundId": (e.metadata or {}).get("refundId"),
+                "createdAt": e.created_at.isoformat(),
+            }
+            for e in clawbacks
+        ]
+    }
     if json:
         print_json(shape)
         return
     shape["priceEuroCents"] = f"{found.price_euro_cents} ({euros(found.price_euro_cents)})"
+    del shape["clawbacks"]
     for key, value in shape.items():
         console.print(
             f"{key:>23}  {'-' if value is None else value}", markup=False, highlight=False
+        )
+    for e in clawbacks:
+        who = (e.metadata or {}).get("operator")
+        by = f" by {who}: {(e.metadata or {}).get('reason')}" if who else ""
+        console.print(
+            f"{'claw-back':>23}  {-e.amount} credits on {e.created_at:%Y-%m-%d %H:%M} UTC{by}",
+            markup=False,
+            highlight=False,
         )
 
 

@@ -281,6 +281,13 @@ def test_purchases_list_show_and_refund_with_the_dev_gateway(database_url: str) 
     code, out = invoke("credits", "balance", "alice", *url, "--json")
     assert json.loads(out)["balance"] == 0
     code, out = invoke("purchases", "show", paid_id, *url, "--json")
-    assert json.loads(out)["clawedBack"] == 500
+    shown = json.loads(out)
+    assert shown["clawedBack"] == 500
+    assert [(c["credits"], c["operator"], c["reason"]) for c in shown["clawbacks"]] == [
+        (500, "ops", "asked")
+    ]
+    code, out = invoke("purchases", "show", paid_id, *url)
+    assert "claw-back  500 credits on " in out
+    assert "by ops: asked" in out
     code, out = invoke("purchases", "show", "missing", *url)
     assert (code, out.strip()) == (1, "error: purchase_not_found: Purchase not found")
