@@ -7,7 +7,8 @@ One run starts a PostgreSQL with the settings of a default install (`fsync` and
 2. the library in-process (`CreditsService.use`, group commit on);
 3. the server (`mana-credits serve`) under wrk: POST /api/v1/internal/credits/use;
 4. reads with 1,000,000 ledger entries: balance and transaction history;
-5. the Cloud Sync billing run over 100,000 due subscriptions.
+5. the Cloud Sync billing run over 100,000 due subscriptions;
+6. the admin CLI's start: `mana-credits --help`, measured first, on an idle machine.
 
 Rows 1-3 run at 1, 16 and 64 clients, for 10,000 random users and for one hot user,
 and show their ratio to row 1 at the same concurrency and user mix.
@@ -27,6 +28,7 @@ from .billing import billing_run
 from .library import library_debits
 from .pgbench import pgbench_debits
 from .setup import BenchDatabase, user
+from .startup import cli_startup, print_startup
 
 USERS = 10_000
 CLIENTS = (1, 16, 64)
@@ -53,6 +55,7 @@ def main() -> None:
     subscriptions = int(os.environ.get("BENCH_SUBSCRIPTIONS", "100000"))
     workers = int(os.environ.get("BENCH_WORKERS", "1"))
     started = time.monotonic()
+    startup = cli_startup()
     rows: list[Row] = []
     with BenchDatabase.start() as db:
         db.prepare(USERS)
@@ -94,6 +97,7 @@ def main() -> None:
         rows.append(Row(5, "billing run (subscriptions)", f"{charged:,} due", 1, charged / elapsed))
         progress(rows[-1])
     print_table(rows, seconds, workers, time.monotonic() - started)
+    print_startup(startup)
 
 
 def http_row(

@@ -49,6 +49,8 @@ from mana_credits_core.reservations import (
 )
 from mana_credits_core.sync import BillingInterval, SyncSubscription
 
+from .memory_reports import MemoryReports
+
 Undo = Callable[[], None]
 
 
@@ -110,6 +112,7 @@ class MemoryUnitOfWork:
         self._payment_events = MemoryPaymentEvents(state, self._undo)
         self._gifts = MemoryGifts(state, self._undo)
         self._sync = MemorySync(state, self._undo)
+        self._reports = MemoryReports(state)
 
     @property
     def balances(self) -> MemoryBalances:
@@ -150,6 +153,10 @@ class MemoryUnitOfWork:
     @property
     def sync(self) -> MemorySync:
         return self._sync
+
+    @property
+    def reports(self) -> MemoryReports:
+        return self._reports
 
     async def __aenter__(self) -> Self:
         await self._store.lock.acquire()
@@ -224,7 +231,8 @@ class MemoryBalances:
         entry = completed_entry(debit, -debit.amount, current.balance, after.balance)
         self.set(after)
         self.add_entry(entry)
-        self.count_usage(debit.user_id, debit.app_id, debit.usage_day, debit.amount)
+        if debit.counts_as_usage:
+            self.count_usage(debit.user_id, debit.app_id, debit.usage_day, debit.amount)
         return Applied(entry, after)
 
     async def credit(self, credit: Credit) -> CreditOutcome:

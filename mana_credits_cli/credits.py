@@ -2,43 +2,68 @@
 
 from __future__ import annotations
 
+import enum
 import re
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from mana_credits_core import Balance, InvalidInput, LedgerEntry, LedgerResult, ReconcileReport
+from mana_credits_core.errors import InsufficientCredits
 from mana_credits_core.services.credits import ADMIN_APP
+from mana_credits_core.validation import MAX_CREDITS
 
-from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, run
+from .runtime import (
+    DatabaseUrl,
+    JsonOutput,
+    Operator,
+    console,
+    err_console,
+    known_user,
+    open_services,
+    operator_name,
+    print_json,
+    run,
+)
 
-app = typer.Typer(help="Read balances and ledger history.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from mana_credits_core.services import Services
 
-UserArg = Annotated[str, typer.Argument(help="The user id.")]
+app = typer.Typer(
+    help="Read balances, rank users and correct the ledger.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.")]
 
 
-@app.command()
-def balance(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = False) -> None:
-    """Show USER's balance (created at zero if the user is new).
-
-    Example: mana-credits credits balance alice --json
-    """
-
-    async def work() -> Balance:
-        async with open_services(database_url) as services:
-            return await services.credits.balance(user)
-
-    found = run(work)
-    shape = {
+def balance_json(found: Balance) -> dict[str, object]:
+    return {
         "userId": found.user_id,
         "balance": found.balance,
         "totalEarned": found.total_earned,
         "totalSpent": found.total_spent,
     }
+
+
+@app.command()
+def balance(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = False) -> None:
+    """Show USER's balance; a user never seen is an error (nothing is created).
+
+    Example: mana-credits credits balance alice --json
+    """
+
+    async def work() -> Balance:
+        async with open_services(database_url, read_only=True) as services:
+            return await known_user(services, user)
+
+    found = run(work)
     if json:
-        print_json(shape)
+        print_json(balance_json(found))
     else:
         console.print(
             f"{found.user_id}: [bold]{found.balance}[/bold] credits "
@@ -62,7 +87,8 @@ def history(
     """
 
     async def work() -> list[LedgerEntry]:
-        async with open_services(database_url) as services:
+        async with open_services(database_url, read_only=True) as services:
+            await known_user(services, user)
             entries = await services.credits.transactions(user, limit=limit)
         start = utc(since)
         return [e for e in entries if start is None or e.created_at >= start]
@@ -84,15 +110,77 @@ def history(
     console.print(table)
 
 
+class RankBy(enum.StrEnum):
+    BALANCE = "balance"
+    SPENT = "spent"
+
+
+@app.command()
+def top(
+    by: Annotated[
+        RankBy, typer.Option("--by", help="balance: who holds most; spent: who spent most.")
+    ] = RankBy.BALANCE,
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="With --by spent: from this day on (UTC); default: ever."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many users (≤ 100).")] = 10,
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+) -> None:
+    """Rank users by the credits they hold, or by what apps charged them.
+
+    Spending is what apps charged (usage): credits held for gift codes and claw-backs
+    are not spending.
+
+    \b
+    Examples:
+      mana-credits credits top
+      mana-credits credits top --by spent --since 2026-11-01 --limit 20 --json
+    """
+    if since is not None and by == RankBy.BALANCE:
+        raise_usage("--since goes with --by spent (balances have no period)")
+    day: date | None = None if since is None else since.date()
+
+    async def work() -> list[tuple[str, int]]:
+        async with open_services(database_url, read_only=True) as services:
+            if by == RankBy.SPENT:
+                return await services.credits.top_spenders(day, limit)
+            return [(b.user_id, b.balance) for b in await services.credits.top_balances(limit)]
+
+    ranked = run(work)
+    if json:
+        print_json([{"userId": user, by.value: credits} for user, credits in ranked])
+        return
+    title = f"spent since {day}" if day else ("spent" if by == RankBy.SPENT else "balance")
+    table = Table("#", "user", title)
+    for rank, (user, credits) in enumerate(ranked, 1):
+        table.add_row(str(rank), user, str(credits))
+    console.print(table)
+    if not ranked:
+        console.print("no users yet" if by == RankBy.BALANCE else "no spending in this period")
+
+
+def raise_usage(message: str) -> None:
+    err_console.print(f"error: invalid_input: {message}", markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
 AMOUNT_SETTINGS = {"ignore_unknown_options": True}  # "-5" reaches the rules as an amount
-Amount = Annotated[str, typer.Argument(help="Credits (a whole number ≥ 1).")]
+Amount = Annotated[
+    str, typer.Argument(metavar="AMOUNT", help="Credits (a whole number, 1..100000000).")
+]
 
 
 def amount_of(text: str) -> int:
-    """Parsed here, not by the option parser, so bad amounts exit 1 like other errors."""
-    if not re.fullmatch(r"-?\d{1,19}", text.strip()):
-        raise InvalidInput("amount", "amount must be a whole number")
-    return int(text)
+    """Parsed here, not by the option parser, so bad amounts exit 1 like other errors;
+    the range (1..MAX_CREDITS) is the core's rule."""
+    digits = text.strip()
+    if not re.fullmatch(r"[+-]?\d+", digits):
+        raise InvalidInput("amount", "amount must be a whole number of credits")
+    if len(digits.lstrip("+-").lstrip("0")) > len(str(MAX_CREDITS)):
+        raise InvalidInput("amount", f"amount must be at most {MAX_CREDITS}")
+    return int(digits)
 
 
 Reason = Annotated[str, typer.Option("--reason", help="Why: recorded on the ledger entry.")]
@@ -101,13 +189,26 @@ Key = Annotated[
 ]
 
 
-def show_result(result: LedgerResult, json: bool) -> None:
+async def applied(services: Services, result: LedgerResult) -> tuple[LedgerResult, int]:
+    """The result with the balance as it is now (a replay's entry holds the old one)."""
+    if result.balance is not None:
+        return result, result.balance.balance
+    return result, (await known_user(services, result.entry.user_id)).balance
+
+
+def show_result(outcome: tuple[LedgerResult, int], json: bool) -> None:
+    result, now = outcome
     if json:
-        print_json(entry_json(result.entry) | {"replayed": result.replayed})
+        print_json(entry_json(result.entry) | {"replayed": result.replayed, "balance": now})
         return
     e = result.entry
-    note = " (already applied: nothing changed)" if result.replayed else ""
-    console.print(f"{e.user_id}: {e.type.value} {e.amount:+d}, balance {e.balance_after}{note}")
+    if result.replayed:
+        console.print(
+            f"{e.user_id}: {e.type.value} {e.amount:+d} was already applied, nothing changed; "
+            f"balance now {now}"
+        )
+    else:
+        console.print(f"{e.user_id}: {e.type.value} {e.amount:+d}, balance {now}")
 
 
 @app.command(context_settings=AMOUNT_SETTINGS)
@@ -115,9 +216,7 @@ def grant(
     user: UserArg,
     amount: Amount,
     reason: Reason,
-    operator: Annotated[
-        str, typer.Option(envvar="USER", help="Who grants (default: $USER); audited.")
-    ] = "operator",
+    operator: Operator = None,
     idempotency_key: Key = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
@@ -127,11 +226,13 @@ def grant(
     Example: mana-credits credits grant alice 500 --reason "support ticket 4711"
     """
 
-    async def work() -> LedgerResult:
+    async def work() -> tuple[LedgerResult, int]:
+        who = operator_name(operator)
         async with open_services(database_url) as services:
-            return await services.credits.grant(
-                user, amount_of(amount), reason, operator, idempotency_key=idempotency_key
+            result = await services.credits.grant(
+                user, amount_of(amount), reason, who, idempotency_key=idempotency_key
             )
+            return await applied(services, result)
 
     show_result(run(work), json)
 
@@ -141,6 +242,7 @@ def refund(
     user: UserArg,
     amount: Amount,
     reason: Reason,
+    operator: Operator = None,
     idempotency_key: Key = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
@@ -150,11 +252,18 @@ def refund(
     Example: mana-credits credits refund alice 25 --reason "image job failed"
     """
 
-    async def work() -> LedgerResult:
+    async def work() -> tuple[LedgerResult, int]:
+        who = operator_name(operator)
         async with open_services(database_url) as services:
-            return await services.credits.refund(
-                user, amount_of(amount), reason, app_id=ADMIN_APP, idempotency_key=idempotency_key
+            result = await services.credits.refund(
+                user,
+                amount_of(amount),
+                reason,
+                app_id=ADMIN_APP,
+                idempotency_key=idempotency_key,
+                metadata={"operator": who, "reason": reason},
             )
+            return await applied(services, result)
 
     show_result(run(work), json)
 
@@ -165,6 +274,7 @@ def debit(
     amount: Amount,
     reason: Reason,
     app_id: Annotated[str, typer.Option("--app", help="The app to book it on.")] = ADMIN_APP,
+    operator: Operator = None,
     idempotency_key: Key = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
@@ -174,11 +284,26 @@ def debit(
     Example: mana-credits credits debit alice 10 --reason "duplicate grant"
     """
 
-    async def work() -> LedgerResult:
+    async def work() -> tuple[LedgerResult, int]:
+        who = operator_name(operator)
         async with open_services(database_url) as services:
-            return await services.credits.use(
-                user, amount_of(amount), app_id, reason, idempotency_key=idempotency_key
-            )
+            try:
+                result = await services.credits.use(
+                    user,
+                    amount_of(amount),
+                    app_id,
+                    reason,
+                    idempotency_key=idempotency_key,
+                    metadata={"operator": who, "reason": reason},
+                )
+            except InsufficientCredits as exc:
+                raise InsufficientCredits(
+                    exc.required,
+                    exc.available,
+                    f"{user} has {exc.available} spendable credits, {exc.required} required; "
+                    "debit less or grant first",
+                ) from exc
+            return await applied(services, result)
 
     show_result(run(work), json)
 
@@ -219,8 +344,19 @@ def reconcile(
     """
 
     async def work() -> ReconcileReport:
-        async with open_services(database_url) as services:
-            return await services.reconcile.run(user_id=user)
+        # A progress line for people watching; nothing extra in pipes, files and CI logs.
+        with Progress(
+            SpinnerColumn(), TextColumn("checking: {task.completed} users"),
+            console=err_console, transient=True, disable=not err_console.is_terminal,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("reconcile")
+            async with open_services(database_url, read_only=True) as services:
+                report = await services.reconcile.run(
+                    user_id=user, progress=lambda n: bar.advance(task, n)
+                )
+                if user is not None and report.users_checked == 0 and report.ok:
+                    await known_user(services, user)  # no balance and no entries: a typo?
+                return report
 
     report = run(work)
     if json:

@@ -6,12 +6,11 @@ from typing import Annotated
 
 import typer
 
-from mana_credits_adapters.sql import migrate
-from mana_credits_adapters.sql.store import create_engine
-
 from .runtime import DatabaseUrl, console, run, settings_for
 
-app = typer.Typer(help="Create and migrate the database schema.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create and migrate the database schema.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @app.command()
@@ -23,6 +22,9 @@ def upgrade(
 
     Example: mana-credits db upgrade --database-url postgresql://mana@localhost/mana_credits
     """
+    from mana_credits_adapters.sql import migrate  # alembic: only for this command
+    from mana_credits_adapters.sql.store import create_engine
+
     url = settings_for(database_url).effective_database_url
 
     async def work() -> str | None:
@@ -39,6 +41,9 @@ def upgrade(
 @app.command()
 def current(database_url: DatabaseUrl = None) -> None:
     """Print the schema revision the database is at (`none` for an empty one)."""
+    from mana_credits_adapters.sql import migrate  # alembic: only for this command
+    from mana_credits_adapters.sql.store import create_engine
+
     url = settings_for(database_url).effective_database_url
 
     async def work() -> str | None:
@@ -54,10 +59,15 @@ def current(database_url: DatabaseUrl = None) -> None:
 
 @app.command()
 def downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision, e.g. `base` or `0001`.")],
+    revision: Annotated[
+        str, typer.Argument(metavar="REVISION", help="Target revision, e.g. `base` or `0001`.")
+    ],
     database_url: DatabaseUrl = None,
 ) -> None:
     """Undo migrations down to REVISION (drops tables: data is lost)."""
+    from mana_credits_adapters.sql import migrate  # alembic: only for this command
+    from mana_credits_adapters.sql.store import create_engine
+
     url = settings_for(database_url).effective_database_url
 
     async def work() -> None:

@@ -6,13 +6,13 @@ from typing import Annotated
 
 import typer
 
-from mana_credits_adapters.identity.dev import SigningKey
-from mana_credits_adapters.payments.dev import dev_payment
-from mana_credits_adapters.settings import Settings
-
 from .runtime import DatabaseUrl, console, err_console, open_services, run
 
-app = typer.Typer(help="Development helpers for the embedded default.", no_args_is_help=True)
+app = typer.Typer(
+    help="Development helpers for the embedded default.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @app.command()
@@ -27,6 +27,9 @@ def token(
 
     Example: TOKEN=$(mana-credits dev token --user alice --email alice@example.com)
     """
+    from mana_credits_adapters.identity.dev import SigningKey
+    from mana_credits_adapters.settings import Settings
+
     settings = Settings()
     if not settings.dev_identity:
         err_console.print(
@@ -42,7 +45,9 @@ def token(
 
 @app.command()
 def pay(
-    purchase_id: Annotated[str, typer.Argument(help="The purchase to pay for.")],
+    purchase_id: Annotated[
+        str, typer.Argument(metavar="PURCHASE_ID", help="The purchase to pay for.")
+    ],
     database_url: DatabaseUrl = None,
 ) -> None:
     """Pay a pending purchase with the dev gateway: the buyer is credited exactly as
@@ -50,6 +55,8 @@ def pay(
 
     Example: mana-credits dev pay 0b6d…
     """
+
+    from mana_credits_adapters.payments.dev import dev_payment
 
     async def work() -> str:
         async with open_services(database_url) as services:

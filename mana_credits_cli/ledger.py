@@ -16,7 +16,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from .credits import entry_json, utc
 from .runtime import DatabaseUrl, err_console, open_services, run
 
-app = typer.Typer(help="Export the ledger.", no_args_is_help=True)
+app = typer.Typer(help="Export the ledger.", no_args_is_help=True, rich_markup_mode=None)
 
 COLUMNS = [
     "id",
@@ -54,6 +54,7 @@ def export(
 ) -> None:
     """Stream every ledger entry, oldest first, in constant memory.
 
+    \b
     Examples:
       mana-credits ledger export --format csv -o ledger.csv
       mana-credits ledger export --user alice --since 2026-11-01 | jq .amount

@@ -1,28 +1,131 @@
-"""The `mana-credits` command."""
+"""The `mana-credits` command.
+
+Subcommands are imported when they run, not when the command starts: `--help`,
+`--version` and shell completion stay fast, and a command loads only what it uses
+(the database driver, the migrations or the HTTP server, never all of them).
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
+from typing import Annotated, Any
 
-from . import credits, db, dev, gifts, ledger, packages, report, serve, sync
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+# name: (module, attribute, one-line help shown by `mana-credits --help`). The line
+# repeats the command's own first line; tests/cli/test_startup.py keeps them equal.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "db": ("db", "app", "Create and migrate the database schema."),
+    "credits": ("credits", "app", "Read balances, rank users and correct the ledger."),
+    "purchases": ("purchases", "app", "Credit purchases: list, inspect, refund."),
+    "dev": ("dev", "app", "Development helpers for the embedded default."),
+    "packages": ("packages", "app", "List and manage the credit packages on sale."),
+    "gifts": ("gifts", "app", "Gift codes: list, inspect, cancel, expire."),
+    "sync": ("sync", "app", "Cloud Sync subscriptions: status, admin gifts."),
+    "billing": ("sync", "billing", "The Cloud Sync billing run."),
+    "ledger": ("ledger", "app", "Export the ledger."),
+    "report": ("report", "app", "Reports."),
+    "reconcile": (
+        "credits",
+        "reconcile",
+        "Check every ledger invariant; exit 1 with a report if anything drifted.",
+    ),
+    "serve": (
+        "serve",
+        "serve",
+        "Start the server. With nothing configured: the embedded default (SQLite, dev identity).",
+    ),
+}
+
+
+def load_command(name: str) -> Any:
+    """The real click command behind `name`, importing its module now."""
+    module_name, attribute, _summary = COMMANDS[name]
+    target = getattr(importlib.import_module(f"{__package__}.{module_name}"), attribute)
+    command: Any
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_group(target)  # a group even with one subcommand
+    else:
+        single = typer.Typer(rich_markup_mode=None)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """A group whose subcommands are imported on first use; its own help lists them
+    from `COMMANDS` without importing any."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *COMMANDS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        if self._listing:
+            return TyperCommand(cmd_name, help=COMMANDS[cmd_name][2])
+        return load_command(cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+def version() -> str:
+    """The installed distribution's version, or the source tree's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("mana-credits")
+    except PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            project = tomllib.loads(pyproject.read_text())["project"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+        return f"{project['version']} (source tree)"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mana-credits {version()}")
+        raise typer.Exit()
+
 
 app = typer.Typer(
     name="mana-credits",
     help="Prepaid credits: run the service and operate its ledger.",
+    cls=LazyGroup,
+    rich_markup_mode=None,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(db.app, name="db")
-app.add_typer(credits.app, name="credits")
-app.add_typer(dev.app, name="dev")
-app.add_typer(packages.app, name="packages")
-app.add_typer(gifts.app, name="gifts")
-app.add_typer(sync.app, name="sync")
-app.add_typer(sync.billing, name="billing")
-app.add_typer(ledger.app, name="ledger")
-app.add_typer(report.app, name="report")
-app.command("reconcile")(credits.reconcile)
-app.command("serve")(serve.serve)
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_show_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Prepaid credits: run the service and operate its ledger."""
 
 
 def run() -> None:

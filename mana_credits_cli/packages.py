@@ -9,11 +9,23 @@ from rich.table import Table
 
 from mana_credits_core.purchases import Package
 
-from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, run
+from .runtime import (
+    DatabaseUrl,
+    JsonOutput,
+    WideOutput,
+    cell_id,
+    console,
+    open_services,
+    print_json,
+    print_table,
+    run,
+)
 
-app = typer.Typer(help="List and manage the credit packages on sale.", no_args_is_help=True)
+app = typer.Typer(
+    help="List and manage the credit packages on sale.", no_args_is_help=True, rich_markup_mode=None
+)
 
-PackageId = Annotated[str, typer.Argument(help="The package id.")]
+PackageId = Annotated[str, typer.Argument(metavar="PACKAGE_ID", help="The package id.")]
 
 
 def package_json(p: Package) -> dict[str, object]:
@@ -28,21 +40,21 @@ def package_json(p: Package) -> dict[str, object]:
     }
 
 
-def show(packages: list[Package], json: bool) -> None:
+def show(packages: list[Package], json: bool, wide: bool = True) -> None:
     if json:
         print_json([package_json(p) for p in packages])
         return
     table = Table("id", "name", "credits", "price", "active", "order")
     for p in packages:
         table.add_row(
-            p.id,
+            cell_id(p.id, wide),
             p.name,
             str(p.credits),
             f"{p.price_euro_cents / 100:.2f} €",
             "yes" if p.active else "no",
             str(p.sort_order),
         )
-    console.print(table)
+    print_table(table, wide)
 
 
 @app.command("list")
@@ -50,6 +62,7 @@ def list_packages(
     all_: Annotated[bool, typer.Option("--all", help="Include inactive packages.")] = False,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
+    wide: WideOutput = False,
 ) -> None:
     """List the packages on sale (with --all, the inactive ones too).
 
@@ -57,10 +70,10 @@ def list_packages(
     """
 
     async def work() -> list[Package]:
-        async with open_services(database_url) as services:
+        async with open_services(database_url, read_only=True) as services:
             return await services.purchases.packages(include_inactive=all_)
 
-    show(run(work), json)
+    show(run(work), json, wide)
 
 
 @app.command()
@@ -69,7 +82,9 @@ def add(
     credits: Annotated[int, typer.Option(help="Credits the buyer receives.")],
     price: Annotated[int, typer.Option("--price", help="Price in euro cents.")],
     description: Annotated[str | None, typer.Option(help="Shown under the name.")] = None,
-    sort_order: Annotated[int, typer.Option(help="Position in the list.")] = 0,
+    sort_order: Annotated[
+        int | None, typer.Option(help="Position in the list (default: after the last).")
+    ] = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:

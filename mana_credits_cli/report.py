@@ -12,7 +12,7 @@ from mana_credits_core import UsageStat
 
 from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, run
 
-app = typer.Typer(help="Reports.", no_args_is_help=True)
+app = typer.Typer(help="Reports.", no_args_is_help=True, rich_markup_mode=None)
 BAR_WIDTH = 40
 
 

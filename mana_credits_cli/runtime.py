@@ -11,16 +11,20 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from mana_credits_adapters.settings import Settings
-from mana_credits_core.errors import CreditsError
+from mana_credits_core.errors import CreditsError, InvalidInput, UserNotFound
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
+    from mana_credits_adapters.settings import Settings
+    from mana_credits_core.ledger import Balance
     from mana_credits_core.services import Services
 
 T = TypeVar("T")
 
-console = Console()
-err_console = Console(stderr=True)
+# One line per message, however narrow the terminal: output is read by scripts and grep.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DatabaseUrl = Annotated[
     str | None,
@@ -32,10 +36,20 @@ DatabaseUrl = Annotated[
     ),
 ]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+WideOutput = Annotated[
+    bool,
+    typer.Option("--wide", help="Show ids in full (the table may be wider than the terminal)."),
+]
+Operator = Annotated[
+    str | None,
+    typer.Option(help="Who does this, recorded on the entry (default: your login name)."),
+]
 
 
 def settings_for(database_url: str | None) -> Settings:
     # Explicit arguments win over the environment, as with the server.
+    from mana_credits_adapters.settings import Settings  # pydantic: only when used
+
     return Settings(DATABASE_URL=database_url) if database_url else Settings()
 
 
@@ -68,3 +82,50 @@ async def _call(work: Callable[[], Awaitable[T]]) -> T:
 
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def operator_name(given: str | None) -> str:
+    """`--operator`, else the login name; an error if neither is known."""
+    if given is not None:
+        return given
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError) as exc:
+        raise InvalidInput("operator", "no login name to record, pass --operator NAME") from exc
+
+
+async def known_user(services: Services, user_id: str) -> Balance:
+    """USER's balance; a user never seen is an error, and nothing is created."""
+    try:
+        return await services.credits.existing_balance(user_id)
+    except UserNotFound as exc:
+        raise UserNotFound(
+            f"{exc.message}, check the id (mana-credits credits top lists users)",
+            **exc.details,
+        ) from exc
+
+
+SHORT_ID = 8
+
+
+def cell_id(value: str | None, wide: bool) -> str:
+    """An id for a table cell: shortened to its first characters unless `--wide`."""
+    if value is None:
+        return "-"
+    return value if wide or len(value) <= SHORT_ID + 1 else f"{value[:SHORT_ID]}…"
+
+
+def print_table(table: Table, wide: bool, shortened: bool = True) -> None:
+    """A table; with `--wide` never cut to the terminal's width."""
+    if wide:
+        from rich.measure import Measurement
+
+        natural = Measurement.get(console, console.options.update_width(100_000), table)
+        # A console of the table's own width: `print(width=)` never exceeds the terminal.
+        Console(width=max(console.width, natural.maximum)).print(table)
+        return
+    console.print(table)
+    if shortened and table.row_count:
+        err_console.print("ids shortened: --wide or --json shows them in full", style="dim")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -9,12 +10,18 @@ from rich.progress import Progress
 
 from mana_credits_core.sync import BillingReport, SyncStatus
 
-from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, run
+from .runtime import DatabaseUrl, JsonOutput, console, known_user, open_services, print_json, run
 
-app = typer.Typer(help="Cloud Sync subscriptions: status, admin gifts.", no_args_is_help=True)
-billing = typer.Typer(help="The Cloud Sync billing run.", no_args_is_help=True)
+app = typer.Typer(
+    help="Cloud Sync subscriptions: status, admin gifts.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+billing = typer.Typer(
+    help="The Cloud Sync billing run.", no_args_is_help=True, rich_markup_mode=None
+)
 
-UserArg = Annotated[str, typer.Argument(help="The user id.")]
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.")]
 
 
 def status_json(user: str, status: SyncStatus) -> dict[str, object]:
@@ -30,12 +37,30 @@ def status_json(user: str, status: SyncStatus) -> dict[str, object]:
     }
 
 
+def when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def show(user: str, status: SyncStatus, json: bool) -> None:
-    shape = status_json(user, status)
     if json:
-        print_json(shape)
+        print_json(status_json(user, status))
         return
-    for key, value in shape.items():
+    if status.gifted:
+        state = "active (gifted: never charged)"
+    elif status.active:
+        state = "active"
+    elif status.paused_at is not None:
+        state = "paused (credits ran short)"
+    else:
+        state = "inactive"
+    rows = {
+        "user": user,
+        "sync": state,
+        "interval": status.interval.value,
+        "next charge": when(status.next_charge_at),
+        "paused since": when(status.paused_at),
+    }
+    for key, value in rows.items():
         console.print(f"{key:>12}  {value}", markup=False, highlight=False)
 
 
@@ -47,8 +72,12 @@ def status(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = F
     """
 
     async def work() -> SyncStatus:
-        async with open_services(database_url) as services:
-            return await services.sync.status(user)
+        async with open_services(database_url, read_only=True) as services:
+            found = await services.sync.find(user)
+            if found is None:
+                await known_user(services, user)  # an error for a user never seen
+                return await services.sync.status(user)
+            return found
 
     show(user, run(work), json)
 

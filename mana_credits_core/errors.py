@@ -44,6 +44,13 @@ class BalanceNotFound(NotFound):
     default_message = "User balance not found"
 
 
+class UserNotFound(NotFound):
+    """No balance was ever created for this user id (reads that must not create one)."""
+
+    code = "user_not_found"
+    default_message = "No such user"
+
+
 class ReservationNotFound(NotFound):
     code = "reservation_not_found"
     default_message = "Reservation not found"
@@ -114,6 +121,13 @@ class PackageNotFound(NotFound):
 class PurchaseNotFound(NotFound):
     code = "purchase_not_found"
     default_message = "Purchase not found"
+
+
+class PurchaseNotRefundable(Conflict):
+    """Only a completed, paid purchase can be refunded."""
+
+    code = "purchase_not_refundable"
+    default_message = "Purchase cannot be refunded"
 
 
 class PaymentProviderError(CreditsError):

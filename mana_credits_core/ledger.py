@@ -89,6 +89,11 @@ class Debit:
     def usage_day(self) -> date:
         return self.now.date()
 
+    @property
+    def counts_as_usage(self) -> bool:
+        """Only spending by apps is usage; credits held for a gift code are not."""
+        return self.type == TransactionType.USAGE
+
 
 @dataclass(frozen=True, slots=True)
 class Credit:

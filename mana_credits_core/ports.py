@@ -19,7 +19,15 @@ from .ledger import (
     LedgerEntry,
     UsageStat,
 )
-from .purchases import CheckoutSession, Package, PaymentEvent, PaymentIntent, Purchase
+from .purchases import (
+    CheckoutSession,
+    Package,
+    PaymentEvent,
+    PaymentIntent,
+    Purchase,
+    PurchaseStatus,
+    Refund,
+)
 from .reservations import CommitHold, Held, Hold, ReleaseHold, Reservation
 from .sync import BatchOutcome, SyncSubscription
 
@@ -279,6 +287,29 @@ class SyncRepository(Protocol):
         ...
 
 
+class ReportRepository(Protocol):
+    """Operator reads across all users: rankings and listings."""
+
+    async def top_balances(self, limit: int) -> list[Balance]:
+        """The `limit` largest balances, largest first (ties by user id)."""
+        ...
+
+    async def top_spenders(self, since: date | None, limit: int) -> list[tuple[str, int]]:
+        """(user id, credits used by apps) from day `since` on (None: ever), most first,
+        ties by user id; credits held for gift codes and claw-backs are not spending."""
+        ...
+
+    async def purchases(
+        self,
+        limit: int,
+        *,
+        user_id: str | None = None,
+        status: PurchaseStatus | None = None,
+    ) -> list[Purchase]:
+        """Purchases of every user, newest first, optionally of one user or status."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories: rolled back on exit unless committed."""
 
@@ -311,6 +342,9 @@ class UnitOfWork(Protocol):
 
     @property
     def sync(self) -> SyncRepository: ...
+
+    @property
+    def reports(self) -> ReportRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -402,6 +436,19 @@ class PaymentGateway(Protocol):
         cancel_url: str,
         metadata: Mapping[str, str],
     ) -> CheckoutSession: ...
+
+    async def refund(
+        self,
+        *,
+        payment_intent_id: str,
+        amount_cents: int,
+        purchase_id: str,
+        metadata: Mapping[str, str],
+    ) -> Refund:
+        """Give the buyer back what is not yet refunded of the payment of
+        `amount_cents` euro cents; the same `purchase_id` never refunds twice.
+        Raises `PaymentProviderError`."""
+        ...
 
     def verify_webhook(self, payload: bytes, signature: str) -> PaymentEvent:
         """The event, verified and translated; raises `InvalidWebhook` otherwise."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,6 +63,16 @@ class PaymentIntent:
 
 
 @dataclass(frozen=True, slots=True)
+class Refund:
+    """Money sent back to a buyer by the provider: `amount` euro cents in all."""
+
+    id: str
+    payment_intent_id: str
+    amount: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
 class CheckoutSession:
     id: str
     url: str
@@ -105,6 +116,7 @@ class PaymentRefunded:
     payment_intent_id: str
     refunded: int
     amount: int
+    note: Mapping[str, str] | None = None  # who refunded and why, for the ledger entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from mana_credits_core.purchases import (
     PaymentIntent,
     PaymentSucceeded,
     Purchase,
+    Refund,
 )
 
 
@@ -55,6 +56,19 @@ class DevGateway:
         # The page returns to these after paying, as Stripe Checkout does.
         query = urlencode({"success": success_url, "cancel": cancel_url})
         return CheckoutSession(session_id, f"{self._base_url}/dev/checkout/{purchase_id}?{query}")
+
+    async def refund(
+        self,
+        *,
+        payment_intent_id: str,
+        amount_cents: int,
+        purchase_id: str,
+        metadata: Mapping[str, str],
+    ) -> Refund:
+        """Refunded locally (no money moved with the dev gateway): the same refund id
+        for the same purchase."""
+        refund_id = f"re_dev_{uuid.uuid5(uuid.NAMESPACE_URL, purchase_id).hex[:24]}"
+        return Refund(refund_id, payment_intent_id, amount_cents, status="succeeded")
 
     def verify_webhook(self, payload: bytes, signature: str) -> PaymentEvent:
         raise InvalidWebhook("Webhooks are not accepted by the dev payment gateway")

@@ -13,7 +13,13 @@ from mana_credits_core.errors import (
     PaymentProviderError,
     PaymentProviderUnavailable,
 )
-from mana_credits_core.purchases import CURRENCY, CheckoutSession, PaymentEvent, PaymentIntent
+from mana_credits_core.purchases import (
+    CURRENCY,
+    CheckoutSession,
+    PaymentEvent,
+    PaymentIntent,
+    Refund,
+)
 
 from .stripe_events import translate
 
@@ -113,6 +119,30 @@ class StripeGateway:
             self._client.v1.checkout.sessions.create_async, params, f"checkout:{purchase_id}"
         )
         return CheckoutSession(id=str(session.id), url=str(session.url))
+
+    async def refund(
+        self,
+        *,
+        payment_intent_id: str,
+        amount_cents: int,
+        purchase_id: str,
+        metadata: Mapping[str, str],
+    ) -> Refund:
+        # No amount: Stripe refunds what is left, after any refund made in its dashboard.
+        params = {
+            "payment_intent": payment_intent_id,
+            "reason": "requested_by_customer",
+            "metadata": dict(metadata),
+        }
+        refund = await self._call(
+            self._client.v1.refunds.create_async, params, f"refund:{purchase_id}"
+        )
+        return Refund(
+            id=str(refund.id),
+            payment_intent_id=payment_intent_id,
+            amount=int(refund.amount),
+            status=str(refund.status),
+        )
 
     def verify_webhook(self, payload: bytes, signature: str) -> PaymentEvent:
         if not self._webhook_secret:

@@ -257,9 +257,10 @@ class BatchPlan:
         if key is not None:
             self._keys[key] = entry  # a duplicate later in this batch is a replay
         self._spent[debit.user_id] = self._spent.get(debit.user_id, 0) + debit.amount
-        usage = (debit.user_id, debit.app_id, debit.usage_day)
-        used, operations = self._usage.get(usage, (0, 0))
-        self._usage[usage] = (used + debit.amount, operations + 1)
+        if debit.counts_as_usage:
+            usage = (debit.user_id, debit.app_id, debit.usage_day)
+            used, operations = self._usage.get(usage, (0, 0))
+            self._usage[usage] = (used + debit.amount, operations + 1)
         return Applied(entry, after)
 
     def parameters(self) -> dict[str, object]:

@@ -132,6 +132,7 @@ entry AS (
 usage AS (
     INSERT INTO credits.usage_stats AS u (user_id, app_id, day, credits_used, operations)
     SELECT d.user_id, :app_id, CAST(:day AS date), p.amount, 1 FROM debited d, p
+     WHERE CAST(:counts AS boolean)
     ON CONFLICT (user_id, app_id, day) DO UPDATE
        SET credits_used = u.credits_used + EXCLUDED.credits_used,
            operations = u.operations + 1
@@ -159,6 +160,7 @@ def pg_debit_parameters(debit: Debit) -> dict[str, Any]:
         "key": debit.idempotency_key,
         "now": debit.now,
         "day": debit.usage_day,
+        "counts": debit.counts_as_usage,
         "type": debit.type.value,
         "app_id": debit.app_id,
         "description": debit.description,
@@ -297,7 +299,8 @@ class SqlBalances:
         after = balance_from(row)
         entry = completed_entry(debit, -debit.amount, after.balance + debit.amount, after.balance)
         await self._c.execute(sa.insert(transactions).values(entry_values(entry)))
-        await count_usage(self._c, debit.user_id, debit.app_id, debit.now, debit.amount)
+        if debit.counts_as_usage:
+            await count_usage(self._c, debit.user_id, debit.app_id, debit.now, debit.amount)
         return Applied(entry, after)
 
     async def credit(self, credit: Credit) -> CreditOutcome:

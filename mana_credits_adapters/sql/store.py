@@ -19,6 +19,7 @@ from mana_credits_core.errors import StoreUnavailable
 from .gifts import SqlGifts
 from .ledger import SqlBalances, SqlLedger, SqlUsage
 from .purchases import SqlCustomers, SqlPackages, SqlPaymentEvents, SqlPurchases
+from .reports import SqlReports
 from .reservations import SqlReservations
 from .sync import SqlSync
 from .tables import SQLITE_SCHEMA_MAP
@@ -214,6 +215,10 @@ class SqlUnitOfWork:
     @property
     def sync(self) -> SqlSync:
         return SqlSync(self.connection)
+
+    @property
+    def reports(self) -> SqlReports:
+        return SqlReports(self.connection)
 
     async def __aenter__(self) -> Self:
         try:

@@ -6,10 +6,16 @@ import base64
 import binascii
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from .. import validation as v
-from ..errors import BalanceNotFound, IdempotencyKeyReused, InsufficientCredits, InvalidInput
+from ..errors import (
+    BalanceNotFound,
+    IdempotencyKeyReused,
+    InsufficientCredits,
+    InvalidInput,
+    UserNotFound,
+)
 from ..events import EventKind, Events
 from ..ledger import (
     Applied,
@@ -93,6 +99,18 @@ class CreditsService:
             created = await uow.balances.ensure(user_id, self._clock.now())
             await uow.commit()
             return created
+
+    async def existing_balance(self, user_id: str) -> Balance:
+        """The balance of a user seen before; never creates one (unlike `balance`).
+
+        Raises `UserNotFound` for a user id that has no balance.
+        """
+        user_id = v.identifier(user_id, "userId")
+        async with self._store.reader() as reader:
+            found = await reader.balances.get(user_id)
+        if found is None:
+            raise UserNotFound(f"no such user {user_id}", userId=user_id)
+        return found
 
     async def use(
         self,
@@ -239,6 +257,21 @@ class CreditsService:
         since = (self._clock.now() - timedelta(days=days - 1)).date()
         async with self._store.reader() as uow:
             return await uow.usage.by_app_and_day(since, app)
+
+    async def top_balances(self, limit: int = 10) -> list[Balance]:
+        """The users holding the most credits, most first (`limit` ≤ `MAX_PAGE_SIZE`)."""
+        size = v.page_size(limit)
+        async with self._store.reader() as uow:
+            return await uow.reports.top_balances(size)
+
+    async def top_spenders(
+        self, since: date | None = None, limit: int = 10
+    ) -> list[tuple[str, int]]:
+        """(user id, credits spent by apps) from day `since` on (UTC; None: ever), most
+        first. Credits held for gift codes and claw-backs are not spending."""
+        size = v.page_size(limit)
+        async with self._store.reader() as uow:
+            return await uow.reports.top_spenders(since, size)
 
     async def transactions(
         self, user_id: str, limit: int = 50, offset: int = 0

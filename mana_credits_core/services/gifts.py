@@ -259,6 +259,36 @@ class GiftsService:
         async with self._store.unit_of_work() as uow:
             return await uow.gifts.recent(v.page_size(limit), wanted)
 
+    async def lookup(self, code_or_id: str) -> GiftCode:
+        """A gift by its id or its code (any case, dashes allowed), for operators.
+
+        Raises `GiftNotFound`."""
+        key = v.identifier(code_or_id, "gift", 64)
+        async with self._store.reader() as uow:
+            found = await uow.gifts.get(key)
+            code = normalise_code(key)
+            if found is None and code.isalnum():
+                found = await uow.gifts.by_code(code)
+        if found is None:
+            raise GiftNotFound("no gift with this code or id")
+        return found
+
+    async def expire_one(self, gift_id: str) -> GiftCode:
+        """Expire one overdue active gift now (the sweep would, later); its credits go
+        back to its creator once. Raises `GiftNotFound`, `GiftNotCancellable` when the
+        gift is not active or not yet past its expiry."""
+        async with self._store.unit_of_work() as uow:
+            found = await uow.gifts.get(v.identifier(gift_id, "giftId"))
+            if found is None:
+                raise GiftNotFound("Gift not found")
+            if not await self._return(uow, found, GiftStatus.EXPIRED):
+                raise GiftNotCancellable(
+                    f"gift is {found.status} and expires {found.expires_at:%Y-%m-%d %H:%M} UTC:"
+                    " only active gifts past their expiry can be expired"
+                )
+            await uow.commit()
+        return found
+
     async def cancel_as_operator(self, gift_id: str) -> GiftCode:
         """Cancel any active gift; its credits go back to its creator."""
         gift_id = v.identifier(gift_id, "giftId")

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 from .. import validation as v
-from ..errors import InvalidInput, PackageNotFound, PurchaseNotFound
+from ..errors import InvalidInput, PackageNotFound, PurchaseNotFound, PurchaseNotRefundable
 from ..events import Event, EventKind, Events
 from ..ledger import Credit, Debit, TransactionType
 from ..ports import Clock, IdGenerator, PaymentGateway, Store, UnitOfWork
 from ..purchases import (
     CURRENCY,
-    DEFAULT_CATALOGUE,
     Acknowledged,
     CheckoutCompleted,
-    Package,
     PaymentDisputed,
     PaymentEvent,
     PaymentFailed,
@@ -24,14 +22,26 @@ from ..purchases import (
     PaymentSucceeded,
     Purchase,
     PurchaseStatus,
+    Refund,
     clawback_target,
 )
+from .packages import MAX_PRICE_CENTS as MAX_PRICE_CENTS
+from .packages import PackageCatalogue
 
 log = logging.getLogger("mana_credits.purchases")
 
 PAYMENTS_APP = "payments"
-MAX_PRICE_CENTS = 1_000_000  # ten thousand euros: no package costs more
 MAX_URL = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    """An operator's refund: the purchase after it, the provider's refund (None when
+    nothing was left to refund) and what the claw-back did."""
+
+    purchase: Purchase
+    refund: Refund | None
+    outcome: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +53,7 @@ class StartedPurchase:
     checkout_url: str | None = None
 
 
-class PurchasesService:
+class PurchasesService(PackageCatalogue):
     """Sells packages through the payment gateway and credits each payment once.
 
     A purchase is completed by a verified payment event: the status transition
@@ -66,87 +76,6 @@ class PurchasesService:
         self._ids = ids
         self._payments = payments
         self._events = events or Events()
-
-    # Packages.
-
-    async def packages(self, *, include_inactive: bool = False) -> list[Package]:
-        async with self._store.unit_of_work() as uow:
-            return await uow.packages.list(active_only=not include_inactive)
-
-    async def add_package(
-        self,
-        name: str,
-        credits: int,
-        price_euro_cents: int,
-        *,
-        description: str | None = None,
-        sort_order: int = 0,
-        stripe_price_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> Package:
-        now = self._clock.now()
-        package = Package(
-            id=self._ids.new_id(),
-            name=v.text(name, "name", 100, multiline=False),
-            description=v.optional_text(description, "description", v.MAX_DESCRIPTION),
-            credits=v.amount(credits, "credits"),
-            price_euro_cents=_price(price_euro_cents),
-            stripe_price_id=None
-            if stripe_price_id is None
-            else v.identifier(stripe_price_id, "stripePriceId"),
-            active=True,
-            sort_order=_sort_order(sort_order),
-            metadata=v.metadata(metadata),
-            created_at=now,
-            updated_at=now,
-        )
-        async with self._store.unit_of_work() as uow:
-            await uow.packages.add(package)
-            await uow.commit()
-        return package
-
-    async def update_package(
-        self,
-        package_id: str,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        credits: int | None = None,
-        price_euro_cents: int | None = None,
-        sort_order: int | None = None,
-        active: bool | None = None,
-    ) -> Package:
-        """Change a package; purchases already started keep the terms they had."""
-        async with self._store.unit_of_work() as uow:
-            found = await uow.packages.get(v.identifier(package_id, "packageId"))
-            if found is None:
-                raise PackageNotFound("Package not found")
-            changed = replace(
-                found,
-                name=found.name if name is None else v.text(name, "name", 100, multiline=False),
-                description=found.description
-                if description is None
-                else v.text(description, "description", v.MAX_DESCRIPTION),
-                credits=found.credits if credits is None else v.amount(credits, "credits"),
-                price_euro_cents=found.price_euro_cents
-                if price_euro_cents is None
-                else _price(price_euro_cents),
-                sort_order=found.sort_order if sort_order is None else _sort_order(sort_order),
-                active=found.active if active is None else active,
-                updated_at=self._clock.now(),
-            )
-            await uow.packages.update(changed)
-            await uow.commit()
-        return changed
-
-    async def ensure_default_catalogue(self) -> int:
-        """Create the default packages in an empty catalogue; returns how many."""
-        async with self._store.unit_of_work() as uow:
-            if await uow.packages.count():
-                return 0
-        for order, (name, description, credits, price) in enumerate(DEFAULT_CATALOGUE):
-            await self.add_package(name, credits, price, description=description, sort_order=order)
-        return len(DEFAULT_CATALOGUE)
 
     # Purchases.
 
@@ -247,6 +176,57 @@ class PurchasesService:
             raise PurchaseNotFound()
         return found
 
+    async def all_purchases(
+        self, limit: int = 50, *, user_id: str | None = None, status: str | None = None
+    ) -> list[Purchase]:
+        """Every user's purchases, newest first (operators); optionally one user's or
+        one status's. Raises `InvalidInput` for an unknown status."""
+        user = None if user_id is None else v.identifier(user_id, "userId")
+        wanted = None
+        if status is not None:
+            if status not in PurchaseStatus.__members__.values():
+                raise InvalidInput("status", f"status must be one of {', '.join(PurchaseStatus)}")
+            wanted = PurchaseStatus(status)
+        async with self._store.reader() as uow:
+            return await uow.reports.purchases(v.page_size(limit), user_id=user, status=wanted)
+
+    async def refund(self, purchase_id: str, reason: str, operator: str) -> RefundResult:
+        """Refund a completed purchase in full through the payment gateway, then take
+        its credits back exactly as the provider's refund event would (what the
+        balance cannot cover becomes debt). Idempotent: a purchase whose credits were
+        all taken back already changes nothing and calls no gateway.
+
+        Raises `PurchaseNotFound`, `PurchaseNotRefundable` (not completed, or no
+        payment to refund), `PaymentProviderError`.
+        """
+        note = {
+            "operator": v.identifier(operator, "operator", 255),
+            "reason": v.text(reason, "reason", v.MAX_REASON, multiline=False),
+        }
+        purchase = await self.get(purchase_id)
+        if purchase.clawed_back >= purchase.credits:
+            return RefundResult(purchase, None, "already refunded: nothing changed")
+        if purchase.status != PurchaseStatus.COMPLETED:
+            raise PurchaseNotRefundable(f"purchase is {purchase.status}, only completed ones")
+        if purchase.stripe_payment_intent_id is None:
+            raise PurchaseNotRefundable("purchase has no payment to refund")
+        refund = await self._payments.refund(
+            payment_intent_id=purchase.stripe_payment_intent_id,
+            amount_cents=purchase.price_euro_cents,
+            purchase_id=purchase.id,
+            metadata=note | {"purchaseId": purchase.id},
+        )
+        outcome = await self.handle(
+            PaymentRefunded(
+                event_id=f"refund:{refund.id}",
+                payment_intent_id=purchase.stripe_payment_intent_id,
+                refunded=purchase.price_euro_cents,
+                amount=purchase.price_euro_cents,
+                note=note | {"refundId": refund.id},
+            )
+        )
+        return RefundResult(await self.get(purchase.id), refund, outcome)
+
     # Payment events.
 
     async def handle(self, event: PaymentEvent) -> str:
@@ -306,7 +286,7 @@ class PurchasesService:
                 if purchase is None or purchase.status != PurchaseStatus.COMPLETED:
                     return "ignored: no completed purchase for this payment"
                 target = clawback_target(purchase, event.refunded, event.amount)
-                return await self._claw_back(uow, purchase, target, "refund", happened)
+                return await self._claw_back(uow, purchase, target, "refund", happened, event.note)
             case PaymentDisputed():
                 purchase = await uow.purchases.by_payment_intent(event.payment_intent_id)
                 if purchase is None or purchase.status != PurchaseStatus.COMPLETED:
@@ -344,12 +324,20 @@ class PurchasesService:
         return "credited"
 
     async def _claw_back(
-        self, uow: UnitOfWork, purchase: Purchase, target: int, why: str, happened: list[Event]
+        self,
+        uow: UnitOfWork,
+        purchase: Purchase,
+        target: int,
+        why: str,
+        happened: list[Event],
+        note: Mapping[str, str] | None = None,
     ) -> str:
         increase = await uow.purchases.raise_clawback(purchase.id, target)
         if increase <= 0:
             return "acknowledged: already clawed back"
         debit = self._debit(purchase, increase, f"Credits taken back after a payment {why}")
+        if note:
+            debit = replace(debit, metadata={"purchaseId": purchase.id, **note})
         _entry, debt = await uow.balances.claw_back(debit)
         # Credits the purchase gave that were taken back, whether from the balance or as debt.
         happened.append(Event(EventKind.PURCHASE_CLAWED_BACK, increase))
@@ -377,18 +365,6 @@ async def _purchase_for(
     if payment_intent_id is not None:
         return await uow.purchases.by_payment_intent(payment_intent_id)
     return None
-
-
-def _price(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PRICE_CENTS:
-        raise InvalidInput("priceEuroCents", f"priceEuroCents must be 1..{MAX_PRICE_CENTS}")
-    return value
-
-
-def _sort_order(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 1_000_000:
-        raise InvalidInput("sortOrder", "sortOrder must be an integer")
-    return value
 
 
 def _url(value: str | None, field: str) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..ports import LedgerTotals, Store
+
+PROGRESS_EVERY = 100  # users between two progress reports
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +45,11 @@ class ReconcileService:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def run(self, user_id: str | None = None) -> ReconcileReport:
+    async def run(
+        self, user_id: str | None = None, progress: Callable[[int], None] | None = None
+    ) -> ReconcileReport:
+        """Check every user (or one); `progress(n)` is told of each batch of `n` users
+        checked, for a progress display. Reads only."""
         report = ReconcileReport()
         async with self._store.unit_of_work() as uow:
             # One snapshot on PostgreSQL (repeatable reads are not needed: the store is
@@ -67,6 +74,10 @@ class ReconcileService:
                         report.drifts.append(Drift(balance.user_id, check, expected, found))
                 if balance.balance < 0:
                     report.drifts.append(Drift(balance.user_id, "balance >= 0", 0, balance.balance))
+                if progress is not None and report.users_checked % PROGRESS_EVERY == 0:
+                    progress(PROGRESS_EVERY)
+            if progress is not None and report.users_checked % PROGRESS_EVERY:
+                progress(report.users_checked % PROGRESS_EVERY)
             orphans = (set(totals) | set(held)) - seen
             for orphan in sorted(orphans):
                 if user_id is None or orphan == user_id:

@@ -59,6 +59,13 @@ class SyncService:
         async with self._store.unit_of_work() as uow:
             return SyncStatus.of(await uow.sync.get(v.identifier(user_id, "userId")))
 
+    async def find(self, user_id: str) -> SyncStatus | None:
+        """The user's subscription status, or None if they never had a subscription
+        (`status` answers "inactive" for those); creates nothing."""
+        async with self._store.reader() as reader:
+            found = await reader.sync.get(v.identifier(user_id, "userId"))
+        return None if found is None else SyncStatus.of(found)
+
     async def activate(self, user_id: str, interval: str | None = None) -> Activated:
         user_id = v.identifier(user_id, "userId")
         chosen = _interval(interval or BillingInterval.MONTHLY)

@@ -11,46 +11,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
 from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql import migrate
 from mana_credits_adapters.sql.store import create_engine
-from mana_credits_cli.main import app
 from mana_credits_core import TransactionType
 
 from ..processes import kill_group, popen
-
-runner = CliRunner()
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", marks=pytest.mark.sqlite),
-        pytest.param("postgres", marks=pytest.mark.postgres),
-    ]
-)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'cli.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    request.getfixturevalue("clean_pg_store")
-    return url
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
-
-
-def seed(url: str) -> None:
-    async def work() -> None:
-        async with bootstrap(Settings(DATABASE_URL=url), migrate=True) as services:
-            await services.credits.credit("alice", 100, TransactionType.GRANT, "funds")
-            await services.credits.use("alice", 30, "chat", "answer")
-
-    asyncio.run(work())
+from .conftest import invoke, seed
 
 
 def test_db_upgrade_and_current(database_url: str) -> None:

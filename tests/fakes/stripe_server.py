@@ -48,6 +48,7 @@ class FakeStripe:
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     idempotent: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_with: int | None = None  # answer every request with this status
@@ -56,6 +57,7 @@ class FakeStripe:
         self.customers.clear()
         self.intents.clear()
         self.sessions.clear()
+        self.refunds.clear()
         self.requests.clear()
         self.idempotent.clear()
         self.fail_with = None
@@ -74,6 +76,7 @@ class FakeStripe:
             "/v1/customers": self._customer,
             "/v1/payment_intents": self._intent,
             "/v1/checkout/sessions": self._session,
+            "/v1/refunds": self._refund,
         }.get(request.path)
         if request.method != "POST" or route is None:
             return _error(404, "invalid_request_error", "Unrecognized request URL")
@@ -127,6 +130,36 @@ class FakeStripe:
             "payment_intent_data": p.get("payment_intent_data", {}),
         }
         self.sessions[cs] = obj
+        return obj
+
+    def _refund(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A refund of what is left of a PaymentIntent's amount (or `amount` of it)."""
+        intent = self.intents.get(p.get("payment_intent", ""))
+        if intent is None:
+            return {"error": {"type": "invalid_request_error", "message": "No such payment_intent"}}
+        done = sum(
+            r["amount"] for r in self.refunds.values() if r["payment_intent"] == intent["id"]
+        )
+        amount = int(p.get("amount", intent["amount"] - done))
+        if amount <= 0 or done + amount > intent["amount"]:
+            return {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "charge_already_refunded",
+                    "message": "Charge has already been refunded.",
+                }
+            }
+        obj = {
+            "id": f"re_{uuid.uuid4().hex[:20]}",
+            "object": "refund",
+            "amount": amount,
+            "currency": intent["currency"],
+            "payment_intent": intent["id"],
+            "reason": p.get("reason"),
+            "status": "succeeded",
+            "metadata": p.get("metadata", {}),
+        }
+        self.refunds[obj["id"]] = obj
         return obj
 
 

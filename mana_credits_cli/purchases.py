@@ -1,0 +1,185 @@
+"""`mana-credits purchases`: what buyers paid for, and refunds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mana_credits_core.ledger import LedgerEntry, TransactionType
+from mana_credits_core.purchases import Purchase
+from mana_credits_core.services.purchases import RefundResult
+
+from .runtime import (
+    DatabaseUrl,
+    JsonOutput,
+    Operator,
+    WideOutput,
+    cell_id,
+    console,
+    open_services,
+    operator_name,
+    print_json,
+    print_table,
+    run,
+)
+
+app = typer.Typer(
+    help="Credit purchases: list, inspect, refund.", no_args_is_help=True, rich_markup_mode=None
+)
+
+PurchaseId = Annotated[str, typer.Argument(metavar="PURCHASE_ID", help="The purchase id.")]
+
+
+def purchase_json(p: Purchase) -> dict[str, object]:
+    return {
+        "id": p.id,
+        "userId": p.user_id,
+        "packageId": p.package_id,
+        "packageName": (p.metadata or {}).get("packageName"),
+        "credits": p.credits,
+        "priceEuroCents": p.price_euro_cents,
+        "status": p.status.value,
+        "clawedBack": p.clawed_back,
+        "stripePaymentIntentId": p.stripe_payment_intent_id,
+        "stripeCheckoutSessionId": p.stripe_checkout_session_id,
+        "stripeCustomerId": p.stripe_customer_id,
+        "createdAt": p.created_at.isoformat(),
+        "completedAt": None if p.completed_at is None else p.completed_at.isoformat(),
+    }
+
+
+def euros(cents: int) -> str:
+    return f"{cents / 100:.2f} €"
+
+
+@app.command("list")
+def list_purchases(
+    user: Annotated[str | None, typer.Option("--user", help="One buyer's only.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="pending, completed, failed or cancelled.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first (≤ 100).")] = 50,
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+    wide: WideOutput = False,
+) -> None:
+    """List purchases of every buyer, newest first.
+
+    Example: mana-credits purchases list --user alice --status completed --wide
+    """
+
+    async def work() -> list[Purchase]:
+        async with open_services(database_url, read_only=True) as services:
+            return await services.purchases.all_purchases(limit, user_id=user, status=status)
+
+    found = run(work)
+    if json:
+        print_json([purchase_json(p) for p in found])
+        return
+    table = Table("id", "user", "credits", "price", "status", "clawed back", "created")
+    for p in found:
+        table.add_row(
+            cell_id(p.id, wide), p.user_id, str(p.credits), euros(p.price_euro_cents),
+            p.status.value, str(p.clawed_back) if p.clawed_back else "-",
+            p.created_at.strftime("%Y-%m-%d %H:%M"),
+        )  # fmt: skip
+    print_table(table, wide)
+    if not found:
+        console.print("no purchases")
+
+
+@app.command()
+def show(
+    purchase_id: PurchaseId, database_url: DatabaseUrl = None, json: JsonOutput = False
+) -> None:
+    """Show one purchase: buyer, package, amounts, status, Stripe ids and claw-backs.
+
+    Example: mana-credits purchases show 0b6d2c4e-8f1a-4d3b-9c7e-5a2f1e0d9c8b
+    """
+
+    async def work() -> tuple[Purchase, list[LedgerEntry]]:
+        async with open_services(database_url, read_only=True) as services:
+            purchase = await services.purchases.get(purchase_id)
+            clawbacks = [
+                e
+                async for e in services.credits.export(user_id=purchase.user_id)
+                if e.type == TransactionType.CLAWBACK
+                and (e.metadata or {}).get("purchaseId") == purchase.id
+            ]
+            return purchase, clawbacks
+
+    found, clawbacks = run(work)
+    shape = purchase_json(found) | {
+        "clawbacks": [
+            {
+                "entryId": e.id,
+                "credits": -e.amount,
+                "description": e.description,
+                "operator": (e.metadata or {}).get("operator"),
+                "reason": (e.metadata or {}).get("reason"),
+                "refundId": (e.metadata or {}).get("refundId"),
+                "createdAt": e.created_at.isoformat(),
+            }
+            for e in clawbacks
+        ]
+    }
+    if json:
+        print_json(shape)
+        return
+    shape["priceEuroCents"] = f"{found.price_euro_cents} ({euros(found.price_euro_cents)})"
+    del shape["clawbacks"]
+    for key, value in shape.items():
+        console.print(
+            f"{key:>23}  {'-' if value is None else value}", markup=False, highlight=False
+        )
+    for e in clawbacks:
+        who = (e.metadata or {}).get("operator")
+        by = f" by {who}: {(e.metadata or {}).get('reason')}" if who else ""
+        console.print(
+            f"{'claw-back':>23}  {-e.amount} credits on {e.created_at:%Y-%m-%d %H:%M} UTC{by}",
+            markup=False,
+            highlight=False,
+        )
+
+
+@app.command()
+def refund(
+    purchase_id: PurchaseId,
+    reason: Annotated[str, typer.Option("--reason", help="Why: recorded with the claw-back.")],
+    operator: Operator = None,
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+) -> None:
+    """Refund a completed purchase in full through the payment provider, and take its
+    credits back (what the balance cannot cover becomes debt, collected from the next
+    top-up). Running it again changes nothing.
+
+    Example: mana-credits purchases refund 0b6d2c4e-… --reason "charged twice, ticket 4711"
+    """
+
+    async def work() -> RefundResult:
+        who = operator_name(operator)
+        async with open_services(database_url) as services:
+            return await services.purchases.refund(purchase_id, reason, who)
+
+    result = run(work)
+    if json:
+        print_json(
+            {
+                "purchase": purchase_json(result.purchase),
+                "refundId": None if result.refund is None else result.refund.id,
+                "refundedEuroCents": None if result.refund is None else result.refund.amount,
+                "outcome": result.outcome,
+            }
+        )
+        return
+    p = result.purchase
+    if result.refund is None:
+        console.print(f"{p.id}: {result.outcome} ({p.clawed_back} credits taken back earlier)")
+        return
+    console.print(
+        f"{p.id}: refunded {euros(result.refund.amount)} ({result.refund.id}) to {p.user_id}; "
+        f"{result.outcome}"
+    )

@@ -1,0 +1,119 @@
+"""The package catalogue: the credit packages on sale (part of `PurchasesService`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from .. import validation as v
+from ..errors import InvalidInput, PackageNotFound
+from ..ports import Clock, IdGenerator, Store
+from ..purchases import DEFAULT_CATALOGUE, Package
+
+MAX_PRICE_CENTS = 1_000_000  # ten thousand euros: no package costs more
+
+
+class PackageCatalogue:
+    """Lists, adds and changes packages; `PurchasesService` sells them."""
+
+    _store: Store
+    _clock: Clock
+    _ids: IdGenerator
+
+    async def packages(self, *, include_inactive: bool = False) -> list[Package]:
+        async with self._store.unit_of_work() as uow:
+            return await uow.packages.list(active_only=not include_inactive)
+
+    async def add_package(
+        self,
+        name: str,
+        credits: int,
+        price_euro_cents: int,
+        *,
+        description: str | None = None,
+        sort_order: int | None = None,
+        stripe_price_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Package:
+        """Put a package on sale; without `sort_order` it goes after the last package.
+
+        Raises `InvalidInput` for a bad name, credits, price or sort order.
+        """
+        now = self._clock.now()
+        package = Package(
+            id=self._ids.new_id(),
+            name=v.text(name, "name", 100, multiline=False),
+            description=v.optional_text(description, "description", v.MAX_DESCRIPTION),
+            credits=v.amount(credits, "credits"),
+            price_euro_cents=_price(price_euro_cents),
+            stripe_price_id=None
+            if stripe_price_id is None
+            else v.identifier(stripe_price_id, "stripePriceId"),
+            active=True,
+            sort_order=0 if sort_order is None else _sort_order(sort_order),
+            metadata=v.metadata(metadata),
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._store.unit_of_work() as uow:
+            if sort_order is None:
+                orders = [p.sort_order for p in await uow.packages.list(active_only=False)]
+                package = replace(package, sort_order=max(orders, default=-1) + 1)
+            await uow.packages.add(package)
+            await uow.commit()
+        return package
+
+    async def update_package(
+        self,
+        package_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        credits: int | None = None,
+        price_euro_cents: int | None = None,
+        sort_order: int | None = None,
+        active: bool | None = None,
+    ) -> Package:
+        """Change a package; purchases already started keep the terms they had."""
+        async with self._store.unit_of_work() as uow:
+            found = await uow.packages.get(v.identifier(package_id, "packageId"))
+            if found is None:
+                raise PackageNotFound("Package not found")
+            changed = replace(
+                found,
+                name=found.name if name is None else v.text(name, "name", 100, multiline=False),
+                description=found.description
+                if description is None
+                else v.text(description, "description", v.MAX_DESCRIPTION),
+                credits=found.credits if credits is None else v.amount(credits, "credits"),
+                price_euro_cents=found.price_euro_cents
+                if price_euro_cents is None
+                else _price(price_euro_cents),
+                sort_order=found.sort_order if sort_order is None else _sort_order(sort_order),
+                active=found.active if active is None else active,
+                updated_at=self._clock.now(),
+            )
+            await uow.packages.update(changed)
+            await uow.commit()
+        return changed
+
+    async def ensure_default_catalogue(self) -> int:
+        """Create the default packages in an empty catalogue; returns how many."""
+        async with self._store.unit_of_work() as uow:
+            if await uow.packages.count():
+                return 0
+        for order, (name, description, credits, price) in enumerate(DEFAULT_CATALOGUE):
+            await self.add_package(name, credits, price, description=description, sort_order=order)
+        return len(DEFAULT_CATALOGUE)
+
+
+def _price(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PRICE_CENTS:
+        raise InvalidInput("priceEuroCents", f"priceEuroCents must be 1..{MAX_PRICE_CENTS}")
+    return value
+
+
+def _sort_order(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 1_000_000:
+        raise InvalidInput("sortOrder", "sortOrder must be an integer")
+    return value

@@ -1,0 +1,106 @@
+"""`purchases refund` through the real stripe SDK against the fake Stripe server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_adapters.settings import Settings
+from mana_credits_core.services import Services
+from tests.fakes.stripe_server import (
+    SECRET_KEY,
+    WEBHOOK_SECRET,
+    FakeStripe,
+    charge,
+    event,
+    sign,
+    start_fake_stripe,
+    succeeded,
+)
+
+from .conftest import invoke
+
+
+@pytest.fixture
+def fake_stripe() -> Iterator[FakeStripe]:
+    """The fake on its own event loop in a thread: each CLI command runs its own loop."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    fake, server = asyncio.run_coroutine_threadsafe(start_fake_stripe(), loop).result(10)
+    try:
+        yield fake
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def stripe_env(database_url: str, fake: FakeStripe) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "STRIPE_SECRET_KEY": SECRET_KEY,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_API_BASE": fake.url,
+    }
+
+
+async def deliver(services: Services, payload: bytes) -> str:
+    """A webhook as the server takes it: verified by the SDK, then handled."""
+    return await services.purchases.handle(services.payments.verify_webhook(payload, sign(payload)))
+
+
+def test_refund_through_stripe_claws_back_once(database_url: str, fake_stripe: FakeStripe) -> None:
+    settings = Settings(**stripe_env(database_url, fake_stripe))  # type: ignore[arg-type]
+
+    async def buy() -> str:
+        async with bootstrap(settings, migrate=True) as services:
+            package = await services.purchases.add_package("Plus", 1100, 1000)
+            started = await services.purchases.start("alice", package.id, email="a@example.com")
+            intent = fake_stripe.intents[str(started.purchase.stripe_payment_intent_id)]
+            assert await deliver(services, event("payment_intent.succeeded", succeeded(intent)))
+            await services.credits.use("alice", 100, "chat", "answer")
+            return started.purchase.id
+
+    purchase_id = asyncio.run(buy())
+    env = stripe_env(database_url, fake_stripe)
+    refund = ["purchases", "refund", purchase_id, "--reason", "charged twice", "--operator", "ops"]
+    code, out = invoke(*refund, "--json", env=env)
+    assert code == 0, out
+    done = json.loads(out)
+    assert len(fake_stripe.refunds) == 1
+    stripe_refund = next(iter(fake_stripe.refunds.values()))
+    assert done["refundId"] == stripe_refund["id"]
+    assert (done["refundedEuroCents"], done["outcome"]) == (1000, "clawed back 1000, debt 100")
+    assert stripe_refund["payment_intent"] == done["purchase"]["stripePaymentIntentId"]
+    assert stripe_refund["metadata"] == {
+        "operator": "ops",
+        "reason": "charged twice",
+        "purchaseId": purchase_id,
+    }
+    refunds_seen = [r for r in fake_stripe.requests if r[1] == "/v1/refunds"]
+    assert refunds_seen == [("POST", "/v1/refunds", f"refund:{purchase_id}")]
+
+    code, out = invoke(*refund, env=env)  # again: nothing changes, Stripe is not called
+    assert code == 0, out
+    assert "already refunded: nothing changed" in out
+    assert len([r for r in fake_stripe.requests if r[1] == "/v1/refunds"]) == 1
+
+    async def webhook_arrives() -> tuple[str, int, int]:
+        async with bootstrap(settings) as services:
+            intent_id = done["purchase"]["stripePaymentIntentId"]
+            outcome = await deliver(
+                services, event("charge.refunded", charge(intent_id, 1000, 1000))
+            )
+            balance = await services.credits.existing_balance("alice")
+            return outcome, balance.balance, balance.debt
+
+    assert asyncio.run(webhook_arrives()) == ("acknowledged: already clawed back", 0, 100)
+    code, out = invoke("reconcile", "--json", env=env)
+    assert (code, json.loads(out)["ok"]) == (0, True)
