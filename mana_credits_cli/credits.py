@@ -27,7 +27,7 @@ def balance(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = 
     """
 
     async def work() -> Balance:
-        async with open_services(database_url) as services:
+        async with open_services(database_url, read_only=True) as services:
             return await services.credits.balance(user)
 
     found = run(work)
@@ -62,7 +62,7 @@ def history(
     """
 
     async def work() -> list[LedgerEntry]:
-        async with open_services(database_url) as services:
+        async with open_services(database_url, read_only=True) as services:
             entries = await services.credits.transactions(user, limit=limit)
         start = utc(since)
         return [e for e in entries if start is None or e.created_at >= start]
@@ -219,7 +219,7 @@ def reconcile(
     """
 
     async def work() -> ReconcileReport:
-        async with open_services(database_url) as services:
+        async with open_services(database_url, read_only=True) as services:
             return await services.reconcile.run(user_id=user)
 
     report = run(work)

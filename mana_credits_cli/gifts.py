@@ -39,7 +39,7 @@ def show(
     """
 
     async def work() -> GiftCode:
-        async with open_services(database_url) as services:
+        async with open_services(database_url, read_only=True) as services:
             return await services.gifts.info(code)
 
     gift = run(work)
@@ -63,7 +63,7 @@ def list_gifts(
     """
 
     async def work() -> list[GiftCode]:
-        async with open_services(database_url) as services:
+        async with open_services(database_url, read_only=True) as services:
             return await services.gifts.recent(limit, status)
 
     gifts = run(work)

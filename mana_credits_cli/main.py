@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
+from mana_credits_core.errors import CreditsError
+
 from . import credits, db, dev, gifts, ledger, packages, report, serve, sync
+from .runtime import print_error
 
 app = typer.Typer(
     name="mana-credits",
@@ -26,4 +31,9 @@ app.command("serve")(serve.serve)
 
 
 def run() -> None:
-    app()
+    # Commands report their own errors; one met outside `runtime.run` still gets one line.
+    try:
+        app()
+    except CreditsError as exc:
+        print_error(exc)
+        sys.exit(1)

@@ -57,7 +57,7 @@ def list_packages(
     """
 
     async def work() -> list[Package]:
-        async with open_services(database_url) as services:
+        async with open_services(database_url, read_only=True) as services:
             return await services.purchases.packages(include_inactive=all_)
 
     show(run(work), json)

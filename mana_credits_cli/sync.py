@@ -47,7 +47,7 @@ def status(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = F
     """
 
     async def work() -> SyncStatus:
-        async with open_services(database_url) as services:
+        async with open_services(database_url, read_only=True) as services:
             return await services.sync.status(user)
 
     show(user, run(work), json)
