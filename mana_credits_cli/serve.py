@@ -51,7 +51,7 @@ def serve(
                 soft_wrap=True,
             )
             raise typer.Exit(1)
-        bind_port = port or settings.port
+        bind_port = settings.port if port is None else port
         # Every setup fault is found before the banner says the server is listening.
         check_port(host, bind_port)
         # Migrate and stock the catalogue once, before the workers race to do it.

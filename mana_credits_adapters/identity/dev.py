@@ -26,8 +26,8 @@ def _b64(data: bytes) -> str:
 
 def _read(path: Path) -> Ed25519PrivateKey:
     remedy = (
-        "delete it and a new key is made on the next start (tokens signed with the old "
-        "key are then refused)"
+        "delete it: a new key is made on the next start (tokens signed with the old key "
+        "are then refused)"
     )
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -35,7 +35,7 @@ def _read(path: Path) -> Ed25519PrivateKey:
         raise CorruptSigningKey(f"cannot read dev signing key {path}: {exc.strerror}") from exc
     except (ValueError, TypeError) as exc:
         raise CorruptSigningKey(
-            f"{path} is not a PEM private key without password, {remedy}"
+            f"{path} holds no readable private key (unencrypted PEM), {remedy}"
         ) from exc
     if not isinstance(loaded, Ed25519PrivateKey):
         raise CorruptSigningKey(f"{path} is not an Ed25519 private key, {remedy}")

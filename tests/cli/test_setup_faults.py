@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from mana_credits_adapters.identity.dev import KEY_FILE
 from mana_credits_adapters.settings import Settings
 from mana_credits_cli.main import app
+from mana_credits_cli.runtime import run
+from mana_credits_core.errors import StoreUnavailable
 
 from ..postgres import free_port
 
@@ -93,9 +96,11 @@ def test_a_home_that_is_a_file(home: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [["db", "upgrade"], ["dev", "token", "--user", "alice"], ["serve", "--port", "0"]]
+    "command", [["db", "upgrade"], ["dev", "token", "--user", "alice"], ["serve", "--port"]]
 )
 def test_a_read_only_home(command: list[str], tmp_path: Path) -> None:
+    if command[-1] == "--port":
+        command = [*command, str(free_port())]
     home = tmp_path / "home"
     home.mkdir()
     home.chmod(0o555)
@@ -236,3 +241,21 @@ def test_an_unknown_revision_is_one_line(tmp_path: Path) -> None:
     assert err.startswith("error: invalid_input: ")
     assert err.count("\n") == 1
     assert "nonsense" in err
+
+
+def test_a_store_that_fails_mid_command_is_named_with_the_drivers_cause(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def work() -> None:
+        try:
+            raise ConnectionResetError("connection reset by peer\n\tduring query")
+        except OSError as exc:
+            raise StoreUnavailable() from exc
+
+    with pytest.raises(typer.Exit) as raised:
+        run(work)
+    assert raised.value.exit_code == 1
+    assert capsys.readouterr().err == (
+        "error: store_unavailable: Credit store temporarily unavailable"
+        " (connection reset by peer during query), try again\n"
+    )
