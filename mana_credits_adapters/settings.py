@@ -7,6 +7,7 @@ Only the documented names configure the service: each field is read from its ali
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,19 @@ def default_home() -> Path:
     return Path.home() / ".mana-credits"
 
 
+# The scheme of the URLs operators already have, whatever driver they name.
+_SCHEME = re.compile(r"^(postgres|postgresql|sqlite)(\+\w+)?://")
+_OUR_DRIVERS = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg",
+                "sqlite": "sqlite+aiosqlite"}  # fmt: skip
+
+
 def normalise_database_url(url: str) -> str:
-    """Accept the URLs operators already have and pick our async drivers for them."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    if url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
-    return url
+    """Accept the URLs operators already have (`postgres://`, `postgresql+psycopg2://`,
+    `sqlite:///`...) and pick our async drivers for them; anything else is left as is."""
+    found = _SCHEME.match(url)
+    if found is None:
+        return url
+    return f"{_OUR_DRIVERS[found.group(1)]}://{url[found.end() :]}"
 
 
 class Settings(BaseSettings):

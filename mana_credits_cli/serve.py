@@ -17,6 +17,7 @@ from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_adapters.errors import CannotListen, PortInUse
 from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.settings import DEV_SERVICE_KEY, Settings
+from mana_credits_adapters.sql.target import redact
 from mana_credits_http import create_app
 from mana_credits_http.observability import configure_logging
 
@@ -169,7 +170,7 @@ def banner(settings: Settings, host: str, port: int) -> None:
     lines = [
         "[bold]mana-credits — embedded default (development)[/bold]",
         f"  listening  http://{host}:{port}",
-        f"  store      {settings.effective_database_url}",
+        f"  store      {redact(settings.effective_database_url)}",
     ]
     if settings.dev_identity:
         lines += [

@@ -80,13 +80,13 @@ def parse(url: str) -> DatabaseTarget:
             f"DATABASE_URL {shown!r} is not a database URL, {SUPPORTED}"
         ) from None
     backend = parsed.get_backend_name()
-    if DRIVERS.get(backend) != parsed.get_driver_name():
-        raise UnsupportedDatabase(
-            f"DATABASE_URL {shown} is not supported (PostgreSQL and SQLite are), {SUPPORTED}"
-        )
     if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise UnsupportedDatabase(
             f"DATABASE_URL {shown} names no SQLite file, use {SQLITE_EXAMPLE}"
+        )
+    if DRIVERS.get(backend) != parsed.get_driver_name():
+        raise UnsupportedDatabase(
+            f"DATABASE_URL {shown} is not supported (PostgreSQL and SQLite are), {SUPPORTED}"
         )
     return DatabaseTarget(parsed, shown)
 

@@ -115,3 +115,17 @@ def test_an_unusable_value_is_one_invalid_setting_naming_it(
 def test_a_misspelt_override_is_refused_not_ignored(clean_environment: Path) -> None:
     with pytest.raises(InvalidSetting, match="MANA_CREDIT_HOME is not a setting"):
         Settings(MANA_CREDIT_HOME="/typo")
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgres://mana@db/x", "postgresql+psycopg://mana@db/x"),
+        ("postgresql+psycopg2://mana@db/x", "postgresql+psycopg://mana@db/x"),
+        ("sqlite:////var/lib/x.db", "sqlite+aiosqlite:////var/lib/x.db"),
+        ("sqlite+pysqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("mysql://mana@db/x", "mysql://mana@db/x"),
+    ],
+)
+def test_database_urls_get_our_drivers(given: str, used: str, clean_environment: Path) -> None:
+    assert Settings(DATABASE_URL=given).database_url == used

@@ -53,7 +53,7 @@ async def test_a_url_that_is_no_url(url: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["mysql://mana:s3cret@db/credits", "postgresql+asyncpg://mana@db/x", "sqlite://"]
+    "url", ["mysql://mana:s3cret@db/credits", "mssql+pyodbc://mana@db/x", "sqlite://"]
 )
 async def test_another_database_says_which_are_supported(url: str, tmp_path: Path) -> None:
     with pytest.raises(UnsupportedDatabase) as raised:
