@@ -26,8 +26,11 @@ def default_home() -> Path:
 
 # The scheme of the URLs operators already have, whatever driver they name.
 _SCHEME = re.compile(r"^(postgres|postgresql|sqlite)(\+\w+)?://")
-_OUR_DRIVERS = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg",
-                "sqlite": "sqlite+aiosqlite"}  # fmt: skip
+_OUR_DRIVERS = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "sqlite": "sqlite+aiosqlite",
+}
 
 
 def normalise_database_url(url: str) -> str:
@@ -89,8 +92,7 @@ class Settings(BaseSettings):
     )
 
     def __init__(self, **values: Any) -> None:
-        aliases = _ALIASES
-        given = {aliases.get(name, name): value for name, value in values.items()}
+        given = {_ALIASES.get(name, name): value for name, value in values.items()}
         try:
             super().__init__(**given)
         except ValidationError as exc:
