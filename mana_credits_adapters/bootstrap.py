@@ -31,29 +31,50 @@ from .clock import SecretCodes, SystemClock, UuidGenerator
 from .settings import Settings
 
 
-async def open_store(settings: Settings, *, migrate: bool | None = None) -> Store:
-    """The store named by the settings' database URL (backends imported lazily)."""
+async def open_store(
+    settings: Settings,
+    *,
+    migrate: bool | None = None,
+    create: bool = True,
+    connect: bool = False,
+) -> Store:
+    """The store named by the settings' database URL (backends imported lazily).
+
+    See `bootstrap` for `migrate`, `create` and `connect`, and the `SetupError`s raised.
+    """
     url = settings.effective_database_url
     if url.startswith("memory://"):
         from .memory import MemoryStore
 
         return MemoryStore()
     from .sql import migrate as migrations
-    from .sql.store import SqlStore, create_engine
+    from .sql.store import CONNECT_FAILURES, SqlStore, create_engine, unreachable
+    from .sql.target import check_sqlite, parse
 
+    target = parse(url)
+    if target.backend == "sqlite":
+        # Only the embedded default makes its own folder; a URL's folder must exist.
+        home = None if settings.database_url else settings.home
+        check_sqlite(target, create=create, home=home)
     engine = create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
     )
-    if settings.migrate_on_start if migrate is None else migrate:
-        try:
-            await migrations.upgrade(engine)
-        except BaseException:
-            await engine.dispose()
-            raise
-    return SqlStore(engine)
+    store = SqlStore(engine)
+    try:
+        if settings.migrate_on_start if migrate is None else migrate:
+            try:
+                await migrations.upgrade(engine)
+            except CONNECT_FAILURES as exc:
+                raise unreachable(engine.url, exc) from exc
+        elif connect:
+            await store.check()
+    except BaseException:
+        await store.close()
+        raise
+    return store
 
 
 def open_debits(store: Store, settings: Settings) -> DebitApplier:
@@ -140,15 +161,36 @@ async def bootstrap(
     payments: PaymentGateway | None = None,
     notifier: Notifier | None = None,
     migrate: bool | None = None,
+    create: bool = True,
+    connect: bool = False,
 ) -> AsyncIterator[Services]:
     """Open the configured store and yield the services; close the store on exit.
 
     Pass `store=`, `clock=`, `ids=`, `debits=` or `payments=` to replace an adapter
     (tests, embedding). Adapters passed in are not closed here: their owner closes them.
     The embedded default also stocks an empty package catalogue with the defaults.
+
+    - `migrate`: bring the schema up to date first (default: `Settings.migrate_on_start`,
+      on for SQLite, off for PostgreSQL).
+    - `create`: a SQLite file that does not exist may be created (its folder must exist;
+      only the embedded default makes its home folder). `False` for callers that only
+      read: a missing file raises `NoDatabase` and nothing is created, folders included.
+    - `connect`: touch the database before yielding, so an unreachable one fails here
+      with `DatabaseUnreachable` rather than later with `StoreUnavailable`. Off for the
+      server, which starts without its database and reports readiness instead.
+
+    Raises a `mana_credits_adapters.errors.SetupError` (a `CreditsError`) naming the
+    file, URL (password hidden) or setting and what to do: `InvalidDatabaseUrl`,
+    `UnsupportedDatabase` (neither PostgreSQL nor SQLite), `NoDatabase`, `NoFolder`,
+    `NotAFolder`, `NotWritable`, `CorruptDatabase` (not a SQLite file), and
+    `DatabaseUnreachable` when migrating or connecting fails. Never a driver exception.
     """
     settings = settings or Settings()
-    opened = store if store is not None else await open_store(settings, migrate=migrate)
+    opened = (
+        store
+        if store is not None
+        else await open_store(settings, migrate=migrate, create=create, connect=connect)
+    )
     gateway = payments or open_payments(settings)
     notify = notifier or open_notifier(settings)
     services: Services | None = None

@@ -1,33 +1,65 @@
-"""Settings from the environment (the names of the API contract, plus a few of ours)."""
+"""Settings from the environment (the names of the API contract, plus a few of ours).
+
+Only the documented names configure the service: each field is read from its alias
+(`MANA_CREDITS_HOME`, `MANA_AUTH_URL`, ...), never from its Python name (`HOME` or
+`AUTH_URL` in the environment mean something else or nothing). Code may pass either.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_HOME = Path.home() / ".mana-credits"
+from .errors import InvalidSetting
+
 DEV_SERVICE_KEY = "dev-service-key"
 
 
+def default_home() -> Path:
+    """`$HOME/.mana-credits`, looked up when settings are made (not at import)."""
+    return Path.home() / ".mana-credits"
+
+
+# The scheme of the URLs operators already have, whatever driver they name.
+_SCHEME = re.compile(r"^(postgres|postgresql|sqlite)(\+\w+)?://")
+_OUR_DRIVERS = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "sqlite": "sqlite+aiosqlite",
+}
+
+
 def normalise_database_url(url: str) -> str:
-    """Accept the URLs operators already have and pick our async drivers for them."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    if url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
-    return url
+    """Accept the URLs operators already have (`postgres://`, `postgresql+psycopg2://`,
+    `sqlite:///`...) and pick our async drivers for them; anything else is left as is."""
+    found = _SCHEME.match(url)
+    if found is None:
+        return url
+    return f"{_OUR_DRIVERS[found.group(1)]}://{url[found.end() :]}"
 
 
 class Settings(BaseSettings):
-    """Every knob of the service; read from the environment, overridable in code."""
+    """Every knob of the service; read from the environment, overridable in code.
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+    `Settings(MANA_CREDITS_HOME=...)` and `Settings(home=...)` both override a field; the
+    environment is read under the documented (alias) names only, case-sensitively.
+
+    Raises `InvalidSetting` (a `ValueError`) naming the setting when a value is unusable
+    or a code override names no setting.
+    """
+
+    # `populate_by_name` would make the environment source read `HOME`, `AUTH_URL`...
+    # too: field names are mapped to aliases in `__init__` instead, for code only.
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="forbid", populate_by_name=False, case_sensitive=True
+    )
 
     port: int = Field(3061, alias="PORT")
-    home: Path = Field(DEFAULT_HOME, alias="MANA_CREDITS_HOME")
+    home: Path = Field(default_factory=default_home, alias="MANA_CREDITS_HOME")
     database_url: str = Field("", alias="DATABASE_URL")
     auth_url: str = Field("", alias="MANA_AUTH_URL")
     service_key: str = Field("", alias="MANA_SERVICE_KEY")
@@ -41,6 +73,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, alias="MANA_CREDITS_DB_POOL_SIZE", ge=1)
     db_max_overflow: int = Field(10, alias="MANA_CREDITS_DB_MAX_OVERFLOW", ge=0)
     db_pool_timeout: float = Field(5.0, alias="MANA_CREDITS_DB_POOL_TIMEOUT", gt=0)
+    db_probe_interval_seconds: float = Field(10.0, alias="MANA_CREDITS_DB_PROBE_INTERVAL", gt=0)
     auto_migrate: bool | None = Field(None, alias="MANA_CREDITS_AUTO_MIGRATE")
     reservation_ttl_seconds: int = Field(900, alias="MANA_CREDITS_RESERVATION_TTL", ge=1)
     sweep_interval_seconds: float = Field(60.0, alias="MANA_CREDITS_SWEEP_INTERVAL", gt=0)
@@ -57,6 +90,13 @@ class Settings(BaseSettings):
     gift_expiry_interval_seconds: float = Field(
         300.0, alias="MANA_CREDITS_GIFT_EXPIRY_INTERVAL", gt=0
     )
+
+    def __init__(self, **values: Any) -> None:
+        given = {_ALIASES.get(name, name): value for name, value in values.items()}
+        try:
+            super().__init__(**given)
+        except ValidationError as exc:
+            raise InvalidSetting(describe_invalid(exc)) from exc
 
     @field_validator("database_url")
     @classmethod
@@ -118,3 +158,22 @@ class Settings(BaseSettings):
         if not self.stripe_webhook_secret:
             problems.append("STRIPE_WEBHOOK_SECRET is not set")
         return problems
+
+
+_ALIASES = {name: field.alias for name, field in Settings.model_fields.items() if field.alias}
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """One line naming each bad setting, its value and pydantic's reason.
+
+    Only numbers and booleans can fail (every secret is free text), so no secret is
+    ever repeated here.
+    """
+    problems = []
+    for item in error.errors(include_url=False):
+        name = ".".join(str(part) for part in item["loc"]) or "settings"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{name} is not a setting")
+            continue
+        problems.append(f"{name}={item.get('input')!r}: {item['msg']}")
+    return "; ".join(problems) + ", see the Configuration table of the README"

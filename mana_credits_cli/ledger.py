@@ -83,7 +83,7 @@ async def _export(
         transient=True, disable=output is None,
     ) as bar:  # fmt: skip
         task = bar.add_task("export")
-        async with open_services(database_url) as services:
+        async with open_services(database_url, read_only=True) as services:
             async for entry in services.credits.export(user_id=user, since=since):
                 row = entry_json(entry)
                 if writer is not None:

@@ -8,6 +8,7 @@ Subcommands are imported when they run, not when the command starts: `--help`,
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -129,4 +130,13 @@ def main(
 
 
 def run() -> None:
-    app()
+    # Commands report their own errors; one met outside `runtime.run` still gets one line.
+    from mana_credits_core.errors import CreditsError
+
+    try:
+        app()
+    except CreditsError as exc:
+        from .runtime import print_error
+
+        print_error(exc)
+        sys.exit(1)

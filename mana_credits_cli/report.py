@@ -29,7 +29,7 @@ def usage(
     """
 
     async def work() -> list[UsageStat]:
-        async with open_services(database_url) as services:
+        async with open_services(database_url, read_only=True) as services:
             return await services.credits.usage_report(days, app_id)
 
     stats = run(work)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from mana_credits_core.errors import CreditsError, InvalidInput, UserNotFound
+from mana_credits_core.errors import CreditsError, InvalidInput, StoreUnavailable, UserNotFound
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -31,7 +31,10 @@ DatabaseUrl = Annotated[
     typer.Option(
         "--database-url",
         envvar="DATABASE_URL",
-        help="Store URL (postgresql://…, sqlite:///…); default: the embedded SQLite file.",
+        help=(
+            "Store URL (postgresql://user:password@host/db, sqlite:////absolute/path.db);"
+            " default: the embedded SQLite file."
+        ),
         show_envvar=True,
     ),
 ]
@@ -47,7 +50,10 @@ Operator = Annotated[
 
 
 def settings_for(database_url: str | None) -> Settings:
-    # Explicit arguments win over the environment, as with the server.
+    """The settings, `database_url` (given explicitly) winning over `DATABASE_URL`.
+
+    Raises `InvalidSetting` (printed by `reported`) for a value that does not parse.
+    """
     from mana_credits_adapters.settings import Settings  # pydantic: only when used
 
     return Settings(DATABASE_URL=database_url) if database_url else Settings()
@@ -59,21 +65,43 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """The services on the store named by `--database-url` / `DATABASE_URL`.
 
-    `read_only` marks commands that only read: they must never create a store.
+    The database is touched first, so an unreachable one is one line naming it.
+    `read_only` marks commands that only read: they never create a store (a missing
+    SQLite file is `no_database`, and no folder is made either).
     """
     from mana_credits_adapters.bootstrap import bootstrap
 
-    async with bootstrap(settings_for(database_url)) as services:
+    settings = settings_for(database_url)
+    async with bootstrap(settings, create=not read_only, connect=True) as services:
         yield services
 
 
 def run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work`; a core error becomes `error: <code>: <message>` and exit code 1."""
-    try:
+    """Run `work`; a core or setup error becomes `error: <code>: <message>`, exit code 1."""
+    with reported():
         return asyncio.run(_call(work))
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Print a `CreditsError` (setup faults included) as one line on stderr; exit 1."""
+    try:
+        yield
     except CreditsError as exc:
-        err_console.print(f"error: {exc.code}: {exc.message}", markup=False, highlight=False)
+        print_error(exc)
         raise typer.Exit(1) from exc
+
+
+def print_error(exc: CreditsError) -> None:
+    message = exc.message
+    if isinstance(exc, StoreUnavailable) and exc.__cause__ is not None:
+        # The server keeps the driver's words out of its answers; an operator wants them.
+        from mana_credits_adapters.sql.target import failure_cause
+
+        message = f"{message} ({failure_cause(exc.__cause__)}), try again"
+    err_console.print(
+        f"error: {exc.code}: {message}", markup=False, highlight=False, soft_wrap=True
+    )
 
 
 async def _call(work: Callable[[], Awaitable[T]]) -> T:

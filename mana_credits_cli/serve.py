@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import gc
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
@@ -17,11 +19,14 @@ import typer
 from aiohttp import web
 
 from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_adapters.errors import CannotListen, PortInUse
+from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.settings import DEV_SERVICE_KEY, Settings
+from mana_credits_adapters.sql.target import redact
 from mana_credits_http import create_app
 from mana_credits_http.observability import configure_logging
 
-from .runtime import console, err_console
+from .runtime import console, err_console, reported
 
 
 def serve(
@@ -41,22 +46,36 @@ def serve(
         MANA_SERVICE_KEY=... STRIPE_SECRET_KEY=... STRIPE_WEBHOOK_SECRET=... \\
         mana-credits serve --host 0.0.0.0 --workers 4
     """
-    settings = Settings()
-    problems = settings.production_problems()
-    if problems:
-        for problem in problems:
-            err_console.print(f"error: config: {problem}", markup=False)
-        err_console.print("refusing to start in production mode", markup=False)
-        raise typer.Exit(1)
-    bind_port = port or settings.port
+    with reported():
+        settings = Settings()
+        problems = settings.production_problems()
+        if problems:
+            err_console.print(
+                f"error: config: {'; '.join(problems)}, refusing to start in production mode:"
+                " set them (README: Configuration)",
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1)
+        bind_port = settings.port if port is None else port
+        # Every setup fault is found before the banner says the server is listening.
+        check_port(host, bind_port)
+        # Migrate and stock the catalogue once, before the workers race to do it.
+        asyncio.run(_prepare(settings))
+        if settings.dev_identity:
+            SigningKey.load_or_create(settings.home)
     configure_logging(settings.log_level)
     if settings.is_embedded:
         banner(settings, host, bind_port)
     if workers == 1:
-        run_worker(host, bind_port, reuse_port=False)
+        with reported():
+            try:
+                run_worker(host, bind_port, reuse_port=False)
+            except OSError as exc:
+                if exc.errno not in BIND_ERRORS:
+                    raise
+                raise listen_error(host, bind_port, exc) from exc  # taken since the check
         return
-    # Migrate and stock the catalogue once, before the workers race to do it.
-    asyncio.run(_prepare(settings))
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(
@@ -90,6 +109,42 @@ def serve(
 async def _prepare(settings: Settings) -> None:
     async with bootstrap(settings):
         return
+
+
+BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind every address of `host`:`port` as the server will, and let go.
+
+    Raises `PortInUse` or `CannotListen`. Without `SO_REUSEPORT` here, a server already
+    sharing the port with `--workers` is found as well.
+    """
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CannotListen(
+            f"cannot resolve --host {host}: {exc}, pass an address such as 127.0.0.1"
+        ) from exc
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            # As asyncio does for a server: a port in TIME_WAIT is free, one listened on is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise listen_error(host, port, exc) from exc
+
+
+def listen_error(host: str, port: int, error: OSError) -> PortInUse | CannotListen:
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if error.errno == errno.EADDRINUSE:
+        return PortInUse(f"{where} is in use, stop the other server or pass --port")
+    return CannotListen(
+        f"cannot listen on {where}: {error.strerror or error}, pass another --host or --port"
+    )
 
 
 def run_worker(host: str, port: int, reuse_port: bool, parent: int | None = None) -> None:
@@ -170,7 +225,7 @@ def banner(settings: Settings, host: str, port: int) -> None:
     lines = [
         "[bold]mana-credits — embedded default (development)[/bold]",
         f"  listening  http://{host}:{port}",
-        f"  store      {settings.effective_database_url}",
+        f"  store      {redact(settings.effective_database_url)}",
     ]
     if settings.dev_identity:
         lines += [

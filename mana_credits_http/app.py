@@ -15,7 +15,7 @@ from mana_credits_core.ports import IdentityVerifier
 from mana_credits_core.services import Services
 
 from . import apidocs, openapi
-from .background import periodic
+from .background import periodic, watch_reachability
 from .cors import cors
 from .errors import error_middleware
 from .keys import GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
@@ -87,7 +87,9 @@ def create_app(
             app[IDENTITY] = verifier
             yield
 
-    app.cleanup_ctx.extend([services_ctx, identity_ctx, reservation_sweep, gift_expiry])
+    app.cleanup_ctx.extend(
+        [services_ctx, identity_ctx, database_watch, reservation_sweep, gift_expiry]
+    )
     if settings.billing_enabled:
         app.cleanup_ctx.append(billing_run)
     for route in ROUTES:
@@ -122,6 +124,13 @@ def use_services(app: web.Application, services: Services) -> Callable[[], None]
     if callable(in_use):
         app[METRICS].watch_pool(in_use)
     return services.events.subscribe(app[METRICS].observe)
+
+
+async def database_watch(app: web.Application) -> AsyncIterator[None]:
+    """Log when the database becomes unreachable, and when it is back (one line each)."""
+    interval = app[SETTINGS].db_probe_interval_seconds
+    async with watch_reachability(app[SERVICES].store, interval):
+        yield
 
 
 async def reservation_sweep(app: web.Application) -> AsyncIterator[None]:

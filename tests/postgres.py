@@ -58,6 +58,7 @@ class PostgresCluster:
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+        self.options = ""  # the server's options, set by `start`
 
     @property
     def url(self) -> str:
@@ -89,8 +90,10 @@ class PostgresCluster:
         if not self.durable:
             # Test data is thrown away: durability settings only cost time here.
             settings += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
-        options = " ".join(settings)
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        self.options = " ".join(settings)
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", self.options, "-w", "start"
+        )
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, DATABASE)
         return self
 
@@ -98,6 +101,16 @@ class PostgresCluster:
         """A crash and a restart: no checkpoint, recovery replays the WAL on start."""
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-m", "immediate", "-w", "restart"
+        )
+
+    def halt(self) -> None:
+        """Stop the server (connections refused) and keep its data for `resume`."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server `halt` stopped, on the same port."""
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", self.options, "-w", "start"
         )
 
     def stop(self) -> None:

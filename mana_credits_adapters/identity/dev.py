@@ -14,11 +14,32 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ..errors import CorruptSigningKey, NotWritable
+from ..home import check_home
+
 KEY_FILE = "dev-signing-key.pem"
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _read(path: Path) -> Ed25519PrivateKey:
+    remedy = (
+        "delete it: a new key is made on the next start (tokens signed with the old key "
+        "are then refused)"
+    )
+    try:
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        raise CorruptSigningKey(f"cannot read dev signing key {path}: {exc.strerror}") from exc
+    except (ValueError, TypeError) as exc:
+        raise CorruptSigningKey(
+            f"{path} holds no readable private key (unencrypted PEM), {remedy}"
+        ) from exc
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise CorruptSigningKey(f"{path} is not an Ed25519 private key, {remedy}")
+    return loaded
 
 
 class SigningKey:
@@ -38,21 +59,30 @@ class SigningKey:
 
     @classmethod
     def load_or_create(cls, home: Path) -> SigningKey:
-        """The key in `home`, created (readable by the owner only) on first use."""
-        path = home / KEY_FILE
+        """The key in `home`, created (readable by the owner only) on first use.
+
+        Raises `CorruptSigningKey` when the file is there but holds no Ed25519 private
+        key, `NotAFolder` / `NotWritable` when `home` cannot hold a new one.
+        """
+        path = (home / KEY_FILE).absolute()
         if path.exists():
-            loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if not isinstance(loaded, Ed25519PrivateKey):
-                raise ValueError(f"{path} is not an Ed25519 private key")
-            return cls(loaded)
-        home.mkdir(parents=True, exist_ok=True)
+            return cls(_read(path))
+        check_home(home, create=True)
         key = cls.generate()
         pem = key._private.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return cls(_read(path))  # another process made it first: use theirs
+        except OSError as exc:
+            raise NotWritable(
+                f"cannot write the dev signing key {path}: {exc.strerror}, make "
+                "MANA_CREDITS_HOME writable"
+            ) from exc
         with os.fdopen(fd, "wb") as out:
             out.write(pem)
         return key

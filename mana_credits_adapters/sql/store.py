@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import weakref
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from mana_credits_core.errors import StoreUnavailable
 
+from ..errors import DatabaseUnreachable
 from .gifts import SqlGifts
 from .ledger import SqlBalances, SqlLedger, SqlUsage
 from .purchases import SqlCustomers, SqlPackages, SqlPaymentEvents, SqlPurchases
@@ -23,10 +23,14 @@ from .reports import SqlReports
 from .reservations import SqlReservations
 from .sync import SqlSync
 from .tables import SQLITE_SCHEMA_MAP
+from .target import DatabaseTarget, failure_cause, redact
 
 # What getting a connection can raise when the database is away or the pool is
 # exhausted (PoolTimeout: every connection busy; answer 503 now rather than queue).
 CONNECT_FAILURES = (OperationalError, DBAPIError, OSError, TimeoutError, PoolTimeout)
+# Seconds to establish a PostgreSQL connection (a `connect_timeout` in the URL wins): a
+# server that drops packets is reported in seconds, not after the kernel gives up.
+CONNECT_TIMEOUT = 5
 
 
 def create_engine(
@@ -37,12 +41,17 @@ def create_engine(
     pool_timeout: float = 5.0,
     echo: bool = False,
 ) -> AsyncEngine:
-    """An async engine for `postgresql+psycopg://` or `sqlite+aiosqlite://` URLs."""
+    """An async engine for `postgresql+psycopg://` or `sqlite+aiosqlite://` URLs.
+
+    Nothing is opened yet, and no folder is created for a SQLite file (see
+    `target.check_sqlite` for the checks made before).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, echo=echo)
     return create_async_engine(
         url,
+        connect_args=_connect_args(parsed),
         pool_size=pool_size,
         max_overflow=max_overflow,
         # Fail fast with 503 when the pool is exhausted rather than queueing forever.
@@ -65,6 +74,7 @@ def reader_engine_for(engine: AsyncEngine) -> AsyncEngine:
     size = engine.pool.size() if isinstance(engine.pool, sa.QueuePool) else 10
     return create_async_engine(
         engine.url,
+        connect_args=_connect_args(engine.url),
         isolation_level="AUTOCOMMIT",
         pool_reset_on_return=None,
         pool_size=size,
@@ -75,10 +85,27 @@ def reader_engine_for(engine: AsyncEngine) -> AsyncEngine:
     )
 
 
+def _connect_args(url: sa.URL) -> dict[str, Any]:
+    return {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT}
+
+
+def unreachable(url: sa.URL, error: BaseException) -> DatabaseUnreachable:
+    """`error` (a failed connection to the database at `url`) for people: where and why."""
+    cause = failure_cause(error)
+    if url.get_backend_name() == "sqlite":
+        path = DatabaseTarget(url, redact(str(url))).sqlite_path
+        return DatabaseUnreachable(
+            f"cannot open SQLite database {path}: {cause}, check the file and its folder"
+        )
+    where = DatabaseTarget(url, "").address
+    shown = redact(url.render_as_string(hide_password=False))  # redact() drops the driver
+    return DatabaseUnreachable(
+        f"cannot connect to PostgreSQL at {where} (DATABASE_URL {shown}): {cause}, "
+        "check that PostgreSQL runs there and DATABASE_URL"
+    )
+
+
 def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
-    parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         url,
         echo=echo,
@@ -142,12 +169,35 @@ class SqlStore:
         return SqlUnitOfWork(self, read_only=True)
 
     async def ping(self) -> None:
-        """Touch the database (readiness)."""
+        """Touch the database (readiness); raises `StoreUnavailable` (the driver's error
+        as its `__cause__`)."""
         try:
             async with self.engine.connect() as connection:
                 await connection.execute(sa.text("SELECT 1"))
-        except (OperationalError, DBAPIError, OSError) as exc:
+        except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
             raise StoreUnavailable() from exc
+
+    async def check(self) -> None:
+        """Touch the database; raises `DatabaseUnreachable` naming where and why."""
+        try:
+            await self.ping()
+        except StoreUnavailable as exc:
+            raise self.unreachable(exc) from exc
+
+    def unreachable(self, error: BaseException) -> DatabaseUnreachable:
+        """`error`, a failure to reach this store, as one line naming where and why."""
+        return unreachable(self.engine.url, error)
+
+    @property
+    def shown_url(self) -> str:
+        """The database URL for people: password hidden, driver names dropped."""
+        return redact(self.engine.url.render_as_string(hide_password=False))
+
+    @property
+    def address(self) -> str:
+        """Where the store is, for logs: `host:port` (PostgreSQL) or the SQLite file."""
+        target = DatabaseTarget(self.engine.url, "")
+        return target.address if self.dialect == "postgresql" else str(target.sqlite_path)
 
     def connections_in_use(self) -> int:
         """Connections checked out of the pool (for the metrics gauge)."""

@@ -57,7 +57,7 @@ async def deliver(services: Services, payload: bytes) -> str:
 
 
 def test_refund_through_stripe_claws_back_once(database_url: str, fake_stripe: FakeStripe) -> None:
-    settings = Settings(**stripe_env(database_url, fake_stripe))  # type: ignore[arg-type]
+    settings = Settings(**stripe_env(database_url, fake_stripe))
 
     async def buy() -> str:
         async with bootstrap(settings, migrate=True) as services:

@@ -1,0 +1,131 @@
+"""Only the documented names configure the service; code overrides keep both spellings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mana_credits_adapters.errors import InvalidSetting
+from mana_credits_adapters.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+FIELDS = Settings.model_fields
+ALIASES = {name: str(field.alias) for name, field in FIELDS.items()}
+
+
+def another_value(name: str) -> tuple[str, Any]:
+    """A valid value for the field other than its default: as text, and as read back."""
+    default = Settings(MANA_CREDITS_HOME="/unused").model_dump()[name]
+    annotation = FIELDS[name].annotation
+    if annotation is bool or name == "auto_migrate":
+        return ("false", False) if default in (True, None) else ("true", True)
+    if annotation is int:
+        return str(default + 1), default + 1
+    if annotation is float:
+        return str(default + 1), default + 1
+    if annotation is Path:
+        return "/elsewhere", Path("/elsewhere")
+    if name == "database_url":
+        return "memory://leak", "memory://leak"
+    return "leak", "leak"
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No setting in the environment under any spelling; HOME is a temporary folder."""
+    for name, alias in ALIASES.items():
+        for spelling in (name, name.upper(), alias, alias.lower()):
+            monkeypatch.delenv(spelling, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_field_names_in_the_environment_configure_nothing(
+    clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    baseline = Settings().model_dump()
+    undocumented = set()
+    for name, alias in ALIASES.items():
+        text, _ = another_value(name)
+        for spelling in (name, name.upper(), alias.lower()):
+            if spelling != alias and spelling != "HOME":  # HOME is the user's, tested below
+                monkeypatch.setenv(spelling, text)
+                undocumented.add(spelling)
+    assert {"AUTH_URL", "SERVICE_KEY", "auth_url", "service_key", "home"} <= undocumented
+    assert Settings().model_dump() == baseline
+
+
+def test_home_in_the_environment_is_the_users_home_not_ours(
+    clean_environment: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "someone"))
+    settings = Settings()
+    assert settings.home == tmp_path / "someone" / ".mana-credits"
+    assert settings.effective_database_url.endswith("/someone/.mana-credits/credits.db")
+
+
+@pytest.mark.parametrize("name", sorted(ALIASES))
+def test_each_documented_name_configures_its_setting(
+    name: str, clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text, expected = another_value(name)
+    monkeypatch.setenv(ALIASES[name], text)
+    assert getattr(Settings(), name) == expected
+
+
+def test_code_overrides_by_documented_name_and_by_field_name(clean_environment: Path) -> None:
+    by_alias = Settings(MANA_CREDITS_HOME="/a", MANA_AUTH_URL="https://auth", PORT=4000)
+    by_name = Settings(home="/a", auth_url="https://auth", port=4000)
+    assert by_alias == by_name
+    assert (by_name.home, by_name.auth_url, by_name.port) == (Path("/a"), "https://auth", 4000)
+
+
+def test_code_overrides_win_over_the_environment(
+    clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MANA_SERVICE_KEY", "from-env")
+    assert Settings(service_key="from-code").service_key == "from-code"
+    assert Settings(MANA_SERVICE_KEY="from-code").service_key == "from-code"
+
+
+def test_every_documented_name_is_in_the_readme_configuration_table() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", table))
+    assert set(ALIASES.values()) <= documented
+
+
+def test_an_unusable_value_is_one_invalid_setting_naming_it(
+    clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORT", "eighty")
+    monkeypatch.setenv("MANA_CREDITS_DB_POOL_SIZE", "0")
+    with pytest.raises(InvalidSetting) as raised:
+        Settings()
+    assert raised.value.code == "invalid_setting"
+    assert "PORT='eighty'" in raised.value.message
+    assert "MANA_CREDITS_DB_POOL_SIZE='0'" in raised.value.message
+    assert "\n" not in raised.value.message
+    assert isinstance(raised.value, ValueError)  # as pydantic's own error was
+
+
+def test_a_misspelt_override_is_refused_not_ignored(clean_environment: Path) -> None:
+    with pytest.raises(InvalidSetting, match="MANA_CREDIT_HOME is not a setting"):
+        Settings(MANA_CREDIT_HOME="/typo")
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgres://mana@db/x", "postgresql+psycopg://mana@db/x"),
+        ("postgresql+psycopg2://mana@db/x", "postgresql+psycopg://mana@db/x"),
+        ("sqlite:////var/lib/x.db", "sqlite+aiosqlite:////var/lib/x.db"),
+        ("sqlite+pysqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("mysql://mana@db/x", "mysql://mana@db/x"),
+    ],
+)
+def test_database_urls_get_our_drivers(given: str, used: str, clean_environment: Path) -> None:
+    assert Settings(DATABASE_URL=given).database_url == used
