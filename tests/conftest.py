@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +20,9 @@ from mana_credits_adapters.sql.tables import metadata
 from mana_credits_core.ports import Store
 from mana_credits_core.services import Services
 
+if TYPE_CHECKING:
+    from .postgres import PostgresCluster
+
 STORES = [
     pytest.param("memory", marks=pytest.mark.memory),
     pytest.param("sqlite", marks=pytest.mark.sqlite),
@@ -31,18 +35,39 @@ def postgres_required() -> bool:
     return os.environ.get("MANA_CREDITS_REQUIRE_POSTGRES") == "1" or "CI" in os.environ
 
 
+def postgres_missing(exc: BaseException) -> NoReturn:
+    """PostgreSQL could not be had: a failure in CI, a skip (with the reason) elsewhere."""
+    if postgres_required():
+        pytest.fail(f"PostgreSQL is required but could not be started: {exc}")
+    pytest.skip(f"PostgreSQL not available: {exc}")
+
+
+def own_cluster(*, durable: bool = False) -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of a test module's own (for tests that stop or crash it)."""
+    from .postgres import PostgresCluster
+
+    cluster = PostgresCluster(durable=durable)
+    try:
+        cluster.start()
+    except Exception as exc:
+        cluster.stop()
+        postgres_missing(exc)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A PostgreSQL server for the session; in CI its absence fails the run."""
-    from .postgres import PostgresCluster, postgres_url
+    from .postgres import postgres_url
 
     cluster: PostgresCluster | None = None
     try:
         url, cluster = postgres_url()
     except Exception as exc:
-        if postgres_required():
-            pytest.fail(f"PostgreSQL is required but could not be started: {exc}")
-        pytest.skip(f"PostgreSQL not available: {exc}")
+        postgres_missing(exc)
     try:
         yield url
     finally:

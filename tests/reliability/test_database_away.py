@@ -28,7 +28,7 @@ from mana_credits_adapters.sql import migrate
 from mana_credits_adapters.sql.store import create_engine
 from mana_credits_cli.main import app
 
-from ..conftest import postgres_required
+from ..conftest import own_cluster
 from ..postgres import PostgresCluster, free_port
 
 pytestmark = pytest.mark.postgres
@@ -40,16 +40,7 @@ PROBE_INTERVAL = "0.1"
 
 @pytest.fixture(scope="module")
 def haltable() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster()
-    try:
-        cluster.start()
-    except Exception as exc:
-        cluster.stop()
-        if postgres_required():
-            pytest.fail(f"PostgreSQL is required but could not be started: {exc}")
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    yield cluster
-    cluster.stop()
+    yield from own_cluster()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from mana_credits_adapters.sql import migrate
 from mana_credits_adapters.sql.store import SqlStore, create_engine
 
-from ..conftest import postgres_required
+from ..conftest import own_cluster
 from ..postgres import PostgresCluster, free_port
 from .server import (
     Answer,
@@ -50,16 +50,7 @@ LEAKS = ("psycopg", "sqlalchemy", "Traceback", "SELECT", "connection")
 
 @pytest.fixture(scope="module")
 def crashable() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster(durable=True)  # a crash must not lose acknowledged commits
-    try:
-        cluster.start()
-    except Exception as exc:
-        cluster.stop()
-        if postgres_required():
-            pytest.fail(f"PostgreSQL is required but could not be started: {exc}")
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    yield cluster
-    cluster.stop()
+    yield from own_cluster(durable=True)  # a crash must not lose acknowledged commits
 
 
 @pytest.fixture
