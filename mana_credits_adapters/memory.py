@@ -17,6 +17,7 @@ from mana_credits_core.gifts import (
     GiftRedemption,
     GiftStatus,
     GiftType,
+    ReceivedGift,
     RedemptionStatus,
     email_key,
 )
@@ -643,10 +644,18 @@ class MemoryGifts:
             raise ValueError("a gift has one successful redemption")  # the SQL unique index
         _set(self._s.redemptions, redemption.id, redemption, self._undo)
 
-    async def redemptions_of(self, user_id: str, limit: int) -> list[GiftRedemption]:
-        mine = [r for r in self._s.redemptions.values() if r.redeemer_user_id == user_id]
+    async def received_by(self, user_id: str, limit: int) -> list[ReceivedGift]:
+        mine = [
+            r
+            for r in self._s.redemptions.values()
+            if r.redeemer_user_id == user_id and r.status == RedemptionStatus.SUCCESS
+        ]
         mine.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return mine[:limit]
+        found = []
+        for r in mine[:limit]:
+            gift = self._s.gifts[r.gift_code_id]
+            found.append(ReceivedGift(r, gift.code, gift.message, gift.creator_name))
+        return found
 
     async def unbacked(self) -> list[tuple[str, int, int | None]]:
         problems: list[tuple[str, int, int | None]] = []

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidSetting
+from .networks import networks_setting
 
 DEV_SERVICE_KEY = "dev-service-key"
 
@@ -87,6 +88,10 @@ class Settings(BaseSettings):
     billing_interval_seconds: float = Field(3600.0, alias="MANA_CREDITS_BILLING_INTERVAL", gt=0)
     gift_failures_allowed: int = Field(30, alias="MANA_CREDITS_GIFT_FAILURES", ge=1)
     gift_failure_window_seconds: float = Field(600.0, alias="MANA_CREDITS_GIFT_WINDOW", gt=0)
+    # Reverse proxies whose X-Forwarded-For names the client the gift-guessing limit counts.
+    trusted_proxies: Annotated[str, AfterValidator(networks_setting)] = Field(
+        "", alias="MANA_CREDITS_TRUSTED_PROXIES"
+    )
     gift_expiry_interval_seconds: float = Field(
         300.0, alias="MANA_CREDITS_GIFT_EXPIRY_INTERVAL", gt=0
     )

@@ -7,9 +7,15 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-"""No I, L, O, 0 or 1: nothing to misread when a code is typed from a screen."""
-CODE_LENGTH = 12  # 31**12 ≈ 7.9e17 codes; see docs/gifts.md for the guessing arithmetic
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+"""Crockford's base32 without 0 and 1: Crockford already drops I, L and O (they read as
+1 and 0) and U (no accidental words); dropping 0 and 1 as well leaves no pair of
+look-alikes at all, so a typed code needs no character mapping and codes issued before
+(which may hold an O or a U) are still found exactly as they were written."""
+CODE_LENGTH = 10
+"""The web app's redeem field takes at most 10 characters. 30**10 ≈ 5.9e14 codes; see
+docs/gifts.md for what guessing one costs."""
+MAX_CODE_INPUT = 64  # characters of typed input (spaces and dashes included) looked at
 MAX_GIFT_CREDITS = 10_000
 MAX_MESSAGE = 500
 DEFAULT_EXPIRATION_DAYS = 90
@@ -75,13 +81,19 @@ class GiftRedemption:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedGift:
+    """A successful redemption with what the redeemer's list shows of its gift."""
+
+    redemption: GiftRedemption
+    code: str
+    message: str | None
+    creator_name: str
+
+
 def normalise_code(value: str) -> str:
     """Codes are case-insensitive and may be typed with dashes or spaces."""
     return re.sub(r"[\s-]", "", value).upper()
-
-
-def display_code(code: str) -> str:
-    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
 
 
 def email_key(email: str) -> str:

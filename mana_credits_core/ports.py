@@ -9,7 +9,7 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from .gifts import GiftCode, GiftRedemption, GiftStatus
+from .gifts import GiftCode, GiftRedemption, GiftStatus, ReceivedGift
 from .ledger import (
     Balance,
     Credit,
@@ -249,8 +249,9 @@ class GiftRepository(Protocol):
 
     async def add_redemption(self, redemption: GiftRedemption) -> None: ...
 
-    async def redemptions_of(self, user_id: str, limit: int) -> list[GiftRedemption]:
-        """Newest first."""
+    async def received_by(self, user_id: str, limit: int) -> list[ReceivedGift]:
+        """The user's successful redemptions with their gifts, newest first (failed
+        attempts are not gifts received)."""
         ...
 
     async def unbacked(self) -> list[tuple[str, int, int | None]]:

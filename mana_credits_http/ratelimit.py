@@ -2,18 +2,72 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
+from mana_credits_adapters.networks import Network
 from mana_credits_core.errors import RateLimited
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(text: str | None) -> Address | None:
+    """An address as peers and proxies write it: bare, `[v6]:port` or `v4:port`."""
+    if not text:
+        return None
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else text
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        found = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(found, ipaddress.IPv6Address) and found.ipv4_mapped is not None:
+        return found.ipv4_mapped
+    return found
+
+
+def _trusted(address: Address, proxies: Sequence[Network]) -> bool:
+    return any(address in network for network in proxies)
+
+
+def client_key(peer: str | None, forwarded_for: Iterable[str], proxies: Sequence[Network]) -> str:
+    """Whom a request's failures count against.
+
+    `peer` is the connection's address, `forwarded_for` the X-Forwarded-For header
+    values in order. The header is believed only when the peer is one of `proxies`:
+    then the client is the rightmost address in it that is not a trusted proxy (each
+    proxy appends the address it received from, so entries to the left of that one
+    may be forged by the client). An IPv6 client counts as its /64, the block one
+    subscriber usually holds, so hopping between its addresses gains no guesses.
+    """
+    client = _address(peer)
+    if client is None:
+        return peer or "unknown"
+    if proxies and _trusted(client, proxies):
+        hops = [hop for value in forwarded_for for hop in value.split(",")]
+        for hop in reversed(hops):
+            address = _address(hop)
+            if address is None:
+                break  # nothing a trusted proxy wrote: keep the last address it vouched for
+            client = address
+            if not _trusted(address, proxies):
+                break
+    if isinstance(client, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((client, 64), strict=False))
+    return str(client)
 
 
 class FailureLimiter:
     """At most `allowed` failures per client in a sliding `window` (seconds).
 
     Only failures count, so honest users are never slowed; a client over the limit
-    is refused before the lookup runs. Kept per process: with N processes a client
+    is refused before the lookup runs, whatever the code (a valid answer would let the
+    guessing go on: a hit would show itself). Kept per process: with N processes a client
     gets at most N * `allowed` guesses per window, which docs/gifts.md accounts for.
     """
 

@@ -15,6 +15,7 @@ from mana_credits_core.gifts import (
     GiftRedemption,
     GiftStatus,
     GiftType,
+    ReceivedGift,
     RedemptionStatus,
     email_key,
 )
@@ -183,15 +184,19 @@ class SqlGifts:
             )
         )
 
-    async def redemptions_of(self, user_id: str, limit: int) -> list[GiftRedemption]:
-        r = gift_redemptions.c
+    async def received_by(self, user_id: str, limit: int) -> list[ReceivedGift]:
+        r, g = gift_redemptions.c, gift_codes.c
         query = (
-            sa.select(gift_redemptions)
-            .where(r.redeemer_user_id == user_id)
+            sa.select(gift_redemptions, g.code, g.message, g.creator_name)
+            .join(gift_codes, g.id == r.gift_code_id)
+            .where(r.redeemer_user_id == user_id, r.status == RedemptionStatus.SUCCESS.value)
             .order_by(r.created_at.desc(), r.id.desc())
             .limit(limit)
         )
-        return [redemption_from(row) for row in await self._c.execute(query)]
+        return [
+            ReceivedGift(redemption_from(row), row.code, row.message, row.creator_name)
+            for row in await self._c.execute(query)
+        ]
 
     async def unbacked(self) -> list[tuple[str, int, int | None]]:
         g, t = gift_codes.c, transactions.c

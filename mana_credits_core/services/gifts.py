@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 
 from .. import validation as v
 from ..errors import (
@@ -11,7 +11,6 @@ from ..errors import (
     GiftAlreadyClaimed,
     GiftCodeTaken,
     GiftExpired,
-    GiftNotCancellable,
     GiftNotFound,
     GiftNotRedeemable,
     GiftWrongUser,
@@ -20,24 +19,22 @@ from ..errors import (
 )
 from ..events import EventKind, Events
 from ..gifts import (
-    DEFAULT_EXPIRATION_DAYS,
-    MAX_EXPIRATION_DAYS,
-    MAX_GIFT_CREDITS,
     MAX_MESSAGE,
     GiftCode,
     GiftRedemption,
     GiftStatus,
     GiftType,
+    ReceivedGift,
     RedemptionStatus,
     email_key,
-    looks_like_email,
     masked_name,
     normalise_code,
 )
 from ..ledger import Applied, Credit, Debit, TransactionType
 from ..ports import Clock, CodeGenerator, IdGenerator, Principal, Store, UnitOfWork
+from .gift_input import code_key, expiry, gift_credits, gift_type, valid_email
+from .gift_returns import GIFTS_APP, GiftReturns
 
-GIFTS_APP = "gifts"
 CODE_ATTEMPTS = 5
 
 
@@ -47,6 +44,7 @@ class Redeemed:
     creator_name: str
     message: str | None
     gift: GiftCode
+    new_balance: int  # the redeemer's balance right after the gift's credit
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +53,7 @@ class PendingRedeemed:
     total_credits: int
 
 
-class GiftsService:
+class GiftsService(GiftReturns):
     """Single-use gift codes.
 
     Creating a gift debits the creator at once (a `gift` ledger entry) in the same
@@ -87,17 +85,26 @@ class GiftsService:
         target_email: str | None = None,
         message: str | None = None,
         expiration_days: int | None = None,
+        expires_at: datetime | None = None,
+        source_app_id: str | None = None,
+        credits_field: str = "totalCredits",
     ) -> GiftCode:
-        credits = v.amount(total_credits, "totalCredits")
-        if credits > MAX_GIFT_CREDITS:
-            raise InvalidInput("totalCredits", f"totalCredits must be at most {MAX_GIFT_CREDITS}")
-        kind = _gift_type(type)
-        email = None
+        """Set `total_credits` of the creator's balance aside in a new single-use code.
+
+        The gift expires at `expires_at` or after `expiration_days` (default 90), not
+        both; `source_app_id` names the app the creator's `gift` ledger entry is booked
+        for; `credits_field` is the name errors give the amount (the web app sends
+        `credits`). Raises `InvalidInput`, `InsufficientCreditsForGift`, and
+        `GiftCodeTaken` only if CODE_ATTEMPTS fresh codes all collide."""
+        credits = gift_credits(total_credits, credits_field)
+        kind = gift_type(type)
+        address = None
         if kind == GiftType.PERSONALIZED or target_email is not None:
-            email = _email(target_email, "targetEmail")
-        days = _days(expiration_days)
+            address = valid_email(target_email, "targetEmail")
         text = v.optional_text(message, "message", MAX_MESSAGE)
+        app = None if source_app_id is None else v.identifier(source_app_id, "sourceAppId", 100)
         now = self._clock.now()
+        ends = expiry(now, expiration_days, expires_at)
         for _ in range(CODE_ATTEMPTS):
             gift = GiftCode(
                 id=self._ids.new_id(),
@@ -108,26 +115,26 @@ class GiftsService:
                 redeemed=0,
                 type=kind,
                 status=GiftStatus.ACTIVE,
-                target_email=email,
+                target_email=address,
                 message=text,
-                expires_at=now + timedelta(days=days),
+                expires_at=ends,
                 reservation_transaction_id=self._ids.new_id(),
                 created_at=now,
                 updated_at=now,
             )
             try:
-                return await self._create(gift)
+                return await self._create(gift, app or GIFTS_APP)
             except GiftCodeTaken:
-                continue  # astronomically rare: draw another code
+                continue  # rare (N active codes in 30**10): draw another code
         raise GiftCodeTaken("Could not allocate a unique gift code")
 
-    async def _create(self, gift: GiftCode) -> GiftCode:
+    async def _create(self, gift: GiftCode, app_id: str) -> GiftCode:
         assert gift.reservation_transaction_id is not None
         debit = Debit(
             entry_id=gift.reservation_transaction_id,
             user_id=gift.creator_id,
             amount=gift.total_credits,
-            app_id=GIFTS_APP,
+            app_id=app_id,
             description=f"Gift code {gift.code}",
             metadata={"giftId": gift.id},
             idempotency_key=None,
@@ -149,7 +156,7 @@ class GiftsService:
     async def info(self, code: str) -> GiftCode:
         """A gift by its code (case-insensitive), for the public info page."""
         async with self._store.unit_of_work() as uow:
-            found = await uow.gifts.by_code(_code(code))
+            found = await uow.gifts.by_code(code_key(code))
         if found is None:
             raise GiftNotFound()
         return found
@@ -158,17 +165,20 @@ class GiftsService:
         async with self._store.unit_of_work() as uow:
             return await uow.gifts.created_by(v.identifier(user_id, "userId"), v.page_size(limit))
 
-    async def received(self, user_id: str, limit: int = 50) -> list[GiftRedemption]:
-        async with self._store.unit_of_work() as uow:
-            return await uow.gifts.redemptions_of(
-                v.identifier(user_id, "userId"), v.page_size(limit)
-            )
+    async def received(self, user_id: str, limit: int = 50) -> list[ReceivedGift]:
+        """Gifts the user redeemed, newest first: successful redemptions only."""
+        async with self._store.reader() as uow:
+            return await uow.gifts.received_by(v.identifier(user_id, "userId"), v.page_size(limit))
 
     async def redeem(
         self, redeemer: Principal, code: str, *, source_app_id: str | None = None
     ) -> Redeemed:
-        """Redeem a gift exactly once; failures are recorded and raised."""
-        code = _code(code)
+        """Redeem a gift exactly once; failures are recorded and raised.
+
+        `code` is matched case-insensitively, spaces and dashes ignored. Raises
+        `GiftNotFound`, `GiftWrongUser`, `GiftExpired`, `GiftAlreadyClaimed`,
+        `GiftNotRedeemable`."""
+        code = code_key(code)
         app = None if source_app_id is None else v.identifier(source_app_id, "sourceAppId", 100)
         now = self._clock.now()
         async with self._store.unit_of_work() as uow:
@@ -205,7 +215,10 @@ class GiftsService:
             )
             await uow.commit()
         self._events.emit(EventKind.GIFT_REDEEMED, credits=gift.total_credits)
-        return Redeemed(gift.total_credits, gift.creator_name, gift.message, claimed)
+        balance = (
+            outcome.balance.balance if isinstance(outcome, Applied) else outcome.entry.balance_after
+        )
+        return Redeemed(gift.total_credits, gift.creator_name, gift.message, claimed, balance)
 
     async def _why_not(
         self, uow: UnitOfWork, gift: GiftCode
@@ -273,99 +286,10 @@ class GiftsService:
             raise GiftNotFound("no gift with this code or id")
         return found
 
-    async def expire_one(self, gift_id: str) -> GiftCode:
-        """Expire one overdue active gift now (the sweep would, later); its credits go
-        back to its creator once. Raises `GiftNotFound`, `GiftNotCancellable` when the
-        gift is not active or not yet past its expiry."""
-        async with self._store.unit_of_work() as uow:
-            found = await uow.gifts.get(v.identifier(gift_id, "giftId"))
-            if found is None:
-                raise GiftNotFound("Gift not found")
-            if not await self._return(uow, found, GiftStatus.EXPIRED):
-                raise GiftNotCancellable(
-                    f"gift is {found.status} and expires {found.expires_at:%Y-%m-%d %H:%M} UTC:"
-                    " only active gifts past their expiry can be expired"
-                )
-            await uow.commit()
-        return found
-
-    async def cancel_as_operator(self, gift_id: str) -> GiftCode:
-        """Cancel any active gift; its credits go back to its creator."""
-        gift_id = v.identifier(gift_id, "giftId")
-        async with self._store.unit_of_work() as uow:
-            found = await uow.gifts.get(gift_id)
-            if found is None:
-                raise GiftNotFound("Gift not found")
-            if not await self._return(uow, found, GiftStatus.CANCELLED):
-                raise GiftNotCancellable()
-            await uow.commit()
-        self._events.emit(EventKind.GIFT_CANCELLED, credits=found.total_credits)
-        return found
-
-    async def cancel(self, user_id: str, gift_id: str) -> int:
-        """Cancel one's own active gift; returns the credits given back."""
-        gift_id = v.identifier(gift_id, "giftId")
-        async with self._store.unit_of_work() as uow:
-            found = await uow.gifts.get(gift_id)
-            if found is None or found.creator_id != user_id:
-                raise GiftNotFound("Gift not found")
-            returned = await self._return(uow, found, GiftStatus.CANCELLED, creator_id=user_id)
-            if not returned:
-                raise GiftNotCancellable()
-            await uow.commit()
-        self._events.emit(EventKind.GIFT_CANCELLED, credits=found.total_credits)
-        return found.total_credits
-
-    async def _return(
-        self,
-        uow: UnitOfWork,
-        gift: GiftCode,
-        to: GiftStatus,
-        *,
-        creator_id: str | None = None,
-    ) -> bool:
-        """Move an active gift to `to` and give its credits back to the creator, once."""
-        now = self._clock.now()
-        moved = await uow.gifts.transition(
-            gift.id, to, now, creator_id=creator_id, expired=to == GiftStatus.EXPIRED
-        )
-        if moved is None:
-            return False
-        await uow.balances.credit(
-            Credit(
-                entry_id=self._ids.new_id(),
-                user_id=gift.creator_id,
-                amount=gift.total_credits,
-                type=TransactionType.REFUND,
-                app_id=GIFTS_APP,
-                description=f"Gift code {gift.code} {to}: credits returned",
-                metadata={"giftId": gift.id},
-                idempotency_key=f"gift-return:{gift.id}",
-                now=now,
-            )
-        )
-        return True
-
-    async def expire(self, batch_size: int = 500) -> int:
-        """Expire every overdue active gift, returning its credits; safe to run anywhere."""
-        expired = 0
-        while True:
-            async with self._store.unit_of_work() as uow:
-                due = await uow.gifts.due_for_expiry(self._clock.now(), batch_size)
-            for gift_id in due:
-                async with self._store.unit_of_work() as uow:
-                    gift = await uow.gifts.get(gift_id)
-                    if gift is not None and await self._return(uow, gift, GiftStatus.EXPIRED):
-                        await uow.commit()
-                        self._events.emit(EventKind.GIFT_EXPIRED, credits=gift.total_credits)
-                        expired += 1
-            if len(due) < batch_size:
-                return expired
-
     async def redeem_pending(self, user_id: str, email: str) -> PendingRedeemed:
         """At registration: redeem every active personalized gift for this e-mail."""
         user_id = v.identifier(user_id, "userId")
-        address = _email(email, "email")
+        address = valid_email(email, "email")
         async with self._store.unit_of_work() as uow:
             pending = await uow.gifts.pending_for_email(email_key(address), self._clock.now())
         principal = Principal(user_id=user_id, email=address)
@@ -378,37 +302,3 @@ class GiftsService:
             redeemed += 1
             total += done.credits_received
         return PendingRedeemed(redeemed, total)
-
-
-def _code(value: object) -> str:
-    code = normalise_code(v.identifier(value, "code", 64))
-    if not code.isalnum():
-        raise GiftNotFound()
-    return code
-
-
-def _gift_type(value: object) -> GiftType:
-    if isinstance(value, str) and value in GiftType.__members__.values():
-        return GiftType(value)
-    raise InvalidInput("type", "type must be simple or personalized")
-
-
-def _email(value: object, field: str) -> str:
-    if value is None:
-        raise InvalidInput(field, f"{field} is required for a personalized gift")
-    address = v.identifier(value, field, 254).strip()
-    if not looks_like_email(address):
-        raise InvalidInput(field, f"{field} must be an e-mail address")
-    return address
-
-
-def _days(value: object) -> int:
-    if value is None:
-        return DEFAULT_EXPIRATION_DAYS
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput("expirationDays", "expirationDays must be a positive integer")
-    if value > MAX_EXPIRATION_DAYS:
-        raise InvalidInput(
-            "expirationDays", f"expirationDays must be at most {MAX_EXPIRATION_DAYS}"
-        )
-    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from mana_credits_adapters.networks import parse_networks
 from mana_credits_core.errors import GiftNotFound
 
 from ..auth import require_service, require_user
@@ -20,11 +21,15 @@ from ..models import (
     RedeemPendingBody,
     RedeemPendingOut,
 )
+from ..ratelimit import client_key
 from . import Route
 
 
 def client_of(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """Whom the failed-lookup limit counts this request against: its peer address, or
+    behind a trusted proxy (MANA_CREDITS_TRUSTED_PROXIES) the client it forwards for."""
+    proxies = parse_networks(request.app[SETTINGS].trusted_proxies)
+    return client_key(request.remote, request.headers.getall("X-Forwarded-For", ()), proxies)
 
 
 async def info(request: web.Request) -> web.Response:
@@ -41,13 +46,17 @@ async def info(request: web.Request) -> web.Response:
 async def create(request: web.Request) -> web.Response:
     user = await require_user(request)
     body = await read_body(request, CreateGiftBody)
+    credits, credits_field = body.amount()
     gift = await request.app[SERVICES].gifts.create(
         user,
-        body.total_credits,
+        credits,
         type=body.type,
         target_email=body.target_email,
         message=body.message,
         expiration_days=body.expiration_days,
+        expires_at=body.expiry(),
+        source_app_id=body.source_app_id,
+        credits_field=credits_field,
     )
     answer = GiftCodeOut.of(gift, request.app[SETTINGS].base_url)
     return web.json_response(answer.render(), status=201)
@@ -80,8 +89,10 @@ async def redeem(request: web.Request) -> web.Response:
         raise
     answer = RedeemOut(
         credits_received=done.credits_received,
+        credits=done.credits_received,
         message=done.message,
         creator_name=done.creator_name,
+        new_balance=done.new_balance,
     )
     return web.json_response(answer.render())
 
