@@ -22,6 +22,7 @@ GIFT_KEYS = {
     "id",
     "code",
     "shortUrl",
+    "url",
     "creatorId",
     "creatorName",
     "totalCredits",
@@ -54,7 +55,7 @@ async def test_create_redeem_and_lists(client: Client, jwks: Jwks, funded: Servi
     alice = jwks.token("alice", email="alice@example.com", name="Alice")
     gift = await create(client, alice, totalCredits=250, message="Enjoy")
     assert set(gift) == GIFT_KEYS
-    assert gift["shortUrl"] == f"http://localhost:3061/g/{gift['code']}"
+    assert gift["shortUrl"] == gift["url"] == f"http://localhost:3061/g/{gift['code']}"
     assert (gift["redeemed"], gift["type"], gift["status"]) == (0, "simple", "active")
     assert gift["creatorName"] == "Alice"
 
@@ -65,6 +66,7 @@ async def test_create_redeem_and_lists(client: Client, jwks: Jwks, funded: Servi
         "status": "active",
         "totalCredits": 250,
         "redeemed": False,
+        "isPersonalized": False,
         "message": "Enjoy",
         "creatorName": "Alice",
         "expiresAt": gift["expiresAt"],
@@ -76,17 +78,20 @@ async def test_create_redeem_and_lists(client: Client, jwks: Jwks, funded: Servi
     assert await redeemed.json() == {
         "success": True,
         "creditsReceived": 250,
+        "credits": 250,
         "message": "Enjoy",
         "creatorName": "Alice",
+        "newBalance": 250,
     }
     again = await client.post(f"/api/v1/gifts/{gift['code']}/redeem", headers=bearer(bob))
     assert (again.status, (await again.json())["message"]) == (400, "Gift already claimed")
 
     mine = await (await client.get("/api/v1/gifts/me/created", headers=bearer(alice))).json()
     assert [(g["id"], g["status"], g["redeemed"]) for g in mine] == [(gift["id"], "depleted", 1)]
+    assert [g["url"] for g in mine] == [gift["shortUrl"]]
     received = await (await client.get("/api/v1/gifts/me/received", headers=bearer(bob))).json()
-    assert [r["status"] for r in received] == ["failed_already_claimed", "success"]
-    assert set(received[1]) == {
+    assert [r["status"] for r in received] == ["success"]  # the failed second try is not listed
+    assert set(received[0]) == {
         "id",
         "giftCodeId",
         "redeemerUserId",
@@ -95,7 +100,13 @@ async def test_create_redeem_and_lists(client: Client, jwks: Jwks, funded: Servi
         "creditTransactionId",
         "sourceAppId",
         "createdAt",
+        "code",
+        "credits",
+        "message",
+        "creatorName",
+        "redeemedAt",
     }
+    assert received[0]["redeemedAt"] == received[0]["createdAt"]
     assert (await funded.credits.balance("bob")).balance == 250
 
 
@@ -110,6 +121,14 @@ async def test_create_errors(client: Client, jwks: Jwks, funded: Services) -> No
         {"totalCredits": 10_001},
         {"totalCredits": "10"},
         {"totalCredits": 10, "expirationDays": 0},
+        {},
+        {"credits": 10, "totalCredits": 10},
+        {"credits": "10"},
+        {"credits": 10, "expiresAt": "2026-02-01", "expirationDays": 30},
+        {"credits": 10, "expiresAt": "2025-12-31"},
+        {"credits": 10, "expiresAt": "2025-12-31T23:59:59Z"},
+        {"credits": 10, "expiresAt": "next week"},
+        {"credits": 10, "expiresAt": 1767225600},
         {"totalCredits": 10, "message": "x" * 501},
     ):
         response = await client.post("/api/v1/gifts", json=bad, headers=bearer(alice))
@@ -213,6 +232,7 @@ async def test_unknown_codes_are_404_then_rate_limited(
 
 async def test_codes_look_like_codes(client: Client, jwks: Jwks, funded: Services) -> None:
     gift = await create(client, jwks.token("alice"), totalCredits=1)
-    assert re.fullmatch(r"[A-HJKMNP-Z2-9]{12}", gift["code"])
+    # Crockford's base32 less 0 and 1: no I, L, O, U, 0 or 1.
+    assert re.fullmatch(r"[2-9A-HJKMNP-TV-Z]{10}", gift["code"])
     weird = await client.get("/api/v1/gifts/%00%01")
     assert weird.status in (400, 404)
