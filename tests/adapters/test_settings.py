@@ -30,6 +30,8 @@ def another_value(name: str) -> tuple[str, Any]:
         return "/elsewhere", Path("/elsewhere")
     if name == "database_url":
         return "memory://leak", "memory://leak"
+    if name == "trusted_proxies":
+        return "192.0.2.7", "192.0.2.7"
     return "leak", "leak"
 
 

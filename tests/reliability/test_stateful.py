@@ -293,6 +293,7 @@ class CreditsMachine(RuleBasedStateMachine):
         assert answer.body["status"] == "active"
         expires_at = self.server.clock.now() + timedelta(days=30)
         assert instant(answer.body["expiresAt"]) == expires_at
+        assert len(answer.body["code"]) <= 10  # what the web app's redeem field holds
         gift = Gift(answer.body["id"], answer.body["code"], creator, amount, personal, expires_at)
         self.model.gifts.append(gift)
         return gift
@@ -301,7 +302,8 @@ class CreditsMachine(RuleBasedStateMachine):
     def redeem_gift(self, gift: Gift | None, redeemer: str) -> None:
         if gift is None:
             return
-        path = f"/api/v1/gifts/{gift.code}/redeem"
+        typed = f"{gift.code[:5]}-{gift.code[5:]}".lower()  # as people type it
+        path = f"/api/v1/gifts/{typed}/redeem"
         answer = self.server.request("POST", path, {"sourceAppId": "chat"}, user=redeemer)
         if gift.target is not None and gift.target != redeemer:
             assert answer.status == 403, answer
@@ -313,6 +315,7 @@ class CreditsMachine(RuleBasedStateMachine):
         assert answer.body["creditsReceived"] == gift.amount
         gift.state = "depleted"
         self.model.credit(redeemer, gift.amount)
+        assert answer.body["newBalance"] == self.model.balances[redeemer]
 
     @rule(gift=gifts, by=users)
     def cancel_gift(self, gift: Gift | None, by: str) -> None:
