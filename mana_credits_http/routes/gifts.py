@@ -9,8 +9,7 @@ from mana_credits_core.errors import GiftNotFound
 
 from ..auth import require_service, require_user
 from ..body import read_body
-from ..keys import GIFT_LIMITER, SERVICES, SETTINGS
-from ..models import (
+from ..gift_models import (
     CancelGiftOut,
     CreateGiftBody,
     GiftCodeOut,
@@ -21,6 +20,7 @@ from ..models import (
     RedeemPendingBody,
     RedeemPendingOut,
 )
+from ..keys import GIFT_LIMITER, SERVICES, SETTINGS
 from ..ratelimit import client_key
 from . import Route
 

@@ -14,6 +14,7 @@ from mana_credits_core import InvalidInput, Principal, TransactionType
 from mana_credits_core.errors import (
     CreditsError,
     GiftAlreadyClaimed,
+    GiftCodeTaken,
     GiftExpired,
     GiftNotCancellable,
     GiftNotFound,
@@ -111,6 +112,20 @@ async def test_a_code_collision_is_retried(store: Store, settings: Settings) -> 
     second = await services.gifts.create(ALICE, 10)
     assert (first.code, second.code) == ("SAMECODE23", "NEWC2DEXYZ")
     assert await balance(services, "alice") == 80
+
+
+async def test_a_code_that_keeps_colliding_gives_up_and_moves_nothing(
+    store: Store, settings: Settings
+) -> None:
+    services = build_services(
+        store, settings, clock=TickingClock(), codes=RepeatingCodes(["SAMECODE23"])
+    )
+    await services.credits.credit("alice", 100, TransactionType.GRANT, "funds")
+    await services.gifts.create(ALICE, 10)
+    with pytest.raises(GiftCodeTaken):
+        await services.gifts.create(ALICE, 10)
+    assert await balance(services, "alice") == 90
+    assert len(await services.gifts.created("alice")) == 1
 
 
 async def test_codes_issued_before_keep_working(store: Store, settings: Settings) -> None:
