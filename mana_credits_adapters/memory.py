@@ -652,10 +652,11 @@ class MemoryGifts:
         ]
         mine.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         found = []
-        for r in mine[:limit]:
-            gift = self._s.gifts[r.gift_code_id]
-            found.append(ReceivedGift(r, gift.code, gift.message, gift.creator_name))
-        return found
+        for r in mine:
+            gift = self._s.gifts.get(r.gift_code_id)
+            if gift is not None:  # as the SQL join: a redemption without its gift is not listed
+                found.append(ReceivedGift(r, gift.code, gift.message, gift.creator_name))
+        return found[:limit]
 
     async def unbacked(self) -> list[tuple[str, int, int | None]]:
         problems: list[tuple[str, int, int | None]] = []

@@ -234,5 +234,7 @@ async def test_codes_look_like_codes(client: Client, jwks: Jwks, funded: Service
     gift = await create(client, jwks.token("alice"), totalCredits=1)
     # Crockford's base32 less 0 and 1: no I, L, O, U, 0 or 1.
     assert re.fullmatch(r"[2-9A-HJKMNP-TV-Z]{10}", gift["code"])
+    spaced = f"{gift['code'][:5].lower()}%20{gift['code'][5:]}"  # typed with a space
+    assert (await (await client.get(f"/api/v1/gifts/{spaced}")).json())["code"] == gift["code"]
     weird = await client.get("/api/v1/gifts/%00%01")
     assert weird.status in (400, 404)
