@@ -48,6 +48,14 @@ class Balance:
 
 
 @dataclass(frozen=True, slots=True)
+class BalanceSummary:
+    """A balance and the number of the user's ledger entries (of any type and status)."""
+
+    balance: Balance
+    transactions_count: int
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """One immutable line of the ledger; `amount` is negative for debits."""
 
