@@ -17,7 +17,7 @@ class TransactionType(enum.StrEnum):
     USAGE = "usage"
     REFUND = "refund"
     GIFT = "gift"
-    GRANT = "grant"  # an operator's audited gift of credits
+    GRANT = "grant"  # an operator's audited gift of credits, or a reward (app `community`)
     CLAWBACK = "clawback"  # credits taken back after a payment refund or dispute
 
 
