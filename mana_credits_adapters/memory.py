@@ -50,6 +50,7 @@ from mana_credits_core.reservations import (
 )
 from mana_credits_core.sync import BillingInterval, SyncSubscription
 
+from .memory_counts import MemoryLedgerCounts
 from .memory_reports import MemoryReports
 
 Undo = Callable[[], None]
@@ -307,7 +308,7 @@ class MemoryBalances:
             yield self._s.balances[user_id]
 
 
-class MemoryLedger:
+class MemoryLedger(MemoryLedgerCounts):
     def __init__(self, state: MemoryState) -> None:
         self._s = state
 

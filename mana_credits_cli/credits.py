@@ -16,6 +16,7 @@ from mana_credits_core.errors import InsufficientCredits
 from mana_credits_core.services.credits import ADMIN_APP
 from mana_credits_core.validation import MAX_CREDITS
 
+from . import rewards
 from .runtime import (
     DatabaseUrl,
     JsonOutput,
@@ -384,3 +385,6 @@ def reconcile(
         console.print(table)
     if not report.ok:
         raise typer.Exit(1)
+
+
+app.command(context_settings=AMOUNT_SETTINGS)(rewards.reward)

@@ -17,7 +17,7 @@ class TransactionType(enum.StrEnum):
     USAGE = "usage"
     REFUND = "refund"
     GIFT = "gift"
-    GRANT = "grant"  # an operator's audited gift of credits
+    GRANT = "grant"  # an operator's audited gift of credits, or a reward (app `community`)
     CLAWBACK = "clawback"  # credits taken back after a payment refund or dispute
 
 
@@ -45,6 +45,14 @@ class Balance:
     @classmethod
     def zero(cls, user_id: str) -> Balance:
         return cls(user_id=user_id, balance=0, total_earned=0, total_spent=0)
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceSummary:
+    """A balance and the number of the user's ledger entries (of any type and status)."""
+
+    balance: Balance
+    transactions_count: int
 
 
 @dataclass(frozen=True, slots=True)

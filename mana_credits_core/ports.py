@@ -80,6 +80,10 @@ class LedgerRepository(Protocol):
 
     async def by_idempotency_key(self, user_id: str, key: str) -> LedgerEntry | None: ...
 
+    async def count(self, user_id: str) -> int:
+        """How many entries the user has, of any type and status."""
+        ...
+
     async def list(
         self,
         user_id: str,

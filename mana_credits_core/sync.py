@@ -63,6 +63,11 @@ class SyncSubscription:
         """The interval the next charge will use."""
         return self.next_interval or self.interval
 
+    @property
+    def next_charge_amount(self) -> int:
+        """Credits the next charge will take: the price of `billed_interval`."""
+        return self.billed_interval.price
+
 
 @dataclass(frozen=True, slots=True)
 class SyncStatus:

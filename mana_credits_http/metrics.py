@@ -92,10 +92,14 @@ class Metrics:
             registry=self.registry,
         )
         self.grants = Counter(
-            "mana_credits_grants", "Operator grants applied.", registry=self.registry
+            "mana_credits_grants",
+            "Grants applied: operator grants and rewards (each reference once).",
+            registry=self.registry,
         )
         self.granted_credits = Counter(
-            "mana_credits_granted_credits", "Credits granted by operators.", registry=self.registry
+            "mana_credits_granted_credits",
+            "Credits granted by operators and as rewards.",
+            registry=self.registry,
         )
         self.gifts = Counter(
             "mana_credits_gifts",

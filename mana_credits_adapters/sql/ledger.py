@@ -34,6 +34,7 @@ from mana_credits_core.ledger import (
 )
 from mana_credits_core.ports import LedgerTotals
 
+from .ledger_counts import SqlLedgerCounts
 from .tables import balances, transactions, usage_stats
 
 IDEMPOTENCY_CONSTRAINT = "uq_transactions_idempotency"
@@ -431,7 +432,7 @@ PG_HISTORY_BEFORE = (
 )
 
 
-class SqlLedger:
+class SqlLedger(SqlLedgerCounts):
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
 

@@ -20,6 +20,7 @@ from ..events import EventKind, Events
 from ..ledger import (
     Applied,
     Balance,
+    BalanceSummary,
     Credit,
     CreditOutcome,
     Debit,
@@ -33,6 +34,14 @@ from ..ledger import (
     UsageStat,
 )
 from ..ports import Clock, DebitApplier, IdGenerator, Store
+from ..rewards import (
+    MAX_REFERENCE_ID,
+    MAX_REWARD_DESCRIPTION,
+    MAX_REWARD_REASON,
+    REWARD_APP,
+    Reward,
+    reward_key,
+)
 
 SYSTEM_APP = "system"
 ADMIN_APP = "admin"
@@ -111,6 +120,14 @@ class CreditsService:
         if found is None:
             raise UserNotFound(f"no such user {user_id}", userId=user_id)
         return found
+
+    async def balance_summary(self, user_id: str) -> BalanceSummary:
+        """The user's balance (created at zero if absent, like `balance`) and how many
+        ledger entries they have, of every type and status (one count query)."""
+        found = await self.balance(user_id)
+        async with self._store.reader() as reader:
+            count = await reader.ledger.count(found.user_id)
+        return BalanceSummary(found, count)
 
     async def use(
         self,
@@ -225,6 +242,55 @@ class CreditsService:
             idempotency_key=idempotency_key,
             metadata={"operator": operator, "reason": reason},
         )
+
+    async def reward(
+        self,
+        user_id: str,
+        amount: int,
+        reason: str,
+        reference_id: str,
+        *,
+        description: str | None = None,
+    ) -> Reward:
+        """Grant `amount` credits to `user_id` for the thing `reference_id` names, once.
+
+        The entry is a `grant` on the `community` app with metadata
+        `{"reason": reason, "referenceId": reference_id}` and `description` (default:
+        the reason); it counts in `total_earned`, and the balance is created if absent.
+        `amount` is in credits (1..`MAX_CREDITS`), `reason` one line of 1..64
+        characters, `reference_id` 1..128, `description` 1..256.
+
+        The same `reference_id` for the same user again, concurrent calls included,
+        grants nothing and returns the original entry with `already_granted=True` and
+        the balance right after the original grant (its amount, reason and description
+        stand; a repeat's are ignored). Exactly-once rests on the store's unique
+        ledger key (see `mana_credits_core.rewards`), not on a look-up. Raises
+        `InvalidInput` naming the field that breaks a rule.
+        """
+        user_id = v.identifier(user_id, "userId")
+        amount = v.amount(amount)
+        reason = v.identifier(reason, "reason", MAX_REWARD_REASON)
+        reference_id = v.identifier(reference_id, "referenceId", MAX_REFERENCE_ID)
+        if description is not None:
+            description = v.text(description, "description", MAX_REWARD_DESCRIPTION)
+        credit = Credit(
+            entry_id=self._ids.new_id(),
+            user_id=user_id,
+            amount=amount,
+            type=TransactionType.GRANT,
+            app_id=REWARD_APP,
+            description=description or reason,
+            metadata={"reason": reason, "referenceId": reference_id},
+            idempotency_key=reward_key(reference_id),
+            now=self._clock.now(),
+        )
+        async with self._store.unit_of_work() as uow:
+            outcome = await uow.balances.credit(credit)
+            await uow.commit()
+        if isinstance(outcome, Replayed):
+            return Reward(outcome.entry, outcome.entry.balance_after, already_granted=True)
+        self._events.emit(EventKind.GRANT, credits=credit.amount)
+        return Reward(outcome.entry, outcome.balance.balance, already_granted=False)
 
     async def export(
         self,

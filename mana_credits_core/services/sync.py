@@ -130,7 +130,13 @@ class SyncService:
             await uow.commit()
 
     async def change_interval(self, user_id: str, interval: str) -> SyncSubscription:
-        """Switch intervals from the next charge on (nothing is charged now)."""
+        """Switch intervals from the next charge on; nothing is charged now.
+
+        Returns the saved subscription: its `billed_interval` is `interval` and its
+        `next_charge_amount` (credits) the new interval's price per period, which the
+        charge at `next_charge_at` will take. Raises `InvalidInput` for an unknown
+        interval and `SyncStateError` when Sync is not active or is gifted.
+        """
         chosen = _interval(interval)
         async with self._store.unit_of_work() as uow:
             sub = await self._paid(uow, user_id, "Sync is gifted — there is no billing to change")

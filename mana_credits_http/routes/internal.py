@@ -1,4 +1,5 @@
-"""Service-to-service credits (X-Service-Key): balances, debits, refunds, reservations."""
+"""Service-to-service credits (X-Service-Key): balances, debits, refunds, rewards,
+reservations."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from mana_credits_core import validation
 
 from ..auth import require_service
 from ..body import read_body
+from ..internal_models import GrantBody, GrantOut, InternalBalanceOut
 from ..keys import SERVICES
 from ..models import (
     BalanceOut,
@@ -32,8 +34,8 @@ from .credits import ALREADY_PROCESSED, debit, use_answer
 async def balance(request: web.Request) -> web.Response:
     require_service(request)
     user_id = validation.identifier(request.match_info["user_id"], "userId")
-    found = await request.app[SERVICES].credits.balance(user_id)
-    return web.json_response(BalanceOut.of(found).render())
+    found = await request.app[SERVICES].credits.balance_summary(user_id)
+    return web.json_response(InternalBalanceOut.of_summary(found).render())
 
 
 async def use(request: web.Request) -> web.Response:
@@ -63,6 +65,15 @@ async def refund(request: web.Request) -> web.Response:
         message=ALREADY_PROCESSED if result.replayed else None,
     )
     return web.json_response(answer.render())
+
+
+async def grant(request: web.Request) -> web.Response:
+    require_service(request)
+    body = await read_body(request, GrantBody)
+    reward = await request.app[SERVICES].credits.reward(
+        body.user_id, body.amount, body.reason, body.reference_id, description=body.description
+    )
+    return web.json_response(GrantOut.of(reward).render())
 
 
 async def init(request: web.Request) -> web.Response:
@@ -102,9 +113,9 @@ ROUTES = [
         "GET",
         PREFIX + "/balance/{user_id}",
         balance,
-        "A user's balance (created at zero if absent)",
+        "A user's balance (created at zero if absent) and their number of ledger entries",
         "service",
-        response=BalanceOut,
+        response=InternalBalanceOut,
     ),
     Route(
         "POST",
@@ -123,6 +134,15 @@ ROUTES = [
         "service",
         body=InternalRefundBody,
         response=RefundOut,
+    ),
+    Route(
+        "POST",
+        PREFIX + "/grant",
+        grant,
+        "Reward a user: grant credits once per referenceId (repeats answer the original)",
+        "service",
+        body=GrantBody,
+        response=GrantOut,
     ),
     Route(
         "POST",

@@ -54,7 +54,9 @@ async def change_interval(request: web.Request) -> web.Response:
     sub = await request.app[SERVICES].sync.change_interval(user.user_id, body.interval)
     answer = IntervalChangedOut(
         interval=sub.billed_interval,
-        amount_charged=0,  # the new interval applies from the next charge
+        # As the old service answered: the new interval's price per period, which the
+        # next charge takes (nothing is charged now).
+        amount_charged=sub.next_charge_amount,
         effective_at=None if sub.next_charge_at is None else iso(sub.next_charge_at),
     )
     return web.json_response(answer.render())

@@ -195,7 +195,12 @@ async def test_internal_routes_answer_the_contract_shapes(
     assert used["newBalance"] == {"balance": 30, "totalSpent": 20}
 
     balance = await client.get("/api/v1/internal/credits/balance/u1", headers=service())
-    assert await balance.json() == {"balance": 30, "totalEarned": 50, "totalSpent": 20}
+    assert await balance.json() == {
+        "balance": 30,
+        "totalEarned": 50,
+        "totalSpent": 20,
+        "transactionsCount": 2,  # the refund (once) and the debit
+    }
 
     reserve = await client.post(
         "/api/v1/internal/credits/reserve",

@@ -43,7 +43,8 @@ async def test_user_sync_lifecycle(client: Client, jwks: Jwks, app_services: Ser
     )
     changed_body = await changed.json()
     assert set(changed_body) == {"success", "interval", "amountCharged", "effectiveAt"}
-    assert (changed_body["interval"], changed_body["amountCharged"]) == ("monthly", 0)
+    # The next charge's amount (monthly: 30), as the old service answered; none now.
+    assert (changed_body["interval"], changed_body["amountCharged"]) == ("monthly", 30)
     assert changed_body["effectiveAt"] == body["nextChargeAt"]
     bad = await client.post(
         "/api/v1/sync/change-interval", json={"interval": "weekly"}, headers=alice

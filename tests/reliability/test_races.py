@@ -227,3 +227,14 @@ async def test_a_payment_delivered_by_many_webhooks_is_credited_once(
 
     assert set(await asyncio.gather(*(deliver() for _ in range(STORM)))) == {200}
     assert await call.balance("fay") == 1100
+
+
+async def test_one_reward_asked_for_by_many_callers_is_granted_once(call: Caller) -> None:
+    body = {"userId": "gil", "amount": 40, "reason": "feedback", "referenceId": "fb-9"}
+    answers = await call.storm("POST", "/internal/credits/grant", [body] * STORM)
+    assert {status for status, _ in answers} == {200}
+    assert sum(answer["alreadyGranted"] is False for _, answer in answers) == 1
+    assert len({answer["transactionId"] for _, answer in answers}) == 1
+    assert {answer["newBalance"] for _, answer in answers} == {40}
+    status, summary = await call("GET", "/internal/credits/balance/gil")
+    assert (status, summary["balance"], summary["transactionsCount"]) == (200, 40, 1)

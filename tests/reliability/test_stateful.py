@@ -101,6 +101,8 @@ class Model:
     reservations: list[Reservation] = field(default_factory=list)
     gifts: list[Gift] = field(default_factory=list)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    # (user, referenceId) → (transaction id, balance right after the reward)
+    rewards: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     steps: int = 0
 
     def credit(self, user: str, amount: int) -> None:
@@ -110,6 +112,7 @@ class Model:
 amounts = st.integers(min_value=1, max_value=60)
 users = st.sampled_from(USERS)
 keys = st.sampled_from(["k1", "k2", "k3", "k4"])
+references = st.sampled_from(["fb-1", "fb-2", "fb-3"])
 intervals = st.sampled_from(list(BillingInterval))
 
 
@@ -276,6 +279,26 @@ class CreditsMachine(RuleBasedStateMachine):
         if ledger_key is not None:
             self.model.keys[(user, ledger_key)] = (result.entry.id, "grant", amount)
 
+    # Rewards from another service: once per user and reference.
+
+    @rule(user=users, amount=amounts, reference=references)
+    def reward(self, user: str, amount: int, reference: str) -> None:
+        body = {"userId": user, "amount": amount, "reason": "feedback", "referenceId": reference}
+        answer = self.server.request("POST", "/api/v1/internal/credits/grant", body)
+        assert answer.status == 200, answer
+        prior = self.model.rewards.get((user, reference))
+        if prior is not None:
+            expected = {"ok": True, "alreadyGranted": True, "newBalance": prior[1]}
+            assert answer.body == expected | {"transactionId": prior[0]}, answer
+            return
+        self.model.credit(user, amount)
+        assert answer.body["alreadyGranted"] is False, answer
+        assert answer.body["newBalance"] == self.model.balances[user]
+        self.model.rewards[(user, reference)] = (
+            answer.body["transactionId"],
+            self.model.balances[user],
+        )
+
     # Gift codes.
 
     @rule(target=gifts, creator=users, amount=amounts, personal=st.none() | users)
@@ -372,6 +395,20 @@ class CreditsMachine(RuleBasedStateMachine):
         self.model.subscriptions[user] = sub
         assert answer.body["amountCharged"] == interval.price
         assert instant(answer.body["nextChargeAt"]) == sub.next_charge_at
+
+    @rule(user=users, interval=intervals)
+    def change_sync_interval(self, user: str, interval: BillingInterval) -> None:
+        body = {"interval": interval.value}
+        answer = self.server.request("POST", "/api/v1/sync/change-interval", body, user=user)
+        sub = self.model.subscriptions.get(user)
+        if sub is None or sub.gifted or not sub.active:
+            assert answer.status == 400, answer
+            return
+        assert answer.status == 200, answer
+        sub.next_interval = None if interval == sub.interval else interval
+        # Nothing is charged now; the answer is what the next charge will take.
+        assert answer.body["amountCharged"] == interval.price
+        assert instant(answer.body["effectiveAt"]) == sub.next_charge_at
 
     @rule(user=users)
     def deactivate_sync(self, user: str) -> None:
