@@ -19,21 +19,24 @@ import typer
 from aiohttp import web
 
 from mana_credits_adapters.bootstrap import bootstrap
-from mana_credits_adapters.errors import CannotListen, PortInUse
+from mana_credits_adapters.errors import CannotListen, InvalidSetting, MissingSetting, PortInUse
 from mana_credits_adapters.identity.dev import SigningKey
-from mana_credits_adapters.settings import DEV_SERVICE_KEY, Settings
-from mana_credits_adapters.sql.target import redact
+from mana_credits_adapters.settings import DEV_SERVICE_KEY, MAX_PORT, Settings
+from mana_credits_adapters.sql.target import parse, redact
 from mana_credits_http import create_app
 from mana_credits_http.observability import configure_logging
 
-from .runtime import console, err_console, reported
+from .runtime import console, reported
 
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 only when asked.")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int | None, typer.Option(help="Port (default: $PORT or 3061).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port, 0 to 65535; 0 picks a free one (default: $PORT or 3061)."),
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Server processes sharing the port.")
     ] = 1,
@@ -47,17 +50,23 @@ def serve(
         mana-credits serve --host 0.0.0.0 --workers 4
     """
     with reported():
+        if port is not None:
+            # Checked here, not by the option's range: a setup fault is one line.
+            if not 0 <= port <= MAX_PORT:
+                raise InvalidSetting(f"--port {port} is not a port, pass 0 to {MAX_PORT}")
+            # Every worker (and links' default BASE_URL) reads the port from the
+            # settings; spawned workers inherit the environment.
+            os.environ["PORT"] = str(port)
         settings = Settings()
+        if not settings.is_embedded:
+            parse(settings.effective_database_url)  # a broken URL first: it says most
         problems = settings.production_problems()
         if problems:
-            err_console.print(
-                f"error: config: {'; '.join(problems)}, refusing to start in production mode:"
-                " set them (README: Configuration)",
-                markup=False,
-                soft_wrap=True,
+            raise MissingSetting(
+                f"{'; '.join(problems)}: production mode (PostgreSQL) refuses to start, "
+                "set them (README: Configuration)"
             )
-            raise typer.Exit(1)
-        bind_port = settings.port if port is None else port
+        bind_port = settings.port
         # Every setup fault is found before the banner says the server is listening.
         check_port(host, bind_port)
         # Migrate and stock the catalogue once, before the workers race to do it.
