@@ -17,7 +17,7 @@ from mana_credits_core.services import Services
 from . import apidocs, openapi
 from .background import periodic, watch_reachability
 from .cors import cors
-from .errors import error_middleware
+from .errors import FAULTS_LOGGED, error_middleware
 from .keys import GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
 from .metrics import Metrics
 from .observability import observe
@@ -62,6 +62,7 @@ def create_app(
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[FAULTS_LOGGED] = set()
     app[METRICS] = Metrics()
     app[GIFT_LIMITER] = FailureLimiter(
         settings.gift_failures_allowed, settings.gift_failure_window_seconds

@@ -6,6 +6,7 @@ CliRunner covers the rest.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -24,6 +25,7 @@ from mana_credits_cli.main import app
 from mana_credits_cli.runtime import run
 from mana_credits_core.errors import StoreUnavailable
 
+from ..damage import damaged_home, stocked_home
 from ..postgres import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,6 +195,30 @@ def test_serve_in_production_mode_lists_the_missing_settings(home: Path) -> None
     assert "MANA_SERVICE_KEY is not set; STRIPE_SECRET_KEY is not set;" in line
     assert "MANA_AUTH_URL" not in line
     assert "s3cret" not in line
+
+
+@pytest.mark.parametrize(
+    "command", [["credits", "history", "user1"], ["reconcile"], ["credits", "balance", "user1"]]
+)
+def test_a_database_damaged_behind_its_header(command: list[str], home: Path) -> None:
+    database = asyncio.run(damaged_home(home))
+    result = mana_credits(*command, env=environment(home))
+    line = assert_one_line(result, "corrupt_database")
+    assert f"database file {database} is damaged" in line
+
+
+def test_reading_a_database_the_user_may_not_write(home: Path) -> None:
+    database = asyncio.run(stocked_home(home))
+    database.chmod(0o444)
+    home.chmod(0o555)
+    try:
+        result = mana_credits(
+            "credits", "balance", "user1", env=environment(home), permissions_bind_root=True
+        )
+    finally:
+        home.chmod(0o755)
+    line = assert_one_line(result, "not_writable")
+    assert str(database) in line
 
 
 READ_COMMANDS = [
