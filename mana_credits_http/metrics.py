@@ -48,7 +48,7 @@ class Metrics:
         # No `*_created` timestamp series: `mana_credits_purchases_created` would read
         # as a count of created purchases beside our `event="created"` label. The switch
         # is the library's, process-wide.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         # process_resident_memory_bytes, process_cpu_seconds_total, open fds, start time...
         ProcessCollector(registry=self.registry)

@@ -17,6 +17,7 @@ from mana_credits_adapters.payments.dev import DevGateway, dev_payment
 from mana_credits_core.purchases import Purchase, PurchaseStatus
 
 from ..keys import SERVICES
+from . import Route
 
 PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
 <title>mana-credits dev checkout</title>
@@ -92,6 +93,11 @@ async def checkout_pay(request: web.Request) -> web.StreamResponse:
     return page(f"<p>Payment recorded: {html.escape(outcome)}.</p>" + summary(paid))
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/dev/checkout/{purchase_id}", checkout_page)
-    app.router.add_post("/dev/checkout/{purchase_id}", checkout_pay)
+ROUTES = [
+    Route("GET", "/dev/checkout/{purchase_id}", checkout_page,
+          "Dev gateway only: the page a dev checkoutUrl opens (HTML)", "none",
+          content_type="text/html"),
+    Route("POST", "/dev/checkout/{purchase_id}", checkout_pay,
+          "Dev gateway only: pay the purchase; 303 to its signed successUrl (HTML)", "none",
+          content_type="text/html"),
+]  # fmt: skip
