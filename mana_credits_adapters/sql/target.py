@@ -135,7 +135,8 @@ def parse(url: str) -> DatabaseTarget:
 def check_sqlite(target: DatabaseTarget, *, create: bool, home: Path | None = None) -> None:
     """Make sure the SQLite file can be opened as asked, before SQLite creates anything.
 
-    `create`: a missing file may be created (else `NoDatabase`). `home`: the embedded
+    `create`: a missing file may be created (else `NoDatabase`); it is made here, empty
+    and readable by its owner only (0600). `home`: the embedded
     default's folder, which is made when missing; any other folder must exist already
     (`NoFolder`). Also raises `NotAFolder`, `NotWritable` and `CorruptDatabase`.
     """
@@ -165,6 +166,19 @@ def check_sqlite(target: DatabaseTarget, *, create: bool, home: Path | None = No
         )
     if create and path.exists() and not os.access(path, os.W_OK):
         raise NotWritable(f"database file {path} is read-only, make it writable")
+    if create:
+        _create_private(path)
+
+
+def _create_private(path: Path) -> None:
+    """Make the missing SQLite file empty with mode 0600 before SQLite opens it: SQLite
+    then fills it, and gives its -wal and -shm files the same mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # made meanwhile (another worker): it is SQLite's to open
+    except OSError as exc:
+        raise NotWritable(f"cannot create database file {path}: {exc.strerror}") from exc
 
 
 def check_sqlite_file(path: Path) -> None:
