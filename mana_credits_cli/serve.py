@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import errno
 import gc
+import logging
 import multiprocessing
 import os
 import signal
@@ -27,6 +28,8 @@ from mana_credits_http import create_app
 from mana_credits_http.observability import configure_logging
 
 from .runtime import console, reported
+
+log = logging.getLogger("mana_credits.serve")
 
 
 def serve(
@@ -163,23 +166,58 @@ def run_worker(host: str, port: int, reuse_port: bool, parent: int | None = None
         # A worker outliving its parent would keep the port (and whatever pipes it
         # inherited) with nobody left to stop it: SIGTERM as soon as the parent dies.
         _terminate_with_parent(parent)
+    stop_on = [signal.SIGTERM]
     if reuse_port:  # a worker: Ctrl-C reaches the parent, which stops workers one by one
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        stop_on.append(signal.SIGINT)
+    loop = asyncio.new_event_loop()
+    stop_once_on(loop, *stop_on)
     settings = Settings()
     configure_logging(settings.log_level)
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_objects)
     if parent is not None:
         app.cleanup_ctx.append(_parent_watchdog(parent))
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        reuse_port=reuse_port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=10.0,
-    )
+    try:
+        web.run_app(
+            app,
+            host=host,
+            port=port,
+            reuse_port=reuse_port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=10.0,
+            handle_signals=False,  # stop_once_on: a second signal must not cut cleanup
+            loop=loop,
+        )
+    finally:
+        # Closing the loop gave the signals back their default (die at once) while the
+        # interpreter still winds down: stopping is already under way, ignore them.
+        for signum in stop_on:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+def stop_once_on(loop: asyncio.AbstractEventLoop, *signals: int) -> None:
+    """The first of `signals` stops the server gracefully (aiohttp's `GracefulExit`);
+    any later one is ignored, said in one log line: cancelling the shutdown half-way
+    would abandon the requests being finished and the database connections being closed.
+    """
+    received = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal received
+        received += 1
+        if received == 1:
+            raise web.GracefulExit()
+        if received == 2:
+            log.warning(
+                "already stopping: signal ignored until the shutdown is over",
+                extra={"fields": {"signal": signal.Signals(signum).name}},
+            )
+
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal, signum)
 
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
