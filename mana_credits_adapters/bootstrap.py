@@ -105,7 +105,8 @@ def open_payments(settings: Settings) -> PaymentGateway:
         )
     from .payments.dev import DevGateway
 
-    return DevGateway(settings.base_url)
+    # The embedded default keeps its checkout key beside its signing key.
+    return DevGateway(settings.base_url, settings.home if settings.is_embedded else None)
 
 
 def open_notifier(settings: Settings) -> Notifier:

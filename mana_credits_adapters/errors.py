@@ -23,6 +23,12 @@ class InvalidSetting(SetupError, ValueError):
     code = "invalid_setting"
 
 
+class MissingSetting(SetupError):
+    """A setting production mode needs (PostgreSQL: keys, auth, Stripe) is not set."""
+
+    code = "missing_setting"
+
+
 class InvalidDatabaseUrl(SetupError):
     """`DATABASE_URL` is not a URL at all."""
 

@@ -9,7 +9,8 @@ from .errors import NotAFolder, NotWritable
 
 
 def check_home(home: Path, *, create: bool) -> None:
-    """The embedded default's folder: made when `create`; raises `NotAFolder`, `NotWritable`."""
+    """The embedded default's folder: made when `create` (mode 0700: it holds the ledger
+    and the signing key, its owner's only); raises `NotAFolder`, `NotWritable`."""
     home = home.absolute()
     if home.exists() and not home.is_dir():
         raise NotAFolder(
@@ -18,7 +19,7 @@ def check_home(home: Path, *, create: bool) -> None:
     if not create:
         return
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise NotWritable(
             f"cannot create MANA_CREDITS_HOME {home}: {exc.strerror}, create it or point "

@@ -11,13 +11,23 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidSetting
 from .networks import networks_setting
 
 DEV_SERVICE_KEY = "dev-service-key"
+DEFAULT_PORT = 3061
+MAX_PORT = 65535
+DEV_ISSUER = f"http://localhost:{DEFAULT_PORT}"
 
 
 def default_home() -> Path:
@@ -55,16 +65,23 @@ class Settings(BaseSettings):
 
     # `populate_by_name` would make the environment source read `HOME`, `AUTH_URL`...
     # too: field names are mapped to aliases in `__init__` instead, for code only.
+    # `env_ignore_empty`: `MANA_CREDITS_HOME=` (or any setting left empty) means unset,
+    # never "the current folder" or an empty secret standing in for a missing one.
     model_config = SettingsConfigDict(
-        env_prefix="", extra="forbid", populate_by_name=False, case_sensitive=True
+        env_prefix="",
+        extra="forbid",
+        populate_by_name=False,
+        case_sensitive=True,
+        env_ignore_empty=True,
     )
 
-    port: int = Field(3061, alias="PORT")
+    port: int = Field(DEFAULT_PORT, alias="PORT", ge=0, le=MAX_PORT)
     home: Path = Field(default_factory=default_home, alias="MANA_CREDITS_HOME")
     database_url: str = Field("", alias="DATABASE_URL")
     auth_url: str = Field("", alias="MANA_AUTH_URL")
     service_key: str = Field("", alias="MANA_SERVICE_KEY")
-    base_url: str = Field("http://localhost:3061", alias="BASE_URL")
+    # Empty means `http://localhost:<PORT>`: links point at the port being served.
+    base_url: str = Field("", alias="BASE_URL")
     stripe_secret_key: str = Field("", alias="STRIPE_SECRET_KEY")
     stripe_webhook_secret: str = Field("", alias="STRIPE_WEBHOOK_SECRET")
     stripe_api_base: str = Field("", alias="STRIPE_API_BASE")
@@ -95,6 +112,7 @@ class Settings(BaseSettings):
     gift_expiry_interval_seconds: float = Field(
         300.0, alias="MANA_CREDITS_GIFT_EXPIRY_INTERVAL", gt=0
     )
+    _base_url_given: bool = PrivateAttr(default=False)
 
     def __init__(self, **values: Any) -> None:
         given = {_ALIASES.get(name, name): value for name, value in values.items()}
@@ -107,6 +125,13 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise(cls, value: str) -> str:
         return normalise_database_url(value.strip())
+
+    @model_validator(mode="after")
+    def _default_base_url(self) -> Settings:
+        self._base_url_given = bool(self.base_url.strip())
+        if not self._base_url_given:
+            self.base_url = f"http://localhost:{self.port}"
+        return self
 
     @property
     def effective_database_url(self) -> str:
@@ -140,7 +165,11 @@ class Settings(BaseSettings):
 
     @property
     def issuer(self) -> str:
-        return (self.auth_url or self.base_url).rstrip("/")
+        """`MANA_AUTH_URL`, else `BASE_URL`; without either, one fixed URL whatever the
+        port, so `dev token` (run without `PORT`) mints tokens a server on any port takes."""
+        if self.auth_url:
+            return self.auth_url.rstrip("/")
+        return (self.base_url if self._base_url_given else DEV_ISSUER).rstrip("/")
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import errno
 import gc
+import logging
 import multiprocessing
 import os
 import signal
@@ -19,21 +20,26 @@ import typer
 from aiohttp import web
 
 from mana_credits_adapters.bootstrap import bootstrap
-from mana_credits_adapters.errors import CannotListen, PortInUse
+from mana_credits_adapters.errors import CannotListen, InvalidSetting, MissingSetting, PortInUse
 from mana_credits_adapters.identity.dev import SigningKey
-from mana_credits_adapters.settings import DEV_SERVICE_KEY, Settings
-from mana_credits_adapters.sql.target import redact
+from mana_credits_adapters.settings import DEV_SERVICE_KEY, MAX_PORT, Settings
+from mana_credits_adapters.sql.target import parse, redact
 from mana_credits_http import create_app
 from mana_credits_http.observability import configure_logging
 
-from .runtime import console, err_console, reported
+from .runtime import console, reported
+
+log = logging.getLogger("mana_credits.serve")
 
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 only when asked.")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int | None, typer.Option(help="Port (default: $PORT or 3061).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port, 0 to 65535; 0 picks a free one (default: $PORT or 3061)."),
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Server processes sharing the port.")
     ] = 1,
@@ -47,17 +53,23 @@ def serve(
         mana-credits serve --host 0.0.0.0 --workers 4
     """
     with reported():
+        if port is not None:
+            # Checked here, not by the option's range: a setup fault is one line.
+            if not 0 <= port <= MAX_PORT:
+                raise InvalidSetting(f"--port {port} is not a port, pass 0 to {MAX_PORT}")
+            # Every worker (and links' default BASE_URL) reads the port from the
+            # settings; spawned workers inherit the environment.
+            os.environ["PORT"] = str(port)
         settings = Settings()
+        if not settings.is_embedded:
+            parse(settings.effective_database_url)  # a broken URL first: it says most
         problems = settings.production_problems()
         if problems:
-            err_console.print(
-                f"error: config: {'; '.join(problems)}, refusing to start in production mode:"
-                " set them (README: Configuration)",
-                markup=False,
-                soft_wrap=True,
+            raise MissingSetting(
+                f"{'; '.join(problems)}: production mode (PostgreSQL) refuses to start, "
+                "set them (README: Configuration)"
             )
-            raise typer.Exit(1)
-        bind_port = settings.port if port is None else port
+        bind_port = settings.port
         # Every setup fault is found before the banner says the server is listening.
         check_port(host, bind_port)
         # Migrate and stock the catalogue once, before the workers race to do it.
@@ -154,23 +166,58 @@ def run_worker(host: str, port: int, reuse_port: bool, parent: int | None = None
         # A worker outliving its parent would keep the port (and whatever pipes it
         # inherited) with nobody left to stop it: SIGTERM as soon as the parent dies.
         _terminate_with_parent(parent)
+    stop_on = [signal.SIGTERM]
     if reuse_port:  # a worker: Ctrl-C reaches the parent, which stops workers one by one
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        stop_on.append(signal.SIGINT)
+    loop = asyncio.new_event_loop()
+    stop_once_on(loop, *stop_on)
     settings = Settings()
     configure_logging(settings.log_level)
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_objects)
     if parent is not None:
         app.cleanup_ctx.append(_parent_watchdog(parent))
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        reuse_port=reuse_port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=10.0,
-    )
+    try:
+        web.run_app(
+            app,
+            host=host,
+            port=port,
+            reuse_port=reuse_port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=10.0,
+            handle_signals=False,  # stop_once_on: a second signal must not cut cleanup
+            loop=loop,
+        )
+    finally:
+        # Closing the loop gave the signals back their default (die at once) while the
+        # interpreter still winds down: stopping is already under way, ignore them.
+        for signum in stop_on:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+def stop_once_on(loop: asyncio.AbstractEventLoop, *signals: int) -> None:
+    """The first of `signals` stops the server gracefully (aiohttp's `GracefulExit`);
+    any later one is ignored, said in one log line: cancelling the shutdown half-way
+    would abandon the requests being finished and the database connections being closed.
+    """
+    received = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal received
+        received += 1
+        if received == 1:
+            raise web.GracefulExit()
+        if received == 2:
+            log.warning(
+                "already stopping: signal ignored until the shutdown is over",
+                extra={"fields": {"signal": signal.Signals(signum).name}},
+            )
+
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal, signum)
 
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .routes import Route
+
 PREFIX = "/docs"
 
 PAGE = f"""<!doctype html>
@@ -70,7 +72,14 @@ async def init(request: web.Request) -> web.Response:
     return web.Response(text=INIT, content_type="text/javascript")
 
 
+ROUTES = [
+    Route("GET", PREFIX, page, "This API's interactive documentation (Swagger UI)", "none",
+          content_type="text/html"),
+    Route("GET", PREFIX + "/init.js", init, "The script that starts Swagger UI on /docs", "none",
+          content_type="text/javascript"),
+]  # fmt: skip
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_get(PREFIX, page)
-    app.router.add_get(PREFIX + "/init.js", init)
+    """Swagger UI's own files (its page and script are in `ROUTES`, added with the rest)."""
     app.router.add_static(PREFIX + "/assets", assets_dir())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -17,7 +18,7 @@ from mana_credits_core.services import Services
 from . import apidocs, openapi
 from .background import periodic, watch_reachability
 from .cors import cors
-from .errors import error_middleware
+from .errors import FAULTS_LOGGED, error_middleware
 from .keys import GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
 from .metrics import Metrics
 from .observability import observe
@@ -36,6 +37,8 @@ from .routes import (
 
 log = logging.getLogger("mana_credits.http")
 
+# The API: every app serves these. `served_routes` adds the document, its page and the
+# embedded default's helpers.
 ROUTES: list[Route] = [
     *ops.ROUTES,
     *credits.ROUTES,
@@ -43,8 +46,31 @@ ROUTES: list[Route] = [
     *gifts.ROUTES,
     *internal.ROUTES,
     *sync.ROUTES,
-    *gift_page.ROUTES,
+    *[replace(route, content_type="text/html") for route in gift_page.ROUTES],
 ]
+
+
+def served_routes(settings: Settings, extra: list[Route]) -> list[Route]:
+    """Every route an app on `settings` serves (Swagger UI's static files aside), as
+    `/openapi.json` lists them: the API, `extra` (the document's own route), `/docs`,
+    and the dev JWKS and checkout page where the embedded default serves them."""
+    routes = [*ROUTES, *extra, *apidocs.ROUTES]
+    if settings.dev_identity:
+        jwks = SigningKey.load_or_create(settings.home).jwks()
+
+        async def dev_jwks(request: web.Request) -> web.Response:
+            return web.json_response(jwks)
+
+        # The embedded default is its own auth service: other local services can
+        # verify the dev tokens against this JWKS.
+        routes.append(
+            Route("GET", "/api/auth/jwks", dev_jwks,
+                  "Dev identity only: the public key of the dev tokens (JWKS)", "none")
+        )  # fmt: skip
+    if not settings.stripe_secret_key:
+        # The dev gateway's Checkout URLs lead here (never in production: see serve).
+        routes += dev_checkout.ROUTES
+    return routes
 
 
 def create_app(
@@ -62,6 +88,7 @@ def create_app(
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[FAULTS_LOGGED] = set()
     app[METRICS] = Metrics()
     app[GIFT_LIMITER] = FailureLimiter(
         settings.gift_failures_allowed, settings.gift_failure_window_seconds
@@ -92,27 +119,17 @@ def create_app(
     )
     if settings.billing_enabled:
         app.cleanup_ctx.append(billing_run)
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
-    document = openapi.document(ROUTES)
+    document: dict[str, object] = {}
 
     async def openapi_json(request: web.Request) -> web.Response:
         return web.json_response(document)
 
-    app.router.add_get("/openapi.json", openapi_json)
+    own = Route("GET", "/openapi.json", openapi_json, "This document (OpenAPI 3.1)", "none")
+    routes = served_routes(settings, [own])
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler)
+    document.update(openapi.document(routes))
     apidocs.add_routes(app)
-    if settings.dev_identity:
-        jwks = SigningKey.load_or_create(settings.home).jwks()
-
-        async def dev_jwks(request: web.Request) -> web.Response:
-            return web.json_response(jwks)
-
-        # The embedded default is its own auth service: other local services can
-        # verify the dev tokens against this JWKS.
-        app.router.add_get("/api/auth/jwks", dev_jwks)
-    if not settings.stripe_secret_key:
-        # The dev gateway's Checkout URLs lead here (never in production: see serve).
-        dev_checkout.add_routes(app)
     return app
 
 

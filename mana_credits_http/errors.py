@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
+from mana_credits_adapters.errors import SetupError
 from mana_credits_core.errors import (
     Conflict,
     CreditsError,
@@ -33,6 +34,8 @@ from mana_credits_core.errors import (
 from .keys import Handler
 
 log = logging.getLogger("mana_credits.http")
+# The setup fault codes already logged by this application (each is logged once).
+FAULTS_LOGGED = web.AppKey("faults_logged", set[str])
 
 # Walked along the error's __mro__, so the most specific class wins.
 STATUS: dict[type[CreditsError], int] = {
@@ -105,6 +108,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.json_response(
             {"error": "Forbidden", "message": "Admin access required"}, status=403
         )
+    except SetupError as error:
+        # The store's own fault (a damaged or read-only SQLite file): the operator's to
+        # fix, told once in the log with the file; clients get 503 and no internals.
+        logged = request.app.get(FAULTS_LOGGED)
+        if logged is not None and error.code not in logged:
+            logged.add(error.code)
+            log.error("store fault: %s", error.message, extra={"fields": {"code": error.code}})
+        return envelope(503, StoreUnavailable.default_message, StoreUnavailable.code)
     except CreditsError as error:
         return envelope(status_for(error), error.message, error.code, error.details or None)
     except ValidationError as error:

@@ -17,6 +17,7 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 
@@ -44,6 +45,10 @@ SYNC_EVENTS = {
 
 class Metrics:
     def __init__(self) -> None:
+        # No `*_created` timestamp series: `mana_credits_purchases_created` would read
+        # as a count of created purchases beside our `event="created"` label. The switch
+        # is the library's, process-wide.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         # process_resident_memory_bytes, process_cpu_seconds_total, open fds, start time...
         ProcessCollector(registry=self.registry)

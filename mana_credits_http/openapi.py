@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -33,9 +34,28 @@ def tag(path: str) -> str:
     return parts[2]  # credits, gifts, sync, webhooks, internal, admin
 
 
+def version() -> str:
+    """The installed distribution's version, or the source tree's (`pyproject.toml`)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("mana-credits")
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "0"
+
+
 def document(routes: list[Route]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of `routes`: JSON operations with their models, pages
+    (`text/html`, `text/javascript`) as text; `info.version` is the package's."""
     components: dict[str, Any] = {}
-    error = {"application/json": {"schema": _schema(ErrorOut, components)}}
+    json_error = {"application/json": {"schema": _schema(ErrorOut, components)}}
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         operation: dict[str, Any] = {
@@ -44,8 +64,11 @@ def document(routes: list[Route]) -> dict[str, Any]:
             "operationId": re.sub(r"[^a-z0-9]+", "_", f"{route.method} {route.path}".lower()).strip(
                 "_"
             ),
-            "responses": {"default": {"description": "Error", "content": error}},
+            "responses": {"default": {"description": "Error", "content": json_error}},
         }
+        if route.content_type != "application/json":  # a page answers its errors as pages
+            page = {route.content_type: {"schema": {"type": "string"}}}
+            operation["responses"]["default"]["content"] = page
         parameters = [
             {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
             for part in route.path.split("/")
@@ -61,7 +84,9 @@ def document(routes: list[Route]) -> dict[str, Any]:
                 "content": {"application/json": {"schema": _schema(route.body, components)}},
             }
         ok: dict[str, Any] = {"description": "Success"}
-        if route.response is not None:
+        if route.content_type != "application/json":
+            ok["content"] = {route.content_type: {"schema": {"type": "string"}}}
+        elif route.response is not None:
             schema = _schema(route.response, components)
             if route.many:
                 schema = {"type": "array", "items": schema}
@@ -70,7 +95,7 @@ def document(routes: list[Route]) -> dict[str, Any]:
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": "mana-credits", "version": "1"},
+        "info": {"title": "mana-credits", "version": version()},
         "paths": paths,
         "components": {
             "schemas": components,

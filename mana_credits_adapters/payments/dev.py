@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
+import os
+import secrets
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import urlencode
 
 from mana_credits_core.errors import InvalidWebhook
@@ -24,8 +30,36 @@ class DevGateway:
     `PaymentSucceeded` event a Stripe webhook would through the same use case.
     """
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, home: Path | None = None) -> None:
+        """`home`: where the key signing the checkout pages' return URLs is kept, so
+        every worker and restart accepts the pages of the others; without it (or when
+        it cannot be written) the key lives as long as the process."""
         self._base_url = base_url.rstrip("/")
+        self._home = home
+        self._key: bytes | None = None
+
+    def _signing_key(self) -> bytes:
+        # Read or made on first use only: commands that merely read make no file.
+        if self._key is None:
+            self._key = secrets.token_bytes(32)
+            if self._home is not None:
+                with contextlib.suppress(OSError):
+                    self._key = load_or_create_key(self._home / CHECKOUT_KEY_FILE)
+        return self._key
+
+    def _signature(self, purchase_id: str, success_url: str, cancel_url: str) -> str:
+        message = "\n".join((purchase_id, success_url, cancel_url)).encode()
+        return hmac.new(self._signing_key(), message, hashlib.sha256).hexdigest()
+
+    def return_urls(self, purchase_id: str, query: Mapping[str, str]) -> tuple[str, str] | None:
+        """The (successUrl, cancelUrl) a checkout page of `purchase_id` was made with,
+        from its query (`success`, `cancel`, `sig`); None unless this gateway signed
+        exactly these: a page never redirects anywhere else."""
+        success, cancel = query.get("success", ""), query.get("cancel", "")
+        expected = self._signature(purchase_id, success, cancel)
+        if not hmac.compare_digest(expected, query.get("sig", "")):
+            return None
+        return success, cancel
 
     async def ensure_customer(self, user_id: str, email: str | None) -> str:
         return f"cus_dev_{uuid.uuid5(uuid.NAMESPACE_URL, user_id).hex[:16]}"
@@ -53,8 +87,10 @@ class DevGateway:
         metadata: Mapping[str, str],
     ) -> CheckoutSession:
         session_id = f"cs_dev_{uuid.uuid4().hex}"
-        # The page returns to these after paying, as Stripe Checkout does.
-        query = urlencode({"success": success_url, "cancel": cancel_url})
+        # The page returns to these after paying, as Stripe Checkout does; signed, so
+        # the page cannot be made to send the browser anywhere else.
+        signature = self._signature(purchase_id, success_url, cancel_url)
+        query = urlencode({"success": success_url, "cancel": cancel_url, "sig": signature})
         return CheckoutSession(session_id, f"{self._base_url}/dev/checkout/{purchase_id}?{query}")
 
     async def refund(
@@ -75,6 +111,32 @@ class DevGateway:
 
     async def close(self) -> None:
         return None
+
+
+CHECKOUT_KEY_FILE = "dev-checkout.key"
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The 32-byte key in `path` (hex), made (mode 0600) when missing. Raises `OSError`.
+
+    Made under a temporary name and linked into place, so processes racing to make it
+    all end up with the one that won."""
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    except ValueError as exc:
+        raise OSError(f"{path} is not a key") from exc
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return bytes.fromhex(path.read_text().strip())
 
 
 def dev_payment(purchase: Purchase) -> PaymentSucceeded:

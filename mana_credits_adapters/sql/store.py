@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from mana_credits_core.errors import StoreUnavailable
 
-from ..errors import DatabaseUnreachable
+from ..errors import CorruptDatabase, DatabaseUnreachable, NotWritable, SetupError
 from .gifts import SqlGifts
 from .ledger import SqlBalances, SqlLedger, SqlUsage
 from .purchases import SqlCustomers, SqlPackages, SqlPaymentEvents, SqlPurchases
@@ -89,8 +89,55 @@ def _connect_args(url: sa.URL) -> dict[str, Any]:
     return {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT}
 
 
-def unreachable(url: sa.URL, error: BaseException) -> DatabaseUnreachable:
-    """`error` (a failed connection to the database at `url`) for people: where and why."""
+# SQLite's primary result codes (https://sqlite.org/rescode.html) that blame the file.
+SQLITE_READONLY = 8
+SQLITE_CORRUPT = 11
+SQLITE_NOTADB = 26
+_CORRUPT_WORDS = ("database disk image is malformed", "file is not a database")
+
+
+def _sqlite_code(error: BaseException) -> int | None:
+    """The primary SQLite result code somewhere in `error`'s chain, if any."""
+    found: BaseException | None = error
+    seen = 0
+    while found is not None and seen < 10:
+        code = getattr(found, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            return code & 0xFF
+        found = found.orig if isinstance(found, DBAPIError) else found.__cause__
+        seen += 1
+    return None
+
+
+def sqlite_fault(url: sa.URL, error: BaseException) -> SetupError | None:
+    """`error` as the SQLite file's own fault, naming the file: `CorruptDatabase`
+    (SQLITE_CORRUPT, SQLITE_NOTADB) or `NotWritable` (SQLITE_READONLY); None for any
+    other error or database."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    code = _sqlite_code(error)
+    cause = failure_cause(error)
+    path = DatabaseTarget(url, "").sqlite_path
+    if code in (SQLITE_CORRUPT, SQLITE_NOTADB) or any(w in cause for w in _CORRUPT_WORDS):
+        return CorruptDatabase(
+            f"database file {path} is damaged ({cause}), restore it from a backup or point "
+            "DATABASE_URL at another file (sqlite3's .recover may save what is left)"
+        )
+    if code == SQLITE_READONLY or "readonly database" in cause:
+        return NotWritable(
+            f"database file {path} cannot be written ({cause}), make the file and its "
+            "folder writable for the user running mana-credits"
+        )
+    return None
+
+
+def unreachable(url: sa.URL, error: BaseException) -> SetupError:
+    """`error` (a failed connection to the database at `url`) for people: where and why.
+
+    `DatabaseUnreachable`, or the SQLite file's own fault (see `sqlite_fault`)."""
+    fault = sqlite_fault(url, error)
+    if fault is not None:
+        return fault
     cause = failure_cause(error)
     if url.get_backend_name() == "sqlite":
         path = DatabaseTarget(url, redact(str(url))).sqlite_path
@@ -148,6 +195,16 @@ class SqlStore:
         # they give them back before the engine goes.
         self._holders: weakref.WeakSet[Closeable] = weakref.WeakSet()
         self._readers: AsyncEngine | None = None
+        # A damaged SQLite file stays damaged: once seen, readiness says so.
+        self.damage: CorruptDatabase | None = None
+
+    def fault(self, error: BaseException) -> SetupError | None:
+        """`error` as the SQLite file's own fault (see `sqlite_fault`), remembered if
+        the file is damaged."""
+        found = sqlite_fault(self.engine.url, error)
+        if isinstance(found, CorruptDatabase):
+            self.damage = found
+        return found
 
     @property
     def reader_engine(self) -> AsyncEngine:
@@ -171,10 +228,13 @@ class SqlStore:
     async def ping(self) -> None:
         """Touch the database (readiness); raises `StoreUnavailable` (the driver's error
         as its `__cause__`)."""
+        if self.damage is not None:
+            raise StoreUnavailable() from self.damage
         try:
             async with self.engine.connect() as connection:
                 await connection.execute(sa.text("SELECT 1"))
         except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
+            self.fault(exc)
             raise StoreUnavailable() from exc
 
     async def check(self) -> None:
@@ -184,7 +244,7 @@ class SqlStore:
         except StoreUnavailable as exc:
             raise self.unreachable(exc) from exc
 
-    def unreachable(self, error: BaseException) -> DatabaseUnreachable:
+    def unreachable(self, error: BaseException) -> SetupError:
         """`error`, a failure to reach this store, as one line naming where and why."""
         return unreachable(self.engine.url, error)
 
@@ -282,6 +342,9 @@ class SqlUnitOfWork:
             await self._connection.begin()
         except CONNECT_FAILURES as exc:
             await self._close()
+            fault = self._store.fault(exc)
+            if fault is not None:
+                raise fault from exc
             raise StoreUnavailable() from exc
         return self
 
@@ -298,6 +361,9 @@ class SqlUnitOfWork:
             pass  # the connection is gone; the server rolled the transaction back
         finally:
             await self._close()
+        fault = self._store.fault(exc) if isinstance(exc, DBAPIError) else None
+        if fault is not None:
+            raise fault from exc
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             # The database went away mid-transaction: nothing was committed.
             raise StoreUnavailable() from exc

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import DBAPIError
 
 from ..errors import (
     CorruptDatabase,
@@ -29,18 +29,49 @@ SQLITE_EXAMPLE = "sqlite:////absolute/path/credits.db"
 POSTGRES_EXAMPLE = "postgresql://user:password@host/database"
 SUPPORTED = f"use {POSTGRES_EXAMPLE} or {SQLITE_EXAMPLE}"
 DRIVERS = {"postgresql": "psycopg", "sqlite": "aiosqlite"}
+MAX_PORT = 65535
 SQLITE_HEADER = b"SQLite format 3\x00"
-# `scheme://user:password@` in a string too broken to parse: hide the password anyway.
-_PASSWORD = re.compile(r"(//[^:/@]*:)[^@/]*@")
+# Query parameters that carry a secret (libpq's `password`, `sslpassword`, ...).
+_SECRET_PARAMETER = re.compile(r"pass|secret|token", re.IGNORECASE)
+_SECRET_IN_QUERY = re.compile(r"(?i)([?&;][^=&;#]*(?:pass|secret|token)[^=&;#]*=)[^&;#]*")
+HIDDEN = "***"
+_OUR_DRIVER = re.compile(r"^(postgresql|sqlite)\+(?:psycopg|aiosqlite)://")
 
 
 def redact(url: str) -> str:
-    """`url` for people: our async driver names dropped and the password shown as ***."""
+    """`url` for people: our async driver names dropped and every password shown as ***.
+
+    The password of the user part and any query parameter naming a password or secret
+    (`?password=`, `sslpassword=`) are hidden, even in a string that does not parse.
+    Never raises.
+    """
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        return _PASSWORD.sub(r"\1***@", url)
-    return parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=True)
+        if "@" in (parsed.host or ""):  # an unencoded @ in the password: part of it is here
+            return _redact_unparsed(url)
+        query = {
+            key: HIDDEN if _SECRET_PARAMETER.search(key) else value
+            for key, value in parsed.query.items()
+        }
+        shown = parsed.set(drivername=parsed.get_backend_name(), query=query)
+        return shown.render_as_string(hide_password=True).replace("%2A%2A%2A", HIDDEN)
+    except Exception:  # anything that does not parse is hidden by hand
+        return _redact_unparsed(url)
+
+
+def _redact_unparsed(url: str) -> str:
+    """Hide the password of a string too broken to parse: everything between the user
+    name and the last `@` of the authority, and secret query parameters."""
+    url = _SECRET_IN_QUERY.sub(rf"\1{HIDDEN}", _OUR_DRIVER.sub(r"\1://", url))
+    start = url.find("://")
+    start = 0 if start < 0 else start + 3
+    at = url.rfind("@", start)
+    if at < 0:
+        return url
+    colon = url.find(":", start, at)
+    if colon < 0:
+        return url
+    return f"{url[: colon + 1]}{HIDDEN}{url[at:]}"
 
 
 @dataclass(frozen=True)
@@ -75,16 +106,26 @@ def parse(url: str) -> DatabaseTarget:
     shown = redact(url)
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        parsed.get_backend_name()
+    except Exception:  # SQLAlchemy raises ArgumentError, ValueError...
         raise InvalidDatabaseUrl(
             f"DATABASE_URL {shown!r} is not a database URL, {SUPPORTED}"
         ) from None
+    if "@" in (parsed.host or ""):
+        raise InvalidDatabaseUrl(
+            f"DATABASE_URL {shown!r} has an @ in its password or user name, write it %40"
+        )
+    if parsed.port is not None and not 0 < parsed.port <= MAX_PORT:
+        raise InvalidDatabaseUrl(
+            f"DATABASE_URL {shown!r} has port {parsed.port}, use a port from 1 to {MAX_PORT}"
+        )
     backend = parsed.get_backend_name()
     if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise UnsupportedDatabase(
             f"DATABASE_URL {shown} names no SQLite file, use {SQLITE_EXAMPLE}"
         )
-    if DRIVERS.get(backend) != parsed.get_driver_name():
+    # Not `get_driver_name()`: it loads the dialect, which fails for unknown schemes.
+    if DRIVERS.get(backend) != parsed.drivername.partition("+")[2]:
         raise UnsupportedDatabase(
             f"DATABASE_URL {shown} is not supported (PostgreSQL and SQLite are), {SUPPORTED}"
         )
@@ -94,7 +135,8 @@ def parse(url: str) -> DatabaseTarget:
 def check_sqlite(target: DatabaseTarget, *, create: bool, home: Path | None = None) -> None:
     """Make sure the SQLite file can be opened as asked, before SQLite creates anything.
 
-    `create`: a missing file may be created (else `NoDatabase`). `home`: the embedded
+    `create`: a missing file may be created (else `NoDatabase`); it is made here, empty
+    and readable by its owner only (0600). `home`: the embedded
     default's folder, which is made when missing; any other folder must exist already
     (`NoFolder`). Also raises `NotAFolder`, `NotWritable` and `CorruptDatabase`.
     """
@@ -124,6 +166,19 @@ def check_sqlite(target: DatabaseTarget, *, create: bool, home: Path | None = No
         )
     if create and path.exists() and not os.access(path, os.W_OK):
         raise NotWritable(f"database file {path} is read-only, make it writable")
+    if create:
+        _create_private(path)
+
+
+def _create_private(path: Path) -> None:
+    """Make the missing SQLite file empty with mode 0600 before SQLite opens it: SQLite
+    then fills it, and gives its -wal and -shm files the same mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # made meanwhile (another worker): it is SQLite's to open
+    except OSError as exc:
+        raise NotWritable(f"cannot create database file {path}: {exc.strerror}") from exc
 
 
 def check_sqlite_file(path: Path) -> None:

@@ -23,3 +23,5 @@ class Route:
     response: type[BaseModel] | None = None
     many: bool = False
     status: int = 200
+    # What a success answers: JSON (described by `response`), or a page (text/html)...
+    content_type: str = "application/json"

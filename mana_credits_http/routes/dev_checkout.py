@@ -2,8 +2,9 @@
 
 Like Stripe Checkout, paying returns the browser to the purchase's `successUrl` and the
 page offers its `cancelUrl`; the dev gateway carries both in the page's query string
-(`success`, `cancel`), since nothing else remembers them. A purchase that is no longer
-payable shows its state and no button.
+(`success`, `cancel`) with its HMAC signature (`sig`), since nothing else remembers them.
+URLs it did not sign are ignored: the page is no redirect to anywhere. A purchase that is
+no longer payable shows its state and no button.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import html
 
 from aiohttp import web
 
-from mana_credits_adapters.payments.dev import dev_payment
+from mana_credits_adapters.payments.dev import DevGateway, dev_payment
 from mana_credits_core.purchases import Purchase, PurchaseStatus
 
 from ..keys import SERVICES
+from . import Route
 
 PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
 <title>mana-credits dev checkout</title>
@@ -25,19 +27,35 @@ PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
 PAYABLE = (PurchaseStatus.PENDING, PurchaseStatus.FAILED)
 
 
-def return_url(request: web.Request, name: str, purchase: Purchase) -> str | None:
-    """`successUrl`/`cancelUrl` from the query, with Stripe's session placeholder filled.
+# Nothing but the page's own inline style; the form posts back here only.
+POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 
-    Only http(s) URLs are followed: the page must not become a redirect to anything.
-    """
-    url = request.query.get(name, "")
+
+def return_url(request: web.Request, name: str, purchase: Purchase) -> str | None:
+    """The purchase's `successUrl` (`name` "success") or `cancelUrl` ("cancel") as the
+    dev gateway signed them into the page's query, Stripe's session placeholder filled;
+    None when the query was not signed by it, or the URL is not http(s)."""
+    gateway = request.app[SERVICES].payments
+    signed = (
+        gateway.return_urls(purchase.id, request.query) if isinstance(gateway, DevGateway) else None
+    )
+    if signed is None:
+        return None
+    url = signed[0] if name == "success" else signed[1]
     if not url.startswith(("http://", "https://")):
         return None
     return url.replace("{CHECKOUT_SESSION_ID}", purchase.stripe_checkout_session_id or "")
 
 
 def page(body: str) -> web.Response:
-    return web.Response(text=PAGE.format(body=body), content_type="text/html")
+    return web.Response(
+        text=PAGE.format(body=body),
+        content_type="text/html",
+        headers={"Content-Security-Policy": POLICY},
+    )
 
 
 def summary(purchase: Purchase) -> str:
@@ -75,6 +93,11 @@ async def checkout_pay(request: web.Request) -> web.StreamResponse:
     return page(f"<p>Payment recorded: {html.escape(outcome)}.</p>" + summary(paid))
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/dev/checkout/{purchase_id}", checkout_page)
-    app.router.add_post("/dev/checkout/{purchase_id}", checkout_pay)
+ROUTES = [
+    Route("GET", "/dev/checkout/{purchase_id}", checkout_page,
+          "Dev gateway only: the page a dev checkoutUrl opens (HTML)", "none",
+          content_type="text/html"),
+    Route("POST", "/dev/checkout/{purchase_id}", checkout_pay,
+          "Dev gateway only: pay the purchase; 303 to its signed successUrl (HTML)", "none",
+          content_type="text/html"),
+]  # fmt: skip

@@ -131,3 +131,40 @@ def test_a_misspelt_override_is_refused_not_ignored(clean_environment: Path) -> 
 )
 def test_database_urls_get_our_drivers(given: str, used: str, clean_environment: Path) -> None:
     assert Settings(DATABASE_URL=given).database_url == used
+
+
+@pytest.mark.parametrize(
+    "alias", ["MANA_CREDITS_HOME", "PORT", "BASE_URL", "DATABASE_URL", "MANA_CREDITS_DB_POOL_SIZE"]
+)
+def test_an_empty_value_in_the_environment_means_unset(
+    alias: str, clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    baseline = Settings().model_dump()
+    monkeypatch.setenv(alias, "")
+    assert Settings().model_dump() == baseline
+    assert Settings().home == clean_environment / ".mana-credits"  # never the current folder
+
+
+@pytest.mark.parametrize("value", ["70000", "-1", "65536", "abc"])
+def test_a_port_out_of_range_names_port_and_the_value(
+    value: str, clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORT", value)
+    with pytest.raises(InvalidSetting) as raised:
+        Settings()
+    assert f"PORT={value!r}" in raised.value.message
+    assert "\n" not in raised.value.message
+
+
+def test_the_default_base_url_follows_the_port(
+    clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings().base_url == "http://localhost:3061"
+    monkeypatch.setenv("PORT", "3062")
+    settings = Settings()
+    assert settings.base_url == "http://localhost:3062"
+    # Dev tokens are minted without PORT: the issuer stays the same whatever the port.
+    assert settings.issuer == "http://localhost:3061"
+    monkeypatch.setenv("BASE_URL", "https://credits.example/")
+    assert Settings().base_url == "https://credits.example/"
+    assert Settings().issuer == "https://credits.example"

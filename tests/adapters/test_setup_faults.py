@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,21 @@ def test_every_setup_fault_is_a_credits_error_with_its_code() -> None:
     codes = [cls.code for cls in leaves(SetupError)]
     assert len(codes) == len(set(codes))
     assert all(issubclass(cls, CreditsError) for cls in leaves(SetupError))
+
+
+async def test_the_embedded_default_is_its_owners_only(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    async with bootstrap(Settings(MANA_CREDITS_HOME=home)) as services:
+        await services.credits.refund("alice", 5, "welcome")
+        files = sorted(home.iterdir())
+        # While the store is open SQLite keeps its WAL and shared memory beside the file.
+        assert {f.name for f in files} >= {"credits.db", "credits.db-wal", "credits.db-shm"}
+        modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert set(modes.values()) == {0o600}, modes
+
+
+async def test_a_sqlite_file_made_for_a_url_is_its_owners_only(tmp_path: Path) -> None:
+    database = tmp_path / "x.db"
+    await opened(Settings(MANA_CREDITS_HOME=tmp_path / "h", DATABASE_URL=f"sqlite:///{database}"))
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600

@@ -6,6 +6,7 @@ CliRunner covers the rest.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -24,6 +25,7 @@ from mana_credits_cli.main import app
 from mana_credits_cli.runtime import run
 from mana_credits_core.errors import StoreUnavailable
 
+from ..damage import damaged_home, stocked_home
 from ..postgres import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,10 +117,17 @@ def test_a_read_only_home(command: list[str], tmp_path: Path) -> None:
     [
         ("garbage", "invalid_database_url", "sqlite:////absolute/path/credits.db"),
         ("mysql://mana:s3cret@db/credits", "unsupported_database", "mysql://mana:***@db/credits"),
+        (
+            "postgresql://u:s3cret@127.0.0.1:notaport/db",
+            "invalid_database_url",
+            "postgresql://u:***@127.0.0.1:notaport/db",
+        ),
+        ("postgresql://u:s3cret@[::1/db", "invalid_database_url", "postgresql://u:***@[::1/db"),
     ],
 )
 def test_a_database_url_that_cannot_be_used(url: str, code: str, said: str, home: Path) -> None:
-    for command in (["db", "upgrade"], ["credits", "balance", "alice"]):
+    serve = ["serve", "--port", str(free_port())]
+    for command in (["db", "upgrade"], ["credits", "balance", "alice"], serve):
         result = mana_credits(*command, env=environment(home, DATABASE_URL=url))
         line = assert_one_line(result, code)
         assert said in line
@@ -159,6 +168,57 @@ def test_serve_on_a_corrupt_credits_db(home: Path) -> None:
 def test_serve_with_an_unusable_setting(home: Path) -> None:
     result = mana_credits("serve", env=environment(home, PORT="eighty"))
     assert "PORT='eighty'" in assert_one_line(result, "invalid_setting")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["serve", "--port", "70000"], {}, "--port 70000 is not a port, pass 0 to 65535"),
+        (["serve", "--port", "-1"], {}, "--port -1 is not a port, pass 0 to 65535"),
+        (["serve"], {"PORT": "70000"}, "PORT='70000': Input should be less than or equal"),
+        (["credits", "balance", "alice"], {"PORT": "abc"}, "PORT='abc': Input should be"),
+    ],
+)
+def test_a_port_that_is_no_port(
+    args: list[str], env: dict[str, str], said: str, home: Path
+) -> None:
+    result = mana_credits(*args, env=environment(home, **env))
+    assert said in assert_one_line(result, "invalid_setting")
+    assert not home.exists()
+
+
+def test_serve_in_production_mode_lists_the_missing_settings(home: Path) -> None:
+    url = "postgresql://mana:s3cret@127.0.0.1:5/credits"
+    env = environment(home, DATABASE_URL=url, MANA_AUTH_URL="https://auth.example")
+    result = mana_credits("serve", "--port", str(free_port()), env=env)
+    line = assert_one_line(result, "missing_setting")
+    assert "MANA_SERVICE_KEY is not set; STRIPE_SECRET_KEY is not set;" in line
+    assert "MANA_AUTH_URL" not in line
+    assert "s3cret" not in line
+
+
+@pytest.mark.parametrize(
+    "command", [["credits", "history", "user1"], ["reconcile"], ["credits", "balance", "user1"]]
+)
+def test_a_database_damaged_behind_its_header(command: list[str], home: Path) -> None:
+    database = asyncio.run(damaged_home(home))
+    result = mana_credits(*command, env=environment(home))
+    line = assert_one_line(result, "corrupt_database")
+    assert f"database file {database} is damaged" in line
+
+
+def test_reading_a_database_the_user_may_not_write(home: Path) -> None:
+    database = asyncio.run(stocked_home(home))
+    database.chmod(0o444)
+    home.chmod(0o555)
+    try:
+        result = mana_credits(
+            "credits", "balance", "user1", env=environment(home), permissions_bind_root=True
+        )
+    finally:
+        home.chmod(0o755)
+    line = assert_one_line(result, "not_writable")
+    assert str(database) in line
 
 
 READ_COMMANDS = [

@@ -160,3 +160,14 @@ async def test_process_metrics(client: Client) -> None:
     assert samples["process_cpu_seconds_total"] > 0
     assert samples["process_open_fds"] > 0
     assert any(name.startswith("python_info{") for name in samples)
+
+
+async def test_no_created_timestamp_series(
+    shop_client: Client,
+    package: Package,  # noqa: F811
+    jwks: Jwks,
+) -> None:
+    await buy(shop_client, jwks.token(), package)
+    text = await (await shop_client.get("/metrics")).text()
+    assert 'mana_credits_purchases_total{event="created"} 1.0' in text
+    assert "_created" not in text  # neither mana_credits_purchases_created{...} nor others

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..processes import run
 from .conftest import Jwks, bearer, service
 
 Client = TestClient[web.Request, web.Application]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_health_and_readiness(client: Client) -> None:
@@ -79,15 +81,21 @@ async def test_openapi_lists_every_route(client: Client) -> None:
     for resource in client.app.router.resources():
         info = resource.get_info()
         path = str(info.get("path") or info.get("formatter") or info.get("prefix"))
-        # The document, its page (/docs) and the embedded default's dev helpers (its
-        # JWKS and checkout page) are not part of the API.
-        if path == "/openapi.json" or path.startswith(("/docs", "/dev/", "/api/auth/")):
+        if path.startswith("/docs/assets"):  # Swagger UI's own files
             continue
         for route in resource:
             if route.method != "HEAD":
                 served.add((route.method, path))
     assert served == listed
-    assert len(listed) == len(ROUTES)
+    # /openapi.json, /docs, /docs/init.js, and (no STRIPE_SECRET_KEY) the dev checkout page
+    assert len(listed) == len(ROUTES) + 3 + 2
+    assert ("POST", "/dev/checkout/{purchase_id}") in listed
+    assert (
+        document["info"]["version"]
+        == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    )
+    page = document["paths"]["/g/{code}"]["get"]["responses"]["200"]
+    assert "text/html" in page["content"]
     use = document["paths"]["/api/v1/credits/use"]["post"]
     schema_ref = use["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[-1]]
@@ -116,6 +124,12 @@ async def test_dev_mode_accepts_tokens_minted_by_the_cli(tmp_path: Path, monkeyp
         jwks = await (await client.get("/api/auth/jwks")).json()
         assert jwks["keys"][0]["crv"] == "Ed25519"
         assert "d" not in jwks["keys"][0]
+        # The embedded default documents its helpers too.
+        paths = (await (await client.get("/openapi.json")).json())["paths"]
+        assert "get" in paths["/api/auth/jwks"]
+        checkout = paths["/dev/checkout/{purchase_id}"]
+        assert set(checkout) == {"get", "post"}
+        assert "text/html" in checkout["get"]["responses"]["200"]["content"]
     assert (tmp_path / "credits.db").exists()
 
 
