@@ -6,7 +6,8 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -47,6 +48,29 @@ Operator = Annotated[
     str | None,
     typer.Option(help="Who does this, recorded on the entry (default: your login name)."),
 ]
+
+
+class CannotWrite(CreditsError):
+    """An output file that cannot be written (missing folder, a folder, no permission)."""
+
+    code = "cannot_write"
+
+
+def output_file(path: Path) -> TextIO:
+    """`path` opened for writing text; `CannotWrite` naming it and the cause otherwise."""
+    try:
+        return path.open("w", newline="", encoding="utf-8")
+    except IsADirectoryError as exc:
+        raise CannotWrite(f"{path} is a folder, pass a file name (-o {path}/export.csv)") from exc
+    except FileNotFoundError as exc:
+        if path.parent.is_dir():
+            raise CannotWrite(f"cannot write {path}, pick another path") from exc
+        raise CannotWrite(
+            f"cannot write {path}: folder {path.parent} does not exist, create it or pick another"
+        ) from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CannotWrite(f"cannot write {path}: {reason.lower()}, pick another path") from exc
 
 
 def settings_for(database_url: str | None) -> Settings:

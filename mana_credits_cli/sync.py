@@ -10,7 +10,16 @@ from rich.progress import Progress
 
 from mana_credits_core.sync import BillingReport, SyncStatus
 
-from .runtime import DatabaseUrl, JsonOutput, console, known_user, open_services, print_json, run
+from .runtime import (
+    DatabaseUrl,
+    JsonOutput,
+    console,
+    err_console,
+    known_user,
+    open_services,
+    print_json,
+    run,
+)
 
 app = typer.Typer(
     help="Cloud Sync subscriptions: status, admin gifts.",
@@ -136,7 +145,10 @@ def billing_run(
             due = (await services.sync.charge_due(dry_run=True)).total
             if dry_run:
                 return BillingReport(total=due)
-            with Progress(console=console, transient=True, disable=json) as bar:
+            # On stderr and only on a terminal: a transient bar elsewhere leaves a blank line.
+            with Progress(
+                console=err_console, transient=True, disable=json or not err_console.is_terminal
+            ) as bar:
                 task = bar.add_task("billing", total=due)
                 return await services.sync.charge_due(
                     batch_size=batch_size, progress=lambda n: bar.advance(task, n)
