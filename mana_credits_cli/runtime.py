@@ -90,14 +90,47 @@ async def open_services(
     """The services on the store named by `--database-url` / `DATABASE_URL`.
 
     The database is touched first, so an unreachable one is one line naming it.
-    `read_only` marks commands that only read: they never create a store (a missing
-    SQLite file is `no_database`, and no folder is made either).
+    `read_only` marks commands that only read: they write nothing. They never create a
+    store (a missing SQLite file is `no_database`, and no folder is made either), never
+    migrate it (a schema behind the code's is `SchemaOutdated`) and never stock the
+    default catalogue. Other commands migrate the embedded default, as the server does.
     """
     from mana_credits_adapters.bootstrap import bootstrap
 
     settings = settings_for(database_url)
     async with bootstrap(settings, create=not read_only, connect=True) as services:
+        if read_only:
+            await check_schema(services.store, settings.effective_database_url)
         yield services
+
+
+class SchemaOutdated(CreditsError):
+    """The database's schema is not the one this code reads (a reader never migrates)."""
+
+    code = "schema_outdated"
+
+
+async def check_schema(store: object, url: str) -> None:
+    """Raise `SchemaOutdated` unless the SQL store's schema is at the code's head
+    revision (the in-memory store has no schema)."""
+    from mana_credits_adapters.sql.store import CONNECT_FAILURES, SqlStore
+
+    if not isinstance(store, SqlStore):
+        return
+    from mana_credits_adapters.sql import migrate  # alembic: only for SQL stores
+    from mana_credits_adapters.sql.target import parse
+
+    try:
+        at = await migrate.current(store.engine)
+    except CONNECT_FAILURES as exc:
+        raise store.unreachable(exc) from exc
+    head = migrate.head()
+    if at != head:
+        target = parse(url)
+        shown = str(target.sqlite_path) if target.backend == "sqlite" else target.shown
+        raise SchemaOutdated(
+            f"{shown} is at revision {at or 'none'}, head is {head}, run mana-credits db upgrade"
+        )
 
 
 def run(work: Callable[[], Awaitable[T]]) -> T:
