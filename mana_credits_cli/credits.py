@@ -14,19 +14,22 @@ from rich.table import Table
 from mana_credits_core import Balance, InvalidInput, LedgerEntry, LedgerResult, ReconcileReport
 from mana_credits_core.errors import InsufficientCredits
 from mana_credits_core.services.credits import ADMIN_APP
-from mana_credits_core.validation import MAX_CREDITS
+from mana_credits_core.validation import MAX_CREDITS, MAX_DESCRIPTION
 
 from .runtime import (
     DatabaseUrl,
     JsonOutput,
     Operator,
+    UserArg,
     console,
     err_console,
     known_user,
     open_services,
     operator_name,
     print_json,
+    print_table,
     run,
+    single_line,
 )
 
 if TYPE_CHECKING:
@@ -37,8 +40,6 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.")]
 
 
 def balance_json(found: Balance) -> dict[str, object]:
@@ -107,7 +108,7 @@ def history(
             e.app_id,
             e.description,
         )
-    console.print(table)
+    print_table(table, shortened=False)
 
 
 class RankBy(enum.StrEnum):
@@ -156,7 +157,7 @@ def top(
     table = Table("#", "user", title)
     for rank, (user, credits) in enumerate(ranked, 1):
         table.add_row(str(rank), user, str(credits))
-    console.print(table)
+    print_table(table, shortened=False)
     if not ranked:
         console.print("no users yet" if by == RankBy.BALANCE else "no spending in this period")
 
@@ -175,15 +176,31 @@ Amount = Annotated[
 def amount_of(text: str) -> int:
     """Parsed here, not by the option parser, so bad amounts exit 1 like other errors;
     the range (1..MAX_CREDITS) is the core's rule."""
-    digits = text.strip()
-    if not re.fullmatch(r"[+-]?\d+", digits):
-        raise InvalidInput("amount", "amount must be a whole number of credits")
-    if len(digits.lstrip("+-").lstrip("0")) > len(str(MAX_CREDITS)):
-        raise InvalidInput("amount", f"amount must be at most {MAX_CREDITS}")
-    return int(digits)
+    # ASCII digits only: `int()` would take " 5" and full-width digits as 5.
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise InvalidInput(
+            "amount",
+            f"AMOUNT must be a whole number of credits in ASCII digits (e.g. 500), not {text!r}",
+        )
+    if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_CREDITS)):
+        raise InvalidInput("amount", f"AMOUNT must be at most {MAX_CREDITS}")
+    value = int(text)
+    if value < 1:
+        raise InvalidInput("amount", f"AMOUNT must be at least 1, not {text}")
+    return value
 
 
-Reason = Annotated[str, typer.Option("--reason", help="Why: recorded on the ledger entry.")]
+Reason = Annotated[
+    str,
+    typer.Option(
+        "--reason",
+        metavar="TEXT",
+        help=f"Why: recorded on the ledger entry (one line, ≤ {MAX_DESCRIPTION} characters).",
+        callback=single_line(MAX_DESCRIPTION),
+    ),
+]
+# The reason is stored as the entry's description.
+AS_REASON = {"description": "--reason"}
 Key = Annotated[
     str | None, typer.Option("--idempotency-key", help="Makes a retry of this command a no-op.")
 ]
@@ -234,7 +251,7 @@ def grant(
             )
             return await applied(services, result)
 
-    show_result(run(work), json)
+    show_result(run(work, AS_REASON), json)
 
 
 @app.command(context_settings=AMOUNT_SETTINGS)
@@ -265,7 +282,7 @@ def refund(
             )
             return await applied(services, result)
 
-    show_result(run(work), json)
+    show_result(run(work, AS_REASON), json)
 
 
 @app.command(context_settings=AMOUNT_SETTINGS)
@@ -305,7 +322,7 @@ def debit(
                 ) from exc
             return await applied(services, result)
 
-    show_result(run(work), json)
+    show_result(run(work, AS_REASON), json)
 
 
 def utc(moment: datetime | None) -> datetime | None:
@@ -381,6 +398,6 @@ def reconcile(
         table = Table("user", "check", "expected", "found", title="drift")
         for d in report.drifts:
             table.add_row(d.user_id, d.check, str(d.expected), str(d.found))
-        console.print(table)
+        print_table(table, shortened=False)
     if not report.ok:
         raise typer.Exit(1)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from .ids import full_id
 from .runtime import DatabaseUrl, console, err_console, open_services, run
 
 app = typer.Typer(
@@ -60,7 +61,9 @@ def pay(
 
     async def work() -> str:
         async with open_services(database_url) as services:
-            purchase = await services.purchases.get(purchase_id)
+            purchase = await services.purchases.get(
+                await full_id(services, "purchase", purchase_id)
+            )
             return await services.purchases.handle(dev_payment(purchase))
 
     console.print(f"{purchase_id}: {run(work)}")

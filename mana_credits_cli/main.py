@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -76,10 +77,11 @@ class LazyGroup(TyperGroup):
 
     def main(
         self,
-        args: Any = None,
+        args: Sequence[str] | None = None,
         prog_name: str | None = None,
         complete_var: str | None = None,
         standalone_mode: bool = True,
+        windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
         """Click's entry point, with a person's mistakes as one line and exit code 1.
@@ -89,7 +91,9 @@ class LazyGroup(TyperGroup):
         `--help` and `--version` still exit 0.
         """
         try:
-            result = super().main(args, PROG_NAME, complete_var, standalone_mode=False, **extra)
+            result = super().main(
+                args, PROG_NAME, complete_var, False, windows_expand_args, **extra
+            )
         except NoArgsIsHelpError as exc:
             if not standalone_mode:
                 raise

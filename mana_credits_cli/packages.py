@@ -9,6 +9,7 @@ from rich.table import Table
 
 from mana_credits_core.purchases import Package
 
+from .ids import full_id
 from .runtime import (
     DatabaseUrl,
     JsonOutput,
@@ -25,7 +26,12 @@ app = typer.Typer(
     help="List and manage the credit packages on sale.", no_args_is_help=True, rich_markup_mode=None
 )
 
-PackageId = Annotated[str, typer.Argument(metavar="PACKAGE_ID", help="The package id.")]
+PackageId = Annotated[
+    str,
+    typer.Argument(
+        metavar="PACKAGE_ID", help="The package id, or its first characters as tables show."
+    ),
+]
 
 
 def package_json(p: Package) -> dict[str, object]:
@@ -122,7 +128,7 @@ def update(
     async def work() -> Package:
         async with open_services(database_url) as services:
             return await services.purchases.update_package(
-                package_id,
+                await full_id(services, "package", package_id),
                 name=name,
                 credits=credits,
                 price_euro_cents=price,
@@ -143,7 +149,8 @@ def deactivate(package_id: PackageId, database_url: DatabaseUrl = None) -> None:
 
     async def work() -> Package:
         async with open_services(database_url) as services:
-            return await services.purchases.update_package(package_id, active=False)
+            found = await full_id(services, "package", package_id)
+            return await services.purchases.update_package(found, active=False)
 
     found = run(work)
     console.print(f"{found.name} ({found.id}) is no longer on sale")

@@ -10,7 +10,9 @@ from rich.table import Table
 from mana_credits_core.ledger import LedgerEntry, TransactionType
 from mana_credits_core.purchases import Purchase
 from mana_credits_core.services.purchases import RefundResult
+from mana_credits_core.validation import MAX_REASON
 
+from .ids import full_id
 from .runtime import (
     DatabaseUrl,
     JsonOutput,
@@ -23,13 +25,19 @@ from .runtime import (
     print_json,
     print_table,
     run,
+    single_line,
 )
 
 app = typer.Typer(
     help="Credit purchases: list, inspect, refund.", no_args_is_help=True, rich_markup_mode=None
 )
 
-PurchaseId = Annotated[str, typer.Argument(metavar="PURCHASE_ID", help="The purchase id.")]
+PurchaseId = Annotated[
+    str,
+    typer.Argument(
+        metavar="PURCHASE_ID", help="The purchase id, or its first characters as tables show."
+    ),
+]
 
 
 def purchase_json(p: Purchase) -> dict[str, object]:
@@ -101,7 +109,9 @@ def show(
 
     async def work() -> tuple[Purchase, list[LedgerEntry]]:
         async with open_services(database_url, read_only=True) as services:
-            purchase = await services.purchases.get(purchase_id)
+            purchase = await services.purchases.get(
+                await full_id(services, "purchase", purchase_id)
+            )
             clawbacks = [
                 e
                 async for e in services.credits.export(user_id=purchase.user_id)
@@ -147,7 +157,15 @@ def show(
 @app.command()
 def refund(
     purchase_id: PurchaseId,
-    reason: Annotated[str, typer.Option("--reason", help="Why: recorded with the claw-back.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            metavar="TEXT",
+            help=f"Why: recorded with the claw-back (one line, ≤ {MAX_REASON} characters).",
+            callback=single_line(MAX_REASON),
+        ),
+    ],
     operator: Operator = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
@@ -162,7 +180,8 @@ def refund(
     async def work() -> RefundResult:
         who = operator_name(operator)
         async with open_services(database_url) as services:
-            return await services.purchases.refund(purchase_id, reason, who)
+            found = await full_id(services, "purchase", purchase_id)
+            return await services.purchases.refund(found, reason, who)
 
     result = run(work)
     if json:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mana_credits_core import UsageStat
 
-from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, run
+from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, print_table, run
 
 app = typer.Typer(help="Reports.", no_args_is_help=True, rich_markup_mode=None)
 BAR_WIDTH = 40
@@ -53,7 +53,7 @@ def usage(
     table = Table("day", "app", "credits", "operations", title=f"usage, last {days} days")
     for s in stats:
         table.add_row(s.day.isoformat(), s.app_id, str(s.credits_used), str(s.operations))
-    console.print(table)
+    print_table(table, shortened=False)
     for day, credits in per_day.items():
         width = round(BAR_WIDTH * credits / peak) if peak else 0
         console.print(f"{day} [green]{'█' * width}[/green] {credits}")

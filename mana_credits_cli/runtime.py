@@ -27,6 +27,14 @@ T = TypeVar("T")
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
+
+def not_blank(value: str) -> str:
+    """A Typer callback for ids (USER, ...): an empty one is a usage error."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("must not be empty")
+    return value
+
+
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
@@ -44,6 +52,7 @@ WideOutput = Annotated[
     bool,
     typer.Option("--wide", help="Show ids in full (the table may be wider than the terminal)."),
 ]
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.", callback=not_blank)]
 Operator = Annotated[
     str | None,
     typer.Option(help="Who does this, recorded on the entry (default: your login name)."),
@@ -133,20 +142,68 @@ async def check_schema(store: object, url: str) -> None:
         )
 
 
-def run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work`; a core or setup error becomes `error: <code>: <message>`, exit code 1."""
-    with reported():
+# The core names its fields as the HTTP API does; people typed these instead.
+FIELD_NAMES = {
+    "userId": "USER",
+    "packageId": "PACKAGE_ID",
+    "purchaseId": "PURCHASE_ID",
+    "giftId": "GIFT",
+    "gift": "GIFT",
+    "name": "--name",
+    "description": "--description",
+    "credits": "--credits",
+    "priceEuroCents": "--price",
+    "sortOrder": "--sort-order",
+    "reason": "--reason",
+    "appId": "--app",
+    "limit": "--limit",
+    "idempotencyKey": "--idempotency-key",
+}
+
+
+def run(work: Callable[[], Awaitable[T]], fields: dict[str, str] | None = None) -> T:
+    """Run `work`; a core or setup error becomes `error: <code>: <message>`, exit code 1.
+
+    `fields` renames the core's field names in messages for this command (on top of
+    `FIELD_NAMES`), e.g. `{"description": "--reason"}` where the reason is stored as
+    the entry's description.
+    """
+    with reported(fields):
         return asyncio.run(_call(work))
 
 
 @contextmanager
-def reported() -> Iterator[None]:
+def reported(fields: dict[str, str] | None = None) -> Iterator[None]:
     """Print a `CreditsError` (setup faults included) as one line on stderr; exit 1."""
     try:
         yield
+    except InvalidInput as exc:
+        names = FIELD_NAMES | (fields or {})
+        if exc.field in names and exc.message.startswith(f"{exc.field} "):
+            exc.message = names[exc.field] + exc.message[len(exc.field) :]
+        print_error(exc)
+        raise typer.Exit(1) from exc
     except CreditsError as exc:
         print_error(exc)
         raise typer.Exit(1) from exc
+
+
+def single_line(limit: int) -> Callable[[str], str]:
+    """A Typer callback for a free text option (`--reason`): not blank, one line, at
+    most `limit` characters; a violation is a usage error naming the option."""
+
+    def check(value: str) -> str:
+        if value is None:
+            return value
+        if not value.strip():
+            raise typer.BadParameter("must not be empty, say why")
+        if "\n" in value or "\r" in value:
+            raise typer.BadParameter("must be a single line")
+        if len(value) > limit:
+            raise typer.BadParameter(f"must be at most {limit} characters (got {len(value)})")
+        return value
+
+    return check
 
 
 def print_error(exc: CreditsError) -> None:
@@ -202,15 +259,22 @@ def cell_id(value: str | None, wide: bool) -> str:
     return value if wide or len(value) <= SHORT_ID + 1 else f"{value[:SHORT_ID]}…"
 
 
-def print_table(table: Table, wide: bool, shortened: bool = True) -> None:
-    """A table; with `--wide` never cut to the terminal's width."""
-    if wide:
+def print_table(table: Table, wide: bool = False, shortened: bool = True) -> None:
+    """A table whose cells are never cut: on a terminal long cells wrap (fold) within
+    its width; elsewhere (pipes, files) and with `--wide` the table takes the width it
+    needs. Only ids are shortened, to `SHORT_ID` characters, by `cell_id`."""
+    for column in table.columns:
+        column.overflow = "fold"
+        if column.header == "id":
+            column.no_wrap = True
+            column.min_width = SHORT_ID + 1  # the short id and its "…"
+    if wide or not console.is_terminal:
         from rich.measure import Measurement
 
         natural = Measurement.get(console, console.options.update_width(100_000), table)
         # A console of the table's own width: `print(width=)` never exceeds the terminal.
-        Console(width=max(console.width, natural.maximum)).print(table)
-        return
-    console.print(table)
-    if shortened and table.row_count:
+        Console(width=max(console.width, natural.maximum), soft_wrap=True).print(table)
+    else:
+        console.print(table)
+    if shortened and not wide and table.row_count:
         err_console.print("ids shortened: --wide or --json shows them in full", style="dim")

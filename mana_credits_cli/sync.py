@@ -13,6 +13,7 @@ from mana_credits_core.sync import BillingReport, SyncStatus
 from .runtime import (
     DatabaseUrl,
     JsonOutput,
+    UserArg,
     console,
     err_console,
     known_user,
@@ -29,8 +30,6 @@ app = typer.Typer(
 billing = typer.Typer(
     help="The Cloud Sync billing run.", no_args_is_help=True, rich_markup_mode=None
 )
-
-UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.")]
 
 
 def status_json(user: str, status: SyncStatus) -> dict[str, object]:

@@ -216,7 +216,7 @@ def test_grant_refund_debit_and_their_errors(database_url: str) -> None:
         assert "error: invalid_input" in out
     code, out = invoke("credits", "grant", "bob", "-5", "--reason", "x", *url)
     assert code == 1
-    assert "error: invalid_input: amount must be at least 1" in out
+    assert "error: invalid_input: AMOUNT must be at least 1, not -5" in out
     code, out = invoke("credits", "debit", "bob", "100000", "--reason", "too much", *url)
     assert code == 1
     assert "error: insufficient_credits" in out

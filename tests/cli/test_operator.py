@@ -108,12 +108,13 @@ def test_amount_and_refusal_messages_say_what_to_do(database_url: str) -> None:
         code, out = invoke("credits", "grant", "alice", big, "--reason", "x", *url)
         assert (code, out.strip()) == (
             1,
-            f"error: invalid_input: amount must be at most {MAX_CREDITS}",
+            f"error: invalid_input: AMOUNT must be at most {MAX_CREDITS}",
         )
     code, out = invoke("credits", "grant", "alice", "1e3", "--reason", "x", *url)
     assert (code, out.strip()) == (
         1,
-        "error: invalid_input: amount must be a whole number of credits",
+        "error: invalid_input: AMOUNT must be a whole number of credits in ASCII digits"
+        " (e.g. 500), not '1e3'",
     )
     code, out = invoke("credits", "debit", "alice", "500", "--reason", "x", *url)
     assert code == 1
