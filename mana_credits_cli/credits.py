@@ -14,7 +14,7 @@ from rich.table import Table
 from mana_credits_core import Balance, InvalidInput, LedgerEntry, LedgerResult, ReconcileReport
 from mana_credits_core.errors import InsufficientCredits
 from mana_credits_core.services.credits import ADMIN_APP
-from mana_credits_core.validation import MAX_CREDITS, MAX_DESCRIPTION
+from mana_credits_core.validation import MAX_CREDITS, MAX_DESCRIPTION, MAX_PAGE_SIZE
 
 from .runtime import (
     DatabaseUrl,
@@ -53,9 +53,13 @@ def balance_json(found: Balance) -> dict[str, object]:
 
 @app.command()
 def balance(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = False) -> None:
-    """Show USER's balance; a user never seen is an error (nothing is created).
+    """Show USER's balance.
 
-    Example: mana-credits credits balance alice --json
+    A user never seen is an error (nothing is created).
+
+    \b
+    Example:
+      mana-credits credits balance alice --json
     """
 
     async def work() -> Balance:
@@ -75,7 +79,9 @@ def balance(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = 
 @app.command()
 def history(
     user: UserArg,
-    limit: Annotated[int, typer.Option(help="How many entries, newest first.")] = 50,
+    limit: Annotated[
+        int, typer.Option(help="How many entries, newest first.", min=1, max=MAX_PAGE_SIZE)
+    ] = 50,
     since: Annotated[
         datetime | None, typer.Option(help="Only entries from this date/time on (UTC).")
     ] = None,
@@ -84,7 +90,9 @@ def history(
 ) -> None:
     """List USER's ledger entries, newest first.
 
-    Example: mana-credits credits history alice --limit 10 --since 2026-11-01
+    \b
+    Example:
+      mana-credits credits history alice --limit 10 --since 2026-11-01
     """
 
     async def work() -> list[LedgerEntry]:
@@ -125,7 +133,7 @@ def top(
         datetime | None,
         typer.Option(help="With --by spent: from this day on (UTC); default: ever."),
     ] = None,
-    limit: Annotated[int, typer.Option(help="How many users (≤ 100).")] = 10,
+    limit: Annotated[int, typer.Option(help="How many users.", min=1, max=MAX_PAGE_SIZE)] = 10,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
@@ -202,7 +210,8 @@ Reason = Annotated[
 # The reason is stored as the entry's description.
 AS_REASON = {"description": "--reason"}
 Key = Annotated[
-    str | None, typer.Option("--idempotency-key", help="Makes a retry of this command a no-op.")
+    str | None,
+    typer.Option("--idempotency-key", metavar="KEY", help="Makes a retry of this command a no-op."),
 ]
 
 
@@ -238,9 +247,13 @@ def grant(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Give USER credits: an audited `grant` entry naming the operator and reason.
+    """Give USER credits (an audited `grant` entry).
 
-    Example: mana-credits credits grant alice 500 --reason "support ticket 4711"
+    The entry names the operator and the reason.
+
+    \b
+    Example:
+      mana-credits credits grant alice 500 --reason "support ticket 4711"
     """
 
     async def work() -> tuple[LedgerResult, int]:
@@ -266,7 +279,9 @@ def refund(
 ) -> None:
     """Credit USER back (a `refund` entry), e.g. for a failed paid operation.
 
-    Example: mana-credits credits refund alice 25 --reason "image job failed"
+    \b
+    Example:
+      mana-credits credits refund alice 25 --reason "image job failed"
     """
 
     async def work() -> tuple[LedgerResult, int]:
@@ -290,15 +305,21 @@ def debit(
     user: UserArg,
     amount: Amount,
     reason: Reason,
-    app_id: Annotated[str, typer.Option("--app", help="The app to book it on.")] = ADMIN_APP,
+    app_id: Annotated[
+        str, typer.Option("--app", metavar="APP", help="The app to book it on.")
+    ] = ADMIN_APP,
     operator: Operator = None,
     idempotency_key: Key = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Take credits from USER as a correction, under the same rules as the API.
+    """Take credits from USER as a correction.
 
-    Example: mana-credits credits debit alice 10 --reason "duplicate grant"
+    Under the same rules as the API: never below zero.
+
+    \b
+    Example:
+      mana-credits credits debit alice 10 --reason "duplicate grant"
     """
 
     async def work() -> tuple[LedgerResult, int]:
@@ -351,13 +372,19 @@ def entry_json(e: LedgerEntry) -> dict[str, object]:
 
 
 def reconcile(
-    user: Annotated[str | None, typer.Option("--user", help="Check one user only.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", metavar="USER", help="Check one user only.")
+    ] = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Check every ledger invariant; exit 1 with a report if anything drifted.
+    """Check every ledger invariant; exit 1 on drift.
 
-    Example: mana-credits reconcile --json
+    Prints a report of what drifted.
+
+    \b
+    Example:
+      mana-credits reconcile --json
     """
 
     async def work() -> ReconcileReport:

@@ -56,11 +56,15 @@ def upgrade(
     database_url: DatabaseUrl = None,
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
-    """Bring the schema up to date (safe to run repeatedly and concurrently).
+    """Bring the schema up to date.
+
+    Safe to run repeatedly and concurrently.
 
     Creates the SQLite file when missing (its folder must exist).
 
-    Example: mana-credits db upgrade --database-url postgresql://mana@localhost/mana_credits
+    \b
+    Example:
+      mana-credits db upgrade --database-url postgresql://mana@localhost/mana_credits
     """
     from mana_credits_adapters.sql import migrate  # alembic: only for this command
 
@@ -74,7 +78,9 @@ def upgrade(
 
 @app.command()
 def current(database_url: DatabaseUrl = None) -> None:
-    """Print the schema revision the database is at (`none` for an empty one)."""
+    """Print the schema revision of the database.
+
+    `none` for an empty database."""
     from mana_credits_adapters.sql import migrate  # alembic: only for this command
 
     async def work() -> str | None:
@@ -105,7 +111,9 @@ def downgrade(
     ] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Undo migrations down to REVISION; drops tables, so their data is lost.
+    """Undo migrations down to REVISION (data is lost).
+
+    Drops tables, so their data is lost.
 
     Asks first on a terminal; elsewhere (scripts, CI) --yes is required.
 

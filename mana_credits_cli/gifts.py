@@ -9,6 +9,7 @@ from rich.table import Table
 
 from mana_credits_core.errors import Conflict, GiftNotCancellable, GiftNotFound
 from mana_credits_core.gifts import GiftCode, GiftRedemption, GiftStatus
+from mana_credits_core.validation import MAX_PAGE_SIZE
 
 if TYPE_CHECKING:
     from mana_credits_core.services import Services
@@ -145,14 +146,20 @@ def show(gift: GiftArg, database_url: DatabaseUrl = None, json: JsonOutput = Fal
 @app.command("list")
 def list_gifts(
     status: Annotated[str | None, typer.Option(help="Only gifts in this status.")] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first (≤ 100).")] = 50,
+    limit: Annotated[
+        int, typer.Option(help="How many, newest first.", min=1, max=MAX_PAGE_SIZE)
+    ] = 50,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
     wide: WideOutput = False,
 ) -> None:
-    """List gift codes, newest first (the code or the id names a gift in other commands).
+    """List gift codes, newest first.
 
-    Example: mana-credits gifts list --status active --wide
+    The code or the id names a gift in other commands.
+
+    \b
+    Example:
+      mana-credits gifts list --status active --wide
     """
 
     async def work() -> list[GiftCode]:
@@ -177,7 +184,9 @@ def list_gifts(
 def cancel(gift: GiftArg, database_url: DatabaseUrl = None) -> None:
     """Cancel an active gift; its credits go back to its creator (once).
 
-    Example: mana-credits gifts cancel ABCD-EFGH-JKMN
+    \b
+    Example:
+      mana-credits gifts cancel ABCD-EFGH-JKMN
     """
 
     async def work() -> GiftCode:
@@ -204,7 +213,9 @@ def expire(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Expire overdue active gifts and return their credits to the creators (once).
+    """Expire overdue gifts; credits go back to creators.
+
+    Each gift's credits return to its creator once.
 
     Safe to run while the server's own sweep runs.
 

@@ -45,7 +45,9 @@ class Format(enum.StrEnum):
 
 @app.command()
 def export(
-    user: Annotated[str | None, typer.Option("--user", help="One user's entries only.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", metavar="USER", help="One user's entries only.")
+    ] = None,
     since: Annotated[
         datetime | None, typer.Option(help="Entries from this date/time on (UTC).")
     ] = None,

@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "reconcile": (
         "credits",
         "reconcile",
-        "Check every ledger invariant; exit 1 with a report if anything drifted.",
+        "Check every ledger invariant; exit 1 on drift.",
     ),
     "serve": (
         "serve",
@@ -49,14 +49,17 @@ def load_command(name: str) -> Any:
     module_name, attribute, _summary = COMMANDS[name]
     target = getattr(importlib.import_module(f"{__package__}.{module_name}"), attribute)
     command: Any
+    from .helptext import conventional
+
     if isinstance(target, typer.Typer):
         command = typer.main.get_group(target)  # a group even with one subcommand
     else:
-        single = typer.Typer(rich_markup_mode=None)
+        # Shell completion is installed from the top level only.
+        single = typer.Typer(rich_markup_mode=None, add_completion=False)
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name
-    return command
+    return conventional(command)
 
 
 class LazyGroup(TyperGroup):

@@ -72,7 +72,9 @@ def list_packages(
 ) -> None:
     """List the packages on sale (with --all, the inactive ones too).
 
-    Example: mana-credits packages list --json
+    \b
+    Example:
+      mana-credits packages list --json
     """
 
     async def work() -> list[Package]:
@@ -96,7 +98,9 @@ def add(
 ) -> None:
     """Put a new package on sale.
 
-    Example: mana-credits packages add --name Mega --credits 13000 --price 10000
+    \b
+    Example:
+      mana-credits packages add --name Mega --credits 13000 --price 10000
     """
 
     async def work() -> Package:
@@ -122,7 +126,9 @@ def update(
 ) -> None:
     """Change a package; purchases already started keep their terms.
 
-    Example: mana-credits packages update 3f2c… --price 900
+    \b
+    Example:
+      mana-credits packages update 3f2c9a1b --price 900
     """
 
     async def work() -> Package:
@@ -142,9 +148,13 @@ def update(
 
 @app.command()
 def deactivate(package_id: PackageId, database_url: DatabaseUrl = None) -> None:
-    """Take a package off sale (it stays in the history of past purchases).
+    """Take a package off sale.
 
-    Example: mana-credits packages deactivate 3f2c…
+    It stays in the history of past purchases.
+
+    \b
+    Example:
+      mana-credits packages deactivate 3f2c9a1b
     """
 
     async def work() -> Package:

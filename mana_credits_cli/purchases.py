@@ -10,7 +10,7 @@ from rich.table import Table
 from mana_credits_core.ledger import LedgerEntry, TransactionType
 from mana_credits_core.purchases import Purchase
 from mana_credits_core.services.purchases import RefundResult
-from mana_credits_core.validation import MAX_REASON
+from mana_credits_core.validation import MAX_PAGE_SIZE, MAX_REASON
 
 from .ids import full_id
 from .runtime import (
@@ -64,18 +64,24 @@ def euros(cents: int) -> str:
 
 @app.command("list")
 def list_purchases(
-    user: Annotated[str | None, typer.Option("--user", help="One buyer's only.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", metavar="USER", help="One buyer's only.")
+    ] = None,
     status: Annotated[
         str | None, typer.Option(help="pending, completed, failed or cancelled.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first (≤ 100).")] = 50,
+    limit: Annotated[
+        int, typer.Option(help="How many, newest first.", min=1, max=MAX_PAGE_SIZE)
+    ] = 50,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
     wide: WideOutput = False,
 ) -> None:
     """List purchases of every buyer, newest first.
 
-    Example: mana-credits purchases list --user alice --status completed --wide
+    \b
+    Example:
+      mana-credits purchases list --user alice --status completed --wide
     """
 
     async def work() -> list[Purchase]:
@@ -102,9 +108,13 @@ def list_purchases(
 def show(
     purchase_id: PurchaseId, database_url: DatabaseUrl = None, json: JsonOutput = False
 ) -> None:
-    """Show one purchase: buyer, package, amounts, status, Stripe ids and claw-backs.
+    """Show one purchase, its Stripe ids and claw-backs.
 
-    Example: mana-credits purchases show 0b6d2c4e-8f1a-4d3b-9c7e-5a2f1e0d9c8b
+    Buyer, package, amounts, status, Stripe ids and claw-backs.
+
+    \b
+    Example:
+      mana-credits purchases show 0b6d2c4e-8f1a-4d3b-9c7e-5a2f1e0d9c8b
     """
 
     async def work() -> tuple[Purchase, list[LedgerEntry]]:
@@ -170,11 +180,14 @@ def refund(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Refund a completed purchase in full through the payment provider, and take its
-    credits back (what the balance cannot cover becomes debt, collected from the next
-    top-up). Running it again changes nothing.
+    """Refund a completed purchase in full and take its credits back.
 
-    Example: mana-credits purchases refund 0b6d2c4e-… --reason "charged twice, ticket 4711"
+    The refund goes through the payment provider; what the balance cannot cover becomes
+    debt, collected from the next top-up. Running it again changes nothing.
+
+    \b
+    Example:
+      mana-credits purchases refund 0b6d2c4e --reason "charged twice, ticket 4711"
     """
 
     async def work() -> RefundResult:

@@ -18,14 +18,20 @@ BAR_WIDTH = 40
 
 @app.command()
 def usage(
-    days: Annotated[int, typer.Option(help="How many days back, today included.")] = 30,
-    app_id: Annotated[str | None, typer.Option("--app", help="One app only.")] = None,
+    days: Annotated[
+        int, typer.Option(help="How many days back, today included.", min=1, max=3660)
+    ] = 30,
+    app_id: Annotated[
+        str | None, typer.Option("--app", metavar="APP", help="One app only.")
+    ] = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
     """Credits used per app and day, with a bar chart per day.
 
-    Example: mana-credits report usage --days 7 --app chat
+    \b
+    Example:
+      mana-credits report usage --days 7 --app chat
     """
 
     async def work() -> list[UsageStat]:

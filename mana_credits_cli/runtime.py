@@ -39,6 +39,7 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
+        metavar="URL",
         envvar="DATABASE_URL",
         help=(
             "Store URL (postgresql://user:password@host/db, sqlite:////absolute/path.db);"
@@ -55,7 +56,9 @@ WideOutput = Annotated[
 UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.", callback=not_blank)]
 Operator = Annotated[
     str | None,
-    typer.Option(help="Who does this, recorded on the entry (default: your login name)."),
+    typer.Option(
+        metavar="NAME", help="Who does this, recorded on the entry (default: your login name)."
+    ),
 ]
 
 

@@ -76,7 +76,9 @@ def show(user: str, status: SyncStatus, json: bool) -> None:
 def status(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = False) -> None:
     """Show USER's Cloud Sync subscription.
 
-    Example: mana-credits sync status alice --json
+    \b
+    Example:
+      mana-credits sync status alice --json
     """
 
     async def work() -> SyncStatus:
@@ -99,7 +101,9 @@ def gift(
 ) -> None:
     """Gift Cloud Sync to USER: never charged, never paused, until revoked.
 
-    Example: mana-credits sync gift alice --by ops@mana
+    \b
+    Example:
+      mana-credits sync gift alice --by ops@mana
     """
 
     async def work() -> SyncStatus:
@@ -112,9 +116,13 @@ def gift(
 
 @app.command()
 def revoke(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = False) -> None:
-    """Revoke USER's Cloud Sync gift (sync stops; the user may activate it paid).
+    """Revoke USER's Cloud Sync gift.
 
-    Example: mana-credits sync revoke alice
+    Sync stops; the user may activate it paid.
+
+    \b
+    Example:
+      mana-credits sync revoke alice
     """
 
     async def work() -> SyncStatus:
@@ -134,9 +142,15 @@ def billing_run(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Charge every due Cloud Sync period once; pause (and notify) where credits fall short.
+    """Charge every due Cloud Sync period once.
 
-    Safe while the server's own hourly run is going. Example: mana-credits billing run --dry-run
+    Pauses (and notifies) where credits fall short.
+
+    Safe while the server's own hourly run is going.
+
+    \b
+    Example:
+      mana-credits billing run --dry-run
     """
 
     async def work() -> BillingReport:

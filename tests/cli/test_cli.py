@@ -56,7 +56,10 @@ def test_bad_input_is_an_error_with_exit_code_1(database_url: str) -> None:
         "credits", "history", "alice", "--limit", "0", "--database-url", database_url
     )
     assert code == 1
-    assert "error: invalid_input: limit must be at least 1" in out
+    assert out == (
+        "error: usage: Invalid value for '--limit': Input should be greater than or equal to 1,"
+        " see mana-credits credits history --help\n"
+    )
 
 
 def test_reconcile_exits_1_on_drift(database_url: str) -> None:
