@@ -72,7 +72,8 @@ def balance(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = 
     else:
         console.print(
             f"{found.user_id}: [bold]{found.balance}[/bold] credits "
-            f"(earned {found.total_earned}, spent {found.total_spent})"
+            f"(earned {found.total_earned}, spent {found.total_spent}: app usage, gift codes"
+            " and claw-backs)"
         )
 
 
@@ -127,7 +128,10 @@ class RankBy(enum.StrEnum):
 @app.command()
 def top(
     by: Annotated[
-        RankBy, typer.Option("--by", help="balance: who holds most; spent: who spent most.")
+        RankBy,
+        typer.Option(
+            "--by", help="balance: who holds most; spent: whom apps charged most (usage only)."
+        ),
     ] = RankBy.BALANCE,
     since: Annotated[
         datetime | None,
@@ -161,13 +165,16 @@ def top(
     if json:
         print_json([{"userId": user, by.value: credits} for user, credits in ranked])
         return
-    title = f"spent since {day}" if day else ("spent" if by == RankBy.SPENT else "balance")
+    # "used by apps", not "spent": `credits balance` says spent for every debit (gift
+    # holds and claw-backs too), this ranking counts app usage only.
+    used = f"used by apps since {day}" if day else "used by apps"
+    title = used if by == RankBy.SPENT else "balance"
     table = Table("#", "user", title)
     for rank, (user, credits) in enumerate(ranked, 1):
         table.add_row(str(rank), user, str(credits))
     print_table(table, shortened=False)
     if not ranked:
-        console.print("no users yet" if by == RankBy.BALANCE else "no spending in this period")
+        console.print("no users yet" if by == RankBy.BALANCE else "no app usage in this period")
 
 
 def raise_usage(message: str) -> None:
@@ -420,7 +427,8 @@ def reconcile(
             }
         )
     elif report.ok:
-        console.print(f"ok: {report.users_checked} users checked, no drift")
+        users = "1 user" if report.users_checked == 1 else f"{report.users_checked} users"
+        console.print(f"ok: {users} checked, no drift")
     else:
         table = Table("user", "check", "expected", "found", title="drift")
         for d in report.drifts:

@@ -7,10 +7,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from mana_credits_core.errors import Conflict, InvalidInput
 from mana_credits_core.purchases import Package
 
 from .ids import full_id
 from .runtime import (
+    SHORT_ID,
     DatabaseUrl,
     JsonOutput,
     WideOutput,
@@ -19,6 +21,7 @@ from .runtime import (
     open_services,
     print_json,
     print_table,
+    reported,
     run,
 )
 
@@ -46,9 +49,22 @@ def package_json(p: Package) -> dict[str, object]:
     }
 
 
-def show(packages: list[Package], json: bool, wide: bool = True) -> None:
+class PackageExists(Conflict):
+    """`packages add` of a name already on sale (without --force)."""
+
+    code = "package_exists"
+
+
+class NothingToChange(InvalidInput):
+    """`packages update` without any change."""
+
+    code = "nothing_to_change"
+
+
+def show(packages: list[Package], json: bool, wide: bool = True, one: bool = False) -> None:
+    """A table of `packages`; with `json`, a JSON array (`one`: the single object)."""
     if json:
-        print_json([package_json(p) for p in packages])
+        print_json(package_json(packages[0]) if one else [package_json(p) for p in packages])
         return
     table = Table("id", "name", "credits", "price", "active", "order")
     for p in packages:
@@ -93,10 +109,15 @@ def add(
     sort_order: Annotated[
         int | None, typer.Option(help="Position in the list (default: after the last).")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Add it even if a package of this name is on sale.")
+    ] = False,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
     """Put a new package on sale.
+
+    A name already on sale is refused unless --force (a second offer under one name).
 
     \b
     Example:
@@ -105,11 +126,19 @@ def add(
 
     async def work() -> Package:
         async with open_services(database_url) as services:
+            on_sale = await services.purchases.packages(include_inactive=False)
+            same = [p for p in on_sale if p.name.strip().casefold() == name.strip().casefold()]
+            if same and not force:
+                short = same[0].id[:SHORT_ID]
+                raise PackageExists(
+                    f"{same[0].name} ({short}) is on sale already; change it with"
+                    f" mana-credits packages update {short}, or pass --force to add another"
+                )
             return await services.purchases.add_package(
                 name, credits, price, description=description, sort_order=sort_order
             )
 
-    show([run(work)], json)
+    show([run(work)], json, one=True)
 
 
 @app.command()
@@ -131,6 +160,15 @@ def update(
       mana-credits packages update 3f2c9a1b --price 900
     """
 
+    changes = (name, credits, price, description, sort_order, active)
+    if all(change is None for change in changes):
+        with reported():
+            raise NothingToChange(
+                "package",
+                "nothing to change, pass one or more of --name, --credits, --price,"
+                " --description, --sort-order, --active/--inactive",
+            )
+
     async def work() -> Package:
         async with open_services(database_url) as services:
             return await services.purchases.update_package(
@@ -143,7 +181,7 @@ def update(
                 active=active,
             )
 
-    show([run(work)], json)
+    show([run(work)], json, one=True)
 
 
 @app.command()
@@ -157,10 +195,16 @@ def deactivate(package_id: PackageId, database_url: DatabaseUrl = None) -> None:
       mana-credits packages deactivate 3f2c9a1b
     """
 
-    async def work() -> Package:
+    async def work() -> tuple[Package, bool]:
         async with open_services(database_url) as services:
             found = await full_id(services, "package", package_id)
-            return await services.purchases.update_package(found, active=False)
+            every = await services.purchases.packages(include_inactive=True)
+            if any(p.id == found and not p.active for p in every):
+                return next(p for p in every if p.id == found), False
+            return await services.purchases.update_package(found, active=False), True
 
-    found = run(work)
-    console.print(f"{found.name} ({found.id}) is no longer on sale")
+    package, changed = run(work)
+    if changed:
+        console.print(f"{package.name} ({package.id}) is no longer on sale")
+    else:
+        console.print(f"{package.name} ({package.id}) was not on sale already; nothing changed")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from mana_credits_core.ledger import LedgerEntry, TransactionType
-from mana_credits_core.purchases import Purchase
+from mana_credits_core.purchases import Purchase, PurchaseStatus
 from mana_credits_core.services.purchases import RefundResult
 from mana_credits_core.validation import MAX_PAGE_SIZE, MAX_REASON
 
 from .ids import full_id
+
+if TYPE_CHECKING:
+    from mana_credits_core.services import Services
 from .runtime import (
     DatabaseUrl,
     JsonOutput,
@@ -58,6 +61,29 @@ def purchase_json(p: Purchase) -> dict[str, object]:
     }
 
 
+async def clawed_back_ids(
+    services: Services, limit: int, user: str | None, status: str | None
+) -> list[str]:
+    """Ids of the newest `limit` purchases with credits clawed back (SQL stores)."""
+    from mana_credits_adapters.sql.store import SqlStore
+
+    if not isinstance(services.store, SqlStore):
+        return []
+    import sqlalchemy as sa
+
+    from mana_credits_adapters.sql.tables import purchases
+
+    c = purchases.c
+    query = sa.select(c.id).where(c.clawed_back > 0)
+    if user is not None:
+        query = query.where(c.user_id == user)
+    if status is not None:
+        query = query.where(c.status == status)
+    query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+    async with services.store.engine.connect() as connection:
+        return [str(i) for i in (await connection.execute(query)).scalars()]
+
+
 def euros(cents: int) -> str:
     return f"{cents / 100:.2f} €"
 
@@ -68,8 +94,15 @@ def list_purchases(
         str | None, typer.Option("--user", metavar="USER", help="One buyer's only.")
     ] = None,
     status: Annotated[
-        str | None, typer.Option(help="pending, completed, failed or cancelled.")
+        PurchaseStatus | None, typer.Option(help="Only purchases in this status.")
     ] = None,
+    clawed_back: Annotated[
+        bool,
+        typer.Option(
+            "--clawed-back",
+            help="Only purchases whose credits were taken back, in part or in full (refunds).",
+        ),
+    ] = False,
     limit: Annotated[
         int, typer.Option(help="How many, newest first.", min=1, max=MAX_PAGE_SIZE)
     ] = 50,
@@ -79,14 +112,22 @@ def list_purchases(
 ) -> None:
     """List purchases of every buyer, newest first.
 
+    A refunded purchase keeps its status (completed); --clawed-back finds those whose
+    credits were taken back, and the table's "clawed back" column says how many.
+
     \b
-    Example:
+    Examples:
       mana-credits purchases list --user alice --status completed --wide
+      mana-credits purchases list --clawed-back
     """
+    wanted = None if status is None else status.value
 
     async def work() -> list[Purchase]:
         async with open_services(database_url, read_only=True) as services:
-            return await services.purchases.all_purchases(limit, user_id=user, status=status)
+            if clawed_back:
+                ids = await clawed_back_ids(services, limit, user, wanted)
+                return [await services.purchases.get(i) for i in ids]
+            return await services.purchases.all_purchases(limit, user_id=user, status=wanted)
 
     found = run(work)
     if json:

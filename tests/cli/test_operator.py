@@ -41,7 +41,7 @@ def test_reads_of_an_unknown_user_are_errors_and_create_nothing(database_url: st
         )
     assert users_checked(database_url) == 1  # alice only: no balance row for "alcie"
     code, out = invoke("reconcile", "--user", "alice", *url)
-    assert (code, out.strip()) == (0, "ok: 1 users checked, no drift")
+    assert (code, out.strip()) == (0, "ok: 1 user checked, no drift")
 
 
 def test_sync_status_in_words_and_for_users_without_a_subscription(database_url: str) -> None:
