@@ -197,7 +197,8 @@ def amount_of(text: str) -> int:
             "amount",
             f"AMOUNT must be a whole number of credits in ASCII digits (e.g. 500), not {text!r}",
         )
-    if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_CREDITS)):
+    # Length first: a 4300-digit number is not worth converting.
+    if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_CREDITS)) or int(text) > MAX_CREDITS:
         raise InvalidInput("amount", f"AMOUNT must be at most {MAX_CREDITS}")
     value = int(text)
     if value < 1:
