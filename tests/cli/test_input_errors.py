@@ -73,6 +73,10 @@ def test_an_export_path_problem_in_the_real_command(tmp_path: Path) -> None:
     assert mana_credits("db", "upgrade", env=environment(home)).returncode == 0
     result = mana_credits("ledger", "export", "-o", str(tmp_path), env=environment(home))
     assert str(tmp_path) in assert_one_line(result, "cannot_write")
+    target = tmp_path / "ledger.csv"
+    result = mana_credits("ledger", "export", "-o", str(target), env=environment(home))
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == f"exported 0 entries to {target}\n"  # no blank line before it
 
 
 @pytest.mark.sqlite
