@@ -145,7 +145,7 @@ def show(gift: GiftArg, database_url: DatabaseUrl = None, json: JsonOutput = Fal
 
 @app.command("list")
 def list_gifts(
-    status: Annotated[str | None, typer.Option(help="Only gifts in this status.")] = None,
+    status: Annotated[GiftStatus | None, typer.Option(help="Only gifts in this status.")] = None,
     limit: Annotated[
         int, typer.Option(help="How many, newest first.", min=1, max=MAX_PAGE_SIZE)
     ] = 50,
@@ -164,7 +164,7 @@ def list_gifts(
 
     async def work() -> list[GiftCode]:
         async with open_services(database_url, read_only=True) as services:
-            return await services.gifts.recent(limit, status)
+            return await services.gifts.recent(limit, None if status is None else status.value)
 
     gifts = run(work)
     if json:
@@ -178,6 +178,8 @@ def list_gifts(
             g.expires_at.date().isoformat(),
         )  # fmt: skip
     print_table(table, wide)
+    if not gifts:
+        console.print("no gifts")
 
 
 @app.command()
