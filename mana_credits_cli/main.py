@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ledger": ("ledger", "app", "Export the ledger."),
     "report": ("report", "app", "Reports."),
     "reconcile": (
-        "credits",
+        "reconcile",
         "reconcile",
         "Check every ledger invariant; exit 1 on drift.",
     ),
