@@ -175,7 +175,9 @@ async def bootstrap(
       on for SQLite, off for PostgreSQL).
     - `create`: a SQLite file that does not exist may be created (its folder must exist;
       only the embedded default makes its home folder). `False` for callers that only
-      read: a missing file raises `NoDatabase` and nothing is created, folders included.
+      read: nothing is written at all. A missing file raises `NoDatabase` and nothing is
+      created, folders included; the schema is not migrated (unless `migrate=True` is
+      passed) and the default catalogue is not stocked.
     - `connect`: touch the database before yielding, so an unreachable one fails here
       with `DatabaseUnreachable` rather than later with `StoreUnavailable`. Off for the
       server, which starts without its database and reports readiness instead.
@@ -187,6 +189,8 @@ async def bootstrap(
     `DatabaseUnreachable` when migrating or connecting fails. Never a driver exception.
     """
     settings = settings or Settings()
+    if migrate is None and not create:
+        migrate = False  # a reader never changes the schema
     opened = (
         store
         if store is not None
@@ -205,7 +209,7 @@ async def bootstrap(
             payments=gateway,
             notifier=notify,
         )
-        if store is None and settings.is_embedded:
+        if store is None and settings.is_embedded and create:
             await services.purchases.ensure_default_catalogue()
         yield services
     finally:

@@ -1,4 +1,4 @@
-"""`mana-credits credits` and `reconcile`: balances, history and invariants."""
+"""`mana-credits credits`: balances, history, rankings and ledger corrections."""
 
 from __future__ import annotations
 
@@ -8,26 +8,28 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from mana_credits_core import Balance, InvalidInput, LedgerEntry, LedgerResult, ReconcileReport
+from mana_credits_core import Balance, InvalidInput, LedgerEntry, LedgerResult
 from mana_credits_core.errors import InsufficientCredits
 from mana_credits_core.services.credits import ADMIN_APP
-from mana_credits_core.validation import MAX_CREDITS
+from mana_credits_core.validation import MAX_CREDITS, MAX_DESCRIPTION, MAX_PAGE_SIZE
 
 from . import rewards
 from .runtime import (
     DatabaseUrl,
     JsonOutput,
     Operator,
+    UserArg,
     console,
     err_console,
     known_user,
     open_services,
     operator_name,
     print_json,
+    print_table,
     run,
+    single_line,
 )
 
 if TYPE_CHECKING:
@@ -38,8 +40,6 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.")]
 
 
 def balance_json(found: Balance) -> dict[str, object]:
@@ -53,9 +53,13 @@ def balance_json(found: Balance) -> dict[str, object]:
 
 @app.command()
 def balance(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = False) -> None:
-    """Show USER's balance; a user never seen is an error (nothing is created).
+    """Show USER's balance.
 
-    Example: mana-credits credits balance alice --json
+    A user never seen is an error (nothing is created).
+
+    \b
+    Example:
+      mana-credits credits balance alice --json
     """
 
     async def work() -> Balance:
@@ -68,14 +72,17 @@ def balance(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = 
     else:
         console.print(
             f"{found.user_id}: [bold]{found.balance}[/bold] credits "
-            f"(earned {found.total_earned}, spent {found.total_spent})"
+            f"(earned {found.total_earned}, spent {found.total_spent}: app usage, gift codes"
+            " and claw-backs)"
         )
 
 
 @app.command()
 def history(
     user: UserArg,
-    limit: Annotated[int, typer.Option(help="How many entries, newest first.")] = 50,
+    limit: Annotated[
+        int, typer.Option(help="How many entries, newest first.", min=1, max=MAX_PAGE_SIZE)
+    ] = 50,
     since: Annotated[
         datetime | None, typer.Option(help="Only entries from this date/time on (UTC).")
     ] = None,
@@ -84,7 +91,9 @@ def history(
 ) -> None:
     """List USER's ledger entries, newest first.
 
-    Example: mana-credits credits history alice --limit 10 --since 2026-11-01
+    \b
+    Example:
+      mana-credits credits history alice --limit 10 --since 2026-11-01
     """
 
     async def work() -> list[LedgerEntry]:
@@ -108,7 +117,7 @@ def history(
             e.app_id,
             e.description,
         )
-    console.print(table)
+    print_table(table, shortened=False)
 
 
 class RankBy(enum.StrEnum):
@@ -119,13 +128,16 @@ class RankBy(enum.StrEnum):
 @app.command()
 def top(
     by: Annotated[
-        RankBy, typer.Option("--by", help="balance: who holds most; spent: who spent most.")
+        RankBy,
+        typer.Option(
+            "--by", help="balance: who holds most; spent: whom apps charged most (usage only)."
+        ),
     ] = RankBy.BALANCE,
     since: Annotated[
         datetime | None,
         typer.Option(help="With --by spent: from this day on (UTC); default: ever."),
     ] = None,
-    limit: Annotated[int, typer.Option(help="How many users (≤ 100).")] = 10,
+    limit: Annotated[int, typer.Option(help="How many users.", min=1, max=MAX_PAGE_SIZE)] = 10,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
@@ -153,13 +165,16 @@ def top(
     if json:
         print_json([{"userId": user, by.value: credits} for user, credits in ranked])
         return
-    title = f"spent since {day}" if day else ("spent" if by == RankBy.SPENT else "balance")
+    # "used by apps", not "spent": `credits balance` says spent for every debit (gift
+    # holds and claw-backs too), this ranking counts app usage only.
+    used = f"used by apps since {day}" if day else "used by apps"
+    title = used if by == RankBy.SPENT else "balance"
     table = Table("#", "user", title)
     for rank, (user, credits) in enumerate(ranked, 1):
         table.add_row(str(rank), user, str(credits))
-    console.print(table)
+    print_table(table, shortened=False)
     if not ranked:
-        console.print("no users yet" if by == RankBy.BALANCE else "no spending in this period")
+        console.print("no users yet" if by == RankBy.BALANCE else "no app usage in this period")
 
 
 def raise_usage(message: str) -> None:
@@ -176,17 +191,35 @@ Amount = Annotated[
 def amount_of(text: str) -> int:
     """Parsed here, not by the option parser, so bad amounts exit 1 like other errors;
     the range (1..MAX_CREDITS) is the core's rule."""
-    digits = text.strip()
-    if not re.fullmatch(r"[+-]?\d+", digits):
-        raise InvalidInput("amount", "amount must be a whole number of credits")
-    if len(digits.lstrip("+-").lstrip("0")) > len(str(MAX_CREDITS)):
-        raise InvalidInput("amount", f"amount must be at most {MAX_CREDITS}")
-    return int(digits)
+    # ASCII digits only: `int()` would take " 5" and full-width digits as 5.
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise InvalidInput(
+            "amount",
+            f"AMOUNT must be a whole number of credits in ASCII digits (e.g. 500), not {text!r}",
+        )
+    # Length first: a 4300-digit number is not worth converting.
+    if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_CREDITS)) or int(text) > MAX_CREDITS:
+        raise InvalidInput("amount", f"AMOUNT must be at most {MAX_CREDITS}")
+    value = int(text)
+    if value < 1:
+        raise InvalidInput("amount", f"AMOUNT must be at least 1, not {text}")
+    return value
 
 
-Reason = Annotated[str, typer.Option("--reason", help="Why: recorded on the ledger entry.")]
+Reason = Annotated[
+    str,
+    typer.Option(
+        "--reason",
+        metavar="TEXT",
+        help=f"Why: recorded on the ledger entry (one line, ≤ {MAX_DESCRIPTION} characters).",
+        callback=single_line(MAX_DESCRIPTION),
+    ),
+]
+# The reason is stored as the entry's description.
+AS_REASON = {"description": "--reason"}
 Key = Annotated[
-    str | None, typer.Option("--idempotency-key", help="Makes a retry of this command a no-op.")
+    str | None,
+    typer.Option("--idempotency-key", metavar="KEY", help="Makes a retry of this command a no-op."),
 ]
 
 
@@ -222,9 +255,13 @@ def grant(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Give USER credits: an audited `grant` entry naming the operator and reason.
+    """Give USER credits (an audited `grant` entry).
 
-    Example: mana-credits credits grant alice 500 --reason "support ticket 4711"
+    The entry names the operator and the reason.
+
+    \b
+    Example:
+      mana-credits credits grant alice 500 --reason "support ticket 4711"
     """
 
     async def work() -> tuple[LedgerResult, int]:
@@ -235,7 +272,7 @@ def grant(
             )
             return await applied(services, result)
 
-    show_result(run(work), json)
+    show_result(run(work, AS_REASON), json)
 
 
 @app.command(context_settings=AMOUNT_SETTINGS)
@@ -250,7 +287,9 @@ def refund(
 ) -> None:
     """Credit USER back (a `refund` entry), e.g. for a failed paid operation.
 
-    Example: mana-credits credits refund alice 25 --reason "image job failed"
+    \b
+    Example:
+      mana-credits credits refund alice 25 --reason "image job failed"
     """
 
     async def work() -> tuple[LedgerResult, int]:
@@ -266,7 +305,7 @@ def refund(
             )
             return await applied(services, result)
 
-    show_result(run(work), json)
+    show_result(run(work, AS_REASON), json)
 
 
 @app.command(context_settings=AMOUNT_SETTINGS)
@@ -274,15 +313,21 @@ def debit(
     user: UserArg,
     amount: Amount,
     reason: Reason,
-    app_id: Annotated[str, typer.Option("--app", help="The app to book it on.")] = ADMIN_APP,
+    app_id: Annotated[
+        str, typer.Option("--app", metavar="APP", help="The app to book it on.")
+    ] = ADMIN_APP,
     operator: Operator = None,
     idempotency_key: Key = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Take credits from USER as a correction, under the same rules as the API.
+    """Take credits from USER as a correction.
 
-    Example: mana-credits credits debit alice 10 --reason "duplicate grant"
+    Under the same rules as the API: never below zero.
+
+    \b
+    Example:
+      mana-credits credits debit alice 10 --reason "duplicate grant"
     """
 
     async def work() -> tuple[LedgerResult, int]:
@@ -306,7 +351,7 @@ def debit(
                 ) from exc
             return await applied(services, result)
 
-    show_result(run(work), json)
+    show_result(run(work, AS_REASON), json)
 
 
 def utc(moment: datetime | None) -> datetime | None:
@@ -332,59 +377,6 @@ def entry_json(e: LedgerEntry) -> dict[str, object]:
         "createdAt": e.created_at.isoformat(),
         "completedAt": None if e.completed_at is None else e.completed_at.isoformat(),
     }
-
-
-def reconcile(
-    user: Annotated[str | None, typer.Option("--user", help="Check one user only.")] = None,
-    database_url: DatabaseUrl = None,
-    json: JsonOutput = False,
-) -> None:
-    """Check every ledger invariant; exit 1 with a report if anything drifted.
-
-    Example: mana-credits reconcile --json
-    """
-
-    async def work() -> ReconcileReport:
-        # A progress line for people watching; nothing extra in pipes, files and CI logs.
-        with Progress(
-            SpinnerColumn(), TextColumn("checking: {task.completed} users"),
-            console=err_console, transient=True, disable=not err_console.is_terminal,
-        ) as bar:  # fmt: skip
-            task = bar.add_task("reconcile")
-            async with open_services(database_url, read_only=True) as services:
-                report = await services.reconcile.run(
-                    user_id=user, progress=lambda n: bar.advance(task, n)
-                )
-                if user is not None and report.users_checked == 0 and report.ok:
-                    await known_user(services, user)  # no balance and no entries: a typo?
-                return report
-
-    report = run(work)
-    if json:
-        print_json(
-            {
-                "ok": report.ok,
-                "usersChecked": report.users_checked,
-                "drifts": [
-                    {
-                        "userId": d.user_id,
-                        "check": d.check,
-                        "expected": d.expected,
-                        "found": d.found,
-                    }
-                    for d in report.drifts
-                ],
-            }
-        )
-    elif report.ok:
-        console.print(f"ok: {report.users_checked} users checked, no drift")
-    else:
-        table = Table("user", "check", "expected", "found", title="drift")
-        for d in report.drifts:
-            table.add_row(d.user_id, d.check, str(d.expected), str(d.found))
-        console.print(table)
-    if not report.ok:
-        raise typer.Exit(1)
 
 
 app.command(context_settings=AMOUNT_SETTINGS)(rewards.reward)

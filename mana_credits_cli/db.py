@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mana_credits_core.errors import InvalidInput
+from mana_credits_core.errors import CreditsError, InvalidInput
 
-from .runtime import DatabaseUrl, console, run, settings_for
+from .runtime import DatabaseUrl, console, err_console, reported, run, settings_for
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,11 +56,15 @@ def upgrade(
     database_url: DatabaseUrl = None,
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
-    """Bring the schema up to date (safe to run repeatedly and concurrently).
+    """Bring the schema up to date.
+
+    Safe to run repeatedly and concurrently.
 
     Creates the SQLite file when missing (its folder must exist).
 
-    Example: mana-credits db upgrade --database-url postgresql://mana@localhost/mana_credits
+    \b
+    Example:
+      mana-credits db upgrade --database-url postgresql://mana@localhost/mana_credits
     """
     from mana_credits_adapters.sql import migrate  # alembic: only for this command
 
@@ -73,7 +78,9 @@ def upgrade(
 
 @app.command()
 def current(database_url: DatabaseUrl = None) -> None:
-    """Print the schema revision the database is at (`none` for an empty one)."""
+    """Print the schema revision of the database.
+
+    `none` for an empty database."""
     from mana_credits_adapters.sql import migrate  # alembic: only for this command
 
     async def work() -> str | None:
@@ -84,13 +91,54 @@ def current(database_url: DatabaseUrl = None) -> None:
     console.print(f"{found or 'none'} (head: {migrate.head()})")
 
 
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+class ConfirmationRequired(CreditsError):
+    """A destructive command run without `--yes` where nobody can be asked."""
+
+    code = "confirmation_required"
+
+
 @app.command()
 def downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision, e.g. `base` or `0001`.")],
+    revision: Annotated[
+        str, typer.Argument(metavar="REVISION", help="Target revision, e.g. `base` or `0001`.")
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do it without asking (data in dropped tables is lost).")
+    ] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Undo migrations down to REVISION (drops tables: data is lost)."""
+    """Undo migrations down to REVISION (data is lost).
+
+    Drops tables, so their data is lost.
+
+    Asks first on a terminal; elsewhere (scripts, CI) --yes is required.
+
+    \b
+    Example:
+      mana-credits db downgrade 0003 --yes
+    """
     from mana_credits_adapters.sql import migrate  # alembic: only for this command
+
+    if not yes:
+        with reported():
+            if not stdin_is_terminal():
+                raise ConfirmationRequired(
+                    f"db downgrade {revision} drops tables and deletes their data,"
+                    " pass --yes to confirm"
+                )
+        from mana_credits_adapters.sql.target import redact
+
+        with reported():
+            shown = redact(settings_for(database_url).effective_database_url)
+        if not typer.confirm(
+            f"Downgrade {shown} to {revision}? Tables are dropped and their data is lost"
+        ):
+            err_console.print("nothing changed", markup=False, highlight=False)
+            raise typer.Exit(1)
 
     async def work() -> None:
         async with opened(database_url, create=False) as engine:

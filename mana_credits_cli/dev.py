@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 import typer
 
-from .runtime import DatabaseUrl, console, err_console, open_services, run
+from .ids import full_id
+from .runtime import DatabaseUrl, console, err_console, not_blank, open_services, run
+
+
+class Role(enum.StrEnum):
+    USER = "user"
+    ADMIN = "admin"
+
 
 app = typer.Typer(
     help="Development helpers for the embedded default.",
@@ -17,15 +25,19 @@ app = typer.Typer(
 
 @app.command()
 def token(
-    user: Annotated[str, typer.Option(help="The user id (`sub` claim).")],
-    email: Annotated[str | None, typer.Option(help="The `email` claim.")] = None,
-    role: Annotated[str, typer.Option(help="`user` or `admin`.")] = "user",
+    user: Annotated[
+        str, typer.Option(metavar="USER", help="The user id (`sub` claim).", callback=not_blank)
+    ],
+    email: Annotated[str | None, typer.Option(metavar="EMAIL", help="The `email` claim.")] = None,
+    role: Annotated[Role, typer.Option(help="The `role` claim.")] = Role.USER,
     name: Annotated[str | None, typer.Option(help="The `name` claim.")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=1)] = 3600,
 ) -> None:
     """Print a token that the embedded default server accepts.
 
-    Example: TOKEN=$(mana-credits dev token --user alice --email alice@example.com)
+    \b
+    Example:
+      TOKEN=$(mana-credits dev token --user alice --email alice@example.com)
     """
     from mana_credits_adapters.identity.dev import SigningKey
     from mana_credits_adapters.settings import Settings
@@ -39,7 +51,9 @@ def token(
         raise typer.Exit(1)
     key = SigningKey.load_or_create(settings.home)
     typer.echo(
-        key.mint(user, issuer=settings.issuer, email=email, role=role, name=name, ttl_seconds=ttl)
+        key.mint(
+            user, issuer=settings.issuer, email=email, role=role.value, name=name, ttl_seconds=ttl
+        )
     )
 
 
@@ -50,17 +64,23 @@ def pay(
     ],
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Pay a pending purchase with the dev gateway: the buyer is credited exactly as
-    a Stripe `payment_intent.succeeded` webhook would credit them.
+    """Pay a pending purchase with the dev gateway.
 
-    Example: mana-credits dev pay 0b6d…
+    The buyer is credited exactly as a Stripe `payment_intent.succeeded` webhook would
+    credit them.
+
+    \b
+    Example:
+      mana-credits dev pay 0b6d2c4e
     """
 
     from mana_credits_adapters.payments.dev import dev_payment
 
     async def work() -> str:
         async with open_services(database_url) as services:
-            purchase = await services.purchases.get(purchase_id)
+            purchase = await services.purchases.get(
+                await full_id(services, "purchase", purchase_id)
+            )
             return await services.purchases.handle(dev_payment(purchase))
 
     console.print(f"{purchase_id}: {run(work)}")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from mana_credits_core.gifts import GiftCode
+from mana_credits_core.errors import Conflict, GiftNotCancellable, GiftNotFound
+from mana_credits_core.gifts import GiftCode, GiftRedemption, GiftStatus
+from mana_credits_core.validation import MAX_PAGE_SIZE
 
+if TYPE_CHECKING:
+    from mana_credits_core.services import Services
+
+from .ids import full_id, not_found
 from .runtime import (
     DatabaseUrl,
     JsonOutput,
@@ -35,8 +41,66 @@ def gift_json(g: GiftCode) -> dict[str, object]:
         "type": g.type.value,
         "status": g.status.value,
         "targetEmail": g.target_email,
+        "message": g.message,
         "expiresAt": g.expires_at.isoformat(),
+        "createdAt": g.created_at.isoformat(),
     }
+
+
+def redemption_json(r: GiftRedemption) -> dict[str, object]:
+    return {
+        "userId": r.redeemer_user_id,
+        "status": r.status.value,
+        "credits": r.credits_received,
+        "appId": r.source_app_id,
+        "createdAt": r.created_at.isoformat(),
+    }
+
+
+class GiftNotExpired(Conflict):
+    """`gifts expire GIFT` of an active gift whose expiry has not come yet."""
+
+    code = "gift_not_expired"
+
+
+async def find_gift(services: Services, given: str) -> GiftCode:
+    """The gift with this code or id, or whose id starts with `given` (as tables show).
+
+    Raises `GiftNotFound` naming `given`, `AmbiguousId` for a prefix of several ids."""
+    try:
+        return await services.gifts.lookup(given)
+    except GiftNotFound:
+        pass
+    found = await full_id(services, "gift", given)
+    try:
+        return await services.gifts.lookup(found)
+    except GiftNotFound as exc:
+        raise not_found("gift", given) from exc
+
+
+async def redemptions_of(services: Services, gift_id: str) -> list[GiftRedemption]:
+    """Every redemption attempt of one gift, oldest first (SQL stores; none in memory)."""
+    from mana_credits_adapters.sql.store import SqlStore
+
+    if not isinstance(services.store, SqlStore):
+        return []
+    import sqlalchemy as sa
+
+    from mana_credits_adapters.sql.gifts import redemption_from
+    from mana_credits_adapters.sql.tables import gift_redemptions
+
+    r = gift_redemptions.c
+    query = sa.select(gift_redemptions).where(r.gift_code_id == gift_id).order_by(r.created_at)
+    async with services.store.engine.connect() as connection:
+        return [redemption_from(row) for row in await connection.execute(query)]
+
+
+def not_returnable(gift: GiftCode, command: str) -> Conflict:
+    """Why `command` (cancel or expire) cannot return an inactive gift's credits."""
+    return GiftNotCancellable(
+        f"gift {gift.code} is {gift.status}, only active gifts can be {command}d"
+        f" (mana-credits gifts show {gift.code})"
+    )
 
 
 GiftArg = Annotated[
@@ -55,34 +119,52 @@ def show(gift: GiftArg, database_url: DatabaseUrl = None, json: JsonOutput = Fal
       mana-credits gifts show 438082b8-5d0e-4f5c-9d6b-2f0c1a7e9b41 --json
     """
 
-    async def work() -> GiftCode:
+    async def work() -> tuple[GiftCode, list[GiftRedemption]]:
         async with open_services(database_url, read_only=True) as services:
-            return await services.gifts.lookup(gift)
+            found = await find_gift(services, gift)
+            return found, await redemptions_of(services, found.id)
 
-    found = run(work)
+    found, redemptions = run(work)
     if json:
-        print_json(gift_json(found))
-    else:
-        for key, value in gift_json(found).items():
+        print_json(gift_json(found) | {"redemptions": [redemption_json(r) for r in redemptions]})
+        return
+    for key, value in gift_json(found).items():
+        if value is not None:  # a simple gift has no target e-mail, many have no message
             console.print(f"{key:>12}  {value}", markup=False, highlight=False)
+    for r in redemptions:
+        app = f" in {r.source_app_id}" if r.source_app_id else ""
+        console.print(
+            f"{'redemption':>12}  {r.redeemer_user_id}: {r.status}, {r.credits_received} credits"
+            f"{app}, {r.created_at:%Y-%m-%d %H:%M} UTC",
+            markup=False,
+            highlight=False,
+        )
+    if not redemptions:
+        console.print(f"{'redemptions':>12}  none", markup=False, highlight=False)
 
 
 @app.command("list")
 def list_gifts(
-    status: Annotated[str | None, typer.Option(help="Only gifts in this status.")] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first (≤ 100).")] = 50,
+    status: Annotated[GiftStatus | None, typer.Option(help="Only gifts in this status.")] = None,
+    limit: Annotated[
+        int, typer.Option(help="How many, newest first.", min=1, max=MAX_PAGE_SIZE)
+    ] = 50,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
     wide: WideOutput = False,
 ) -> None:
-    """List gift codes, newest first (the code or the id names a gift in other commands).
+    """List gift codes, newest first.
 
-    Example: mana-credits gifts list --status active --wide
+    The code or the id names a gift in other commands.
+
+    \b
+    Example:
+      mana-credits gifts list --status active --wide
     """
 
     async def work() -> list[GiftCode]:
         async with open_services(database_url, read_only=True) as services:
-            return await services.gifts.recent(limit, status)
+            return await services.gifts.recent(limit, None if status is None else status.value)
 
     gifts = run(work)
     if json:
@@ -96,19 +178,27 @@ def list_gifts(
             g.expires_at.date().isoformat(),
         )  # fmt: skip
     print_table(table, wide)
+    if not gifts:
+        console.print("no gifts")
 
 
 @app.command()
 def cancel(gift: GiftArg, database_url: DatabaseUrl = None) -> None:
     """Cancel an active gift; its credits go back to its creator (once).
 
-    Example: mana-credits gifts cancel ABCD-EFGH-JKMN
+    \b
+    Example:
+      mana-credits gifts cancel ABCD-EFGH-JKMN
     """
 
     async def work() -> GiftCode:
         async with open_services(database_url) as services:
-            found = await services.gifts.lookup(gift)
-            return await services.gifts.cancel_as_operator(found.id)
+            found = await find_gift(services, gift)
+            try:
+                return await services.gifts.cancel_as_operator(found.id)
+            except GiftNotCancellable as exc:
+                now = await services.gifts.lookup(found.id)
+                raise not_returnable(now, "cancel") from exc
 
     done = run(work)
     console.print(f"cancelled {done.code}: {done.total_credits} credits back to {done.creator_id}")
@@ -125,7 +215,9 @@ def expire(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Expire overdue active gifts and return their credits to the creators (once).
+    """Expire overdue gifts; credits go back to creators.
+
+    Each gift's credits return to its creator once.
 
     Safe to run while the server's own sweep runs.
 
@@ -139,8 +231,18 @@ def expire(
         async with open_services(database_url) as services:
             if gift is None:
                 return await services.gifts.expire()
-            found = await services.gifts.lookup(gift)
-            await services.gifts.expire_one(found.id)
+            found = await find_gift(services, gift)
+            try:
+                await services.gifts.expire_one(found.id)
+            except GiftNotCancellable as exc:
+                now = await services.gifts.lookup(found.id)
+                if now.status != GiftStatus.ACTIVE:
+                    raise not_returnable(now, "expire") from exc
+                raise GiftNotExpired(
+                    f"gift {now.code} is active until {now.expires_at:%Y-%m-%d %H:%M} UTC,"
+                    f" not expired yet; mana-credits gifts cancel {now.code} returns its"
+                    " credits now"
+                ) from exc
             return 1
 
     expired = run(work)

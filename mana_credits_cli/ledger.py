@@ -8,13 +8,16 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from .credits import entry_json, utc
-from .runtime import DatabaseUrl, err_console, open_services, run
+from .runtime import DatabaseUrl, err_console, known_user, open_services, output_file, run
+
+if TYPE_CHECKING:
+    from mana_credits_core.services import Services
 
 app = typer.Typer(help="Export the ledger.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -42,7 +45,9 @@ class Format(enum.StrEnum):
 
 @app.command()
 def export(
-    user: Annotated[str | None, typer.Option("--user", help="One user's entries only.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", metavar="USER", help="One user's entries only.")
+    ] = None,
     since: Annotated[
         datetime | None, typer.Option(help="Entries from this date/time on (UTC).")
     ] = None,
@@ -59,41 +64,55 @@ def export(
       mana-credits ledger export --format csv -o ledger.csv
       mana-credits ledger export --user alice --since 2026-11-01 | jq .amount
     """
-    with output.open("w", newline="") if output else _stdout() as out:
-        count = run(lambda: _export(out, user, utc(since), format, database_url, output))
+    count = run(lambda: _export(user, utc(since), format, database_url, output))
     if output is not None:
-        err_console.print(f"exported {count} entries to {output}")
+        err_console.print(f"exported {count} entries to {output}", markup=False, highlight=False)
 
 
 async def _export(
-    out: TextIO,
     user: str | None,
     since: datetime | None,
     format: Format,
     database_url: str | None,
     output: Path | None,
 ) -> int:
+    async with open_services(database_url, read_only=True) as services:
+        if user is not None:
+            await known_user(services, user)  # a typo is an error, not an empty export
+        # Opened once the store and the user are known: a refusal leaves no empty file.
+        with output_file(output) if output is not None else _stdout() as out:
+            return await _write(services, out, user, since, format, output is not None)
+
+
+async def _write(
+    services: Services,
+    out: TextIO,
+    user: str | None,
+    since: datetime | None,
+    format: Format,
+    to_file: bool,
+) -> int:
     writer = csv.DictWriter(out, fieldnames=COLUMNS) if format == Format.CSV else None
     if writer is not None:
         writer.writeheader()
     count = 0
-    # A spinner for people writing to a file; nothing extra on a piped stdout.
+    # A spinner for people writing to a file on a terminal; nothing extra elsewhere (a
+    # transient display off a terminal leaves a blank line).
     with Progress(
         SpinnerColumn(), TextColumn("{task.completed} entries"), console=err_console,
-        transient=True, disable=output is None,
+        transient=True, disable=not (to_file and err_console.is_terminal),
     ) as bar:  # fmt: skip
         task = bar.add_task("export")
-        async with open_services(database_url, read_only=True) as services:
-            async for entry in services.credits.export(user_id=user, since=since):
-                row = entry_json(entry)
-                if writer is not None:
-                    row["metadata"] = None if entry.metadata is None else json.dumps(entry.metadata)
-                    writer.writerow(row)
-                else:
-                    out.write(json.dumps(row, separators=(",", ":")) + "\n")
-                count += 1
-                if count % 1000 == 0:
-                    bar.update(task, completed=count)
+        async for entry in services.credits.export(user_id=user, since=since):
+            row = entry_json(entry)
+            if writer is not None:
+                row["metadata"] = None if entry.metadata is None else json.dumps(entry.metadata)
+                writer.writerow(row)
+            else:
+                out.write(json.dumps(row, separators=(",", ":")) + "\n")
+            count += 1
+            if count % 1000 == 0:
+                bar.update(task, completed=count)
     return count
 
 

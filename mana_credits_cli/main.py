@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
+
+# Typer carries its own copy of Click; its exceptions are only importable from there.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup
 
 # name: (module, attribute, one-line help shown by `mana-credits --help`). The line
@@ -28,9 +32,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ledger": ("ledger", "app", "Export the ledger."),
     "report": ("report", "app", "Reports."),
     "reconcile": (
-        "credits",
         "reconcile",
-        "Check every ledger invariant; exit 1 with a report if anything drifted.",
+        "reconcile",
+        "Check every ledger invariant; exit 1 on drift.",
     ),
     "serve": (
         "serve",
@@ -45,14 +49,17 @@ def load_command(name: str) -> Any:
     module_name, attribute, _summary = COMMANDS[name]
     target = getattr(importlib.import_module(f"{__package__}.{module_name}"), attribute)
     command: Any
+    from .helptext import conventional
+
     if isinstance(target, typer.Typer):
         command = typer.main.get_group(target)  # a group even with one subcommand
     else:
-        single = typer.Typer(rich_markup_mode=None)
+        # Shell completion is installed from the top level only.
+        single = typer.Typer(rich_markup_mode=None, add_completion=False)
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name
-    return command
+    return conventional(command)
 
 
 class LazyGroup(TyperGroup):
@@ -71,12 +78,70 @@ class LazyGroup(TyperGroup):
             return TyperCommand(cmd_name, help=COMMANDS[cmd_name][2])
         return load_command(cmd_name)
 
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's entry point, with a person's mistakes as one line and exit code 1.
+
+        Click's own answer to a bad option is a box of several lines and exit code 2;
+        ours is `error: usage: <click's message>, see mana-credits <command> --help`.
+        `--help` and `--version` still exit 0.
+        """
+        try:
+            result = super().main(
+                args, PROG_NAME, complete_var, False, windows_expand_args, **extra
+            )
+        except NoArgsIsHelpError as exc:
+            if not standalone_mode:
+                raise
+            exc.show()  # a group without its subcommand: the list is the useful answer
+            sys.exit(exc.exit_code)
+        except UsageError as exc:
+            if not standalone_mode:
+                raise
+            where = exc.ctx.command_path if exc.ctx is not None else PROG_NAME
+            one_line(f"error: usage: {_sentence(exc.format_message())}, see {where} --help")
+            sys.exit(1)
+        except ClickException as exc:
+            if not standalone_mode:
+                raise
+            one_line(f"error: invalid_input: {_sentence(exc.format_message())}")
+            sys.exit(1)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            one_line("error: aborted: nothing was changed by the step that was interrupted")
+            sys.exit(1)
+        if not standalone_mode:
+            return result
+        # `--help`, `--version` and `typer.Exit(n)` come back as their exit code.
+        sys.exit(result if isinstance(result, int) else 0)
+
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True
         try:
             super().format_help(ctx, formatter)
         finally:
             self._listing = False
+
+
+PROG_NAME = "mana-credits"
+
+
+def one_line(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _sentence(message: str) -> str:
+    """Click's message on one line, without its closing full stop."""
+    # Typer's parameter checks prefix pydantic's wording ("Value error, ...").
+    return " ".join(message.replace("Value error, ", "").split()).rstrip(".")
 
 
 def version() -> str:

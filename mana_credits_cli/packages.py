@@ -7,9 +7,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from mana_credits_core.errors import Conflict, InvalidInput
 from mana_credits_core.purchases import Package
 
+from .ids import full_id
 from .runtime import (
+    SHORT_ID,
     DatabaseUrl,
     JsonOutput,
     WideOutput,
@@ -18,6 +21,7 @@ from .runtime import (
     open_services,
     print_json,
     print_table,
+    reported,
     run,
 )
 
@@ -25,7 +29,12 @@ app = typer.Typer(
     help="List and manage the credit packages on sale.", no_args_is_help=True, rich_markup_mode=None
 )
 
-PackageId = Annotated[str, typer.Argument(metavar="PACKAGE_ID", help="The package id.")]
+PackageId = Annotated[
+    str,
+    typer.Argument(
+        metavar="PACKAGE_ID", help="The package id, or its first characters as tables show."
+    ),
+]
 
 
 def package_json(p: Package) -> dict[str, object]:
@@ -40,9 +49,22 @@ def package_json(p: Package) -> dict[str, object]:
     }
 
 
-def show(packages: list[Package], json: bool, wide: bool = True) -> None:
+class PackageExists(Conflict):
+    """`packages add` of a name already on sale (without --force)."""
+
+    code = "package_exists"
+
+
+class NothingToChange(InvalidInput):
+    """`packages update` without any change."""
+
+    code = "nothing_to_change"
+
+
+def show(packages: list[Package], json: bool, wide: bool = True, one: bool = False) -> None:
+    """A table of `packages`; with `json`, a JSON array (`one`: the single object)."""
     if json:
-        print_json([package_json(p) for p in packages])
+        print_json(package_json(packages[0]) if one else [package_json(p) for p in packages])
         return
     table = Table("id", "name", "credits", "price", "active", "order")
     for p in packages:
@@ -66,7 +88,9 @@ def list_packages(
 ) -> None:
     """List the packages on sale (with --all, the inactive ones too).
 
-    Example: mana-credits packages list --json
+    \b
+    Example:
+      mana-credits packages list --json
     """
 
     async def work() -> list[Package]:
@@ -85,21 +109,36 @@ def add(
     sort_order: Annotated[
         int | None, typer.Option(help="Position in the list (default: after the last).")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Add it even if a package of this name is on sale.")
+    ] = False,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
     """Put a new package on sale.
 
-    Example: mana-credits packages add --name Mega --credits 13000 --price 10000
+    A name already on sale is refused unless --force (a second offer under one name).
+
+    \b
+    Example:
+      mana-credits packages add --name Mega --credits 13000 --price 10000
     """
 
     async def work() -> Package:
         async with open_services(database_url) as services:
+            on_sale = await services.purchases.packages(include_inactive=False)
+            same = [p for p in on_sale if p.name.strip().casefold() == name.strip().casefold()]
+            if same and not force:
+                short = same[0].id[:SHORT_ID]
+                raise PackageExists(
+                    f"{same[0].name} ({short}) is on sale already; change it with"
+                    f" mana-credits packages update {short}, or pass --force to add another"
+                )
             return await services.purchases.add_package(
                 name, credits, price, description=description, sort_order=sort_order
             )
 
-    show([run(work)], json)
+    show([run(work)], json, one=True)
 
 
 @app.command()
@@ -116,13 +155,24 @@ def update(
 ) -> None:
     """Change a package; purchases already started keep their terms.
 
-    Example: mana-credits packages update 3f2c… --price 900
+    \b
+    Example:
+      mana-credits packages update 3f2c9a1b --price 900
     """
+
+    changes = (name, credits, price, description, sort_order, active)
+    if all(change is None for change in changes):
+        with reported():
+            raise NothingToChange(
+                "package",
+                "nothing to change, pass one or more of --name, --credits, --price,"
+                " --description, --sort-order, --active/--inactive",
+            )
 
     async def work() -> Package:
         async with open_services(database_url) as services:
             return await services.purchases.update_package(
-                package_id,
+                await full_id(services, "package", package_id),
                 name=name,
                 credits=credits,
                 price_euro_cents=price,
@@ -131,19 +181,30 @@ def update(
                 active=active,
             )
 
-    show([run(work)], json)
+    show([run(work)], json, one=True)
 
 
 @app.command()
 def deactivate(package_id: PackageId, database_url: DatabaseUrl = None) -> None:
-    """Take a package off sale (it stays in the history of past purchases).
+    """Take a package off sale.
 
-    Example: mana-credits packages deactivate 3f2c…
+    It stays in the history of past purchases.
+
+    \b
+    Example:
+      mana-credits packages deactivate 3f2c9a1b
     """
 
-    async def work() -> Package:
+    async def work() -> tuple[Package, bool]:
         async with open_services(database_url) as services:
-            return await services.purchases.update_package(package_id, active=False)
+            found = await full_id(services, "package", package_id)
+            every = await services.purchases.packages(include_inactive=True)
+            if any(p.id == found and not p.active for p in every):
+                return next(p for p in every if p.id == found), False
+            return await services.purchases.update_package(found, active=False), True
 
-    found = run(work)
-    console.print(f"{found.name} ({found.id}) is no longer on sale")
+    package, changed = run(work)
+    if changed:
+        console.print(f"{package.name} ({package.id}) is no longer on sale")
+    else:
+        console.print(f"{package.name} ({package.id}) was not on sale already; nothing changed")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from mana_credits_core.ledger import LedgerEntry, TransactionType
-from mana_credits_core.purchases import Purchase
+from mana_credits_core.purchases import Purchase, PurchaseStatus
 from mana_credits_core.services.purchases import RefundResult
+from mana_credits_core.validation import MAX_PAGE_SIZE, MAX_REASON
 
+from .ids import full_id
+
+if TYPE_CHECKING:
+    from mana_credits_core.services import Services
 from .runtime import (
     DatabaseUrl,
     JsonOutput,
@@ -23,13 +28,19 @@ from .runtime import (
     print_json,
     print_table,
     run,
+    single_line,
 )
 
 app = typer.Typer(
     help="Credit purchases: list, inspect, refund.", no_args_is_help=True, rich_markup_mode=None
 )
 
-PurchaseId = Annotated[str, typer.Argument(metavar="PURCHASE_ID", help="The purchase id.")]
+PurchaseId = Annotated[
+    str,
+    typer.Argument(
+        metavar="PURCHASE_ID", help="The purchase id, or its first characters as tables show."
+    ),
+]
 
 
 def purchase_json(p: Purchase) -> dict[str, object]:
@@ -50,29 +61,73 @@ def purchase_json(p: Purchase) -> dict[str, object]:
     }
 
 
+async def clawed_back_ids(
+    services: Services, limit: int, user: str | None, status: str | None
+) -> list[str]:
+    """Ids of the newest `limit` purchases with credits clawed back (SQL stores)."""
+    from mana_credits_adapters.sql.store import SqlStore
+
+    if not isinstance(services.store, SqlStore):
+        return []
+    import sqlalchemy as sa
+
+    from mana_credits_adapters.sql.tables import purchases
+
+    c = purchases.c
+    query = sa.select(c.id).where(c.clawed_back > 0)
+    if user is not None:
+        query = query.where(c.user_id == user)
+    if status is not None:
+        query = query.where(c.status == status)
+    query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+    async with services.store.engine.connect() as connection:
+        return [str(i) for i in (await connection.execute(query)).scalars()]
+
+
 def euros(cents: int) -> str:
     return f"{cents / 100:.2f} €"
 
 
 @app.command("list")
 def list_purchases(
-    user: Annotated[str | None, typer.Option("--user", help="One buyer's only.")] = None,
-    status: Annotated[
-        str | None, typer.Option(help="pending, completed, failed or cancelled.")
+    user: Annotated[
+        str | None, typer.Option("--user", metavar="USER", help="One buyer's only.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first (≤ 100).")] = 50,
+    status: Annotated[
+        PurchaseStatus | None, typer.Option(help="Only purchases in this status.")
+    ] = None,
+    clawed_back: Annotated[
+        bool,
+        typer.Option(
+            "--clawed-back",
+            help="Only purchases whose credits were taken back, in part or in full (refunds).",
+        ),
+    ] = False,
+    limit: Annotated[
+        int, typer.Option(help="How many, newest first.", min=1, max=MAX_PAGE_SIZE)
+    ] = 50,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
     wide: WideOutput = False,
 ) -> None:
     """List purchases of every buyer, newest first.
 
-    Example: mana-credits purchases list --user alice --status completed --wide
+    A refunded purchase keeps its status (completed); --clawed-back finds those whose
+    credits were taken back, and the table's "clawed back" column says how many.
+
+    \b
+    Examples:
+      mana-credits purchases list --user alice --status completed --wide
+      mana-credits purchases list --clawed-back
     """
+    wanted = None if status is None else status.value
 
     async def work() -> list[Purchase]:
         async with open_services(database_url, read_only=True) as services:
-            return await services.purchases.all_purchases(limit, user_id=user, status=status)
+            if clawed_back:
+                ids = await clawed_back_ids(services, limit, user, wanted)
+                return [await services.purchases.get(i) for i in ids]
+            return await services.purchases.all_purchases(limit, user_id=user, status=wanted)
 
     found = run(work)
     if json:
@@ -94,14 +149,20 @@ def list_purchases(
 def show(
     purchase_id: PurchaseId, database_url: DatabaseUrl = None, json: JsonOutput = False
 ) -> None:
-    """Show one purchase: buyer, package, amounts, status, Stripe ids and claw-backs.
+    """Show one purchase, its Stripe ids and claw-backs.
 
-    Example: mana-credits purchases show 0b6d2c4e-8f1a-4d3b-9c7e-5a2f1e0d9c8b
+    Buyer, package, amounts, status, Stripe ids and claw-backs.
+
+    \b
+    Example:
+      mana-credits purchases show 0b6d2c4e-8f1a-4d3b-9c7e-5a2f1e0d9c8b
     """
 
     async def work() -> tuple[Purchase, list[LedgerEntry]]:
         async with open_services(database_url, read_only=True) as services:
-            purchase = await services.purchases.get(purchase_id)
+            purchase = await services.purchases.get(
+                await full_id(services, "purchase", purchase_id)
+            )
             clawbacks = [
                 e
                 async for e in services.credits.export(user_id=purchase.user_id)
@@ -147,22 +208,34 @@ def show(
 @app.command()
 def refund(
     purchase_id: PurchaseId,
-    reason: Annotated[str, typer.Option("--reason", help="Why: recorded with the claw-back.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            metavar="TEXT",
+            help=f"Why: recorded with the claw-back (one line, ≤ {MAX_REASON} characters).",
+            callback=single_line(MAX_REASON),
+        ),
+    ],
     operator: Operator = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Refund a completed purchase in full through the payment provider, and take its
-    credits back (what the balance cannot cover becomes debt, collected from the next
-    top-up). Running it again changes nothing.
+    """Refund a completed purchase in full and take its credits back.
 
-    Example: mana-credits purchases refund 0b6d2c4e-… --reason "charged twice, ticket 4711"
+    The refund goes through the payment provider; what the balance cannot cover becomes
+    debt, collected from the next top-up. Running it again changes nothing.
+
+    \b
+    Example:
+      mana-credits purchases refund 0b6d2c4e --reason "charged twice, ticket 4711"
     """
 
     async def work() -> RefundResult:
         who = operator_name(operator)
         async with open_services(database_url) as services:
-            return await services.purchases.refund(purchase_id, reason, who)
+            found = await full_id(services, "purchase", purchase_id)
+            return await services.purchases.refund(found, reason, who)
 
     result = run(work)
     if json:

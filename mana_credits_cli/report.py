@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mana_credits_core import UsageStat
 
-from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, run
+from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, print_table, run
 
 app = typer.Typer(help="Reports.", no_args_is_help=True, rich_markup_mode=None)
 BAR_WIDTH = 40
@@ -18,14 +18,20 @@ BAR_WIDTH = 40
 
 @app.command()
 def usage(
-    days: Annotated[int, typer.Option(help="How many days back, today included.")] = 30,
-    app_id: Annotated[str | None, typer.Option("--app", help="One app only.")] = None,
+    days: Annotated[
+        int, typer.Option(help="How many days back, today included.", min=1, max=3660)
+    ] = 30,
+    app_id: Annotated[
+        str | None, typer.Option("--app", metavar="APP", help="One app only.")
+    ] = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
     """Credits used per app and day, with a bar chart per day.
 
-    Example: mana-credits report usage --days 7 --app chat
+    \b
+    Example:
+      mana-credits report usage --days 7 --app chat
     """
 
     async def work() -> list[UsageStat]:
@@ -53,7 +59,7 @@ def usage(
     table = Table("day", "app", "credits", "operations", title=f"usage, last {days} days")
     for s in stats:
         table.add_row(s.day.isoformat(), s.app_id, str(s.credits_used), str(s.operations))
-    console.print(table)
+    print_table(table, shortened=False)
     for day, credits in per_day.items():
         width = round(BAR_WIDTH * credits / peak) if peak else 0
         console.print(f"{day} [green]{'█' * width}[/green] {credits}")

@@ -31,11 +31,14 @@ def reward(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Reward USER: a `grant` entry on the `community` app, once per --reference.
+    """Reward USER once per --reference (a community grant).
 
-    Repeating a reference changes nothing and shows the original grant.
+    The entry is a `grant` on the `community` app. Repeating a reference changes
+    nothing and shows the original grant.
 
-    Example: mana-credits credits reward alice 50 --reason feedback --reference fb-4711
+    \b
+    Example:
+      mana-credits credits reward alice 50 --reason feedback --reference fb-4711
     """
     from .credits import amount_of  # not at import time: `credits` registers this command
 
@@ -45,7 +48,7 @@ def reward(
                 user, amount_of(amount), reason, reference, description=description
             )
 
-    done = run(work)
+    done = run(work, {"referenceId": "--reference"})
     e = done.entry
     if json:
         print_json(

@@ -6,7 +6,8 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,10 +27,19 @@ T = TypeVar("T")
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
+
+def not_blank(value: str) -> str:
+    """A Typer callback for ids (USER, ...): an empty one is a usage error."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("must not be empty")
+    return value
+
+
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
+        metavar="URL",
         envvar="DATABASE_URL",
         help=(
             "Store URL (postgresql://user:password@host/db, sqlite:////absolute/path.db);"
@@ -43,10 +53,36 @@ WideOutput = Annotated[
     bool,
     typer.Option("--wide", help="Show ids in full (the table may be wider than the terminal)."),
 ]
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.", callback=not_blank)]
 Operator = Annotated[
     str | None,
-    typer.Option(help="Who does this, recorded on the entry (default: your login name)."),
+    typer.Option(
+        metavar="NAME", help="Who does this, recorded on the entry (default: your login name)."
+    ),
 ]
+
+
+class CannotWrite(CreditsError):
+    """An output file that cannot be written (missing folder, a folder, no permission)."""
+
+    code = "cannot_write"
+
+
+def output_file(path: Path) -> TextIO:
+    """`path` opened for writing text; `CannotWrite` naming it and the cause otherwise."""
+    try:
+        return path.open("w", newline="", encoding="utf-8")
+    except IsADirectoryError as exc:
+        raise CannotWrite(f"{path} is a folder, pass a file name (-o {path}/export.csv)") from exc
+    except FileNotFoundError as exc:
+        if path.parent.is_dir():
+            raise CannotWrite(f"cannot write {path}, pick another path") from exc
+        raise CannotWrite(
+            f"cannot write {path}: folder {path.parent} does not exist, create it or pick another"
+        ) from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CannotWrite(f"cannot write {path}: {reason.lower()}, pick another path") from exc
 
 
 def settings_for(database_url: str | None) -> Settings:
@@ -66,30 +102,111 @@ async def open_services(
     """The services on the store named by `--database-url` / `DATABASE_URL`.
 
     The database is touched first, so an unreachable one is one line naming it.
-    `read_only` marks commands that only read: they never create a store (a missing
-    SQLite file is `no_database`, and no folder is made either).
+    `read_only` marks commands that only read: they write nothing. They never create a
+    store (a missing SQLite file is `no_database`, and no folder is made either), never
+    migrate it (a schema behind the code's is `SchemaOutdated`) and never stock the
+    default catalogue. Other commands migrate the embedded default, as the server does.
     """
     from mana_credits_adapters.bootstrap import bootstrap
 
     settings = settings_for(database_url)
     async with bootstrap(settings, create=not read_only, connect=True) as services:
+        if read_only:
+            await check_schema(services.store, settings.effective_database_url)
         yield services
 
 
-def run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work`; a core or setup error becomes `error: <code>: <message>`, exit code 1."""
-    with reported():
+class SchemaOutdated(CreditsError):
+    """The database's schema is not the one this code reads (a reader never migrates)."""
+
+    code = "schema_outdated"
+
+
+async def check_schema(store: object, url: str) -> None:
+    """Raise `SchemaOutdated` unless the SQL store's schema is at the code's head
+    revision (the in-memory store has no schema)."""
+    from mana_credits_adapters.sql.store import CONNECT_FAILURES, SqlStore
+
+    if not isinstance(store, SqlStore):
+        return
+    from mana_credits_adapters.sql import migrate  # alembic: only for SQL stores
+    from mana_credits_adapters.sql.target import parse
+
+    try:
+        at = await migrate.current(store.engine)
+    except CONNECT_FAILURES as exc:
+        raise store.unreachable(exc) from exc
+    head = migrate.head()
+    if at != head:
+        target = parse(url)
+        shown = str(target.sqlite_path) if target.backend == "sqlite" else target.shown
+        raise SchemaOutdated(
+            f"{shown} is at revision {at or 'none'}, head is {head}, run mana-credits db upgrade"
+        )
+
+
+# The core names its fields as the HTTP API does; people typed these instead.
+FIELD_NAMES = {
+    "userId": "USER",
+    "packageId": "PACKAGE_ID",
+    "purchaseId": "PURCHASE_ID",
+    "giftId": "GIFT",
+    "gift": "GIFT",
+    "name": "--name",
+    "description": "--description",
+    "credits": "--credits",
+    "priceEuroCents": "--price",
+    "sortOrder": "--sort-order",
+    "reason": "--reason",
+    "appId": "--app",
+    "limit": "--limit",
+    "idempotencyKey": "--idempotency-key",
+}
+
+
+def run(work: Callable[[], Awaitable[T]], fields: dict[str, str] | None = None) -> T:
+    """Run `work`; a core or setup error becomes `error: <code>: <message>`, exit code 1.
+
+    `fields` renames the core's field names in messages for this command (on top of
+    `FIELD_NAMES`), e.g. `{"description": "--reason"}` where the reason is stored as
+    the entry's description.
+    """
+    with reported(fields):
         return asyncio.run(_call(work))
 
 
 @contextmanager
-def reported() -> Iterator[None]:
+def reported(fields: dict[str, str] | None = None) -> Iterator[None]:
     """Print a `CreditsError` (setup faults included) as one line on stderr; exit 1."""
     try:
         yield
+    except InvalidInput as exc:
+        names = FIELD_NAMES | (fields or {})
+        if exc.field in names and exc.message.startswith(f"{exc.field} "):
+            exc.message = names[exc.field] + exc.message[len(exc.field) :]
+        print_error(exc)
+        raise typer.Exit(1) from exc
     except CreditsError as exc:
         print_error(exc)
         raise typer.Exit(1) from exc
+
+
+def single_line(limit: int) -> Callable[[str], str]:
+    """A Typer callback for a free text option (`--reason`): not blank, one line, at
+    most `limit` characters; a violation is a usage error naming the option."""
+
+    def check(value: str) -> str:
+        if value is None:
+            return value
+        if not value.strip():
+            raise typer.BadParameter("must not be empty, say why")
+        if "\n" in value or "\r" in value:
+            raise typer.BadParameter("must be a single line")
+        if len(value) > limit:
+            raise typer.BadParameter(f"must be at most {limit} characters (got {len(value)})")
+        return value
+
+    return check
 
 
 def print_error(exc: CreditsError) -> None:
@@ -145,15 +262,22 @@ def cell_id(value: str | None, wide: bool) -> str:
     return value if wide or len(value) <= SHORT_ID + 1 else f"{value[:SHORT_ID]}…"
 
 
-def print_table(table: Table, wide: bool, shortened: bool = True) -> None:
-    """A table; with `--wide` never cut to the terminal's width."""
-    if wide:
+def print_table(table: Table, wide: bool = False, shortened: bool = True) -> None:
+    """A table whose cells are never cut: on a terminal long cells wrap (fold) within
+    its width; elsewhere (pipes, files) and with `--wide` the table takes the width it
+    needs. Only ids are shortened, to `SHORT_ID` characters, by `cell_id`."""
+    for column in table.columns:
+        column.overflow = "fold"
+        if column.header == "id":
+            column.no_wrap = True
+            column.min_width = SHORT_ID + 1  # the short id and its "…"
+    if wide or not console.is_terminal:
         from rich.measure import Measurement
 
         natural = Measurement.get(console, console.options.update_width(100_000), table)
         # A console of the table's own width: `print(width=)` never exceeds the terminal.
-        Console(width=max(console.width, natural.maximum)).print(table)
-        return
-    console.print(table)
-    if shortened and table.row_count:
+        Console(width=max(console.width, natural.maximum), soft_wrap=True).print(table)
+    else:
+        console.print(table)
+    if shortened and not wide and table.row_count:
         err_console.print("ids shortened: --wide or --json shows them in full", style="dim")

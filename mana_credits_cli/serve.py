@@ -46,6 +46,7 @@ def serve(
 ) -> None:
     """Start the server. With nothing configured: the embedded default (SQLite, dev identity).
 
+    \b
     Examples:
       mana-credits serve
       DATABASE_URL=postgresql://mana@db/mana_credits MANA_AUTH_URL=https://auth.example \\

@@ -10,7 +10,17 @@ from rich.progress import Progress
 
 from mana_credits_core.sync import BillingReport, SyncStatus
 
-from .runtime import DatabaseUrl, JsonOutput, console, known_user, open_services, print_json, run
+from .runtime import (
+    DatabaseUrl,
+    JsonOutput,
+    UserArg,
+    console,
+    err_console,
+    known_user,
+    open_services,
+    print_json,
+    run,
+)
 
 app = typer.Typer(
     help="Cloud Sync subscriptions: status, admin gifts.",
@@ -20,8 +30,6 @@ app = typer.Typer(
 billing = typer.Typer(
     help="The Cloud Sync billing run.", no_args_is_help=True, rich_markup_mode=None
 )
-
-UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user id.")]
 
 
 def status_json(user: str, status: SyncStatus) -> dict[str, object]:
@@ -68,7 +76,9 @@ def show(user: str, status: SyncStatus, json: bool) -> None:
 def status(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = False) -> None:
     """Show USER's Cloud Sync subscription.
 
-    Example: mana-credits sync status alice --json
+    \b
+    Example:
+      mana-credits sync status alice --json
     """
 
     async def work() -> SyncStatus:
@@ -91,7 +101,9 @@ def gift(
 ) -> None:
     """Gift Cloud Sync to USER: never charged, never paused, until revoked.
 
-    Example: mana-credits sync gift alice --by ops@mana
+    \b
+    Example:
+      mana-credits sync gift alice --by ops@mana
     """
 
     async def work() -> SyncStatus:
@@ -104,9 +116,13 @@ def gift(
 
 @app.command()
 def revoke(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = False) -> None:
-    """Revoke USER's Cloud Sync gift (sync stops; the user may activate it paid).
+    """Revoke USER's Cloud Sync gift.
 
-    Example: mana-credits sync revoke alice
+    Sync stops; the user may activate it paid.
+
+    \b
+    Example:
+      mana-credits sync revoke alice
     """
 
     async def work() -> SyncStatus:
@@ -126,9 +142,15 @@ def billing_run(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Charge every due Cloud Sync period once; pause (and notify) where credits fall short.
+    """Charge every due Cloud Sync period once.
 
-    Safe while the server's own hourly run is going. Example: mana-credits billing run --dry-run
+    Pauses (and notifies) where credits fall short.
+
+    Safe while the server's own hourly run is going.
+
+    \b
+    Example:
+      mana-credits billing run --dry-run
     """
 
     async def work() -> BillingReport:
@@ -136,7 +158,10 @@ def billing_run(
             due = (await services.sync.charge_due(dry_run=True)).total
             if dry_run:
                 return BillingReport(total=due)
-            with Progress(console=console, transient=True, disable=json) as bar:
+            # On stderr and only on a terminal: a transient bar elsewhere leaves a blank line.
+            with Progress(
+                console=err_console, transient=True, disable=json or not err_console.is_terminal
+            ) as bar:
                 task = bar.add_task("billing", total=due)
                 return await services.sync.charge_due(
                     batch_size=batch_size, progress=lambda n: bar.advance(task, n)

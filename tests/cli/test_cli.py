@@ -19,7 +19,7 @@ from mana_credits_adapters.sql.store import create_engine
 from mana_credits_core import TransactionType
 
 from ..processes import kill_group, popen
-from .conftest import invoke, seed
+from .conftest import invoke, invoke_split, seed
 
 
 def test_db_upgrade_and_current(database_url: str) -> None:
@@ -56,7 +56,10 @@ def test_bad_input_is_an_error_with_exit_code_1(database_url: str) -> None:
         "credits", "history", "alice", "--limit", "0", "--database-url", database_url
     )
     assert code == 1
-    assert "error: invalid_input: limit must be at least 1" in out
+    assert out == (
+        "error: usage: Invalid value for '--limit': Input should be greater than or equal to 1,"
+        " see mana-credits credits history --help\n"
+    )
 
 
 def test_reconcile_exits_1_on_drift(database_url: str) -> None:
@@ -90,17 +93,31 @@ def test_packages_add_update_deactivate(database_url: str) -> None:
         "--database-url", database_url, "--json",
     )  # fmt: skip
     assert code == 0, out
-    added = json.loads(out)[0]
+    added = json.loads(out)  # one object, not a list of one
     assert (added["credits"], added["priceEuroCents"], added["active"]) == (13000, 10000, True)
+    again = ["packages", "add", "--name", " mega", "--credits", "1", "--price", "1"]
+    code, out, err = invoke_split(*again, "--database-url", database_url)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: package_exists: Mega ({added['id'][:8]}) is on sale already; change it with"
+        f" mana-credits packages update {added['id'][:8]}, or pass --force to add another\n"
+    )
+    code, out = invoke(*again, "--force", "--database-url", database_url, "--json")
+    assert (code, json.loads(out)["name"]) == (0, " mega")
+    code, out, err = invoke_split("packages", "update", added["id"], "--database-url", database_url)
+    assert (code, out) == (1, "")
+    assert err.startswith("error: nothing_to_change: nothing to change, pass one or more of --name")
     code, out = invoke(
-        "packages", "update", added["id"], "--price", "9000", "--database-url", database_url
+        "packages", "update", added["id"][:8], "--price", "9000", "--database-url", database_url
     )
     assert code == 0, out
     code, out = invoke("packages", "list", "--database-url", database_url, "--json")
     on_sale = {p["id"]: p["priceEuroCents"] for p in json.loads(out)}
     assert on_sale[added["id"]] == 9000
     code, out = invoke("packages", "deactivate", added["id"], "--database-url", database_url)
-    assert code == 0
+    assert (code, out) == (0, f"Mega ({added['id']}) is no longer on sale\n")
+    code, out = invoke("packages", "deactivate", added["id"], "--database-url", database_url)
+    assert (code, out) == (0, f"Mega ({added['id']}) was not on sale already; nothing changed\n")
     code, out = invoke("packages", "list", "--database-url", database_url, "--json")
     assert added["id"] not in {p["id"] for p in json.loads(out)}
     code, out = invoke("packages", "list", "--all", "--database-url", database_url, "--json")
@@ -216,7 +233,7 @@ def test_grant_refund_debit_and_their_errors(database_url: str) -> None:
         assert "error: invalid_input" in out
     code, out = invoke("credits", "grant", "bob", "-5", "--reason", "x", *url)
     assert code == 1
-    assert "error: invalid_input: amount must be at least 1" in out
+    assert "error: invalid_input: AMOUNT must be at least 1, not -5" in out
     code, out = invoke("credits", "debit", "bob", "100000", "--reason", "too much", *url)
     assert code == 1
     assert "error: insufficient_credits" in out
@@ -239,9 +256,13 @@ def test_history_since_and_ledger_export(database_url: str, tmp_path: Path) -> N
     assert rows[0].startswith("id,userId,type")
     assert len(rows) == 3
     code, out = invoke("ledger", "export", "--user", "nobody", *url)
-    assert out == ""
+    assert (code, out) == (
+        1,
+        "error: user_not_found: no such user nobody, check the id"
+        " (mana-credits credits top lists users)\n",
+    )
     code, out = invoke("ledger", "export", "--format", "xml", *url)
-    assert code != 0
+    assert code == 1
 
 
 def test_usage_report(database_url: str) -> None:
@@ -257,7 +278,7 @@ def test_usage_report(database_url: str) -> None:
     assert json.loads(out) == []
     code, out = invoke("report", "usage", "--days", "0", *url)
     assert code == 1
-    assert "error: invalid_input" in out
+    assert "error: usage: Invalid value for '--days'" in out
 
 
 def test_gifts_list_and_operator_cancel(database_url: str) -> None:

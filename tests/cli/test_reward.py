@@ -36,10 +36,10 @@ def test_bad_input_is_one_line_and_exit_1(database_url: str) -> None:
     url = ("--database-url", database_url)
     base = ["credits", "reward", "alice"]
     cases = [
-        (["1.5", "--reason", "r", "--reference", "x"], "amount must be a whole number"),
-        (["5", "--reason", "r" * 65, "--reference", "x"], "reason must be at most 64"),
-        (["5", "--reason", "r", "--reference", "x" * 129], "referenceId must be at most 128"),
-        (["5", "--reason", "r", "--reference", "x", "--description", " "], "description"),
+        (["1.5", "--reason", "r", "--reference", "x"], "AMOUNT must be a whole number"),
+        (["5", "--reason", "r" * 65, "--reference", "x"], "--reason must be at most 64"),
+        (["5", "--reason", "r", "--reference", "x" * 129], "--reference must be at most 128"),
+        (["5", "--reason", "r", "--reference", "x", "--description", " "], "--description"),
     ]
     for arguments, message in cases:
         code, out, err = invoke_split(*base, *arguments, *url)

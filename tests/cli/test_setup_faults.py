@@ -232,7 +232,7 @@ READ_COMMANDS = [
     ["gifts", "show", "ABCD-EFGH"],
     ["sync", "status", "alice"],
     ["db", "current"],
-    ["db", "downgrade", "base"],
+    ["db", "downgrade", "base", "--yes"],
 ]
 
 
@@ -296,7 +296,7 @@ def test_a_command_that_writes_creates_the_file_in_an_existing_folder(tmp_path: 
 def test_an_unknown_revision_is_one_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/x.db"
     assert invoke(["db", "upgrade", "--database-url", url])[0] == 0
-    code, _, err = invoke(["db", "downgrade", "nonsense", "--database-url", url])
+    code, _, err = invoke(["db", "downgrade", "nonsense", "--yes", "--database-url", url])
     assert code == 1
     assert err.startswith("error: invalid_input: ")
     assert err.count("\n") == 1

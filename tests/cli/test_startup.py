@@ -88,15 +88,15 @@ def test_version() -> None:
 def test_reconcile_shows_progress_only_on_a_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mana_credits_cli.credits as credits_cli
+    import mana_credits_cli.reconcile as reconcile_cli
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     seed(url)
     code, out = invoke("reconcile", "--database-url", url)
-    assert (code, out) == (0, "ok: 1 users checked, no drift\n")
+    assert (code, out) == (0, "ok: 1 user checked, no drift\n")
     screen = io.StringIO()
     terminal = Console(file=screen, force_terminal=True, width=80)
-    monkeypatch.setattr(credits_cli, "err_console", terminal)
+    monkeypatch.setattr(reconcile_cli, "err_console", terminal)
     code, out = invoke("reconcile", "--database-url", url)
-    assert (code, out) == (0, "ok: 1 users checked, no drift\n")
+    assert (code, out) == (0, "ok: 1 user checked, no drift\n")
     assert "checking: 1 users" in screen.getvalue()

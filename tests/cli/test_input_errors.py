@@ -1,0 +1,103 @@
+"""A person's mistake on the command line: one line `error: <code>: ...`, exit 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import invoke, invoke_split, seed
+from .test_setup_faults import assert_one_line, environment, mana_credits
+
+
+def one_error_line(code: int, err: str, prefix: str) -> str:
+    assert code == 1, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(prefix), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["ledger", "export", "--since", "yesterday"], "'--since'"),
+        (["ledger", "export", "--since", "2026-13-45"], "month value is outside"),
+        (["ledger", "export", "--format", "xml"], "'xml' is not one of 'csv', 'jsonl'"),
+        (["credits", "top", "--by", "foo"], "'foo' is not one of 'balance', 'spent'"),
+        (["credits", "balance"], "Missing argument 'USER'"),
+        (["credits", "balance", "alice", "--bogus"], "No such option: --bogus"),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], said: str) -> None:
+    code, out, err = invoke_split(*args)
+    line = one_error_line(code, err, "error: usage: ")
+    assert said in line
+    command = " ".join(a for a in args[:2] if not a.startswith("-"))
+    assert line.endswith(f", see mana-credits {command} --help"), line
+    assert out == ""
+
+
+def test_help_and_version_still_exit_0() -> None:
+    for args in (["--help"], ["--version"], ["credits", "top", "--help"]):
+        code, out = invoke(*args)
+        assert code == 0, out
+        assert "error" not in out
+
+
+def test_a_usage_error_in_the_real_command(tmp_path: Path) -> None:
+    result = mana_credits("ledger", "export", "--format", "xml", env=environment(tmp_path / "home"))
+    assert "--format" in assert_one_line(result, "usage")
+
+
+@pytest.mark.sqlite
+@pytest.mark.parametrize(
+    ("target", "said"),
+    [
+        ("missing/dir/x.csv", "folder {tmp}/missing/dir does not exist"),
+        (".", "{tmp} is a folder, pass a file name"),
+    ],
+)
+def test_an_export_path_that_cannot_be_written(tmp_path: Path, target: str, said: str) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    seed(url)
+    path = tmp_path if target == "." else tmp_path / target
+    code, _out, err = invoke_split("ledger", "export", "-o", str(path), "--database-url", url)
+    line = one_error_line(code, err, "error: cannot_write: ")
+    assert said.format(tmp=tmp_path) in line
+
+
+@pytest.mark.sqlite
+def test_an_export_path_problem_in_the_real_command(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert mana_credits("db", "upgrade", env=environment(home)).returncode == 0
+    result = mana_credits("ledger", "export", "-o", str(tmp_path), env=environment(home))
+    assert str(tmp_path) in assert_one_line(result, "cannot_write")
+    target = tmp_path / "ledger.csv"
+    result = mana_credits("ledger", "export", "-o", str(target), env=environment(home))
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == f"exported 0 entries to {target}\n"  # no blank line before it
+
+
+@pytest.mark.sqlite
+def test_an_export_to_a_file_says_so_on_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    seed(url)
+    target = tmp_path / "ledger.csv"
+    code, out, err = invoke_split("ledger", "export", "-o", str(target), "--database-url", url)
+    assert code == 0, err
+    assert err == f"exported 2 entries to {target}\n"
+    assert out == ""
+    assert target.read_text().count("\n") == 2  # JSON lines, one per entry
+
+
+@pytest.mark.sqlite
+def test_an_export_of_an_unknown_user_is_an_error_and_writes_no_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    seed(url)
+    target = tmp_path / "x.jsonl"
+    code, _out, err = invoke_split(
+        "ledger", "export", "--user", "nobody", "-o", str(target), "--database-url", url
+    )
+    assert "nobody" in one_error_line(code, err, "error: user_not_found: ")
+    assert not target.exists()
