@@ -20,7 +20,7 @@ from mana_credits_core import InvalidInput, Principal, TransactionType
 from mana_credits_core.errors import BalanceNotFound, GiftWrongUser, UserNotFound
 from mana_credits_core.gifts import GiftStatus, RedemptionStatus
 from mana_credits_core.ports import Store
-from mana_credits_core.purchases import CURRENCY, PaymentSucceeded
+from mana_credits_core.purchases import CURRENCY, PaymentDisputed, PaymentSucceeded
 from mana_credits_core.reservations import ReservationStatus
 from mana_credits_core.services import Services
 
@@ -305,3 +305,18 @@ async def test_deletion_racing_debits_ends_cleanly(
             assert report.ok, report.drifts
     finally:
         await s.close()
+
+
+async def test_a_dispute_after_deletion_claws_back_from_the_pseudonym(world: World) -> None:
+    s = world.services
+    [purchase] = await s.purchases.all_purchases(10)
+    await s.users.delete(ZELDA.user_id)
+    assert purchase.stripe_payment_intent_id is not None
+    outcome = await s.purchases.handle(PaymentDisputed("d1", purchase.stripe_payment_intent_id))
+    assert outcome.startswith("clawed back"), outcome
+    [kept] = await s.purchases.all_purchases(10)
+    owner = await s.credits.existing_balance(kept.user_id)
+    assert (owner.balance, owner.debt) == (0, 1100)  # everything left was forfeited
+    with pytest.raises(UserNotFound):
+        await s.credits.existing_balance(ZELDA.user_id)
+    assert (await s.reconcile.run()).ok
