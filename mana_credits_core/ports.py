@@ -319,7 +319,8 @@ class UserDataRepository(Protocol):
         ...
 
     async def pending_reservations(self, user_id: str) -> builtins.list[str]:
-        """Ids of the user's pending reservations."""
+        """Ids of the user's pending reservations, their rows locked until the unit of
+        work ends."""
         ...
 
     async def reservations(self, user_id: str) -> builtins.list[Reservation]:
@@ -346,7 +347,8 @@ class UserDataRepository(Protocol):
         self, user_id: str, email_keys: Sequence[str]
     ) -> builtins.list[GiftCode]:
         """Active gifts created by the user or addressed to one of `email_keys`
-        (normalised e-mail addresses), oldest first."""
+        (normalised e-mail addresses), oldest first, their rows locked until the unit
+        of work ends."""
         ...
 
     async def erase(self, erasure: Erasure) -> int:

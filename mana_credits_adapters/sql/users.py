@@ -47,6 +47,7 @@ class SqlUserData:
             sa.select(r.id)
             .where(r.user_id == user_id, r.status == ReservationStatus.PENDING.value)
             .order_by(r.created_at, r.id)
+            .with_for_update()
         )
         return list((await self._c.scalars(query)).all())
 
@@ -80,11 +81,13 @@ class SqlUserData:
         mine: sa.ColumnElement[bool] = g.creator_id == user_id
         if email_keys:
             mine = sa.or_(mine, g.target_email_key.in_(list(email_keys)))
-        return await self._gifts(sa.and_(g.status == GiftStatus.ACTIVE.value, mine))
+        return await self._gifts(sa.and_(g.status == GiftStatus.ACTIVE.value, mine), lock=True)
 
-    async def _gifts(self, condition: Any) -> list[GiftCode]:
+    async def _gifts(self, condition: Any, *, lock: bool = False) -> list[GiftCode]:
         g = gift_codes.c
         query = sa.select(gift_codes).where(condition).order_by(g.created_at, g.id)
+        if lock:
+            query = query.with_for_update()
         return [gift_from(row) for row in await self._c.execute(query)]
 
     async def erase(self, erasure: Erasure) -> int:

@@ -80,8 +80,8 @@ class UsersService:
     async def delete(self, user_id: str, *, email: str | None = None) -> UserDeleted:
         """Delete a user's account data in one transaction (idempotent).
 
-        In order: the user's balance row is locked (a racing debit waits, then finds no
-        balance); pending reservations are released; active gifts the user created, or
+        In order: the user's rows are locked, their balance last (a racing debit waits,
+        then finds no balance); pending reservations are released; active gifts the user created, or
         addressed to `email` or to an address of a personalized gift they redeemed, are
         cancelled and their credits go back to their creators; what the user has left
         is forfeited by one `forfeit` entry; then `UserDataRepository.erase` deletes and
@@ -94,9 +94,16 @@ class UsersService:
         pseudonym = new_pseudonym()
         async with self._store.unit_of_work() as uow:
             data = uow.users
-            await data.lock(user_id)
             received = [g.target_email for g in await data.gifts_received(user_id)]
             keys = tuple(sorted({*keys, *(email_key(e) for e in received if e)}))
+            # Rows are locked in the order the other use cases lock them (subscription,
+            # gift or reservation, then balance), so none of them deadlocks with this.
+            await uow.sync.get(user_id, lock=True)
+            await data.active_gifts(user_id, keys)
+            await data.pending_reservations(user_id)
+            await data.lock(user_id)
+            # Listed again: a gift or hold that took the balance first is committed now,
+            # and no new one can start until this transaction ends.
             now = self._clock.now()
             for reservation_id in await data.pending_reservations(user_id):
                 await uow.reservations.release(

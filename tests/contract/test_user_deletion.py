@@ -17,7 +17,7 @@ from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import SqlStore
 from mana_credits_adapters.sql.tables import metadata
 from mana_credits_core import InvalidInput, Principal, TransactionType
-from mana_credits_core.errors import BalanceNotFound, GiftWrongUser, UserNotFound
+from mana_credits_core.errors import BalanceNotFound, CreditsError, GiftWrongUser, UserNotFound
 from mana_credits_core.gifts import GiftStatus, RedemptionStatus
 from mana_credits_core.ports import Store
 from mana_credits_core.purchases import CURRENCY, PaymentDisputed, PaymentSucceeded
@@ -320,3 +320,51 @@ async def test_a_dispute_after_deletion_claws_back_from_the_pseudonym(world: Wor
     with pytest.raises(UserNotFound):
         await s.credits.existing_balance(ZELDA.user_id)
     assert (await s.reconcile.run()).ok
+
+
+async def test_deletion_racing_everything_the_user_does_ends_cleanly(
+    sql_store: SqlStore, tmp_path: Path
+) -> None:
+    """Gift cancels and redemptions, reservation holds and refunds, Sync charges and
+    debits of the user, all at once with the deletion: each ends with an answer (an
+    error of the service at worst, never a driver error), and nothing drifts."""
+    s = build_services(sql_store, Settings(MANA_CREDITS_HOME=tmp_path), clock=TickingClock())
+    try:
+        for round_ in range(3):
+            user = Principal(f"racer-{round_}", email=f"racer-{round_}@example.org")
+            await s.credits.credit(user.user_id, 1000, TransactionType.GRANT, "funds")
+            await s.credits.credit("alice", 100, TransactionType.GRANT, "funds")
+            mine = [await s.gifts.create(user, 10) for _ in range(4)]
+            for_user = await s.gifts.create(ALICE, 20, type="personalized", target_email=user.email)
+            held = [await s.reservations.reserve(user.user_id, 5, "job") for _ in range(4)]
+            before = await credits_in_existence(s)
+            spent_before = await spent_by_apps(s)
+            work = [
+                *(s.gifts.cancel(user.user_id, g.id) for g in mine[:2]),
+                *(s.gifts.redeem(BOB, g.code) for g in mine[2:]),
+                s.gifts.redeem(user, for_user.code),
+                *(s.reservations.refund(h.reservation.id) for h in held[:2]),
+                *(s.reservations.commit(h.reservation.id) for h in held[2:]),
+                s.reservations.reserve(user.user_id, 5, "job"),
+                s.sync.activate(user.user_id),
+                *(s.credits.use(user.user_id, 1, "app", "spend") for _ in range(5)),
+            ]
+            tasks = [asyncio.ensure_future(w) for w in work]
+            deleting = asyncio.ensure_future(s.users.delete(user.user_id, email=user.email))
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            done = await deleting
+            unexpected = [r for r in results if isinstance(r, BaseException)]
+            assert all(isinstance(r, CreditsError) for r in unexpected), unexpected
+            spent = await spent_by_apps(s) - spent_before
+            assert await credits_in_existence(s) == before - spent - done.forfeited
+            with pytest.raises(UserNotFound):
+                await s.credits.existing_balance(user.user_id)
+            report = await s.reconcile.run()
+            assert report.ok, report.drifts
+    finally:
+        await s.close()
+
+
+async def spent_by_apps(s: Services) -> int:
+    """Credits that left the system through usage entries (debits, commits, Sync)."""
+    return sum([-e.amount async for e in s.credits.export() if e.type == TransactionType.USAGE])
