@@ -41,7 +41,7 @@ class MemoryUserData:
         found = [r for r in self._s.reservations.values() if r.user_id == user_id]
         return sorted(found, key=lambda r: (r.created_at, r.id))
 
-    async def purchases(self, user_id: str) -> list[Purchase]:
+    async def purchases(self, user_id: str, *, lock: bool = False) -> list[Purchase]:
         found = [p for p in self._s.purchases.values() if p.user_id == user_id]
         return sorted(found, key=lambda p: (p.created_at, p.id))
 

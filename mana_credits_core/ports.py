@@ -327,8 +327,9 @@ class UserDataRepository(Protocol):
         """Every reservation of the user, oldest first."""
         ...
 
-    async def purchases(self, user_id: str) -> builtins.list[Purchase]:
-        """Every purchase of the user, oldest first."""
+    async def purchases(self, user_id: str, *, lock: bool = False) -> builtins.list[Purchase]:
+        """Every purchase of the user, oldest first; `lock` holds their rows until the
+        unit of work ends."""
         ...
 
     async def gifts_created(self, user_id: str) -> builtins.list[GiftCode]:

@@ -56,9 +56,11 @@ class SqlUserData:
         query = sa.select(reservations).where(r.user_id == user_id).order_by(r.created_at, r.id)
         return [reservation_from(row) for row in await self._c.execute(query)]
 
-    async def purchases(self, user_id: str) -> list[Purchase]:
+    async def purchases(self, user_id: str, *, lock: bool = False) -> list[Purchase]:
         p = purchases.c
         query = sa.select(purchases).where(p.user_id == user_id).order_by(p.created_at, p.id)
+        if lock:
+            query = query.with_for_update()
         return [purchase_from(row) for row in await self._c.execute(query)]
 
     async def gifts_created(self, user_id: str) -> list[GiftCode]:

@@ -97,8 +97,9 @@ class UsersService:
             received = [g.target_email for g in await data.gifts_received(user_id)]
             keys = tuple(sorted({*keys, *(email_key(e) for e in received if e)}))
             # Rows are locked in the order the other use cases lock them (subscription,
-            # gift or reservation, then balance), so none of them deadlocks with this.
+            # purchase, gift or reservation, then balance), so none deadlocks with this.
             await uow.sync.get(user_id, lock=True)
+            await data.purchases(user_id, lock=True)
             await data.active_gifts(user_id, keys)
             await data.pending_reservations(user_id)
             await data.lock(user_id)

@@ -328,18 +328,30 @@ async def test_deletion_racing_everything_the_user_does_ends_cleanly(
     """Gift cancels and redemptions, reservation holds and refunds, Sync charges and
     debits of the user, all at once with the deletion: each ends with an answer (an
     error of the service at worst, never a driver error), and nothing drifts."""
-    s = build_services(sql_store, Settings(MANA_CREDITS_HOME=tmp_path), clock=TickingClock())
+    s = build_services(
+        sql_store,
+        Settings(MANA_CREDITS_HOME=tmp_path),
+        clock=TickingClock(),
+        payments=DevGateway("http://localhost:3061"),
+    )
+    package = await s.purchases.add_package("Plus", 1100, 1000)
     try:
         for round_ in range(3):
             user = Principal(f"racer-{round_}", email=f"racer-{round_}@example.org")
+            buying = (await s.purchases.start(user.user_id, package.id)).purchase
+            intent = buying.stripe_payment_intent_id
+            assert intent is not None
             await s.credits.credit(user.user_id, 1000, TransactionType.GRANT, "funds")
             await s.credits.credit("alice", 100, TransactionType.GRANT, "funds")
             mine = [await s.gifts.create(user, 10) for _ in range(4)]
             for_user = await s.gifts.create(ALICE, 20, type="personalized", target_email=user.email)
             held = [await s.reservations.reserve(user.user_id, 5, "job") for _ in range(4)]
             before = await credits_in_existence(s)
-            spent_before = await spent_by_apps(s)
+            flows_before = await flows(s)
             work = [
+                s.purchases.handle(
+                    PaymentSucceeded(f"p{round_}", buying.id, intent, 1000, CURRENCY)
+                ),
                 *(s.gifts.cancel(user.user_id, g.id) for g in mine[:2]),
                 *(s.gifts.redeem(BOB, g.code) for g in mine[2:]),
                 s.gifts.redeem(user, for_user.code),
@@ -355,8 +367,8 @@ async def test_deletion_racing_everything_the_user_does_ends_cleanly(
             done = await deleting
             unexpected = [r for r in results if isinstance(r, BaseException)]
             assert all(isinstance(r, CreditsError) for r in unexpected), unexpected
-            spent = await spent_by_apps(s) - spent_before
-            assert await credits_in_existence(s) == before - spent - done.forfeited
+            flowed = await flows(s) - flows_before
+            assert await credits_in_existence(s) == before + flowed - done.forfeited
             with pytest.raises(UserNotFound):
                 await s.credits.existing_balance(user.user_id)
             report = await s.reconcile.run()
@@ -365,6 +377,7 @@ async def test_deletion_racing_everything_the_user_does_ends_cleanly(
         await s.close()
 
 
-async def spent_by_apps(s: Services) -> int:
-    """Credits that left the system through usage entries (debits, commits, Sync)."""
-    return sum([-e.amount async for e in s.credits.export() if e.type == TransactionType.USAGE])
+async def flows(s: Services) -> int:
+    """Credits bought (in) less credits used by apps (out: debits, commits, Sync)."""
+    outside = (TransactionType.PURCHASE, TransactionType.USAGE)
+    return sum([e.amount async for e in s.credits.export() if e.type in outside])
