@@ -110,23 +110,25 @@ class UsersService:
                 await uow.reservations.release(
                     ReleaseHold(reservation_id, ReservationStatus.REFUNDED, now)
                 )
-            cancelled = 0
-            for gift in await data.active_gifts(user_id, keys):
-                cancelled += await self._cancel(uow, gift, self._clock.now())
+            cancelled = [
+                gift
+                for gift in await data.active_gifts(user_id, keys)
+                if await self._cancel(uow, gift, self._clock.now())
+            ]
             # Read the clock again: the forfeit is the last entry of the history.
             forfeited = await self._forfeit(uow, user_id, self._clock.now())
             count = await data.erase(Erasure(user_id, pseudonym, keys, self._clock.now()))
             await uow.commit()
-        if cancelled:
-            self._events.emit(EventKind.GIFT_CANCELLED, credits=cancelled)
-        return UserDeleted(count, forfeited, cancelled)
+        for gift in cancelled:
+            self._events.emit(EventKind.GIFT_CANCELLED, credits=gift.total_credits)
+        return UserDeleted(count, forfeited, len(cancelled))
 
-    async def _cancel(self, uow: UnitOfWork, gift: GiftCode, now: datetime) -> int:
+    async def _cancel(self, uow: UnitOfWork, gift: GiftCode, now: datetime) -> bool:
         """Cancel one active gift, its credits back to its creator (as `GiftsService`
-        does, with the same idempotency key); 1 if this call cancelled it."""
+        does, with the same idempotency key); whether this call cancelled it."""
         moved = await uow.gifts.transition(gift.id, GiftStatus.CANCELLED, now)
         if moved is None:
-            return 0
+            return False
         await uow.balances.credit(
             Credit(
                 entry_id=self._ids.new_id(),
@@ -140,7 +142,7 @@ class UsersService:
                 now=now,
             )
         )
-        return 1
+        return True
 
     async def _forfeit(self, uow: UnitOfWork, user_id: str, now: datetime) -> int:
         current = await uow.balances.get(user_id)

@@ -18,6 +18,7 @@ from mana_credits_adapters.sql.store import SqlStore
 from mana_credits_adapters.sql.tables import metadata
 from mana_credits_core import InvalidInput, Principal, TransactionType
 from mana_credits_core.errors import BalanceNotFound, CreditsError, GiftWrongUser, UserNotFound
+from mana_credits_core.events import Event, EventKind
 from mana_credits_core.gifts import GiftStatus, RedemptionStatus
 from mana_credits_core.ports import Store
 from mana_credits_core.purchases import CURRENCY, PaymentDisputed, PaymentSucceeded
@@ -143,8 +144,11 @@ async def test_deletion_keeps_the_accounts_and_forgets_the_person(world: World) 
     # 1100 bought + 70 received - 100 - 40 given - 25 spent - 50 reserved - 30 (Sync)
     assert (await s.credits.balance(zelda)).balance == 925
 
+    heard: list[Event] = []
+    s.events.subscribe(heard.append)
     done = await s.users.delete(zelda, email="zelda.quist@EXAMPLE.org")
     assert done.deleted_count > 0
+    assert sorted(e.credits for e in heard if e.kind == EventKind.GIFT_CANCELLED) == [30, 40]
     # The reservation (50) and the unredeemed gift (40) come back before the forfeit.
     assert (done.forfeited, done.gifts_cancelled) == (925 + 50 + 40, 2)
 
