@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -12,15 +13,17 @@ import sqlalchemy as sa
 from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import TickingClock
 from mana_credits_adapters.memory import MemoryStore
+from mana_credits_adapters.memory_users import MemoryUserData
 from mana_credits_adapters.payments.dev import DevGateway
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import SqlStore
 from mana_credits_adapters.sql.tables import metadata
+from mana_credits_adapters.sql.users import SqlUserData
 from mana_credits_core import InvalidInput, Principal, TransactionType
 from mana_credits_core.errors import BalanceNotFound, CreditsError, GiftWrongUser, UserNotFound
 from mana_credits_core.events import Event, EventKind
 from mana_credits_core.gifts import GiftStatus, RedemptionStatus
-from mana_credits_core.ports import Store
+from mana_credits_core.ports import Erasure, Store
 from mana_credits_core.purchases import CURRENCY, PaymentDisputed, PaymentSucceeded
 from mana_credits_core.reservations import ReservationStatus
 from mana_credits_core.services import Services
@@ -385,3 +388,32 @@ async def flows(s: Services) -> int:
     """Credits bought (in) less credits used by apps (out: debits, commits, Sync)."""
     outside = (TransactionType.PURCHASE, TransactionType.USAGE)
     return sum([e.amount async for e in s.credits.export() if e.type in outside])
+
+
+class Interrupted(Exception):
+    """Raised after the erasure, before the commit."""
+
+
+async def test_a_deletion_interrupted_before_commit_changes_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = world.services
+    before = await s.users.records(ZELDA.user_id)
+    ledger = [e async for e in s.users.ledger(ZELDA.user_id)]
+    store = world.store
+    kind: type[Any] = MemoryUserData if isinstance(store, MemoryStore) else SqlUserData
+    erase = kind.erase
+
+    async def erase_then_fail(self: Any, erasure: Erasure) -> int:
+        await erase(self, erasure)
+        raise Interrupted()
+
+    monkeypatch.setattr(kind, "erase", erase_then_fail)
+    with pytest.raises(Interrupted):
+        await s.users.delete(ZELDA.user_id, email=ZELDA.email)
+    monkeypatch.undo()
+    assert await s.users.records(ZELDA.user_id) == before
+    assert [e async for e in s.users.ledger(ZELDA.user_id)] == ledger
+    assert len(await mentions(store, SECRETS)) >= len(SECRETS)
+    assert (await s.reconcile.run()).ok
+    assert (await s.users.delete(ZELDA.user_id)).deleted_count > 0
