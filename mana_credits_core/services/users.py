@@ -81,12 +81,13 @@ class UsersService:
         """Delete a user's account data in one transaction (idempotent).
 
         In order: the user's rows are locked, their balance last (a racing debit waits,
-        then finds no balance); pending reservations are released; active gifts the user created, or
-        addressed to `email` or to an address of a personalized gift they redeemed, are
-        cancelled and their credits go back to their creators; what the user has left
-        is forfeited by one `forfeit` entry; then `UserDataRepository.erase` deletes and
-        pseudonymizes (see `Erasure`). `email` (optional) lets gifts still addressed to
-        the person be found. Raises `InvalidInput` for a malformed id or e-mail,
+        then finds no balance); pending reservations are released; active gifts the
+        user created, or addressed to `email` or to an address of a personalized gift
+        they redeemed, are cancelled and their credits go back to their creators; what
+        the user has left is forfeited by one `forfeit` entry; then
+        `UserDataRepository.erase` deletes and pseudonymizes (see `Erasure`). `email`
+        (optional) lets gifts still addressed to the person be found. Returns
+        `UserDeleted`. Raises `InvalidInput` for a malformed id or e-mail,
         `StoreUnavailable` when the store cannot be reached (nothing changed).
         """
         user_id = v.identifier(user_id, "userId")
