@@ -17,7 +17,6 @@ from mana_credits_adapters.memory_users import MemoryUserData
 from mana_credits_adapters.payments.dev import DevGateway
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import SqlStore
-from mana_credits_adapters.sql.tables import metadata
 from mana_credits_adapters.sql.users import SqlUserData
 from mana_credits_core import InvalidInput, Principal, TransactionType
 from mana_credits_core.errors import BalanceNotFound, CreditsError, GiftWrongUser, UserNotFound
@@ -109,27 +108,38 @@ async def credits_in_existence(s: Services) -> int:
 
 
 async def mentions(store: Store, needles: tuple[str, ...]) -> list[str]:
-    """Where any needle still appears: every text column of every table (SQL), or the
-    whole state (memory)."""
-    found: list[str] = []
+    """Where any needle still appears: every text column of every table the database
+    has (found by reflection, not from our table definitions), or the whole state of the
+    memory store."""
     if isinstance(store, MemoryStore):
         text = repr(vars(store.state)).lower()
         return [n for n in needles if n.lower() in text]
     assert isinstance(store, SqlStore)
+    found: list[str] = []
+    schemas: list[str | None] = ["credits", "gifts"] if store.dialect == "postgresql" else [None]
     async with store.engine.connect() as connection:
-        for table in metadata.sorted_tables:
-            for column in table.columns:
-                if not isinstance(column.type, sa.String | sa.JSON):
-                    continue
-                as_text = sa.func.lower(sa.cast(column, sa.Text))
-                for needle in needles:
-                    query = sa.select(sa.func.count()).where(
-                        as_text.contains(needle.lower(), autoescape=True)
-                    )
-                    hits = await connection.scalar(query.select_from(table))
-                    if hits:
-                        found.append(f"{table.name}.{column.name}: {needle}")
+        columns = await connection.run_sync(lambda sync: text_columns(sync, schemas))
+        assert len(columns) > 40  # every table was seen
+        for schema, table, column in columns:
+            as_text = sa.func.lower(sa.cast(sa.column(column), sa.Text))
+            source = sa.table(table, sa.column(column), schema=schema)
+            for needle in needles:
+                query = sa.select(sa.func.count()).select_from(source)
+                query = query.where(as_text.contains(needle.lower(), autoescape=True))
+                if await connection.scalar(query):
+                    found.append(f"{table}.{column}: {needle}")
     return found
+
+
+def text_columns(connection: sa.Connection, schemas: list[str | None]) -> list[tuple[Any, ...]]:
+    inspector = sa.inspect(connection)
+    return [
+        (schema, table, column["name"])
+        for schema in schemas
+        for table in inspector.get_table_names(schema=schema)
+        for column in inspector.get_columns(table, schema=schema)
+        if isinstance(column["type"], sa.String | sa.JSON)
+    ]
 
 
 async def test_the_fixture_really_holds_zeldas_data(world: World) -> None:
