@@ -13,7 +13,6 @@ from mana_credits_core.gifts import (
     RedemptionStatus,
     email_key,
 )
-from mana_credits_core.ledger import Balance
 from mana_credits_core.ports import Erasure
 from mana_credits_core.purchases import Purchase
 from mana_credits_core.reservations import Reservation, ReservationStatus
@@ -31,8 +30,8 @@ class MemoryUserData:
         self._s = state
         self._undo = undo
 
-    async def lock(self, user_id: str) -> Balance | None:
-        return self._s.balances.get(user_id)  # the unit of work holds the store's lock
+    async def lock(self, user_ids: Sequence[str]) -> None:
+        return None  # the unit of work holds the store's lock
 
     async def pending_reservations(self, user_id: str) -> list[str]:
         return [r.id for r in await self.reservations(user_id) if r.status == _PENDING]

@@ -313,9 +313,9 @@ class ReportRepository(Protocol):
 class UserDataRepository(Protocol):
     """Everything held about one user, across tables: for access and erasure."""
 
-    async def lock(self, user_id: str) -> Balance | None:
-        """The user's balance, its row locked until the unit of work ends (so a debit
-        racing an erasure waits for it); None if the user has no balance."""
+    async def lock(self, user_ids: Sequence[str]) -> None:
+        """Lock these users' balance rows until the unit of work ends, in user id order
+        as a batch of debits does (so a debit racing an erasure waits for it)."""
         ...
 
     async def pending_reservations(self, user_id: str) -> builtins.list[str]:

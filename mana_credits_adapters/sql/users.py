@@ -9,13 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mana_credits_core.gifts import GiftCode, GiftRedemption, GiftStatus, RedemptionStatus
-from mana_credits_core.ledger import Balance
 from mana_credits_core.ports import Erasure
 from mana_credits_core.purchases import Purchase
 from mana_credits_core.reservations import Reservation, ReservationStatus
 
 from .gifts import gift_from, redemption_from
-from .ledger import balance_from
 from .purchases import purchase_from
 from .reservations import reservation_from
 from .tables import (
@@ -35,11 +33,16 @@ class SqlUserData:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
 
-    async def lock(self, user_id: str) -> Balance | None:
+    async def lock(self, user_ids: Sequence[str]) -> None:
         # FOR UPDATE on PostgreSQL; SQLite writers are serialised by BEGIN IMMEDIATE.
-        query = sa.select(balances).where(balances.c.user_id == user_id).with_for_update()
-        row = (await self._c.execute(query)).first()
-        return None if row is None else balance_from(row)
+        b = balances.c
+        query = (
+            sa.select(b.user_id)
+            .where(b.user_id.in_(sorted(user_ids)))
+            .order_by(b.user_id)
+            .with_for_update()
+        )
+        await self._c.execute(query)
 
     async def pending_reservations(self, user_id: str) -> list[str]:
         r = reservations.c

@@ -101,9 +101,10 @@ class UsersService:
             # purchase, gift or reservation, then balance), so none deadlocks with this.
             await uow.sync.get(user_id, lock=True)
             await data.purchases(user_id, lock=True)
-            await data.active_gifts(user_id, keys)
+            gifts = await data.active_gifts(user_id, keys)
             await data.pending_reservations(user_id)
-            await data.lock(user_id)
+            # The balances: the user's, and those of the creators of gifts to cancel.
+            await data.lock(sorted({user_id, *(g.creator_id for g in gifts)}))
             # Listed again: a gift or hold that took the balance first is committed now,
             # and no new one can start until this transaction ends.
             now = self._clock.now()

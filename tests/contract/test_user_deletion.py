@@ -377,6 +377,7 @@ async def test_deletion_racing_everything_the_user_does_ends_cleanly(
                 s.reservations.reserve(user.user_id, 5, "job"),
                 s.sync.activate(user.user_id),
                 *(s.credits.use(user.user_id, 1, "app", "spend") for _ in range(5)),
+                *(s.credits.use("alice", 1, "app", "spend") for _ in range(5)),
             ]
             tasks = [asyncio.ensure_future(w) for w in work]
             deleting = asyncio.ensure_future(s.users.delete(user.user_id, email=user.email))
