@@ -24,6 +24,7 @@ from mana_credits_core.services import (
     ReservationsService,
     Services,
     SyncService,
+    UsersService,
 )
 from mana_credits_core.services.credits import UnitOfWorkDebits
 
@@ -145,6 +146,7 @@ def build_services(
         gifts=GiftsService(store, clock, ids, codes or SecretCodes(), events),
         sync=SyncService(store, clock, ids, notifier, events),
         reconcile=ReconcileService(store),
+        users=UsersService(store, clock, ids, events),
         payments=payments,
         notifier=notifier,
         events=events,

@@ -52,6 +52,7 @@ from mana_credits_core.sync import BillingInterval, SyncSubscription
 
 from .memory_counts import MemoryLedgerCounts
 from .memory_reports import MemoryReports
+from .memory_users import MemoryUserData
 
 Undo = Callable[[], None]
 
@@ -115,6 +116,7 @@ class MemoryUnitOfWork:
         self._gifts = MemoryGifts(state, self._undo)
         self._sync = MemorySync(state, self._undo)
         self._reports = MemoryReports(state)
+        self._users = MemoryUserData(state, self._undo)
 
     @property
     def balances(self) -> MemoryBalances:
@@ -159,6 +161,10 @@ class MemoryUnitOfWork:
     @property
     def reports(self) -> MemoryReports:
         return self._reports
+
+    @property
+    def users(self) -> MemoryUserData:
+        return self._users
 
     async def __aenter__(self) -> Self:
         await self._store.lock.acquire()

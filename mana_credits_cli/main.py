@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "billing": ("sync", "billing", "The Cloud Sync billing run."),
     "ledger": ("ledger", "app", "Export the ledger."),
     "report": ("report", "app", "Reports."),
+    "users": ("users", "app", "A person's data: export it, delete the account."),
     "reconcile": (
         "reconcile",
         "reconcile",

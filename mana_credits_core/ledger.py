@@ -11,7 +11,7 @@ JsonObject = dict[str, Any]
 
 
 class TransactionType(enum.StrEnum):
-    """Why credits moved. `grant` and `clawback` are additions to the old service."""
+    """Why credits moved. `grant`, `clawback` and `forfeit` are additions to the old service."""
 
     PURCHASE = "purchase"
     USAGE = "usage"
@@ -19,6 +19,7 @@ class TransactionType(enum.StrEnum):
     GIFT = "gift"
     GRANT = "grant"  # an operator's audited gift of credits, or a reward (app `community`)
     CLAWBACK = "clawback"  # credits taken back after a payment refund or dispute
+    FORFEIT = "forfeit"  # what was left when the account was deleted (docs/privacy.md)
 
 
 class TransactionStatus(enum.StrEnum):

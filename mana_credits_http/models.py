@@ -185,6 +185,11 @@ class CommitOut(Camel):
     transaction_id: str
 
 
+class DeletedUserOut(Camel):
+    success: Literal[True] = True
+    deleted_count: int
+
+
 class RefundReservationOut(Camel):
     success: Literal[True] = True
     balance: int

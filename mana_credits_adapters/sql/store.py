@@ -24,6 +24,7 @@ from .reservations import SqlReservations
 from .sync import SqlSync
 from .tables import SQLITE_SCHEMA_MAP
 from .target import DatabaseTarget, failure_cause, redact
+from .users import SqlUserData
 
 # What getting a connection can raise when the database is away or the pool is
 # exhausted (PoolTimeout: every connection busy; answer 503 now rather than queue).
@@ -329,6 +330,10 @@ class SqlUnitOfWork:
     @property
     def reports(self) -> SqlReports:
         return SqlReports(self.connection)
+
+    @property
+    def users(self) -> SqlUserData:
+        return SqlUserData(self.connection)
 
     async def __aenter__(self) -> Self:
         try:

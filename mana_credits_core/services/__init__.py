@@ -16,6 +16,9 @@ from .reconcile import ReconcileReport as ReconcileReport
 from .reconcile import ReconcileService as ReconcileService
 from .reservations import ReservationsService as ReservationsService
 from .sync import SyncService as SyncService
+from .users import UserDeleted as UserDeleted
+from .users import UserRecords as UserRecords
+from .users import UsersService as UsersService
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,7 @@ class Services:
     gifts: GiftsService
     sync: SyncService
     reconcile: ReconcileService
+    users: UsersService  # a person's data: export and account deletion
     payments: PaymentGateway
     notifier: Notifier
     events: Events  # what the use cases above did, for observers such as metrics
@@ -51,4 +55,7 @@ __all__ = [
     "Services",
     "StartedPurchase",
     "SyncService",
+    "UserDeleted",
+    "UserRecords",
+    "UsersService",
 ]

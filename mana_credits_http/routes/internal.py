@@ -15,6 +15,7 @@ from ..models import (
     BalanceOut,
     CommitBody,
     CommitOut,
+    DeletedUserOut,
     InternalRefundBody,
     InternalUseCreditsBody,
     RefundedBalanceOut,
@@ -36,6 +37,16 @@ async def balance(request: web.Request) -> web.Response:
     user_id = validation.identifier(request.match_info["user_id"], "userId")
     found = await request.app[SERVICES].credits.balance_summary(user_id)
     return web.json_response(InternalBalanceOut.of_summary(found).render())
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    """Account deletion (GDPR art. 17): the auth service calls this once the person
+    deleted their account. `?email=` (optional) also finds gifts still addressed to them."""
+    require_service(request)
+    user_id = validation.identifier(request.match_info["user_id"], "userId")
+    email = request.query.get("email")
+    done = await request.app[SERVICES].users.delete(user_id, email=email)
+    return web.json_response(DeletedUserOut(deleted_count=done.deleted_count).render())
 
 
 async def use(request: web.Request) -> web.Response:
@@ -116,6 +127,14 @@ ROUTES = [
         "A user's balance (created at zero if absent) and their number of ledger entries",
         "service",
         response=InternalBalanceOut,
+    ),
+    Route(
+        "DELETE",
+        PREFIX + "/balance/{user_id}",
+        delete_user,
+        "Delete a user's data: pseudonymize the accounts, forfeit the balance (idempotent)",
+        "service",
+        response=DeletedUserOut,
     ),
     Route(
         "POST",

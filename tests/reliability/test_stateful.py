@@ -45,6 +45,8 @@ pytestmark = pytest.mark.postgres
 USERS = ("ann", "bob", "cy", "dee")
 EXAMPLES = int(os.environ.get("MANA_CREDITS_STATEFUL_EXAMPLES", "25"))
 DERANDOMIZE = os.environ.get("MANA_CREDITS_STATEFUL_RANDOM") != "1"
+ERASED = "<erased>"  # a reservation, or a gift's addressee, removed by an account deletion
+PSEUDONYM = "<pseudonym>"  # the creator of a deleted user's gifts
 
 
 @dataclass
@@ -104,6 +106,7 @@ class Model:
     # (user, referenceId) → (transaction id, balance right after the reward)
     rewards: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     steps: int = 0
+    erased_purchases: set[str] = field(default_factory=set)  # their buyer was deleted
 
     def credit(self, user: str, amount: int) -> None:
         self.balances[user] = self.balances.get(user, 0) + amount
@@ -229,6 +232,9 @@ class CreditsMachine(RuleBasedStateMachine):
             return
         body = {"reservationId": held.id, "description": "done"}
         answer = self.server.request("POST", "/api/v1/internal/credits/commit", body)
+        if held.state == ERASED:  # its user was deleted, and the reservation with them
+            assert answer.status == 404, answer
+            return
         if held.state != "pending":  # the contract's answer to a second attempt
             assert answer.status == 400, answer
             assert answer.body["code"] == "reservation_not_pending"
@@ -242,6 +248,9 @@ class CreditsMachine(RuleBasedStateMachine):
             return
         body = {"reservationId": held.id}
         answer = self.server.request("POST", "/api/v1/internal/credits/refund-reservation", body)
+        if held.state == ERASED:
+            assert answer.status == 404, answer
+            return
         if held.state != "pending":  # the contract's answer to a second attempt
             assert answer.status == 400, answer
             assert answer.body["code"] == "reservation_not_pending"
@@ -497,6 +506,9 @@ class CreditsMachine(RuleBasedStateMachine):
             answer = self.server.webhook(payload)
             assert answer.status == 200, answer
             assert answer.body == {"received": True}
+        if purchase.id in self.model.erased_purchases:
+            purchase.paid = True  # credited, if it was not yet, to the buyer's pseudonym
+            return
         if not purchase.paid:
             purchase.paid = True
             self.model.credit(purchase.user, purchase.credits)
@@ -505,6 +517,48 @@ class CreditsMachine(RuleBasedStateMachine):
         )
         assert seen.status == 200, seen
         assert seen.body["status"] == "completed", seen
+
+    # Account deletion (GDPR art. 17).
+
+    @rule(user=users)
+    def delete_user(self, user: str) -> None:
+        """The auth service deletes an account: the user's credits are forfeited, their
+        gifts cancelled, their reservations gone; the old id starts from nothing."""
+        held = self.server.call(self.server.services.users.records(user))
+        path = f"/api/v1/internal/credits/balance/{user}"
+        answer = self.server.request("DELETE", path)
+        assert answer.status == 200, answer
+        has_data = held.balance is not None or any(
+            (held.purchases, held.gifts_created, held.redemptions, held.subscription)
+        )
+        assert (answer.body["deletedCount"] > 0) >= has_data, (answer, held)
+        again = self.server.request("DELETE", path)
+        assert again.body == {"success": True, "deletedCount": 0}, again
+        # A personalized gift the user redeemed tells their address: gifts still
+        # waiting for it are cancelled too.
+        learned = any(g.target == user and g.state == "depleted" for g in self.model.gifts)
+        for gift in self.model.gifts:
+            if gift.state == "active" and (
+                gift.creator == user or (learned and gift.target == user)
+            ):
+                gift.state = "cancelled"
+                self.model.credit(gift.creator, gift.amount)
+            if gift.creator == user:
+                gift.creator = PSEUDONYM
+                gift.target = None if gift.target is None else ERASED
+            elif gift.target == user and learned:
+                gift.target = ERASED  # no address matches any more: nobody may redeem it
+        for reservation in self.model.reservations:
+            if reservation.user == user:
+                reservation.state = ERASED
+        self.model.balances.pop(user, None)
+        self.model.subscriptions.pop(user, None)
+        self.model.keys = {k: v for k, v in self.model.keys.items() if k[0] != user}
+        self.model.erased_purchases |= {p.id for p in held.purchases}
+        gone = self.server.request("POST", "/api/v1/internal/credits/use", {
+            "userId": user, "amount": 1, "appId": "chat", "description": "after",
+        })  # fmt: skip
+        assert gone.status == 404, gone
 
     # What must hold after every step.
 

@@ -1,0 +1,140 @@
+"""`mana-credits users export` and `users delete` on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_adapters.settings import Settings
+from mana_credits_adapters.sql.store import create_engine
+from mana_credits_adapters.sql.tables import balances, transactions
+from mana_credits_core import Principal, TransactionType
+from mana_credits_core.purchases import CURRENCY, PaymentSucceeded
+
+from .conftest import invoke, invoke_split
+
+ZELDA = Principal("zelda", email="zelda@example.org", name="Zelda Quist")
+
+
+def seed_zelda(url: str, entries: int = 0) -> None:
+    async def work() -> None:
+        async with bootstrap(Settings(DATABASE_URL=url), migrate=True) as s:
+            package = await s.purchases.add_package("Plus", 1100, 1000)
+            started = await s.purchases.start("zelda", package.id, email=ZELDA.email)
+            intent = started.purchase.stripe_payment_intent_id
+            assert intent is not None
+            await s.purchases.handle(
+                PaymentSucceeded("e1", started.purchase.id, intent, 1000, CURRENCY)
+            )
+            await s.gifts.create(ZELDA, 100, message="For Bob, love Zelda")
+            await s.reservations.reserve("zelda", 50, "render")
+            await s.sync.activate("zelda")
+            for n in range(entries):
+                await s.credits.use("zelda", 1, "chat", f"answer {n}")
+            await s.credits.credit("bob", 5, TransactionType.GRANT, "funds")
+
+    asyncio.run(work())
+
+
+async def bulk_grants(url: str, user: str, count: int) -> None:
+    """`count` grants of one credit, written in one statement (seeding through the
+    service would take a transaction each), balance and totals kept in step."""
+    engine = create_engine(Settings(DATABASE_URL=url).effective_database_url)
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": str(uuid.uuid4()), "user_id": user, "type": "grant", "status": "completed",
+            "amount": 1, "balance_before": 0, "balance_after": 0, "app_id": "admin",
+            "description": f"grant {n}", "metadata": None, "idempotency_key": None,
+            "created_at": now + timedelta(seconds=n), "completed_at": now,
+        }
+        for n in range(count)
+    ]  # fmt: skip
+    b = balances.c
+    async with engine.begin() as connection:
+        await connection.execute(sa.insert(transactions), rows)
+        await connection.execute(
+            sa.update(balances)
+            .where(b.user_id == user)
+            .values(balance=b.balance + count, total_earned=b.total_earned + count)
+        )
+    await engine.dispose()
+
+
+def test_delete_needs_yes_and_changes_nothing_without_it(database_url: str) -> None:
+    seed_zelda(database_url)
+    code, out, err = invoke_split("users", "delete", "zelda", "--database-url", database_url)
+    assert code == 1
+    assert out == ""
+    assert err.strip().splitlines() == [
+        "error: confirmation_required: deleting zelda's data cannot be undone,"
+        " pass --yes to confirm"
+    ]
+    code, out = invoke("credits", "balance", "zelda", "--database-url", database_url, "--json")
+    assert code == 0, out
+    assert json.loads(out)["balance"] == 1100 - 100 - 50 - 30
+
+
+def test_export_then_delete_then_nothing_is_left(database_url: str) -> None:
+    seed_zelda(database_url, entries=3)
+    code, out, err = invoke_split("users", "export", "zelda", "--database-url", database_url)
+    assert code == 0, err
+    exported = json.loads(out)
+    assert set(exported) == {
+        "userId", "balance", "purchases", "giftsCreated", "giftsReceived", "redemptions",
+        "subscription", "reservations", "usage", "ledger",
+    }  # fmt: skip
+    assert exported["balance"]["balance"] == 1100 - 100 - 50 - 30 - 3
+    assert [p["credits"] for p in exported["purchases"]] == [1100]
+    assert [g["message"] for g in exported["giftsCreated"]] == ["For Bob, love Zelda"]
+    assert exported["subscription"]["active"] is True
+    assert [r["amount"] for r in exported["reservations"]] == [50]
+    assert [e["type"] for e in exported["ledger"]] == [
+        "purchase", "gift", "usage", "usage", "usage", "usage",
+    ]  # fmt: skip
+
+    code, out, err = invoke_split(
+        "users", "delete", "zelda", "--yes", "--json", "--database-url", database_url
+    )
+    assert code == 0, err
+    done = json.loads(out)
+    assert done["userId"] == "zelda"
+    assert done["deletedCount"] > 0
+    assert (done["forfeited"], done["giftsCancelled"]) == (1100 - 30 - 3, 1)
+
+    code, out = invoke("users", "delete", "zelda", "--yes", "--database-url", database_url)
+    assert (code, out.strip()) == (0, "nothing held about zelda: nothing deleted")
+    code, out, err = invoke_split("users", "export", "zelda", "--database-url", database_url)
+    assert code == 1
+    assert err.strip() == "error: user_not_found: nothing is held about zelda, check the id"
+    code, out = invoke("reconcile", "--database-url", database_url, "--json")
+    assert code == 0, out
+
+
+def test_export_of_a_long_ledger_streams_valid_json(database_url: str) -> None:
+    seed_zelda(database_url)
+    asyncio.run(bulk_grants(database_url, "zelda", 1005))  # more than one page of 1000
+    output = invoke_split("users", "export", "zelda", "--database-url", database_url)
+    code, out, err = output
+    assert code == 0, err
+    ledger = json.loads(out)["ledger"]
+    assert len(ledger) == 3 + 1005
+    assert len({e["id"] for e in ledger}) == len(ledger)
+    assert [e["createdAt"] for e in ledger] == sorted(e["createdAt"] for e in ledger)
+
+
+def test_bad_input_is_one_line(database_url: str) -> None:
+    seed_zelda(database_url)
+    code, out, err = invoke_split(
+        "users", "delete", "zelda", "--yes", "--email", "nope", "--database-url", database_url
+    )
+    assert code == 1
+    assert err.strip() == "error: invalid_input: email must be an e-mail address"
+    code, out = invoke("users", "delete", "zelda", "--yes", "--database-url", database_url)
+    assert code == 0
+    assert out.startswith("deleted zelda: ")
