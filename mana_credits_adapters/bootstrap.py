@@ -78,6 +78,30 @@ async def open_store(
     return store
 
 
+def check_database_url(url: str) -> None:
+    """Check a SQL database URL before anything is opened (front ends: a broken URL is
+    the first thing to report). Raises `InvalidDatabaseUrl` or `UnsupportedDatabase`."""
+    from .sql.target import parse
+
+    parse(url)
+
+
+def shown_database_url(url: str) -> str:
+    """`url` with its password hidden, for banners and messages."""
+    from .sql.target import redact
+
+    return redact(url)
+
+
+def failure_cause(error: BaseException) -> str:
+    """The database driver's own words for why `error` (a `StoreUnavailable` or
+    `DatabaseUnreachable`'s cause) happened, on one line, no password in them: for
+    operators, never for API clients."""
+    from .sql.target import failure_cause as cause
+
+    return cause(error)
+
+
 def open_debits(store: Store, settings: Settings) -> DebitApplier:
     """Group commit on PostgreSQL (unless turned off); one transaction per debit else."""
     if not settings.debit_batching or getattr(store, "dialect", None) != "postgresql":

@@ -51,6 +51,7 @@ from mana_credits_core.reservations import (
 from mana_credits_core.sync import BillingInterval, SyncSubscription
 
 from .memory_counts import MemoryLedgerCounts
+from .memory_lookups import MemoryGiftLookups, MemoryPackageLookups, MemoryPurchaseLookups
 from .memory_reports import MemoryReports
 from .memory_users import MemoryUserData
 
@@ -464,7 +465,7 @@ class MemoryUsage:
         ]
 
 
-class MemoryPackages:
+class MemoryPackages(MemoryPackageLookups):
     def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
         self._s = state
         self._undo = undo
@@ -487,7 +488,7 @@ class MemoryPackages:
         return len(self._s.packages)
 
 
-class MemoryPurchases:
+class MemoryPurchases(MemoryPurchaseLookups):
     def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
         self._s = state
         self._undo = undo
@@ -572,7 +573,7 @@ class MemoryPaymentEvents:
         return True
 
 
-class MemoryGifts:
+class MemoryGifts(MemoryGiftLookups):
     def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
         self._s = state
         self._undo = undo

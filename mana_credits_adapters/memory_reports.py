@@ -34,11 +34,14 @@ class MemoryReports:
         *,
         user_id: str | None = None,
         status: PurchaseStatus | None = None,
+        clawed_back: bool = False,
     ) -> list[Purchase]:
         found = [
             p
             for p in self._s.purchases.values()
-            if (user_id is None or p.user_id == user_id) and (status is None or p.status == status)
+            if (user_id is None or p.user_id == user_id)
+            and (status is None or p.status == status)
+            and (not clawed_back or p.clawed_back > 0)
         ]
         found.sort(key=lambda p: (p.created_at, p.id), reverse=True)
         return found[:limit]

@@ -78,23 +78,6 @@ async def find_gift(services: Services, given: str) -> GiftCode:
         raise not_found("gift", given) from exc
 
 
-async def redemptions_of(services: Services, gift_id: str) -> list[GiftRedemption]:
-    """Every redemption attempt of one gift, oldest first (SQL stores; none in memory)."""
-    from mana_credits_adapters.sql.store import SqlStore
-
-    if not isinstance(services.store, SqlStore):
-        return []
-    import sqlalchemy as sa
-
-    from mana_credits_adapters.sql.gifts import redemption_from
-    from mana_credits_adapters.sql.tables import gift_redemptions
-
-    r = gift_redemptions.c
-    query = sa.select(gift_redemptions).where(r.gift_code_id == gift_id).order_by(r.created_at)
-    async with services.store.engine.connect() as connection:
-        return [redemption_from(row) for row in await connection.execute(query)]
-
-
 def not_returnable(gift: GiftCode, command: str) -> Conflict:
     """Why `command` (cancel or expire) cannot return an inactive gift's credits."""
     return GiftNotCancellable(
@@ -122,7 +105,7 @@ def show(gift: GiftArg, database_url: DatabaseUrl = None, json: JsonOutput = Fal
     async def work() -> tuple[GiftCode, list[GiftRedemption]]:
         async with open_services(database_url, read_only=True) as services:
             found = await find_gift(services, gift)
-            return found, await redemptions_of(services, found.id)
+            return found, await services.gifts.redemptions(found.id)
 
     found, redemptions = run(work)
     if json:

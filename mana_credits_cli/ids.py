@@ -16,13 +16,15 @@ from mana_credits_core.errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from mana_credits_core.services import Services
 
-# kind: (table name in mana_credits_adapters.sql.tables, not-found error, listing command)
-KINDS: dict[str, tuple[str, type[NotFound], str]] = {
-    "purchase": ("purchases", PurchaseNotFound, "mana-credits purchases list"),
-    "package": ("packages", PackageNotFound, "mana-credits packages list --all"),
-    "gift": ("gift_codes", GiftNotFound, "mana-credits gifts list"),
+# kind: (not-found error, listing command)
+KINDS: dict[str, tuple[type[NotFound], str]] = {
+    "purchase": (PurchaseNotFound, "mana-credits purchases list"),
+    "package": (PackageNotFound, "mana-credits packages list --all"),
+    "gift": (GiftNotFound, "mana-credits gifts list"),
 }
 # How many matches an ambiguous prefix counts at most (the message says "N or more").
 COUNTED = 100
@@ -36,39 +38,30 @@ class AmbiguousId(CreditsError):
 
 def not_found(kind: str, given: str) -> NotFound:
     """The kind's not-found error naming `given` and the command listing them."""
-    _table, error, listing = KINDS[kind]
+    error, listing = KINDS[kind]
     what = "code or id" if kind == "gift" else "id"
     return error(f"no {kind} with {what} {given}, check it ({listing} shows them)")
+
+
+def lookup_of(services: Services, kind: str) -> Callable[[str, int], Awaitable[list[str]]]:
+    """The use case listing the ids of a `kind` that start with a prefix."""
+    lookups = {
+        "purchase": services.purchases.purchase_ids_starting_with,
+        "package": services.purchases.package_ids_starting_with,
+        "gift": services.gifts.gift_ids_starting_with,
+    }
+    return lookups[kind]
 
 
 async def full_id(services: Services, kind: str, given: str) -> str:
     """The one id of a `kind` ("purchase", "package" or "gift") starting with `given`.
 
     Raises the kind's `NotFound` naming `given` when none does, `AmbiguousId` with the
-    number of matches when several do. A store without SQL tables (memory) takes
-    `given` as the full id.
+    number of matches when several do, `InvalidInput` for a blank `given`.
     """
-    from mana_credits_adapters.sql.store import SqlStore
-
-    store = services.store
-    text = given.strip()
-    if not isinstance(store, SqlStore) or not text:
-        return given
-    import sqlalchemy as sa
-
-    from mana_credits_adapters.sql import tables
-
-    table_name, _error, listing = KINDS[kind]
-    table: sa.Table = getattr(tables, table_name)
-    prefix = text.lower()  # our ids are lower-case UUIDs
-    query = (
-        sa.select(table.c.id)
-        .where(table.c.id.startswith(prefix, autoescape=True))
-        .order_by(table.c.id)
-        .limit(COUNTED + 1)
-    )
-    async with store.engine.connect() as connection:
-        found = [str(i) for i in (await connection.execute(query)).scalars()]
+    _error, listing = KINDS[kind]
+    found = await lookup_of(services, kind)(given, COUNTED + 1)
+    prefix = given.strip().lower()  # as the lookup matched it
     if prefix in found:
         return prefix
     if not found:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -13,9 +13,6 @@ from mana_credits_core.services.purchases import RefundResult
 from mana_credits_core.validation import MAX_PAGE_SIZE, MAX_REASON
 
 from .ids import full_id
-
-if TYPE_CHECKING:
-    from mana_credits_core.services import Services
 from .runtime import (
     DatabaseUrl,
     JsonOutput,
@@ -61,29 +58,6 @@ def purchase_json(p: Purchase) -> dict[str, object]:
     }
 
 
-async def clawed_back_ids(
-    services: Services, limit: int, user: str | None, status: str | None
-) -> list[str]:
-    """Ids of the newest `limit` purchases with credits clawed back (SQL stores)."""
-    from mana_credits_adapters.sql.store import SqlStore
-
-    if not isinstance(services.store, SqlStore):
-        return []
-    import sqlalchemy as sa
-
-    from mana_credits_adapters.sql.tables import purchases
-
-    c = purchases.c
-    query = sa.select(c.id).where(c.clawed_back > 0)
-    if user is not None:
-        query = query.where(c.user_id == user)
-    if status is not None:
-        query = query.where(c.status == status)
-    query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
-    async with services.store.engine.connect() as connection:
-        return [str(i) for i in (await connection.execute(query)).scalars()]
-
-
 def euros(cents: int) -> str:
     return f"{cents / 100:.2f} €"
 
@@ -124,10 +98,9 @@ def list_purchases(
 
     async def work() -> list[Purchase]:
         async with open_services(database_url, read_only=True) as services:
-            if clawed_back:
-                ids = await clawed_back_ids(services, limit, user, wanted)
-                return [await services.purchases.get(i) for i in ids]
-            return await services.purchases.all_purchases(limit, user_id=user, status=wanted)
+            return await services.purchases.all_purchases(
+                limit, user_id=user, status=wanted, clawed_back=clawed_back
+            )
 
     found = run(work)
     if json:

@@ -109,40 +109,13 @@ async def open_services(
     """
     from mana_credits_adapters.bootstrap import bootstrap
 
+    from .db import check_schema  # the schema is the migrations' business
+
     settings = settings_for(database_url)
     async with bootstrap(settings, create=not read_only, connect=True) as services:
         if read_only:
             await check_schema(services.store, settings.effective_database_url)
         yield services
-
-
-class SchemaOutdated(CreditsError):
-    """The database's schema is not the one this code reads (a reader never migrates)."""
-
-    code = "schema_outdated"
-
-
-async def check_schema(store: object, url: str) -> None:
-    """Raise `SchemaOutdated` unless the SQL store's schema is at the code's head
-    revision (the in-memory store has no schema)."""
-    from mana_credits_adapters.sql.store import CONNECT_FAILURES, SqlStore
-
-    if not isinstance(store, SqlStore):
-        return
-    from mana_credits_adapters.sql import migrate  # alembic: only for SQL stores
-    from mana_credits_adapters.sql.target import parse
-
-    try:
-        at = await migrate.current(store.engine)
-    except CONNECT_FAILURES as exc:
-        raise store.unreachable(exc) from exc
-    head = migrate.head()
-    if at != head:
-        target = parse(url)
-        shown = str(target.sqlite_path) if target.backend == "sqlite" else target.shown
-        raise SchemaOutdated(
-            f"{shown} is at revision {at or 'none'}, head is {head}, run mana-credits db upgrade"
-        )
 
 
 # The core names its fields as the HTTP API does; people typed these instead.
@@ -213,7 +186,7 @@ def print_error(exc: CreditsError) -> None:
     message = exc.message
     if isinstance(exc, StoreUnavailable) and exc.__cause__ is not None:
         # The server keeps the driver's words out of its answers; an operator wants them.
-        from mana_credits_adapters.sql.target import failure_cause
+        from mana_credits_adapters.bootstrap import failure_cause
 
         message = f"{message} ({failure_cause(exc.__cause__)}), try again"
     err_console.print(

@@ -19,11 +19,10 @@ from typing import Annotated
 import typer
 from aiohttp import web
 
-from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_adapters.bootstrap import bootstrap, check_database_url, shown_database_url
 from mana_credits_adapters.errors import CannotListen, InvalidSetting, MissingSetting, PortInUse
 from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.settings import DEV_SERVICE_KEY, MAX_PORT, Settings
-from mana_credits_adapters.sql.target import parse, redact
 from mana_credits_http import create_app
 from mana_credits_http.observability import configure_logging
 
@@ -63,7 +62,7 @@ def serve(
             os.environ["PORT"] = str(port)
         settings = Settings()
         if not settings.is_embedded:
-            parse(settings.effective_database_url)  # a broken URL first: it says most
+            check_database_url(settings.effective_database_url)  # it says most
         problems = settings.production_problems()
         if problems:
             raise MissingSetting(
@@ -273,7 +272,7 @@ def banner(settings: Settings, host: str, port: int) -> None:
     lines = [
         "[bold]mana-credits — embedded default (development)[/bold]",
         f"  listening  http://{host}:{port}",
-        f"  store      {redact(settings.effective_database_url)}",
+        f"  store      {shown_database_url(settings.effective_database_url)}",
     ]
     if settings.dev_identity:
         lines += [

@@ -166,6 +166,11 @@ class PackageRepository(Protocol):
 
     async def count(self) -> int: ...
 
+    async def ids_starting_with(self, prefix: str, limit: int) -> builtins.list[str]:
+        """Ids beginning with `prefix` exactly (case matters, no wildcards), in id
+        order, at most `limit` of them; an empty list when none does."""
+        ...
+
 
 class PurchaseRepository(Protocol):
     async def add(self, purchase: Purchase) -> None: ...
@@ -193,6 +198,11 @@ class PurchaseRepository(Protocol):
 
     async def raise_clawback(self, purchase_id: str, target: int) -> int:
         """Set `clawed_back` to `target` if it was lower; returns the increase (else 0)."""
+        ...
+
+    async def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        """Ids beginning with `prefix` exactly (case matters, no wildcards), in id
+        order, at most `limit` of them; an empty list when none does."""
         ...
 
 
@@ -253,6 +263,11 @@ class GiftRepository(Protocol):
 
     async def add_redemption(self, redemption: GiftRedemption) -> None: ...
 
+    async def redemptions(self, gift_id: str) -> list[GiftRedemption]:
+        """Every redemption attempt of one gift, successful or failed, oldest first
+        (ties by id); an empty list for a gift never redeemed or unknown."""
+        ...
+
     async def received_by(self, user_id: str, limit: int) -> list[ReceivedGift]:
         """The user's successful redemptions with their gifts, newest first (failed
         attempts are not gifts received)."""
@@ -261,6 +276,11 @@ class GiftRepository(Protocol):
     async def unbacked(self) -> list[tuple[str, int, int | None]]:
         """Active gifts whose creation entry does not hold exactly their credits:
         (gift id, total credits, amount held by the entry or None)."""
+        ...
+
+    async def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        """Ids beginning with `prefix` exactly (case matters, no wildcards), in id
+        order, at most `limit` of them; an empty list when none does."""
         ...
 
 
@@ -310,8 +330,11 @@ class ReportRepository(Protocol):
         *,
         user_id: str | None = None,
         status: PurchaseStatus | None = None,
+        clawed_back: bool = False,
     ) -> list[Purchase]:
-        """Purchases of every user, newest first, optionally of one user or status."""
+        """Purchases of every user, newest first (ties by id, descending), optionally of
+        one user or status; `clawed_back`: only those whose credits were taken back, in
+        part or in full (`clawed_back` > 0)."""
         ...
 
 

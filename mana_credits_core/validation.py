@@ -57,6 +57,24 @@ def identifier(value: object, field: str, max_length: int = MAX_USER_ID) -> str:
     return text(value, field, max_length, multiline=False)
 
 
+def id_prefix(value: object, field: str) -> str:
+    """An id or its first characters as a person types them: surrounding blanks
+    dropped, lower-cased (ids are lower-case UUIDs). Raises `InvalidInput` (on
+    `field`) when blank, not one line or longer than any identifier."""
+    stripped = value.strip() if isinstance(value, str) else value
+    return identifier(stripped, field).lower()
+
+
+def match_limit(value: object) -> int:
+    """How many prefix matches to return: an integer ≥ 1, quietly capped at one more
+    than MAX_PAGE_SIZE (so a caller can tell a page of matches from more)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("limit", "limit must be an integer")
+    if value < 1:
+        raise InvalidInput("limit", "limit must be at least 1")
+    return min(value, MAX_PAGE_SIZE + 1)
+
+
 def idempotency_key(value: object) -> str | None:
     if value is None:
         return None

@@ -20,6 +20,7 @@ from mana_credits_core.gifts import (
     email_key,
 )
 
+from .lookups import SqlGiftLookups, redemption_from
 from .tables import gift_codes, gift_redemptions, transactions
 
 ACTIVE = GiftStatus.ACTIVE.value
@@ -44,20 +45,9 @@ def gift_from(row: Any) -> GiftCode:
     )
 
 
-def redemption_from(row: Any) -> GiftRedemption:
-    return GiftRedemption(
-        id=row.id,
-        gift_code_id=row.gift_code_id,
-        redeemer_user_id=row.redeemer_user_id,
-        status=RedemptionStatus(row.status),
-        credits_received=row.credits_received,
-        credit_transaction_id=row.credit_transaction_id,
-        source_app_id=row.source_app_id,
-        created_at=row.created_at,
-    )
+class SqlGifts(SqlGiftLookups):
+    _id_table = gift_codes
 
-
-class SqlGifts:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
 

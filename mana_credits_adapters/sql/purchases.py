@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
 
 from .ledger import insert_for
+from .lookups import SqlIdPrefixes
 from .tables import packages, payment_events, purchases, stripe_customers
 
 
@@ -64,7 +65,9 @@ def purchase_from(row: Any) -> Purchase:
     )
 
 
-class SqlPackages:
+class SqlPackages(SqlIdPrefixes):
+    _id_table = packages
+
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
 
@@ -93,7 +96,9 @@ class SqlPackages:
         return int(await self._c.scalar(sa.select(sa.func.count()).select_from(packages)) or 0)
 
 
-class SqlPurchases:
+class SqlPurchases(SqlIdPrefixes):
+    _id_table = purchases
+
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
 

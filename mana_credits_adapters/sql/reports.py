@@ -39,6 +39,7 @@ class SqlReports:
         *,
         user_id: str | None = None,
         status: PurchaseStatus | None = None,
+        clawed_back: bool = False,
     ) -> list[Purchase]:
         p = purchases.c
         query = sa.select(purchases).order_by(p.created_at.desc(), p.id.desc()).limit(limit)
@@ -46,4 +47,6 @@ class SqlReports:
             query = query.where(p.user_id == user_id)
         if status is not None:
             query = query.where(p.status == status.value)
+        if clawed_back:
+            query = query.where(p.clawed_back > 0)
         return [purchase_from(row) for row in await self._c.execute(query)]

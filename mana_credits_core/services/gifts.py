@@ -286,6 +286,27 @@ class GiftsService(GiftReturns):
             raise GiftNotFound("no gift with this code or id")
         return found
 
+    async def gift_ids_starting_with(
+        self, prefix: str, limit: int = v.MAX_PAGE_SIZE + 1
+    ) -> list[str]:
+        """Ids of the gifts whose id (not code) begins with `prefix` (stripped,
+        lower-cased), in id order, at most `limit` (capped at MAX_PAGE_SIZE + 1), for
+        operators naming a gift as tables show it. Raises `InvalidInput` ("gift") for a
+        blank or malformed prefix, ("limit") for a bad limit."""
+        wanted = v.id_prefix(prefix, "gift")
+        async with self._store.reader() as uow:
+            return await uow.gifts.ids_starting_with(wanted, v.match_limit(limit))
+
+    async def redemptions(self, gift_id: str) -> list[GiftRedemption]:
+        """Every redemption attempt of the gift with this id, successful or failed,
+        oldest first (operators). Raises `GiftNotFound` for an unknown gift,
+        `InvalidInput` ("giftId") for a malformed id."""
+        key = v.identifier(gift_id, "giftId", 64)
+        async with self._store.reader() as uow:
+            if await uow.gifts.get(key) is None:
+                raise GiftNotFound("no gift with this id")
+            return await uow.gifts.redemptions(key)
+
     async def redeem_pending(self, user_id: str, email: str) -> PendingRedeemed:
         """At registration: redeem every active personalized gift for this e-mail."""
         user_id = v.identifier(user_id, "userId")

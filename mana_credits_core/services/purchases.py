@@ -25,6 +25,7 @@ from ..purchases import (
     Refund,
     clawback_target,
 )
+from .lookups import PurchaseLookups
 from .packages import MAX_PRICE_CENTS as MAX_PRICE_CENTS
 from .packages import PackageCatalogue
 
@@ -53,7 +54,7 @@ class StartedPurchase:
     checkout_url: str | None = None
 
 
-class PurchasesService(PackageCatalogue):
+class PurchasesService(PackageCatalogue, PurchaseLookups):
     """Sells packages through the payment gateway and credits each payment once.
 
     A purchase is completed by a verified payment event: the status transition
@@ -177,10 +178,17 @@ class PurchasesService(PackageCatalogue):
         return found
 
     async def all_purchases(
-        self, limit: int = 50, *, user_id: str | None = None, status: str | None = None
+        self,
+        limit: int = 50,
+        *,
+        user_id: str | None = None,
+        status: str | None = None,
+        clawed_back: bool = False,
     ) -> list[Purchase]:
-        """Every user's purchases, newest first (operators); optionally one user's or
-        one status's. Raises `InvalidInput` for an unknown status."""
+        """Every user's purchases, newest first, at most `limit` (operators); optionally
+        one user's, one status's, and with `clawed_back` only those whose credits were
+        taken back in part or in full (refunds, disputes). Raises `InvalidInput` for an
+        unknown status, a bad user id or limit."""
         user = None if user_id is None else v.identifier(user_id, "userId")
         wanted = None
         if status is not None:
@@ -188,7 +196,9 @@ class PurchasesService(PackageCatalogue):
                 raise InvalidInput("status", f"status must be one of {', '.join(PurchaseStatus)}")
             wanted = PurchaseStatus(status)
         async with self._store.reader() as uow:
-            return await uow.reports.purchases(v.page_size(limit), user_id=user, status=wanted)
+            return await uow.reports.purchases(
+                v.page_size(limit), user_id=user, status=wanted, clawed_back=clawed_back
+            )
 
     async def refund(self, purchase_id: str, reason: str, operator: str) -> RefundResult:
         """Refund a completed purchase in full through the payment gateway, then take
