@@ -13,7 +13,8 @@ from mana_credits_core.ports import Erasure
 from mana_credits_core.purchases import Purchase
 from mana_credits_core.reservations import Reservation, ReservationStatus
 
-from .gifts import gift_from, redemption_from
+from .gifts import gift_from
+from .lookups import redemption_from
 from .purchases import purchase_from
 from .reservations import reservation_from
 from .tables import (

@@ -554,6 +554,8 @@ class CreditsMachine(RuleBasedStateMachine):
         self.model.balances.pop(user, None)
         self.model.subscriptions.pop(user, None)
         self.model.keys = {k: v for k, v in self.model.keys.items() if k[0] != user}
+        # Rewards are keyed like requests: the old id's references are forgotten too.
+        self.model.rewards = {k: v for k, v in self.model.rewards.items() if k[0] != user}
         self.model.erased_purchases |= {p.id for p in held.purchases}
         gone = self.server.request("POST", "/api/v1/internal/credits/use", {
             "userId": user, "amount": 1, "appId": "chat", "description": "after",
