@@ -147,5 +147,11 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def services(store: Store, clock: TickingClock, settings: Settings) -> Services:
-    return build_services(store, settings, clock=clock)
+async def services(
+    store: Store, clock: TickingClock, settings: Settings
+) -> AsyncIterator[Services]:
+    built = build_services(store, settings, clock=clock)
+    yield built
+    # The debit writers (group commit on PostgreSQL) hand their connection back: a test
+    # never inherits another's lingering connection or writer task.
+    await built.close()
