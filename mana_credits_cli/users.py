@@ -122,7 +122,9 @@ def delete(
     docs/privacy.md). Running it again does nothing.
 
     \b
-    Example: mana-credits users delete alice --yes
+    \b
+    Example:
+      mana-credits users delete alice --yes
     """
     if not yes:
         err_console.print(
