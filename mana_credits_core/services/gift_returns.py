@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from .. import validation as v
 from ..errors import GiftNotCancellable, GiftNotFound
 from ..events import EventKind, Events
@@ -10,6 +12,43 @@ from ..ledger import Credit, TransactionType
 from ..ports import Clock, IdGenerator, Store, UnitOfWork
 
 GIFTS_APP = "gifts"
+
+
+async def return_gift(
+    uow: UnitOfWork,
+    entry_id: str,
+    gift: GiftCode,
+    to: GiftStatus,
+    now: datetime,
+    *,
+    creator_id: str | None = None,
+) -> bool:
+    """Move an active gift to `to` (cancelled or expired) and credit its credits back to
+    its creator as ledger entry `entry_id`; whether this call moved it.
+
+    The transition is conditional on `active` (and on `creator_id` when given) and the
+    credit carries the key `gift-return:<giftId>`, so a gift's credits come back once,
+    whoever races to return them (creator, operator, the expiry sweep, account deletion).
+    """
+    moved = await uow.gifts.transition(
+        gift.id, to, now, creator_id=creator_id, expired=to == GiftStatus.EXPIRED
+    )
+    if moved is None:
+        return False
+    await uow.balances.credit(
+        Credit(
+            entry_id=entry_id,
+            user_id=gift.creator_id,
+            amount=gift.total_credits,
+            type=TransactionType.REFUND,
+            app_id=GIFTS_APP,
+            description=f"Gift code {gift.code} {to}: credits returned",
+            metadata={"giftId": gift.id},
+            idempotency_key=f"gift-return:{gift.id}",
+            now=now,
+        )
+    )
+    return True
 
 
 class GiftReturns:
@@ -73,26 +112,9 @@ class GiftReturns:
         creator_id: str | None = None,
     ) -> bool:
         """Move an active gift to `to` and give its credits back to the creator, once."""
-        now = self._clock.now()
-        moved = await uow.gifts.transition(
-            gift.id, to, now, creator_id=creator_id, expired=to == GiftStatus.EXPIRED
+        return await return_gift(
+            uow, self._ids.new_id(), gift, to, self._clock.now(), creator_id=creator_id
         )
-        if moved is None:
-            return False
-        await uow.balances.credit(
-            Credit(
-                entry_id=self._ids.new_id(),
-                user_id=gift.creator_id,
-                amount=gift.total_credits,
-                type=TransactionType.REFUND,
-                app_id=GIFTS_APP,
-                description=f"Gift code {gift.code} {to}: credits returned",
-                metadata={"giftId": gift.id},
-                idempotency_key=f"gift-return:{gift.id}",
-                now=now,
-            )
-        )
-        return True
 
     async def expire(self, batch_size: int = 500) -> int:
         """Expire every overdue active gift, returning its credits; safe to run anywhere."""

@@ -12,12 +12,12 @@ from .. import validation as v
 from ..errors import InvalidInput
 from ..events import EventKind, Events
 from ..gifts import GiftCode, GiftRedemption, GiftStatus, email_key, looks_like_email
-from ..ledger import Applied, Balance, Credit, Debit, LedgerEntry, TransactionType, UsageStat
+from ..ledger import Applied, Balance, Debit, LedgerEntry, TransactionType, UsageStat
 from ..ports import Clock, Erasure, IdGenerator, Store, UnitOfWork
 from ..purchases import Purchase
 from ..reservations import ReleaseHold, Reservation, ReservationStatus
 from ..sync import SyncSubscription
-from .gift_returns import GIFTS_APP
+from .gift_returns import return_gift
 
 SYSTEM_APP = "system"
 PSEUDONYM_PREFIX = "deleted-"
@@ -128,23 +128,7 @@ class UsersService:
     async def _cancel(self, uow: UnitOfWork, gift: GiftCode, now: datetime) -> bool:
         """Cancel one active gift, its credits back to its creator (as `GiftsService`
         does, with the same idempotency key); whether this call cancelled it."""
-        moved = await uow.gifts.transition(gift.id, GiftStatus.CANCELLED, now)
-        if moved is None:
-            return False
-        await uow.balances.credit(
-            Credit(
-                entry_id=self._ids.new_id(),
-                user_id=gift.creator_id,
-                amount=gift.total_credits,
-                type=TransactionType.REFUND,
-                app_id=GIFTS_APP,
-                description=f"Gift code {gift.code} cancelled: credits returned",
-                metadata={"giftId": gift.id},
-                idempotency_key=f"gift-return:{gift.id}",
-                now=now,
-            )
-        )
-        return True
+        return await return_gift(uow, self._ids.new_id(), gift, GiftStatus.CANCELLED, now)
 
     async def _forfeit(self, uow: UnitOfWork, user_id: str, now: datetime) -> int:
         current = await uow.balances.get(user_id)
