@@ -62,6 +62,17 @@ async def jwks() -> AsyncIterator[Jwks]:
     await server.close()
 
 
+def settings_like(base: Settings, **overrides: Any) -> Settings:
+    """`base`'s home, JWKS origin and service keys, with `overrides` given by their
+    documented names (e.g. `MANA_CREDITS_GIFT_FAILURES=4`)."""
+    return Settings(
+        MANA_CREDITS_HOME=base.home,
+        MANA_AUTH_URL=base.auth_url,
+        MANA_SERVICE_KEY=base.service_key,
+        **overrides,
+    )
+
+
 @pytest.fixture
 def http_settings(jwks: Jwks, tmp_path: Any) -> Settings:
     return Settings(

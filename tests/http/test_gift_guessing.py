@@ -19,7 +19,7 @@ from mana_credits_core.services import Services
 from mana_credits_http import create_app
 from mana_credits_http.ratelimit import client_key
 
-from .conftest import Jwks, bearer
+from .conftest import Jwks, bearer, settings_like
 
 Client = TestClient[web.Request, web.Application]
 ALLOWED = 3
@@ -32,10 +32,8 @@ def serve(app_services: Services, http_settings: Settings, tmp_path: Path) -> Se
 
     @asynccontextmanager
     async def serving(proxies: str) -> AsyncIterator[Client]:
-        settings = Settings(
-            MANA_CREDITS_HOME=tmp_path,
-            MANA_AUTH_URL=http_settings.auth_url,
-            MANA_SERVICE_KEY=http_settings.service_key,
+        settings = settings_like(
+            http_settings,
             MANA_CREDITS_GIFT_FAILURES=ALLOWED,
             MANA_CREDITS_TRUSTED_PROXIES=proxies,
         )

@@ -13,7 +13,7 @@ from mana_credits_core import TransactionType
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
 
-from .conftest import Jwks, bearer
+from .conftest import Jwks, bearer, settings_like
 
 Client = TestClient[web.Request, web.Application]
 
@@ -72,10 +72,8 @@ async def test_personalized_gift_page_hides_the_address(
 async def test_unknown_codes_are_a_404_page_counted_with_gift_info(
     jwks: Jwks, app_services: Services, http_settings: Settings, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        MANA_CREDITS_HOME=tmp_path,
-        MANA_AUTH_URL=http_settings.auth_url,
-        MANA_SERVICE_KEY=http_settings.service_key,
+    settings = settings_like(
+        http_settings,
         MANA_CREDITS_GIFT_FAILURES=4,
     )
     async with TestClient(TestServer(create_app(settings, services=app_services))) as client:

@@ -15,7 +15,7 @@ from mana_credits_core import TransactionType
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
 
-from .conftest import Jwks, bearer, service
+from .conftest import Jwks, bearer, service, settings_like
 
 Client = TestClient[web.Request, web.Application]
 GIFT_KEYS = {
@@ -209,10 +209,8 @@ async def test_redeem_pending_reports_what_succeeded(
 async def test_unknown_codes_are_404_then_rate_limited(
     jwks: Jwks, app_services: Services, http_settings: Settings, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        MANA_CREDITS_HOME=tmp_path,
-        MANA_AUTH_URL=http_settings.auth_url,
-        MANA_SERVICE_KEY=http_settings.service_key,
+    settings = settings_like(
+        http_settings,
         MANA_CREDITS_GIFT_FAILURES=5,
     )
     app = create_app(settings, services=app_services)

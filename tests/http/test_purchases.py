@@ -34,7 +34,7 @@ from ..fakes.stripe_server import (
     start_fake_stripe,
     succeeded,
 )
-from .conftest import Jwks, bearer
+from .conftest import Jwks, bearer, settings_like
 
 Client = TestClient[web.Request, web.Application]
 WEBHOOK = "/api/v1/webhooks/stripe"
@@ -50,10 +50,8 @@ async def fake_stripe() -> AsyncIterator[FakeStripe]:
 @pytest.fixture
 def shop_settings(http_settings: Settings, fake_stripe: FakeStripe, tmp_path: Path) -> Settings:
     fake_stripe.reset()
-    return Settings(
-        MANA_CREDITS_HOME=tmp_path,
-        MANA_AUTH_URL=http_settings.auth_url,
-        MANA_SERVICE_KEY=http_settings.service_key,
+    return settings_like(
+        http_settings,
         STRIPE_SECRET_KEY=SECRET_KEY,
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         STRIPE_API_BASE=fake_stripe.url,
