@@ -35,6 +35,7 @@ from mana_credits_core.ledger import (
     TransactionStatus,
     UsageStat,
     completed_entry,
+    totals_of,
 )
 from mana_credits_core.ports import LedgerTotals
 from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
@@ -364,11 +365,8 @@ class MemoryLedger(MemoryLedgerCounts):
             if e.status != TransactionStatus.COMPLETED:
                 continue
             t = sums.get(e.user_id, LedgerTotals())
-            sums[e.user_id] = LedgerTotals(
-                net=t.net + e.amount,
-                earned=t.earned + max(e.amount, 0),
-                spent=t.spent + max(-e.amount, 0),
-            )
+            net, earned, spent = totals_of(e)
+            sums[e.user_id] = LedgerTotals(t.net + net, t.earned + earned, t.spent + spent)
         return sums
 
 

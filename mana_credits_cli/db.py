@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mana_credits_adapters.schema import SchemaOutdated as SchemaOutdated
+from mana_credits_adapters.schema import check_schema as check_schema
 from mana_credits_core.errors import CreditsError, InvalidInput
 
+from .legacy import import_legacy
 from .runtime import DatabaseUrl, console, err_console, reported, run, settings_for
 
 if TYPE_CHECKING:
@@ -19,35 +22,6 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Create and migrate the database schema.", no_args_is_help=True, rich_markup_mode=None
 )
-
-
-class SchemaOutdated(CreditsError):
-    """The database's schema is not the one this code reads (a reader never migrates)."""
-
-    code = "schema_outdated"
-
-
-async def check_schema(store: object, url: str) -> None:
-    """Raise `SchemaOutdated` unless the SQL store's schema is at the code's head
-    revision (the in-memory store has no schema)."""
-    from mana_credits_adapters.sql.store import CONNECT_FAILURES, SqlStore
-
-    if not isinstance(store, SqlStore):
-        return
-    from mana_credits_adapters.sql import migrate  # alembic: only for SQL stores
-    from mana_credits_adapters.sql.target import parse
-
-    try:
-        at = await migrate.current(store.engine)
-    except CONNECT_FAILURES as exc:
-        raise store.unreachable(exc) from exc
-    head = migrate.head()
-    if at != head:
-        target = parse(url)
-        shown = str(target.sqlite_path) if target.backend == "sqlite" else target.shown
-        raise SchemaOutdated(
-            f"{shown} is at revision {at or 'none'}, head is {head}, run mana-credits db upgrade"
-        )
 
 
 @asynccontextmanager
@@ -175,3 +149,6 @@ def downgrade(
 
     run(work)
     console.print(f"database downgraded to {revision}")
+
+
+app.command("import-legacy")(import_legacy)

@@ -11,7 +11,8 @@ JsonObject = dict[str, Any]
 
 
 class TransactionType(enum.StrEnum):
-    """Why credits moved. `grant`, `clawback` and `forfeit` are additions to the old service."""
+    """Why credits moved. `grant`, `clawback`, `forfeit` and `adjustment` are additions
+    to the old service."""
 
     PURCHASE = "purchase"
     USAGE = "usage"
@@ -20,6 +21,9 @@ class TransactionType(enum.StrEnum):
     GRANT = "grant"  # an operator's audited gift of credits, or a reward (app `community`)
     CLAWBACK = "clawback"  # credits taken back after a payment refund or dispute
     FORFEIT = "forfeit"  # what was left when the account was deleted (docs/privacy.md)
+    # The legacy import's correction where the old ledger did not sum to the old balance
+    # (docs/cutover.md); its metadata says by how much and why.
+    ADJUSTMENT = "adjustment"
 
 
 class TransactionStatus(enum.StrEnum):
@@ -192,3 +196,23 @@ class LedgerPage:
 
     entries: list[LedgerEntry]
     next_cursor: str | None = field(default=None)
+
+
+ADJUSTMENT_EARNED = "totalEarned"
+ADJUSTMENT_SPENT = "totalSpent"
+"""Metadata keys of an `adjustment` entry: its correction of `total_earned` and
+`total_spent` (credits, either sign), which its amount alone cannot express."""
+
+
+def totals_of(entry: LedgerEntry) -> tuple[int, int, int]:
+    """What a completed entry adds to (net, total_earned, total_spent), in credits.
+
+    A credit counts in `total_earned`, a debit in `total_spent` (as a positive number).
+    An `adjustment` counts its amount in the net and its metadata's `totalEarned` /
+    `totalSpent` corrections in the totals: the old service's totals could drift apart
+    from its ledger independently of its balance, and the import keeps all three.
+    """
+    if entry.type is TransactionType.ADJUSTMENT:
+        meta = entry.metadata or {}
+        return entry.amount, int(meta.get(ADJUSTMENT_EARNED, 0)), int(meta.get(ADJUSTMENT_SPENT, 0))
+    return entry.amount, max(entry.amount, 0), max(-entry.amount, 0)

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mana_credits_core.errors import BalanceNotFound, StoreUnavailable
 from mana_credits_core.ledger import (
+    ADJUSTMENT_EARNED,
+    ADJUSTMENT_SPENT,
     Applied,
     Balance,
     Credit,
@@ -506,12 +508,30 @@ class SqlLedger(SqlLedgerCounts):
 
     async def totals(self) -> Mapping[str, LedgerTotals]:
         t = transactions.c
+        # The same rule as `totals_of`: an adjustment's totals come from its metadata.
+        adjustment = t.type == TransactionType.ADJUSTMENT.value
+
+        def correction(key: str) -> sa.ColumnElement[int]:
+            return sa.func.coalesce(t.metadata[key].as_integer(), 0)
+
         query = (
             sa.select(
                 t.user_id,
                 sa.func.sum(t.amount).label("net"),
-                sa.func.sum(sa.case((t.amount > 0, t.amount), else_=0)).label("earned"),
-                sa.func.sum(sa.case((t.amount < 0, -t.amount), else_=0)).label("spent"),
+                sa.func.sum(
+                    sa.case(
+                        (adjustment, correction(ADJUSTMENT_EARNED)),
+                        (t.amount > 0, t.amount),
+                        else_=0,
+                    )
+                ).label("earned"),
+                sa.func.sum(
+                    sa.case(
+                        (adjustment, correction(ADJUSTMENT_SPENT)),
+                        (t.amount < 0, -t.amount),
+                        else_=0,
+                    )
+                ).label("spent"),
             )
             .where(t.status == TransactionStatus.COMPLETED.value)
             .group_by(t.user_id)
