@@ -45,6 +45,40 @@ def gift_from(row: Any) -> GiftCode:
     )
 
 
+def gift_values(gift: GiftCode) -> dict[str, Any]:
+    """A gift's row; `target_email_key` is what `pending_for_email` looks up."""
+    return {
+        "id": gift.id,
+        "code": gift.code,
+        "creator_id": gift.creator_id,
+        "creator_name": gift.creator_name,
+        "total_credits": gift.total_credits,
+        "redeemed": gift.redeemed,
+        "type": gift.type.value,
+        "status": gift.status.value,
+        "target_email": gift.target_email,
+        "target_email_key": None if gift.target_email is None else email_key(gift.target_email),
+        "message": gift.message,
+        "expires_at": gift.expires_at,
+        "reservation_transaction_id": gift.reservation_transaction_id,
+        "created_at": gift.created_at,
+        "updated_at": gift.updated_at,
+    }
+
+
+def redemption_values(redemption: GiftRedemption) -> dict[str, Any]:
+    return {
+        "id": redemption.id,
+        "gift_code_id": redemption.gift_code_id,
+        "redeemer_user_id": redemption.redeemer_user_id,
+        "status": redemption.status.value,
+        "credits_received": redemption.credits_received,
+        "credit_transaction_id": redemption.credit_transaction_id,
+        "source_app_id": redemption.source_app_id,
+        "created_at": redemption.created_at,
+    }
+
+
 class SqlGifts(SqlGiftLookups):
     _id_table = gift_codes
 
@@ -53,27 +87,7 @@ class SqlGifts(SqlGiftLookups):
 
     async def add(self, gift: GiftCode) -> None:
         try:
-            await self._c.execute(
-                sa.insert(gift_codes).values(
-                    id=gift.id,
-                    code=gift.code,
-                    creator_id=gift.creator_id,
-                    creator_name=gift.creator_name,
-                    total_credits=gift.total_credits,
-                    redeemed=gift.redeemed,
-                    type=gift.type.value,
-                    status=gift.status.value,
-                    target_email=gift.target_email,
-                    target_email_key=None
-                    if gift.target_email is None
-                    else email_key(gift.target_email),
-                    message=gift.message,
-                    expires_at=gift.expires_at,
-                    reservation_transaction_id=gift.reservation_transaction_id,
-                    created_at=gift.created_at,
-                    updated_at=gift.updated_at,
-                )
-            )
+            await self._c.execute(sa.insert(gift_codes).values(gift_values(gift)))
         except IntegrityError as exc:
             if "code" in str(exc.orig):
                 raise GiftCodeTaken() from exc
@@ -161,18 +175,7 @@ class SqlGifts(SqlGiftLookups):
         return [gift_from(row) for row in await self._c.execute(query)]
 
     async def add_redemption(self, redemption: GiftRedemption) -> None:
-        await self._c.execute(
-            sa.insert(gift_redemptions).values(
-                id=redemption.id,
-                gift_code_id=redemption.gift_code_id,
-                redeemer_user_id=redemption.redeemer_user_id,
-                status=redemption.status.value,
-                credits_received=redemption.credits_received,
-                credit_transaction_id=redemption.credit_transaction_id,
-                source_app_id=redemption.source_app_id,
-                created_at=redemption.created_at,
-            )
-        )
+        await self._c.execute(sa.insert(gift_redemptions).values(redemption_values(redemption)))
 
     async def received_by(self, user_id: str, limit: int) -> list[ReceivedGift]:
         r, g = gift_redemptions.c, gift_codes.c

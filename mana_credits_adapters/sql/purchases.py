@@ -65,6 +65,24 @@ def purchase_from(row: Any) -> Purchase:
     )
 
 
+def purchase_values(purchase: Purchase) -> dict[str, Any]:
+    return {
+        "id": purchase.id,
+        "user_id": purchase.user_id,
+        "package_id": purchase.package_id,
+        "credits": purchase.credits,
+        "price_euro_cents": purchase.price_euro_cents,
+        "stripe_payment_intent_id": purchase.stripe_payment_intent_id,
+        "stripe_checkout_session_id": purchase.stripe_checkout_session_id,
+        "stripe_customer_id": purchase.stripe_customer_id,
+        "status": purchase.status.value,
+        "metadata": purchase.metadata,
+        "clawed_back": purchase.clawed_back,
+        "created_at": purchase.created_at,
+        "completed_at": purchase.completed_at,
+    }
+
+
 class SqlPackages(SqlIdPrefixes):
     _id_table = packages
 
@@ -103,23 +121,7 @@ class SqlPurchases(SqlIdPrefixes):
         self._c = connection
 
     async def add(self, purchase: Purchase) -> None:
-        await self._c.execute(
-            sa.insert(purchases).values(
-                id=purchase.id,
-                user_id=purchase.user_id,
-                package_id=purchase.package_id,
-                credits=purchase.credits,
-                price_euro_cents=purchase.price_euro_cents,
-                stripe_payment_intent_id=purchase.stripe_payment_intent_id,
-                stripe_checkout_session_id=purchase.stripe_checkout_session_id,
-                stripe_customer_id=purchase.stripe_customer_id,
-                status=purchase.status.value,
-                metadata=purchase.metadata,
-                clawed_back=purchase.clawed_back,
-                created_at=purchase.created_at,
-                completed_at=purchase.completed_at,
-            )
-        )
+        await self._c.execute(sa.insert(purchases).values(purchase_values(purchase)))
 
     async def _one(self, where: Any) -> Purchase | None:
         row = (await self._c.execute(sa.select(purchases).where(where))).first()

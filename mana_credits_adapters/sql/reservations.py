@@ -42,6 +42,20 @@ def reservation_from(row: Any) -> Reservation:
     )
 
 
+def reservation_values(reservation: Reservation) -> dict[str, Any]:
+    return {
+        "id": reservation.id,
+        "user_id": reservation.user_id,
+        "amount": reservation.amount,
+        "reason": reservation.reason,
+        "app_id": reservation.app_id,
+        "status": reservation.status.value,
+        "created_at": reservation.created_at,
+        "resolved_at": reservation.resolved_at,
+        "transaction_id": reservation.transaction_id,
+    }
+
+
 class SqlReservations:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
@@ -70,17 +84,7 @@ class SqlReservations:
                 raise BalanceNotFound()
             return None
         reservation = pending_reservation(hold)
-        await self._c.execute(
-            sa.insert(reservations).values(
-                id=reservation.id,
-                user_id=reservation.user_id,
-                amount=reservation.amount,
-                reason=reservation.reason,
-                app_id=reservation.app_id,
-                status=PENDING,
-                created_at=reservation.created_at,
-            )
-        )
+        await self._c.execute(sa.insert(reservations).values(reservation_values(reservation)))
         return Held(reservation, row.balance)
 
     async def _resolve(

@@ -34,6 +34,24 @@ def subscription_from(row: Any) -> SyncSubscription:
     )
 
 
+def subscription_values(sub: SyncSubscription) -> dict[str, Any]:
+    return {
+        "user_id": sub.user_id,
+        "active": sub.active,
+        "interval": sub.interval.value,
+        "next_interval": None if sub.next_interval is None else sub.next_interval.value,
+        "anchor_at": sub.anchor_at,
+        "months_paid": sub.months_paid,
+        "next_charge_at": sub.next_charge_at,
+        "paused_at": sub.paused_at,
+        "is_gifted": sub.is_gifted,
+        "gifted_by": sub.gifted_by,
+        "gifted_at": sub.gifted_at,
+        "created_at": sub.created_at,
+        "updated_at": sub.updated_at,
+    }
+
+
 class SqlSync:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
@@ -62,22 +80,10 @@ class SqlSync:
         )
 
     async def save(self, sub: SyncSubscription) -> None:
+        values = subscription_values(sub)
+        del values["user_id"], values["created_at"]
         await self._c.execute(
-            sa.update(sync_subscriptions)
-            .where(s.user_id == sub.user_id)
-            .values(
-                active=sub.active,
-                interval=sub.interval.value,
-                next_interval=None if sub.next_interval is None else sub.next_interval.value,
-                anchor_at=sub.anchor_at,
-                months_paid=sub.months_paid,
-                next_charge_at=sub.next_charge_at,
-                paused_at=sub.paused_at,
-                is_gifted=sub.is_gifted,
-                gifted_by=sub.gifted_by,
-                gifted_at=sub.gifted_at,
-                updated_at=sub.updated_at,
-            )
+            sa.update(sync_subscriptions).where(s.user_id == sub.user_id).values(values)
         )
 
     def _due(self, now: datetime) -> Any:
