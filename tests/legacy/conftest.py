@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -12,6 +13,7 @@ from psycopg import sql
 from .fixture import conninfo, create_legacy_database, database_url
 
 MakeDatabase = Callable[..., str]
+T = TypeVar("T")
 
 
 def drop_database(base_url: str, name: str) -> None:
@@ -60,3 +62,13 @@ def empty_database(pg_url: str) -> Iterator[str]:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     yield database_url(pg_url, name)
     drop_database(pg_url, name)
+
+
+async def collect(stream: AsyncIterator[list[T]], *, batch: int | None = None) -> list[T]:
+    """Every row of a stream; with `batch`, each batch must be full but the last."""
+    batches = [rows async for rows in stream]
+    if batch is not None:
+        assert all(len(rows) == batch for rows in batches[:-1])
+        assert batches
+        assert 0 < len(batches[-1]) <= batch
+    return [row for rows in batches for row in rows]

@@ -20,28 +20,57 @@ from sqlalchemy.engine import make_url
 
 from .book import at
 from .bulk import fill_bulk
-from .dataset import STARTER, story
+from .dataset import story
+from .operations import STARTER
 
 __all__ = [
     "BROKEN_CHAIN_ENTRIES",
     "BROKEN_CHAIN_USER",
+    "CANCELLED_GIFT",
+    "COMMITTED_RESERVATION",
+    "DEPLETED_GIFT",
+    "DEPLETED_GIFT_CODE",
     "DOUBLE_CREDITS",
     "DRIFT_LESS_USER",
     "DRIFT_MORE_USER",
     "DRIFT_USERS",
     "DUPLICATE_CHARGES",
     "DUPLICATE_REDEMPTION",
+    "EXPIRED_ACTIVE_GIFT",
+    "FAILED_ENTRY",
     "MISSING_BALANCE_USER",
     "NEGATIVE_USER",
+    "NEWEST_ONLY",
+    "NO_EXPIRY_GIFT",
+    "NO_PACKAGE_PURCHASE_USER",
     "PENDING_PAYMENT_INTENT",
     "PENDING_PURCHASE",
+    "PENDING_PURCHASE_USER",
+    "PERSONALIZED_GIFT",
     "PERSONALIZED_GIFT_CODE",
     "PERSONALIZED_GIFT_EMAIL",
+    "PERSONALIZED_GIFT_ENTRY",
+    "RECENT_RESERVATION",
+    "REFUNDED_RESERVATION",
     "REPLAY",
     "ROWS",
     "ROWS_OLDER",
+    "SCHEMA",
+    "SIMPLE_GIFT",
+    "STARTER_PACKAGE",
+    "STUCK_RESERVATION",
+    "SYNC_ACTIVE_LAST_CHARGE_AT",
+    "SYNC_ACTIVE_NEXT_CHARGE_AT",
     "SYNC_ACTIVE_USER",
+    "SYNC_GIFTED_USER",
+    "SYNC_INACTIVE_USER",
+    "SYNC_PAUSED_USER",
+    "SYNC_QUARTERLY_USER",
+    "TABLES",
+    "TIMEZONE",
     "TOTALS_DRIFT_USER",
+    "PlantedDoubleCredit",
+    "Replay",
     "checksum",
     "conninfo",
     "create_legacy_database",
@@ -49,6 +78,7 @@ __all__ = [
     "fill_bulk",
     "held_credits",
     "ledger_sums",
+    "legacy_ddl",
     "old_balances",
     "query",
 ]
@@ -99,15 +129,15 @@ BROKEN_CHAIN_ENTRIES = (_IDS["stale_entry"], _IDS["after_stale_entry"])
 
 
 @dataclass(frozen=True)
-class DoubleCredit:
+class PlantedDoubleCredit:
     purchase_id: str
     user_id: str
     credits: int  # both entries together
 
 
 DOUBLE_CREDITS = (
-    DoubleCredit(_IDS["double_credit_by_intent"], "u-kira", 3000),  # metadata: intent only
-    DoubleCredit(_IDS["double_credit"], "u-jonas", 2200),
+    PlantedDoubleCredit(_IDS["double_credit_by_intent"], "u-kira", 3000),  # metadata: intent only
+    PlantedDoubleCredit(_IDS["double_credit"], "u-jonas", 2200),
 )
 """Purchases credited twice, by purchase id (both balances include both credits)."""
 
