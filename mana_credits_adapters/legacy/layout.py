@@ -93,11 +93,16 @@ RESERVATION_COLUMNS: dict[str, str | None] = {
 OWN_MARKERS = (("credits", "payment_events"),)
 """Tables only this service's own layout has."""
 
+# pg_catalog rather than information_schema: the latter hides what the role may not read,
+# which would be reported as missing instead of refused.
 CATALOG_QUERY = """
-SELECT c.table_schema, c.table_name, c.column_name, c.udt_schema, c.udt_name
-FROM information_schema.columns AS c
-JOIN information_schema.tables AS t USING (table_schema, table_name)
-WHERE c.table_schema IN ('credits', 'gifts') AND t.table_type = 'BASE TABLE'
+SELECT n.nspname, c.relname, a.attname, tn.nspname, t.typname
+FROM pg_catalog.pg_class AS c
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
+JOIN pg_catalog.pg_namespace AS tn ON tn.oid = t.typnamespace
+WHERE n.nspname IN ('credits', 'gifts') AND c.relkind IN ('r', 'p')
 """
 ENUM_QUERY = """
 SELECT t.typname, e.enumlabel

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
@@ -33,7 +34,13 @@ from mana_credits_core.legacy import (
 )
 from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
 
-from ..errors import DatabaseUnreachable, InvalidDatabaseUrl, NoDatabase, SetupError
+from ..errors import (
+    DatabaseForbidden,
+    DatabaseUnreachable,
+    InvalidDatabaseUrl,
+    NoDatabase,
+    SetupError,
+)
 from ..sql.target import redact
 from . import queries
 from .layout import CATALOG_QUERY, ENUM_QUERY, SCHEMA_QUERY, Catalog, judge
@@ -69,8 +76,9 @@ class PostgresLegacySource:
 
     Open it with `async with PostgresLegacySource.connect(url) as source:`. Every stream
     reads through a server-side cursor in batches of `batch_size` rows. Raises
-    `NotLegacyLayout` (from `layout()`, which every read runs first) and, when the
-    server cannot be reached or drops the connection, `DatabaseUnreachable`.
+    `NotLegacyLayout` (from `layout()`, which every read runs first), `DatabaseForbidden`
+    when the role may not read a table, and `DatabaseUnreachable` when the server drops
+    the connection.
     """
 
     def __init__(
@@ -227,6 +235,12 @@ class PostgresLegacySource:
     def _reading(self) -> Iterator[None]:
         try:
             yield
+        except pg_errors.InsufficientPrivilege as exc:
+            raise DatabaseForbidden(
+                f"the old database (source {self._shown}) refused a read: {_cause(exc)}; "
+                "grant the import's role SELECT on the schemas credits and gifts, or use "
+                "the old service's own role"
+            ) from None
         except psycopg.OperationalError as exc:
             raise _lost(self._shown, exc) from None
 

@@ -4,12 +4,18 @@
 from __future__ import annotations
 
 import socket
+import uuid
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from mana_credits_adapters.errors import DatabaseUnreachable, InvalidDatabaseUrl, NoDatabase
+from mana_credits_adapters.errors import (
+    DatabaseForbidden,
+    DatabaseUnreachable,
+    InvalidDatabaseUrl,
+    NoDatabase,
+)
 from mana_credits_adapters.legacy import PostgresLegacySource
 from mana_credits_adapters.sql import migrate
 from mana_credits_adapters.sql.store import create_engine
@@ -166,3 +172,25 @@ async def test_a_url_that_is_not_postgresql_is_refused(url: str) -> None:
     with pytest.raises(InvalidDatabaseUrl, match="not a PostgreSQL URL"):
         async with PostgresLegacySource.connect(url):
             pass
+
+
+async def test_a_role_that_may_not_read_a_table_is_a_clear_error(
+    make_legacy_database: MakeDatabase,
+) -> None:
+    url = make_legacy_database()
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(conninfo(url), autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN".encode())
+        admin.execute(f"GRANT USAGE ON SCHEMA credits, gifts TO {role}".encode())
+        admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA credits, gifts TO {role}".encode())
+        admin.execute(f"REVOKE SELECT ON credits.usage_stats FROM {role}".encode())
+    reader = make_url(url).set(username=role).render_as_string(hide_password=False)
+    try:
+        async with PostgresLegacySource.connect(reader) as source:
+            assert (await source.layout()).has_reservations  # the catalog is not refused
+            with pytest.raises(DatabaseForbidden, match="permission denied for table usage_stats"):
+                await collect(source.usage())
+    finally:
+        with psycopg.connect(conninfo(url), autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}".encode())
+            admin.execute(f"DROP ROLE {role}".encode())
