@@ -83,6 +83,12 @@ class DatabaseUnreachable(SetupError):
     code = "database_unreachable"
 
 
+class DatabaseForbidden(SetupError):
+    """The database answered but refused a read for lack of privileges."""
+
+    code = "database_forbidden"
+
+
 class PortInUse(SetupError):
     """Another process already listens on the server's address."""
 
