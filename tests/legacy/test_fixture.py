@@ -10,7 +10,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from mana_credits_adapters.legacy import PostgresLegacySource
+from mana_credits_adapters.legacy.source import PostgresLegacySource
 from mana_credits_adapters.sql import migrate
 from mana_credits_adapters.sql.store import create_engine
 from mana_credits_adapters.sql.tables import metadata

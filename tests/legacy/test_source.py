@@ -9,13 +9,13 @@ from typing import TypeVar
 
 import pytest
 
-from mana_credits_adapters.legacy import PostgresLegacySource
 from mana_credits_adapters.legacy.layout import ENUMS
 from mana_credits_adapters.legacy.source import (
     PURCHASE_STATUSES,
     REDEMPTION_STATUSES,
     STATUSES,
     TYPES,
+    PostgresLegacySource,
 )
 from mana_credits_core.gifts import RedemptionStatus
 from mana_credits_core.ledger import TransactionStatus, TransactionType

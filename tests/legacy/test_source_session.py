@@ -16,7 +16,7 @@ from mana_credits_adapters.errors import (
     InvalidDatabaseUrl,
     NoDatabase,
 )
-from mana_credits_adapters.legacy import PostgresLegacySource
+from mana_credits_adapters.legacy.source import PostgresLegacySource
 from mana_credits_adapters.sql import migrate
 from mana_credits_adapters.sql.store import create_engine
 from mana_credits_core.legacy import SOURCE_TABLES, NotLegacyLayout
