@@ -84,10 +84,15 @@ def show(report: ImportReport) -> None:
     for count in report.tables.values():
         table.add_row(count.table, str(count.source), str(count.written), str(count.skipped))
     console.print(table)
+    # After = before + rows rebuilt + negative balances raised to 0 (now debt).
+    parts = [f"{report.balance_before} in the old rows"]
+    if report.rebuilt:
+        parts.append(f"{report.rebuilt} in rows rebuilt from the ledger")
+    if report.debt_after:
+        parts.append(f"{report.debt_after} of negative balances raised to 0, now debt")
     console.print(
-        f"users: {report.users}; balances: {report.balance_before} credits in the old "
-        f"database, {report.balance_after} here"
-        + (f" (+ {report.debt_after} credits of debt)" if report.debt_after else "")
+        f"users: {report.users}; balances here: {report.balance_after} credits"
+        f" = {' + '.join(parts)}"
     )
     if report.adjustments:
         adjusted = Table("user", "difference", "totalEarned", "totalSpent", title="adjustments")

@@ -15,15 +15,19 @@ _LEDGER = """
         sum(amount) FILTER (WHERE status = 'completed' AND amount > 0) AS earned,
         -sum(amount) FILTER (WHERE status = 'completed' AND amount < 0) AS spent,
         count(*) AS entries,
-        min(created_at) AS first_at
+        min(created_at) AS first_at,
+        max(created_at) AS last_at
     FROM credits.transactions GROUP BY user_id
 """
 _HELD = """
     SELECT user_id, sum(amount) FILTER (WHERE status = 'reserved') AS held,
-        min(created_at) AS first_at
+        min(created_at) AS first_at, max(created_at) AS last_at
     FROM credits.reservations GROUP BY user_id
 """
-_NO_HELD = "SELECT NULL::text AS user_id, NULL::bigint AS held, NULL::timestamptz AS first_at"
+_NO_HELD = """
+    SELECT NULL::text AS user_id, NULL::bigint AS held, NULL::timestamptz AS first_at,
+        NULL::timestamptz AS last_at
+"""
 
 
 def users(*, has_reservations: bool) -> str:
@@ -38,7 +42,7 @@ known AS (
 )
 SELECT k.user_id, b.balance, b.total_earned, b.total_spent, b.created_at, b.updated_at,
     coalesce(l.net, 0), coalesce(l.earned, 0), coalesce(l.spent, 0), coalesce(l.entries, 0),
-    coalesce(h.held, 0), least(l.first_at, h.first_at)
+    coalesce(h.held, 0), least(l.first_at, h.first_at), greatest(l.last_at, h.last_at)
 FROM known AS k
 LEFT JOIN credits.balances AS b ON b.user_id = k.user_id
 LEFT JOIN ledger AS l ON l.user_id = k.user_id

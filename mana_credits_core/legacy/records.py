@@ -47,7 +47,8 @@ class LegacyUser:
     ledger_spent: int
     entries: int
     held: int
-    first_seen_at: datetime | None  # the oldest transaction or reservation, for a missing row
+    first_seen_at: datetime | None  # the oldest transaction or reservation
+    last_seen_at: datetime | None  # the newest transaction or reservation
 
 
 @dataclass(frozen=True, slots=True)

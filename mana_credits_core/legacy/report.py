@@ -98,6 +98,7 @@ class ImportReport:
     users: int = 0
     balance_before: int = 0  # sum of the old balances rows
     balance_after: int = 0  # sum of the imported users' balances in the store
+    rebuilt: int = 0  # part of balance_after in rows rebuilt from the ledger (rows missing)
     debt_after: int = 0  # sum of the debts the import created (old negative balances)
     adjustments: list[Adjustment] = field(default_factory=list)
     anomalies: list[Anomaly] = field(default_factory=list)
@@ -131,6 +132,7 @@ class ImportReport:
             "users": self.users,
             "balanceBefore": self.balance_before,
             "balanceAfter": self.balance_after,
+            "rebuilt": self.rebuilt,
             "debtAfter": self.debt_after,
             "adjustments": [
                 {

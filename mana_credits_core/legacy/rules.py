@@ -39,6 +39,9 @@ ADJUSTMENT_KEY = "legacy-import:adjustment"
 OLD_GIFT_VALIDITY = timedelta(days=90)
 """The old service's default gift validity, given to old gifts that carry no expiry."""
 
+ADJUSTMENT_DELAY = timedelta(milliseconds=1)
+"""How long after the user's last old activity the adjustment is dated."""
+
 RESERVATION_APP = "system"
 """App id of imported reservations (the old layout has none): the reserve default."""
 
@@ -101,6 +104,8 @@ def opening(user: LegacyUser) -> Opening:
     earned_fix, spent_fix = earned - user.ledger_earned, spent - user.ledger_spent
     adjustment = None
     if difference or earned_fix or spent_fix:
+        # Just after the user's last old activity: the newest line of the history.
+        at = max(updated, user.last_seen_at or updated) + ADJUSTMENT_DELAY
         reason = (
             f"the old ledger less credits held sums to {held_net}, the old balance is {old_balance}"
             if difference
@@ -124,8 +129,8 @@ def opening(user: LegacyUser) -> Opening:
                 "oldBalance": old_balance,
             },
             idempotency_key=ADJUSTMENT_KEY,
-            created_at=updated,
-            completed_at=updated,
+            created_at=at,
+            completed_at=at,
         )
     return Opening(
         row,

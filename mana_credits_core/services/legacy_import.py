@@ -123,6 +123,7 @@ class LegacyImport:
     def _note_openings(report: ImportReport, openings: dict[str, rules.Opening]) -> None:
         for user_id, plan in openings.items():
             if plan.missing_row:
+                report.rebuilt += plan.balance.balance.balance
                 report.add(
                     AnomalyKind.MISSING_BALANCE,
                     user_id,

@@ -40,6 +40,7 @@ def user(**changes: object) -> LegacyUser:
         entries=3,
         held=0,
         first_seen_at=T0,
+        last_seen_at=T0 + timedelta(days=4),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -72,6 +73,11 @@ def test_drift_keeps_the_balance_and_writes_one_adjustment_that_sums() -> None:
     assert entry.idempotency_key == rules.ADJUSTMENT_KEY
     assert entry.metadata is not None
     assert entry.metadata["difference"] == 5
+    # The newest line of the history: just after the user's last old activity.
+    assert entry.created_at == T0 + timedelta(days=5) + rules.ADJUSTMENT_DELAY
+    later = rules.opening(user(balance=75, last_seen_at=T0 + timedelta(days=9))).adjustment
+    assert later is not None
+    assert later.created_at == T0 + timedelta(days=9) + rules.ADJUSTMENT_DELAY
     # Ledger + adjustment now give the old row's three numbers.
     net, earned, spent = totals_of(entry)
     assert (70 + net, 100 + earned, 30 + spent) == (75, 105, 30)
