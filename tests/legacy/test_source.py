@@ -157,6 +157,7 @@ async def test_entries_come_field_for_field_in_creation_order(legacy_url: str) -
     assert {entry.type for entry in entries} == set(TransactionType) - {
         TransactionType.CLAWBACK,
         TransactionType.FORFEIT,
+        TransactionType.ADJUSTMENT,
     }
     assert all(is_utc(entry.created_at) and is_utc(entry.completed_at) for entry in entries)
     by_id = {entry.id: entry for entry in entries}
