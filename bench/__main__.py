@@ -8,7 +8,9 @@ One run starts a PostgreSQL with the settings of a default install (`fsync` and
 3. the server (`mana-credits serve`) under wrk: POST /api/v1/internal/credits/use;
 4. reads with 1,000,000 ledger entries: balance and transaction history;
 5. the Cloud Sync billing run over 100,000 due subscriptions;
-6. the admin CLI's start: `mana-credits --help`, measured first, on an idle machine.
+6. the admin CLI's start: `mana-credits --help`, measured first, on an idle machine;
+7. the legacy import of an old database of 1,000,000 ledger entries for 100,000 users,
+   against PostgreSQL copying the same entries raw between the two databases.
 
 Rows 1-3 run at 1, 16 and 64 clients, for 10,000 random users and for one hot user,
 and show their ratio to row 1 at the same concurrency and user mix.
@@ -25,6 +27,7 @@ from mana_credits_adapters.identity.dev import SigningKey
 
 from . import load
 from .billing import billing_run
+from .legacy import legacy_import
 from .library import library_debits
 from .pgbench import pgbench_debits
 from .setup import BenchDatabase, user
@@ -54,6 +57,8 @@ def main() -> None:
     seconds = float(os.environ.get("BENCH_SECONDS", "10"))
     subscriptions = int(os.environ.get("BENCH_SUBSCRIPTIONS", "100000"))
     workers = int(os.environ.get("BENCH_WORKERS", "1"))
+    import_entries = int(os.environ.get("BENCH_IMPORT_ENTRIES", "1000000"))
+    import_users = int(os.environ.get("BENCH_IMPORT_USERS", "100000"))
     started = time.monotonic()
     startup = cli_startup()
     rows: list[Row] = []
@@ -96,8 +101,19 @@ def main() -> None:
         charged, elapsed = asyncio.run(billing_run(db.url, subscriptions))
         rows.append(Row(5, "billing run (subscriptions)", f"{charged:,} due", 1, charged / elapsed))
         progress(rows[-1])
+        imported = legacy_import(db, import_users, import_entries)
+        what = "legacy import (rows written)"
+        mix = f"{imported.entries:,} entries"
+        rate = imported.rows / imported.seconds
+        rows.append(Row(7, what, mix, 1, rate, imported.reference_rows_per_second))
+        progress(rows[-1])
     print_table(rows, seconds, workers, time.monotonic() - started)
     print_startup(startup)
+    print(
+        f"legacy import: {imported.entries:,} ledger entries for {imported.users:,} users,"
+        f" {imported.rows:,} rows written in {imported.seconds:.1f} s (whole command);"
+        " x row 1 there is the ratio to PostgreSQL's raw copy of the same entries"
+    )
 
 
 def http_row(
