@@ -270,17 +270,20 @@ class LegacyImport:
     ) -> None:
         async def mapped() -> AsyncIterator[list[GiftCode]]:
             async for batch in self._source.gifts():
-                for old in batch:
+                gifts = [rules.gift(old) for old in batch]
+                for old, new in zip(batch, gifts, strict=True):
                     if old.expires_at is None:
                         report.add(AnomalyKind.GIFT_WITHOUT_EXPIRY, old.id, f"code {old.code}")
-                    elif old.status == GiftStatus.ACTIVE and old.expires_at <= options.now:
+                    # Against the expiry it gets here: one given the old default validity
+                    # may be past it too, and the sweep returns its credits as well.
+                    if old.status == GiftStatus.ACTIVE and new.expires_at <= options.now:
                         report.add(
                             AnomalyKind.EXPIRED_ACTIVE_GIFT,
                             old.id,
                             f"code {old.code}: {old.total_credits} credits of {old.creator_id}, "
-                            f"expired {old.expires_at.isoformat()}",
+                            f"expired {new.expires_at.isoformat()}",
                         )
-                yield [rules.gift(old) for old in batch]
+                yield gifts
 
         await step.copy("gift_codes", mapped(), writer.write_gifts)
 
