@@ -89,6 +89,13 @@ class DatabaseForbidden(SetupError):
     code = "database_forbidden"
 
 
+class ForeignTables(SetupError):
+    """The database holds tables of this service's names that its migrations did not
+    create (another application's, or the old service's database)."""
+
+    code = "foreign_tables"
+
+
 class PortInUse(SetupError):
     """Another process already listens on the server's address."""
 

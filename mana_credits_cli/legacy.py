@@ -9,7 +9,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .runtime import DatabaseUrl, JsonOutput, console, err_console, print_json, run, settings_for
+from .runtime import (
+    DatabaseUrl,
+    JsonOutput,
+    console,
+    err_console,
+    print_json,
+    reported,
+    run,
+    settings_for,
+)
 
 if TYPE_CHECKING:
     from mana_credits_core.legacy.report import ImportReport
@@ -72,9 +81,16 @@ def import_legacy(
         return report
 
     report = run(work)
+    from mana_credits_adapters.sql.target import redact
+
+    shown_source = redact(source)
+    with reported():
+        shown_target = redact(settings_for(database_url).effective_database_url)
     if json:
-        print_json(report.as_json())
+        print_json({"source": shown_source, "target": shown_target, **report.as_json()})
     else:
+        console.print(f"from {shown_source}", markup=False, highlight=False)
+        console.print(f"into {shown_target}", markup=False, highlight=False)
         show(report)
 
 
@@ -84,15 +100,16 @@ def show(report: ImportReport) -> None:
     for count in report.tables.values():
         table.add_row(count.table, str(count.source), str(count.written), str(count.skipped))
     console.print(table)
-    # After = before + rows rebuilt + negative balances raised to 0 (now debt).
+    # After = before + rows rebuilt + old negative balances raised to 0.
     parts = [f"{report.balance_before} in the old rows"]
     if report.rebuilt:
         parts.append(f"{report.rebuilt} in rows rebuilt from the ledger")
-    if report.debt_after:
-        parts.append(f"{report.debt_after} of negative balances raised to 0, now debt")
+    if report.raised:
+        parts.append(f"{report.raised} of negative balances raised to 0")
     console.print(
         f"users: {report.users}; balances here: {report.balance_after} credits"
         f" = {' + '.join(parts)}"
+        + (f"; debt: {report.debt_after} credits" if report.debt_after else "")
     )
     if report.adjustments:
         adjusted = Table("user", "difference", "totalEarned", "totalSpent", title="adjustments")
@@ -107,5 +124,11 @@ def show(report: ImportReport) -> None:
             console.print(f"  {anomaly.subject}: {anomaly.detail}", markup=False, highlight=False)
         if len(found) > SHOWN_PER_KIND:
             console.print(f"  … {len(found) - SHOWN_PER_KIND} more (--json lists all)")
-    verb = "dry run, nothing changed" if report.dry_run else "imported"
+    written = sum(t.written for t in report.tables.values())
+    if report.dry_run:
+        verb = "dry run, nothing changed"
+    elif written:
+        verb = f"imported {written} rows"
+    else:
+        verb = "nothing to import: every row was already there"
     console.print(f"{verb}: {report.seconds:.1f} s")

@@ -183,3 +183,13 @@ GROUP BY gift_code_id
 HAVING count(*) > 1
 ORDER BY gift_code_id
 """
+
+UNBACKED_GIFTS = """
+SELECT g.id::text, g.code, g.creator_id, g.total_credits
+FROM gifts.gift_codes AS g
+LEFT JOIN credits.transactions AS t
+    ON t.id = g.reservation_transaction_id AND t.status = 'completed'
+    AND t.amount = -g.total_credits
+WHERE g.status = 'active' AND t.id IS NULL
+ORDER BY g.id
+"""

@@ -9,12 +9,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
+from psycopg.abc import Buffer
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.datetime import TimestamptzLoader
 
 from mana_credits_core.gifts import GiftRedemption, RedemptionStatus
 from mana_credits_core.ledger import LedgerEntry, TransactionStatus, TransactionType, UsageStat
@@ -31,6 +34,7 @@ from mana_credits_core.legacy import (
     LegacySubscription,
     LegacyUser,
     StripeCustomer,
+    UnbackedGift,
 )
 from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
 
@@ -115,6 +119,9 @@ class PostgresLegacySource:
             )
         except psycopg.Error as exc:
             raise _cannot_connect(conninfo, shown, exc) from None
+        # PostgreSQL's infinite timestamps (e.g. a gift that never expires) have no
+        # Python datetime: they are read as the largest and smallest ones.
+        connection.adapters.register_loader("timestamptz", _Timestamptz)
         try:
             source = cls(connection, shown, batch_size=batch_size)
             with source._reading():
@@ -207,6 +214,7 @@ class PostgresLegacySource:
             charges = await self._fetch(queries.DUPLICATE_CHARGES)
             chains = await self._fetch(queries.BROKEN_CHAINS)
             redeemed = await self._fetch(queries.DUPLICATE_REDEMPTIONS)
+            unbacked = await self._fetch(queries.UNBACKED_GIFTS)
         return LegacyFindings(
             double_credits=[
                 DoubleCredit(purchase, user, tuple(ids), credits)
@@ -215,6 +223,7 @@ class PostgresLegacySource:
             duplicate_charges=[DuplicateCharge(*row) for row in charges],
             broken_chains=[BrokenChain(*row) for row in chains],
             duplicate_redemptions=[DuplicateRedemption(gift, tuple(ids)) for gift, ids in redeemed],
+            unbacked_gifts=[UnbackedGift(*row) for row in unbacked],
         )
 
     async def _fetch(self, query: str | sql.Composed) -> list[Row]:
@@ -243,6 +252,18 @@ class PostgresLegacySource:
             ) from None
         except psycopg.OperationalError as exc:
             raise _lost(self._shown, exc) from None
+
+
+class _Timestamptz(TimestamptzLoader):
+    """timestamptz with `infinity` / `-infinity` as datetime.max / datetime.min (UTC),
+    as psycopg's documentation suggests for infinite dates."""
+
+    def load(self, data: Buffer) -> datetime:
+        if data == b"infinity":
+            return datetime.max.replace(tzinfo=UTC)
+        if data == b"-infinity":
+            return datetime.min.replace(tzinfo=UTC)
+        return super().load(data)
 
 
 def _conninfo(url: str, shown: str) -> str:

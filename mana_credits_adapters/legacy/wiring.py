@@ -22,25 +22,30 @@ async def legacy_import(
     name, with its options; closes both connections on exit.
 
     The store must be SQL (PostgreSQL or SQLite). A real import migrates it as the
-    server would (per the settings); a dry run changes nothing, so it needs a store
-    already at the code's schema. Raises the `SetupError`s of `open_store` and of the
+    server would (per the settings: the embedded default, any store with
+    `MANA_CREDITS_AUTO_MIGRATE=1`); a dry run changes nothing, so it needs
+    a store already at the code's schema. Raises `SchemaOutdated` for a store behind
+    it, `ForeignTables` for a database holding tables that are not this service's (the
+    old database named as the target), and the `SetupError`s of `open_store` and of the
     source's connection (unreachable, refused credentials, no such database).
     """
     from ..bootstrap import open_store
+    from ..sql import migrate
     from ..sql.store import SqlStore
     from .source import PostgresLegacySource
     from .target import SqlImportTarget
 
-    store = await open_store(
-        settings, migrate=None if not dry_run else False, create=not dry_run, connect=True
-    )
+    store = await open_store(settings, migrate=False, create=not dry_run, connect=True)
     try:
         if not isinstance(store, SqlStore):
             raise UnsupportedDatabase(
                 "the in-memory store keeps nothing, import into a postgresql:// or sqlite:// URL"
             )
-        if dry_run:
-            await check_schema(store, settings.effective_database_url)
+        # The old database named as the target by mistake: its tables are not ours.
+        await migrate.check_foreign_tables(store.engine)
+        if not dry_run and settings.migrate_on_start:
+            await migrate.upgrade(store.engine)
+        await check_schema(store, settings.effective_database_url)
         options = ImportOptions(
             now=SystemClock().now(),
             reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds),

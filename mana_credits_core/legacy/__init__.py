@@ -19,6 +19,7 @@ from .records import LegacyReservation as LegacyReservation
 from .records import LegacySubscription as LegacySubscription
 from .records import LegacyUser as LegacyUser
 from .records import StripeCustomer as StripeCustomer
+from .records import UnbackedGift as UnbackedGift
 
 __all__ = [
     "SOURCE_TABLES",
@@ -40,4 +41,5 @@ __all__ = [
     "NotLegacyLayout",
     "StripeCustomer",
     "TargetHoldsOtherData",
+    "UnbackedGift",
 ]

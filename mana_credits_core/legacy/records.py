@@ -156,6 +156,17 @@ class DuplicateRedemption:
 
 
 @dataclass(frozen=True, slots=True)
+class UnbackedGift:
+    """An active gift code whose creation debit is missing: no completed transaction
+    of exactly minus its credits is named by its `reservation_transaction_id`."""
+
+    gift_id: str
+    code: str
+    creator_id: str
+    credits: int
+
+
+@dataclass(frozen=True, slots=True)
 class LegacyFindings:
     """The anomalies that need a look across rows, found by the source's own queries."""
 
@@ -163,6 +174,7 @@ class LegacyFindings:
     duplicate_charges: list[DuplicateCharge] = field(default_factory=list)
     broken_chains: list[BrokenChain] = field(default_factory=list)
     duplicate_redemptions: list[DuplicateRedemption] = field(default_factory=list)
+    unbacked_gifts: list[UnbackedGift] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,10 @@ class AnomalyKind(enum.StrEnum):
     DUPLICATE_REDEMPTION = "duplicate_redemption"
     DUPLICATE_GRANT = "duplicate_grant"
     SYNC_PRICE = "sync_price"
+    SYNC_OVERDUE = "sync_overdue"
+    UNBACKED_GIFT = "unbacked_gift"
+    METADATA_NOT_OBJECT = "metadata_not_object"
+    GRANT_KEY_REPLACED = "grant_key_replaced"
 
 
 ACTIONS: dict[AnomalyKind, str] = {
@@ -46,6 +50,19 @@ ACTIONS: dict[AnomalyKind, str] = {
     AnomalyKind.DUPLICATE_REDEMPTION: "the first success is imported, the others are skipped",
     AnomalyKind.DUPLICATE_GRANT: "kept without an idempotency key (the first grant holds it)",
     AnomalyKind.SYNC_PRICE: "charged at this service's price from the next period",
+    AnomalyKind.SYNC_OVERDUE: (
+        "charged once by the next billing run, for the period running now; "
+        "missed periods are not charged"
+    ),
+    AnomalyKind.UNBACKED_GIFT: (
+        "imported as it is; reconcile lists it until it is redeemed, cancelled or expired "
+        "(cancelling or expiring returns credits its creator may never have paid)"
+    ),
+    AnomalyKind.METADATA_NOT_OBJECT: 'kept under {"legacy": ...} (metadata is an object here)',
+    AnomalyKind.GRANT_KEY_REPLACED: (
+        "given the grant key of its referenceId (replays recognised); the old key is kept "
+        "in metadata.legacyIdempotencyKey"
+    ),
 }
 
 
@@ -99,6 +116,7 @@ class ImportReport:
     balance_before: int = 0  # sum of the old balances rows
     balance_after: int = 0  # sum of the imported users' balances in the store
     rebuilt: int = 0  # part of balance_after in rows rebuilt from the ledger (rows missing)
+    raised: int = 0  # part of balance_after: old negative balances raised to 0 (now debt)
     debt_after: int = 0  # sum of the debts the import created (old negative balances)
     adjustments: list[Adjustment] = field(default_factory=list)
     anomalies: list[Anomaly] = field(default_factory=list)
@@ -133,6 +151,7 @@ class ImportReport:
             "balanceBefore": self.balance_before,
             "balanceAfter": self.balance_after,
             "rebuilt": self.rebuilt,
+            "raised": self.raised,
             "debtAfter": self.debt_after,
             "adjustments": [
                 {

@@ -15,6 +15,7 @@ from ..ledger import (
     ADJUSTMENT_EARNED,
     ADJUSTMENT_SPENT,
     Balance,
+    JsonObject,
     LedgerEntry,
     TransactionStatus,
     TransactionType,
@@ -72,6 +73,20 @@ class Opening:
         return 0 if self.adjustment is None else 1
 
 
+LEGACY_METADATA = "legacy"
+"""Where an old metadata value that is not a JSON object is kept (metadata is an object
+or null here, as the HTTP contract says)."""
+
+
+def metadata(old: object) -> tuple[JsonObject | None, bool]:
+    """Old metadata as this service keeps it, and whether it had to be wrapped: an
+    object or null stays, anything else (an array, a string, a number) becomes
+    `{"legacy": <the old value>}`."""
+    if old is None or isinstance(old, dict):
+        return old, False
+    return {LEGACY_METADATA: old}, True
+
+
 def adjustment_id(user_id: str) -> str:
     """The id of a user's adjustment entry (UUID 5: the same on every run)."""
     return str(uuid.uuid5(_NAMESPACE, f"adjustment:{user_id}"))
@@ -105,12 +120,19 @@ def opening(user: LegacyUser) -> Opening:
     adjustment = None
     if difference or earned_fix or spent_fix:
         # Just after the user's last old activity: the newest line of the history.
-        at = max(updated, user.last_seen_at or updated) + ADJUSTMENT_DELAY
-        reason = (
-            f"the old ledger less credits held sums to {held_net}, the old balance is {old_balance}"
-            if difference
-            else "the old lifetime totals differ from the old ledger's sums"
-        )
+        at = _after(max(updated, user.last_seen_at or updated))
+        if old_balance < 0:
+            reason = (
+                f"the old balance {old_balance} is below zero: raised to 0, the "
+                f"{-old_balance} credits are owed as debt"
+            )
+        elif difference:
+            reason = (
+                f"the old ledger less credits held sums to {held_net}, "
+                f"the old balance is {old_balance}"
+            )
+        else:
+            reason = "the old lifetime totals differ from the old ledger's sums"
         adjustment = LedgerEntry(
             id=adjustment_id(user.user_id),
             user_id=user.user_id,
@@ -143,33 +165,55 @@ def opening(user: LegacyUser) -> Opening:
     )
 
 
+def _after(moment: datetime) -> datetime:
+    """`moment` + ADJUSTMENT_DELAY (the largest datetime, an old `infinity`, stays)."""
+    try:
+        return moment + ADJUSTMENT_DELAY
+    except OverflowError:
+        return moment
+
+
+LEGACY_KEY = "legacyIdempotencyKey"
+"""Metadata key keeping an old grant's own idempotency key when the grant key replaces it."""
+
+
 class GrantKeys:
     """Gives old grants the idempotency key this service's grant uses.
 
-    The old service recognised a repeated grant by `metadata.referenceId`, without a
-    key; here the key `reward_key(referenceId)` does it. An old grant without a key gets
-    that key, so a grant repeated after the switch is still recognised; a second old
-    grant of the same reference to the same user (an old race) keeps none.
+    The old service recognised a repeated grant by `metadata.referenceId`; here the key
+    `reward_key(referenceId)` does it. So an old grant with a reference gets that key,
+    and a grant repeated after the switch is still recognised. A key the old grant
+    carried besides is kept in its metadata (`legacyIdempotencyKey`; grants were never
+    replayed by it: the grant call takes no key). A second old grant of the same
+    reference to the same user (an old race) keeps its own key.
     """
 
     def __init__(self) -> None:
         self._taken: set[tuple[str, str]] = set()
         self.duplicates: list[LedgerEntry] = []
+        self.rekeyed: list[LedgerEntry] = []
 
     def entry(self, entry: LedgerEntry) -> LedgerEntry:
-        """`entry` as imported (unchanged unless it is an old keyless grant)."""
-        if entry.type is not TransactionType.GRANT or entry.idempotency_key is not None:
+        """`entry` as imported (unchanged unless it is an old grant with a reference)."""
+        if entry.type is not TransactionType.GRANT or not isinstance(entry.metadata, dict):
             return entry
-        reference = (entry.metadata or {}).get("referenceId")
+        reference = entry.metadata.get("referenceId")
         if not isinstance(reference, str) or not reference:
             return entry
         key = reward_key(reference)
+        if entry.idempotency_key == key:
+            self._taken.add((entry.user_id, key))
+            return entry
         if (entry.user_id, key) in self._taken:
             if entry.status is TransactionStatus.COMPLETED:
                 self.duplicates.append(entry)
             return entry
         self._taken.add((entry.user_id, key))
-        return replace(entry, idempotency_key=key)
+        if entry.idempotency_key is None:
+            return replace(entry, idempotency_key=key)
+        self.rekeyed.append(entry)
+        kept = {**entry.metadata, LEGACY_KEY: entry.idempotency_key}
+        return replace(entry, idempotency_key=key, metadata=kept)
 
 
 def gift(old: LegacyGift) -> GiftCode:
@@ -210,7 +254,40 @@ def interval_of(old: str) -> BillingInterval:
     return BillingInterval(old)
 
 
-def subscription(old: LegacySubscription) -> SyncSubscription:
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    """An active subscription whose next charge was already due when imported."""
+
+    due_since: datetime
+    charged_from: datetime  # the start of the one period the next billing run charges
+    missed: int  # whole periods between the two that are not charged
+
+
+def overdue(old: LegacySubscription, now: datetime) -> Overdue | None:
+    """Whether the old subscription's next charge is past `now`, and from when it is
+    charged here: only the period running at `now` (its start on the old calendar),
+    not every period the old service failed to charge."""
+    if not old.active or old.is_gifted:
+        return None
+    interval = interval_of(old.billing_interval)
+    due = _due(old, interval)
+    if due > now:
+        return None
+    periods = 0
+    while add_months(due, (periods + 1) * interval.months) <= now:
+        periods += 1
+    return Overdue(due, add_months(due, periods * interval.months), periods)
+
+
+def _due(old: LegacySubscription, interval: BillingInterval) -> datetime:
+    if old.next_charge_at is not None:
+        return old.next_charge_at
+    if old.last_charge_at is not None:
+        return add_months(old.last_charge_at, interval.months)
+    return old.activated_at or old.created_at
+
+
+def subscription(old: LegacySubscription, now: datetime) -> SyncSubscription:
     """An old Cloud Sync subscription on this service's calendar.
 
     The old layout keeps only `next_charge_at`; here charges fall on `anchor_at` +
@@ -218,9 +295,10 @@ def subscription(old: LegacySubscription) -> SyncSubscription:
     nothing counted as paid beyond it: an active subscription is next charged exactly
     when the old service would have charged it, and the period already paid is not
     charged again. One without a next charge is due one interval after its last
-    charge (or at once if it was never charged). A paused one stays paused; a gifted
-    one stays gifted (never charged); an inactive one whose paid period has not ended
-    resumes without a charge if reactivated before its end.
+    charge (or at its activation if it was never charged). One already due at `now` is
+    charged once, for the period running at `now` (see `overdue`). A paused one stays
+    paused; a gifted one stays gifted (never charged); an inactive one whose paid
+    period has not ended resumes without a charge if reactivated before its end.
     """
     interval = interval_of(old.billing_interval)
     if old.is_gifted and old.active:
@@ -230,10 +308,8 @@ def subscription(old: LegacySubscription) -> SyncSubscription:
         # A revoked gift: this service clears the gifted flag when it revokes one.
         old = replace(old, is_gifted=False)
     if old.active:
-        due = old.next_charge_at
-        if due is None:
-            due = add_months(old.last_charge_at, interval.months) if old.last_charge_at else None
-        anchor = due or old.activated_at or old.created_at
+        late = overdue(old, now)
+        anchor = late.charged_from if late else _due(old, interval)
         return _subscription(old, interval, anchor, anchor, active=True)
     # Inactive or paused: nothing is charged; a paid period still running is kept.
     running = old.next_charge_at if old.paused_at is None else None

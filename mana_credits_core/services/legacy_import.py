@@ -9,7 +9,7 @@ rolled back, and a rerun matches rows by id, so it writes nothing twice.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -20,7 +20,7 @@ from ..legacy.errors import TargetHoldsOtherData
 from ..legacy.ports import SOURCE_TABLES, ImportTarget, ImportWriter, LegacySource
 from ..legacy.records import ImportedBalance, LegacyFindings
 from ..legacy.report import Adjustment, AnomalyKind, ImportReport
-from ..purchases import Purchase, PurchaseStatus
+from ..purchases import Package, Purchase, PurchaseStatus
 from ..reservations import Reservation
 from ..sync import BillingInterval, SyncSubscription
 
@@ -66,13 +66,22 @@ class LegacyImport:
         async with self._target.transaction(commit=not options.dry_run) as writer:
             openings = await self._openings(writer, report, step)
             await self._entries(writer, report, step, openings, findings)
-            await step.copy("packages", self._source.packages(), writer.write_packages)
+            await step.copy(
+                "packages", _each(self._source.packages(), report), writer.write_packages
+            )
             await self._purchases(writer, report, step, findings)
             await self._usage(writer, report, step)
             await step.copy("stripe_customers", self._source.customers(), writer.write_customers)
-            await self._subscriptions(writer, report, step)
+            await self._subscriptions(writer, report, step, options)
             await self._reservations(writer, report, step, options)
             await self._gifts(writer, report, step, options)
+            for gift in findings.unbacked_gifts:
+                report.add(
+                    AnomalyKind.UNBACKED_GIFT,
+                    gift.gift_id,
+                    f"code {gift.code}: {gift.credits} credits of {gift.creator_id}, "
+                    "no creation debit of that amount",
+                )
             await self._redemptions(writer, report, step, findings)
             await self._verify(writer, report, openings)
         return report
@@ -124,11 +133,14 @@ class LegacyImport:
         for user_id, plan in openings.items():
             if plan.missing_row:
                 report.rebuilt += plan.balance.balance.balance
+                owed = f" ({plan.balance.balance.debt} owed as debt)" if plan.negative else ""
                 report.add(
                     AnomalyKind.MISSING_BALANCE,
                     user_id,
-                    f"no balances row; rebuilt as {plan.balance.balance.balance} credits",
+                    f"no balances row; rebuilt as {plan.balance.balance.balance} credits{owed}",
                 )
+            elif plan.negative:
+                report.raised -= plan.negative
             if plan.negative:
                 report.add(AnomalyKind.NEGATIVE_BALANCE, user_id, f"balance {plan.negative}")
             if plan.adjustment is None:
@@ -163,11 +175,17 @@ class LegacyImport:
 
         async def mapped() -> AsyncIterator[list[LedgerEntry]]:
             async for batch in self._source.entries():
-                yield [keys.entry(entry) for entry in batch]
+                yield [keys.entry(_objects(report, entry)) for entry in batch]
 
         await step.copy("transactions", mapped(), writer.write_entries)
         adjustments = [p.adjustment for p in openings.values() if p.adjustment is not None]
         await step.write("transactions", adjustments, writer.write_entries, source=0)
+        for entry in keys.rekeyed:
+            report.add(
+                AnomalyKind.GRANT_KEY_REPLACED,
+                entry.id,
+                f"user {entry.user_id}: old key {entry.idempotency_key}",
+            )
         for entry in keys.duplicates:
             reference = (entry.metadata or {}).get("referenceId")
             report.add(
@@ -213,7 +231,7 @@ class LegacyImport:
                         )
                     if not purchase.package_id:
                         report.add(AnomalyKind.PURCHASE_WITHOUT_PACKAGE, purchase.id, "no package")
-                yield batch
+                yield [_objects(report, purchase) for purchase in batch]
 
         await step.copy("purchases", noted(), writer.write_purchases)
 
@@ -229,7 +247,7 @@ class LegacyImport:
             step.advance("usage_stats", sum(u.operations for u in batch), total)
 
     async def _subscriptions(
-        self, writer: ImportWriter, report: ImportReport, step: _Steps
+        self, writer: ImportWriter, report: ImportReport, step: _Steps, options: ImportOptions
     ) -> None:
         async def mapped() -> AsyncIterator[list[SyncSubscription]]:
             async for batch in self._source.subscriptions():
@@ -242,7 +260,18 @@ class LegacyImport:
                             f"{old.amount_charged} credits per {interval.value} period, "
                             f"the price here is {interval.price}",
                         )
-                yield [rules.subscription(old) for old in batch]
+                    late = rules.overdue(old, options.now)
+                    if late is not None:
+                        missed = (
+                            f", {late.missed} missed periods not charged" if late.missed else ""
+                        )
+                        report.add(
+                            AnomalyKind.SYNC_OVERDUE,
+                            old.user_id,
+                            f"due since {late.due_since.isoformat()}: charged for the period "
+                            f"from {late.charged_from.isoformat()}{missed}",
+                        )
+                yield [rules.subscription(old, options.now) for old in batch]
 
         await step.copy("sync_subscriptions", mapped(), writer.write_subscriptions)
 
@@ -333,6 +362,25 @@ def _values(row: ImportedBalance | None) -> tuple[int, int, int, int] | None:
         return None
     b = row.balance
     return b.balance, b.total_earned, b.total_spent, b.debt
+
+
+M = TypeVar("M", LedgerEntry, Package, Purchase)
+
+
+def _objects(report: ImportReport, row: M) -> M:
+    """`row` with its metadata an object or null (`rules.metadata`), reported if not."""
+    kept, wrapped = rules.metadata(row.metadata)
+    if not wrapped:
+        return row
+    report.add(AnomalyKind.METADATA_NOT_OBJECT, row.id, f"metadata {row.metadata!r}")
+    return replace(row, metadata=kept)
+
+
+async def _each(
+    batches: AsyncIterator[list[Package]], report: ImportReport
+) -> AsyncIterator[list[Package]]:
+    async for batch in batches:
+        yield [_objects(report, package) for package in batch]
 
 
 class _Steps:

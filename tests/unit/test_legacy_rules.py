@@ -21,7 +21,7 @@ from mana_credits_core.legacy import (
 )
 from mana_credits_core.reservations import ReservationStatus
 from mana_credits_core.rewards import reward_key
-from mana_credits_core.sync import BillingInterval, add_months
+from mana_credits_core.sync import BillingInterval, SyncSubscription, add_months
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -132,8 +132,8 @@ def test_old_keyless_grants_get_the_grant_key_once_per_reference() -> None:
     assert again.idempotency_key is None
     assert keys.duplicates == [again]
     assert other.idempotency_key == reward_key("fb-2")
-    # Keyed grants and grants without a reference are left alone.
-    assert keys.entry(grant("g4", "fb-3", key="k")).idempotency_key == "k"
+    # A keyed grant with a reference gets the grant key too; one without is left alone.
+    assert keys.entry(grant("g4", "fb-3", key="k")).idempotency_key == reward_key("fb-3")
     assert keys.entry(grant("g5", None)).idempotency_key is None
 
 
@@ -166,8 +166,12 @@ def old_sub(**changes: object) -> LegacySubscription:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
+def subscription(old: LegacySubscription, now: datetime = T0) -> SyncSubscription:
+    return rules.subscription(old, now)
+
+
 def test_an_active_subscription_is_next_charged_at_its_old_next_charge() -> None:
-    sub = rules.subscription(old_sub())
+    sub = subscription(old_sub())
     due = T0 + timedelta(days=31)
     assert sub.active
     assert sub.next_charge_at == due
@@ -176,30 +180,30 @@ def test_an_active_subscription_is_next_charged_at_its_old_next_charge() -> None
 
 
 def test_an_active_subscription_without_next_charge_is_due_an_interval_after_its_last() -> None:
-    sub = rules.subscription(old_sub(next_charge_at=None, billing_interval="quarterly"))
+    sub = subscription(old_sub(next_charge_at=None, billing_interval="quarterly"))
     assert sub.interval is BillingInterval.QUARTERLY
     assert sub.next_charge_at == add_months(T0, 3)
 
 
 def test_paused_gifted_and_revoked_subscriptions() -> None:
-    paused = rules.subscription(
+    paused = subscription(
         old_sub(active=False, next_charge_at=None, paused_at=T0 + timedelta(days=2))
     )
     assert not paused.active
     assert paused.paused_at == T0 + timedelta(days=2)
     assert paused.next_charge_at is None
-    gifted = rules.subscription(old_sub(is_gifted=True, gifted_by="admin", gifted_at=T0))
+    gifted = subscription(old_sub(is_gifted=True, gifted_by="admin", gifted_at=T0))
     assert gifted.active
     assert gifted.is_gifted
     assert gifted.next_charge_at is None
-    revoked = rules.subscription(old_sub(active=False, is_gifted=True, gifted_at=T0))
+    revoked = subscription(old_sub(active=False, is_gifted=True, gifted_at=T0))
     assert not revoked.active
     assert not revoked.is_gifted
 
 
 def test_an_inactive_subscription_keeps_its_paid_period() -> None:
     end = T0 + timedelta(days=20)
-    sub = rules.subscription(old_sub(active=False, next_charge_at=end))
+    sub = subscription(old_sub(active=False, next_charge_at=end))
     assert not sub.active
     assert sub.next_charge_at is None
     assert add_months(sub.anchor_at, sub.months_paid) == end  # reactivated before: no charge
@@ -211,3 +215,41 @@ def test_reservations_map_their_status() -> None:
     done = replace(old, status="committed", resolved_at=T0)
     assert rules.reservation(done).status is ReservationStatus.COMMITTED
     assert rules.reservation(replace(old, status="refunded")).status is ReservationStatus.REFUNDED
+
+
+def test_an_overdue_subscription_is_charged_once_for_the_period_running_now() -> None:
+    due = datetime(2026, 7, 1, tzinfo=UTC)
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    old = old_sub(billing_interval="quarterly", next_charge_at=due)
+    late = rules.overdue(old, now)
+    assert late == rules.Overdue(due, datetime(2026, 10, 1, tzinfo=UTC), 1)
+    sub = subscription(old, now)
+    assert sub.next_charge_at == datetime(2026, 10, 1, tzinfo=UTC)
+    assert sub.anchor_at == sub.next_charge_at
+    # Due a moment ago: that very period, nothing missed.
+    assert rules.overdue(old, due) == rules.Overdue(due, due, 0)
+    assert rules.overdue(old, due - timedelta(seconds=1)) is None
+    # Never charged, no next charge: due since its activation.
+    never = old_sub(next_charge_at=None, last_charge_at=None, activated_at=due)
+    assert rules.overdue(never, now) == rules.Overdue(due, datetime(2026, 11, 1, tzinfo=UTC), 4)
+    # Paused and gifted ones are never overdue.
+    assert rules.overdue(replace(old, active=False), now) is None
+    assert rules.overdue(replace(old, is_gifted=True), now) is None
+
+
+def test_metadata_that_is_not_an_object_is_wrapped() -> None:
+    assert rules.metadata({"a": 1}) == ({"a": 1}, False)
+    assert rules.metadata(None) == (None, False)
+    assert rules.metadata(["a", 1]) == ({"legacy": ["a", 1]}, True)
+    assert rules.metadata("text") == ({"legacy": "text"}, True)
+
+
+def test_a_keyed_old_grant_gets_the_grant_key_and_keeps_its_own_in_metadata() -> None:
+    keys = rules.GrantKeys()
+    entry = keys.entry(grant("g1", "fb-1", key="old-key"))
+    assert entry.idempotency_key == reward_key("fb-1")
+    assert entry.metadata == {"referenceId": "fb-1", rules.LEGACY_KEY: "old-key"}
+    assert [e.id for e in keys.rekeyed] == ["g1"]
+    # Metadata that is not an object (an old oddity) leaves the grant alone.
+    odd = replace(grant("g2", None), metadata=["fb-2"])  # type: ignore[arg-type]
+    assert keys.entry(odd) is odd
