@@ -81,11 +81,10 @@ def import_legacy(
         return report
 
     report = run(work)
-    from mana_credits_adapters.sql.target import redact
+    from mana_credits_adapters.legacy.wiring import shown
 
-    shown_source = redact(source)
     with reported():
-        shown_target = redact(settings_for(database_url).effective_database_url)
+        shown_source, shown_target = shown(settings_for(database_url), source)
     if json:
         print_json({"source": shown_source, "target": shown_target, **report.as_json()})
     else:

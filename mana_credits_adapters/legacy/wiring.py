@@ -55,3 +55,10 @@ async def legacy_import(
             yield LegacyImport(source, SqlImportTarget(store)), options
     finally:
         await store.close()
+
+
+def shown(settings: Settings, source_url: str) -> tuple[str, str]:
+    """The source and target URLs for people (passwords hidden, driver names dropped)."""
+    from ..sql.target import redact
+
+    return redact(source_url), redact(settings.effective_database_url)

@@ -8,26 +8,22 @@ rolled back, and a rerun matches rows by id, so it writes nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from ..gifts import GiftCode, GiftRedemption, GiftStatus
 from ..ledger import LedgerEntry
 from ..legacy import rules
+from ..legacy.copying import Progress, Steps, each, objects
 from ..legacy.errors import TargetHoldsOtherData
-from ..legacy.ports import SOURCE_TABLES, ImportTarget, ImportWriter, LegacySource
+from ..legacy.ports import ImportTarget, ImportWriter, LegacySource
 from ..legacy.records import ImportedBalance, LegacyFindings
 from ..legacy.report import Adjustment, AnomalyKind, ImportReport
-from ..purchases import Package, Purchase, PurchaseStatus
+from ..purchases import Purchase, PurchaseStatus
 from ..reservations import Reservation
 from ..sync import BillingInterval, SyncSubscription
 
-Progress = Callable[[str, int, int], None]
-"""`progress(table, rows_done_now, rows_in_table)`, for a progress display."""
-
-T = TypeVar("T")
 SHOWN_CONFLICTS = 5  # users named in a refusal
 BATCH = 5000  # rows per write of what the import builds itself
 
@@ -62,12 +58,12 @@ class LegacyImport:
         counts = await self._source.counts()
         findings = await self._source.findings()
         report = ImportReport(options.dry_run, layout)
-        step = _Steps(report, counts, progress)
+        step = Steps(report, counts, progress)
         async with self._target.transaction(commit=not options.dry_run) as writer:
             openings = await self._openings(writer, report, step)
             await self._entries(writer, report, step, openings, findings)
             await step.copy(
-                "packages", _each(self._source.packages(), report), writer.write_packages
+                "packages", each(self._source.packages(), report), writer.write_packages
             )
             await self._purchases(writer, report, step, findings)
             await self._usage(writer, report, step)
@@ -87,7 +83,7 @@ class LegacyImport:
         return report
 
     async def _openings(
-        self, writer: ImportWriter, report: ImportReport, step: _Steps
+        self, writer: ImportWriter, report: ImportReport, step: Steps
     ) -> dict[str, rules.Opening]:
         """Plan every user's balances row; refuse if the store holds other data for any."""
         existing = await writer.balances()
@@ -167,7 +163,7 @@ class LegacyImport:
         self,
         writer: ImportWriter,
         report: ImportReport,
-        step: _Steps,
+        step: Steps,
         openings: dict[str, rules.Opening],
         findings: LegacyFindings,
     ) -> None:
@@ -175,7 +171,7 @@ class LegacyImport:
 
         async def mapped() -> AsyncIterator[list[LedgerEntry]]:
             async for batch in self._source.entries():
-                yield [keys.entry(_objects(report, entry)) for entry in batch]
+                yield [keys.entry(objects(report, entry)) for entry in batch]
 
         await step.copy("transactions", mapped(), writer.write_entries)
         adjustments = [p.adjustment for p in openings.values() if p.adjustment is not None]
@@ -217,7 +213,7 @@ class LegacyImport:
             )
 
     async def _purchases(
-        self, writer: ImportWriter, report: ImportReport, step: _Steps, findings: LegacyFindings
+        self, writer: ImportWriter, report: ImportReport, step: Steps, findings: LegacyFindings
     ) -> None:
         async def noted() -> AsyncIterator[list[Purchase]]:
             async for batch in self._source.purchases():
@@ -231,11 +227,11 @@ class LegacyImport:
                         )
                     if not purchase.package_id:
                         report.add(AnomalyKind.PURCHASE_WITHOUT_PACKAGE, purchase.id, "no package")
-                yield [_objects(report, purchase) for purchase in batch]
+                yield [objects(report, purchase) for purchase in batch]
 
         await step.copy("purchases", noted(), writer.write_purchases)
 
-    async def _usage(self, writer: ImportWriter, report: ImportReport, step: _Steps) -> None:
+    async def _usage(self, writer: ImportWriter, report: ImportReport, step: Steps) -> None:
         # Old rows are per use, rows here per day: progress counts the old rows.
         total = step.counts.get("usage_stats", 0)
         async for batch in self._source.usage():
@@ -247,7 +243,7 @@ class LegacyImport:
             step.advance("usage_stats", sum(u.operations for u in batch), total)
 
     async def _subscriptions(
-        self, writer: ImportWriter, report: ImportReport, step: _Steps, options: ImportOptions
+        self, writer: ImportWriter, report: ImportReport, step: Steps, options: ImportOptions
     ) -> None:
         async def mapped() -> AsyncIterator[list[SyncSubscription]]:
             async for batch in self._source.subscriptions():
@@ -276,7 +272,7 @@ class LegacyImport:
         await step.copy("sync_subscriptions", mapped(), writer.write_subscriptions)
 
     async def _reservations(
-        self, writer: ImportWriter, report: ImportReport, step: _Steps, options: ImportOptions
+        self, writer: ImportWriter, report: ImportReport, step: Steps, options: ImportOptions
     ) -> None:
         cutoff = options.now - options.reservation_ttl
 
@@ -295,7 +291,7 @@ class LegacyImport:
         await step.copy("reservations", mapped(), writer.write_reservations)
 
     async def _gifts(
-        self, writer: ImportWriter, report: ImportReport, step: _Steps, options: ImportOptions
+        self, writer: ImportWriter, report: ImportReport, step: Steps, options: ImportOptions
     ) -> None:
         async def mapped() -> AsyncIterator[list[GiftCode]]:
             async for batch in self._source.gifts():
@@ -317,7 +313,7 @@ class LegacyImport:
         await step.copy("gift_codes", mapped(), writer.write_gifts)
 
     async def _redemptions(
-        self, writer: ImportWriter, report: ImportReport, step: _Steps, findings: LegacyFindings
+        self, writer: ImportWriter, report: ImportReport, step: Steps, findings: LegacyFindings
     ) -> None:
         # One successful redemption per gift is a constraint here: later ones stay out.
         dropped = {rid for d in findings.duplicate_redemptions for rid in d.redemption_ids[1:]}
@@ -362,65 +358,3 @@ def _values(row: ImportedBalance | None) -> tuple[int, int, int, int] | None:
         return None
     b = row.balance
     return b.balance, b.total_earned, b.total_spent, b.debt
-
-
-M = TypeVar("M", LedgerEntry, Package, Purchase)
-
-
-def _objects(report: ImportReport, row: M) -> M:
-    """`row` with its metadata an object or null (`rules.metadata`), reported if not."""
-    kept, wrapped = rules.metadata(row.metadata)
-    if not wrapped:
-        return row
-    report.add(AnomalyKind.METADATA_NOT_OBJECT, row.id, f"metadata {row.metadata!r}")
-    return replace(row, metadata=kept)
-
-
-async def _each(
-    batches: AsyncIterator[list[Package]], report: ImportReport
-) -> AsyncIterator[list[Package]]:
-    async for batch in batches:
-        yield [_objects(report, package) for package in batch]
-
-
-class _Steps:
-    """Counting and progress for the copy of one table after another."""
-
-    def __init__(self, report: ImportReport, counts: dict[str, int], progress: Progress | None):
-        self.report = report
-        self.counts = counts
-        self._progress = progress
-        for table in SOURCE_TABLES:
-            report.table(table)
-
-    def advance(self, table: str, done: int, total: int) -> None:
-        if self._progress is not None:
-            self._progress(table, done, total)
-
-    async def copy(
-        self,
-        table: str,
-        batches: AsyncIterator[list[T]],
-        write: Callable[[Sequence[T]], Awaitable[int]],
-    ) -> None:
-        """Write every batch; count what was read, written and already there."""
-        total = self.counts.get(table, 0)
-        async for batch in batches:
-            await self.write(table, batch, write, source=len(batch))
-            self.advance(table, len(batch), total)
-
-    async def write(
-        self,
-        table: str,
-        rows: Sequence[T],
-        write: Callable[[Sequence[T]], Awaitable[int]],
-        *,
-        source: int,
-    ) -> None:
-        count = self.report.table(table)
-        count.source += source
-        if not rows:
-            return
-        written = await write(rows)
-        count.written += written
-        count.skipped += len(rows) - written
