@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     gift_expiry_interval_seconds: float = Field(
         300.0, alias="MANA_CREDITS_GIFT_EXPIRY_INTERVAL", gt=0
     )
+    # Bounded: past it, a key the auth service withdrew would stay trusted too long.
+    jwks_refresh_interval_seconds: float = Field(
+        300.0, alias="MANA_CREDITS_JWKS_REFRESH_INTERVAL", gt=0, le=3600
+    )
     _base_url_given: bool = PrivateAttr(default=False)
 
     def __init__(self, **values: Any) -> None:

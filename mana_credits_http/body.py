@@ -1,4 +1,5 @@
-"""Strict request parsing: JSON only, no duplicate keys, no NaN, no giant numbers."""
+"""Strict request parsing: JSON only, no duplicate keys, no NaN, no giant numbers, no
+deep nesting."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from .errors import from_validation
 
 M = TypeVar("M", bound=BaseModel)
 MAX_INT_DIGITS = 19  # anything longer cannot be a credit amount and is not parsed
+# Arrays and objects inside one another, the body itself counting as one level. Our
+# bodies need three; free-form `metadata` gets room, but never the depth at which the
+# parser, the metadata checks or the store's JSON encoder would run out of stack.
+MAX_DEPTH = 32
+TOO_DEEP = f"The JSON body is nested deeper than {MAX_DEPTH} levels"
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -42,9 +48,29 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def depth(value: Any) -> int:
+    """How many arrays and objects `value` has inside one another (0 for a scalar);
+    walked without recursion, so any depth is measured."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        node, level = pending.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def parse_json(raw: bytes) -> Any:
+    """The JSON value of `raw`. Raises `InvalidInput` (400) for anything but strict
+    UTF-8 JSON nested at most `MAX_DEPTH` levels."""
     try:
-        return json.loads(
+        value = json.loads(
             raw.decode("utf-8"),
             object_pairs_hook=_no_duplicates,
             parse_constant=_no_constants,
@@ -53,6 +79,11 @@ def parse_json(raw: bytes) -> Any:
         )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput("body", "Malformed JSON body") from exc
+    except RecursionError as exc:  # deeper than the interpreter's stack allows
+        raise InvalidInput("body", TOO_DEEP) from exc
+    if depth(value) > MAX_DEPTH:
+        raise InvalidInput("body", TOO_DEEP)
+    return value
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:

@@ -15,10 +15,14 @@ async def open_identity(settings: Settings) -> AsyncIterator[JwksVerifier]:
     """The verifier the settings call for: the auth service's JWKS, or the dev key."""
     if settings.dev_identity:
         key = SigningKey.load_or_create(settings.home)
-        yield JwksVerifier(settings.issuer, key.source)
+        yield JwksVerifier(
+            settings.issuer, key.source, refresh_interval=settings.jwks_refresh_interval_seconds
+        )
         return
     jwks = HttpJwks(settings.auth_url)
     try:
-        yield JwksVerifier(settings.issuer, jwks)
+        yield JwksVerifier(
+            settings.issuer, jwks, refresh_interval=settings.jwks_refresh_interval_seconds
+        )
     finally:
         await jwks.close()

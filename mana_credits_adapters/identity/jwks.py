@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import jwt
+from cryptography.hazmat.primitives import serialization
 
 from mana_credits_core.errors import Unauthenticated
 from mana_credits_core.ports import Principal
@@ -44,13 +45,24 @@ class HttpJwks:
             self._session = None
 
 
+# A fresh copy of the key set is fetched this often, so a key the issuer withdraws
+# stops verifying within this many seconds (`MANA_CREDITS_JWKS_REFRESH_INTERVAL`).
+REFRESH_INTERVAL_SECONDS = 300.0
+# While the JWKS cannot be fetched, the last key set fetched is trusted this much longer
+# than its refresh interval; then every token is refused until a fetch succeeds.
+STALE_GRACE_SECONDS = 3600.0
+
+
 class JwksVerifier:
     """An `IdentityVerifier` for the auth service's tokens.
 
-    Checks: algorithm EdDSA, signature by a key of the JWKS, `iss`, `aud`, `exp` and
-    `sub` present, small leeway. Keys are cached; an unknown `kid` refetches the JWKS at
-    most once per cooldown (single flight), and cached keys keep working while the JWKS
-    endpoint is down.
+    Checks: algorithm EdDSA, signature by a key of the JWKS, `iss` exactly the issuer,
+    `aud`, `exp` and `sub` present, small leeway. The key set is fetched again once it
+    is `refresh_interval` seconds old, and an unknown `kid` fetches it too; either way at
+    most one fetch is in flight (the others wait for it) and at most one is started per
+    `refetch_cooldown` seconds. A key no longer published stops verifying, and tokens
+    it verified are forgotten. A failed fetch keeps the last key set until it is
+    `refresh_interval + stale_grace` seconds old.
     """
 
     def __init__(
@@ -61,43 +73,52 @@ class JwksVerifier:
         audience: str = "mana",
         leeway: float = 30.0,
         refetch_cooldown: float = 30.0,
+        refresh_interval: float = REFRESH_INTERVAL_SECONDS,
+        stale_grace: float = STALE_GRACE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
         cache_size: int = 10_000,
     ) -> None:
+        """Durations in seconds; `monotonic` times the key set, `wallclock` (seconds
+        since the epoch) the remembered tokens' expiry."""
         self.issuer = issuer
         self._source = source
         self._audience = audience
         self._leeway = leeway
-        self._cooldown = refetch_cooldown
+        self._interval = refresh_interval
+        self._cooldown = min(refetch_cooldown, refresh_interval)
+        self._trusted_for = refresh_interval + stale_grace
         self._monotonic = monotonic
         self._keys: dict[str, Any] = {}
-        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None  # the last fetch started
+        self._loaded_at: float | None = None  # the last fetch that gave a key set
         self._lock = asyncio.Lock()
         self.fetches = 0
         self._wallclock = wallclock
         self._cache_size = cache_size
-        self._verified: dict[str, tuple[Principal, float]] = {}
+        # token -> (principal, when it expires (wallclock), kid, the key that verified it)
+        self._verified: dict[str, tuple[Principal, float, str, Any]] = {}
 
     async def verify(self, token: str) -> Principal:
+        await self._keep_current()
         remembered = self._verified.get(token)
         if remembered is not None:
-            principal, expires = remembered
-            if self._wallclock() < expires:
+            principal, expires, kid, key = remembered
+            if self._wallclock() < expires and self._keys.get(kid) is key:
                 return principal
             del self._verified[token]
-        principal, expires = await self._verify(token)
+        principal, expires, kid, key = await self._verify(token)
         if len(self._verified) >= self._cache_size:
             del self._verified[next(iter(self._verified))]  # the oldest
-        self._verified[token] = (principal, expires)
+        self._verified[token] = (principal, expires, kid, key)
         return principal
 
-    async def _verify(self, token: str) -> tuple[Principal, float]:
+    async def _verify(self, token: str) -> tuple[Principal, float, str, Any]:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated()
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, RecursionError) as exc:
             raise Unauthenticated() from exc
         kid = header.get("kid")
         if header.get("alg") not in ALGORITHMS or not isinstance(kid, str) or len(kid) > 256:
@@ -115,38 +136,92 @@ class JwksVerifier:
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated() from exc
+        # Compared here too, exactly: PyJWT 2.10.0 took any part of the issuer for it.
+        if claims.get("iss") != self.issuer:
+            raise Unauthenticated()
         # `exp` is required and was checked (a number) by `jwt.decode`.
-        return principal_from(claims), float(claims["exp"]) + self._leeway
+        return principal_from(claims), float(claims["exp"]) + self._leeway, kid, key
+
+    def _may_fetch(self) -> bool:
+        attempted = self._attempted_at
+        return attempted is None or self._monotonic() - attempted >= self._cooldown
+
+    def _due(self) -> bool:
+        loaded = self._loaded_at
+        return loaded is None or self._monotonic() - loaded >= self._interval
+
+    async def _keep_current(self) -> None:
+        """Fetch the key set when it is due (cheap when it is not); forget it when it
+        has gone unrefreshed for too long."""
+        if not self._due():
+            return
+        if self._may_fetch():
+            await self._fetch_once(lambda: self._due() and self._may_fetch())
+        loaded = self._loaded_at
+        if self._keys and loaded is not None and self._monotonic() - loaded >= self._trusted_for:
+            log.error(
+                "JWKS not fetched for %.0f s: its %d keys are no longer trusted",
+                self._monotonic() - loaded,
+                len(self._keys),
+            )
+            self._keys = {}
+            self._verified.clear()
 
     async def _key(self, kid: str) -> Any:
-        if kid in self._keys:
-            return self._keys[kid]
-        async with self._lock:
-            if kid in self._keys:  # fetched by the request we waited for
-                return self._keys[kid]
-            now = self._monotonic()
-            if self._fetched_at is not None and now - self._fetched_at < self._cooldown:
-                raise Unauthenticated()
-            self._fetched_at = now
-            await self._refresh()
+        if kid not in self._keys:
+            await self._fetch_once(lambda: kid not in self._keys and self._may_fetch())
         if kid not in self._keys:
             raise Unauthenticated()
         return self._keys[kid]
+
+    async def _fetch_once(self, wanted: Callable[[], bool]) -> None:
+        """Fetch the key set unless, once the fetch in flight (if any) is over, it is no
+        longer `wanted`: concurrent callers share one fetch."""
+        async with self._lock:
+            if wanted():
+                self._attempted_at = self._monotonic()
+                await self._refresh()
 
     async def _refresh(self) -> None:
         self.fetches += 1
         try:
             document = await self._source()
-            keys = parse_jwks(document)
-        except (aiohttp.ClientError, TimeoutError, ValueError, TypeError) as exc:
+            fetched = parse_jwks(document)
+        except (aiohttp.ClientError, TimeoutError, ValueError, TypeError, RecursionError) as exc:
             log.warning("JWKS fetch failed; keeping %d cached keys: %s", len(self._keys), exc)
             return
+        # A key published unchanged keeps its object, and so the tokens it verified.
+        keys = {
+            kid: self._keys[kid] if same_key(self._keys.get(kid), key) else key
+            for kid, key in fetched.items()
+        }
+        withdrawn = [kid for kid, key in self._keys.items() if keys.get(kid) is not key]
         self._keys = keys
+        self._loaded_at = self._monotonic()
+        if withdrawn:
+            log.info("JWKS no longer publishes keys %s: their tokens are refused", withdrawn)
+            self._verified = {
+                token: entry
+                for token, entry in self._verified.items()
+                if keys.get(entry[2]) is entry[3]
+            }
+
+
+def same_key(old: Any, new: Any) -> bool:
+    """Whether two Ed25519 public keys are the same key."""
+    if old is None:
+        return False
+    raw = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    same: bool = old.public_bytes(*raw) == new.public_bytes(*raw)
+    return same
 
 
 def parse_jwks(document: Mapping[str, Any]) -> dict[str, Any]:
-    """The Ed25519 public keys of a JWKS document, by `kid`."""
+    """The Ed25519 public keys of a JWKS document, by `kid`. Raises `ValueError` when
+    the document is not an object with a key list."""
     found: dict[str, Any] = {}
+    if not isinstance(document, Mapping):
+        raise ValueError("JWKS is not a JSON object")
     entries = document.get("keys")
     if not isinstance(entries, list):
         raise ValueError("JWKS has no key list")

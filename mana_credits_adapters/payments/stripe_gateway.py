@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import stripe
@@ -23,7 +24,24 @@ from mana_credits_core.purchases import (
 
 from .stripe_events import translate
 
+# How far a webhook's signed timestamp may be from our clock, either way (Stripe's own).
 WEBHOOK_TOLERANCE_SECONDS = 300
+
+
+def signed_timestamp(header: str) -> int:
+    """The `t` of a `Stripe-Signature` header, read as the SDK reads it (the first `t`
+    item), so it is the timestamp the signature was checked over.
+
+    Raises `InvalidWebhook` when there is none or it is not an integer.
+    """
+    for item in header.split(","):
+        key, _, value = item.partition("=")
+        if key == "t":
+            try:
+                return int(value.partition("=")[0])
+            except ValueError as exc:
+                raise InvalidWebhook() from exc
+    raise InvalidWebhook()
 
 
 class StripeGateway:
@@ -38,7 +56,9 @@ class StripeGateway:
         *,
         api_base: str | None = None,
         timeout: float = 20.0,
+        wallclock: Callable[[], float] = time.time,
     ) -> None:
+        """`wallclock`: seconds since the epoch, what webhook timestamps are held to."""
         self._http = stripe.AIOHTTPClient(timeout=timeout)
         self._client = stripe.StripeClient(
             secret_key,
@@ -47,6 +67,7 @@ class StripeGateway:
             max_network_retries=2,
         )
         self._webhook_secret = webhook_secret
+        self._wallclock = wallclock
 
     async def ensure_customer(self, user_id: str, email: str | None) -> str:
         params: dict[str, Any] = {"metadata": {"userId": user_id}}
@@ -145,17 +166,27 @@ class StripeGateway:
         )
 
     def verify_webhook(self, payload: bytes, signature: str) -> PaymentEvent:
+        """The event of a webhook signed with our secret (Stripe's scheme) at most
+        `WEBHOOK_TOLERANCE_SECONDS` before or after now.
+
+        Raises `InvalidWebhook` for a bad, stale or future-dated signature, or a body
+        that is not a JSON object (nested beyond what the parser takes included).
+        """
         if not self._webhook_secret:
             raise InvalidWebhook("Webhook secret not configured")
         try:
+            # The SDK checks the signature; it would check only the past side of the
+            # tolerance, so both sides are checked below against one clock.
             stripe.WebhookSignature.verify_header(
-                payload.decode("utf-8"),
-                signature,
-                self._webhook_secret,
-                WEBHOOK_TOLERANCE_SECONDS,
+                payload.decode("utf-8"), signature, self._webhook_secret, None
             )
+        except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
+            raise InvalidWebhook() from exc
+        if abs(self._wallclock() - signed_timestamp(signature)) > WEBHOOK_TOLERANCE_SECONDS:
+            raise InvalidWebhook()
+        try:
             event = json.loads(payload)
-        except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidWebhook() from exc
         if not isinstance(event, dict):
             raise InvalidWebhook()

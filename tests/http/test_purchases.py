@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import stripe
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import TickingClock
+from mana_credits_adapters.payments.stripe_gateway import StripeGateway
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import SqlStore
 from mana_credits_core import TransactionType
+from mana_credits_core.errors import InvalidWebhook
 from mana_credits_core.purchases import Package
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
@@ -35,6 +38,7 @@ from ..fakes.stripe_server import (
     succeeded,
 )
 from .conftest import Jwks, bearer, settings_like
+from .deep_json import DEEP
 
 Client = TestClient[web.Request, web.Application]
 WEBHOOK = "/api/v1/webhooks/stripe"
@@ -274,6 +278,84 @@ async def test_bad_signatures_are_refused_and_change_nothing(
         response = await client.post(WEBHOOK, data=body, headers={"Stripe-Signature": signature})
         assert (response.status, await response.json()) == (400, {"error": "Invalid signature"})
     assert await balance(shop) == 0
+
+
+def sdk_signature(payload: bytes, timestamp: int, secret: str = WEBHOOK_SECRET) -> str:
+    """A `Stripe-Signature` header as the stripe SDK makes one."""
+    header: str = stripe.WebhookSignature.generate_signature_header(
+        payload.decode(), secret, timestamp=timestamp
+    )
+    return header
+
+
+DAY, TEN_YEARS = 86_400, 3650 * 86_400
+
+
+@pytest.mark.parametrize("ahead", [301, 3_600, DAY, TEN_YEARS], ids=["301s", "1h", "1d", "10y"])
+async def test_a_signature_dated_in_the_future_is_refused_and_changes_nothing(
+    client: Client,
+    shop: Services,
+    package: Package,
+    jwks: Jwks,
+    fake_stripe: FakeStripe,
+    ahead: int,
+) -> None:
+    await buy(client, jwks.token(), package)
+    intent = next(iter(fake_stripe.intents.values()))
+    payload = event("payment_intent.succeeded", succeeded(intent))
+    headers = {"Stripe-Signature": sdk_signature(payload, int(time.time()) + ahead)}
+    response = await client.post(WEBHOOK, data=payload, headers=headers)
+    assert (response.status, await response.json()) == (400, {"error": "Invalid signature"})
+    assert await balance(shop) == 0
+    # The same event signed now is still applied: the refusal recorded nothing.
+    assert await deliver(client, payload, sdk_signature(payload, int(time.time()))) == 200
+    assert await balance(shop) == 1100
+
+
+@pytest.mark.parametrize("offset", [-240, 240], ids=["4min-ago", "4min-ahead"])
+async def test_a_signature_within_the_tolerance_either_way_is_accepted(
+    client: Client,
+    shop: Services,
+    package: Package,
+    jwks: Jwks,
+    fake_stripe: FakeStripe,
+    offset: int,
+) -> None:
+    await buy(client, jwks.token(), package)
+    intent = next(iter(fake_stripe.intents.values()))
+    payload = event("payment_intent.succeeded", succeeded(intent))
+    assert await deliver(client, payload, sdk_signature(payload, int(time.time()) + offset)) == 200
+    assert await balance(shop) == 1100
+
+
+@pytest.mark.parametrize(
+    ("offset", "accepted"),
+    [(-301, False), (-300, True), (0, True), (300, True), (301, False)],
+)
+async def test_the_tolerance_is_300_seconds_on_the_gateways_clock(
+    offset: int, accepted: bool
+) -> None:
+    signed_at = 1_900_000_000
+    gateway = StripeGateway(SECRET_KEY, WEBHOOK_SECRET, wallclock=lambda: signed_at - offset)
+    payload = event("customer.created", {"id": "cus_1"})
+    try:
+        if accepted:
+            gateway.verify_webhook(payload, sdk_signature(payload, signed_at))
+        else:
+            with pytest.raises(InvalidWebhook):
+                gateway.verify_webhook(payload, sdk_signature(payload, signed_at))
+    finally:
+        await gateway.close()
+
+
+@pytest.mark.parametrize("shape", sorted(DEEP))
+async def test_a_signed_body_nested_too_deep_for_the_parser_is_a_400(
+    client: Client, shop: Services, shape: str
+) -> None:
+    inner = DEEP[shape].encode()
+    payload = b'{"id": "evt_deep", "type": "customer.created", "data": ' + inner + b"}"
+    response = await client.post(WEBHOOK, data=payload, headers={"Stripe-Signature": sign(payload)})
+    assert (response.status, await response.json()) == (400, {"error": "Invalid signature"})
 
 
 async def test_refunds_and_disputes_claw_back_once(
