@@ -111,7 +111,8 @@ def history(
     for e in entries:
         table.add_row(
             e.created_at.isoformat(timespec="seconds"),
-            e.type.value,
+            # An entry that moved nothing (pending, failed, cancelled) says so.
+            e.type.value if e.status == "completed" else f"{e.type.value} ({e.status.value})",
             f"{e.amount:+d}",
             str(e.balance_after),
             e.app_id,

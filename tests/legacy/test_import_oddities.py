@@ -12,8 +12,8 @@ import pytest
 from mana_credits_core.rewards import reward_key
 
 from .conftest import MakeDatabase
-from .fixture import SYNC_ACTIVE_USER, conninfo, query
-from .importing import Targets, by_kind, cli, import_legacy, services_on
+from .fixture import FAILED_ENTRY, SYNC_ACTIVE_USER, conninfo, query
+from .importing import Imported, Targets, by_kind, cli, import_legacy, services_on
 
 pytestmark = pytest.mark.postgres
 
@@ -122,3 +122,16 @@ def test_a_postgresql_target_not_migrated_is_refused_with_the_command_to_run(
     target = targets.empty_postgres()
     line = import_legacy(legacy_url, target).error("schema_outdated")
     assert "run mana-credits db upgrade" in line
+
+
+def test_history_marks_imported_entries_that_moved_nothing(
+    imported: Imported, legacy_url: str
+) -> None:
+    ((user,),) = query(
+        legacy_url,
+        "SELECT user_id FROM credits.transactions WHERE id = %(id)s",
+        {"id": FAILED_ENTRY},
+    )
+    shown = cli("credits", "history", user, "--database-url", imported.target.url)
+    assert shown.code == 0, shown.stderr
+    assert "(failed)" in shown.stdout
