@@ -89,7 +89,7 @@ async def redeem(request: web.Request) -> web.Response:
     user = await require_user(request)
     limiter, client = request.app[GIFT_LIMITER], guesser_of(request, user)
     limiter.check(client)
-    body = await read_body(request, RedeemBody) if request.can_read_body else RedeemBody()
+    body = await read_body(request, RedeemBody) if request.body_exists else RedeemBody()
     try:
         done = await request.app[SERVICES].gifts.redeem(
             user, request.match_info["code"], source_app_id=body.source_app_id
