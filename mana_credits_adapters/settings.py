@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     )
     # Per client address and process; 0: no cap. Trusted proxies are never capped.
     max_connections_per_client: int = Field(
-        100, alias="MANA_CREDITS_MAX_CONNECTIONS_PER_CLIENT", ge=0
+        128, alias="MANA_CREDITS_MAX_CONNECTIONS_PER_CLIENT", ge=0
     )
     gift_expiry_interval_seconds: float = Field(
         300.0, alias="MANA_CREDITS_GIFT_EXPIRY_INTERVAL", gt=0
