@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[str, AfterValidator(networks_setting)] = Field(
         "", alias="MANA_CREDITS_TRUSTED_PROXIES"
     )
+    # Headers and body, from the request's first byte (a new connection's opening).
+    request_read_timeout_seconds: float = Field(
+        30.0, alias="MANA_CREDITS_REQUEST_READ_TIMEOUT", gt=0
+    )
+    # Per client address and process; 0: no cap. Trusted proxies are never capped.
+    max_connections_per_client: int = Field(
+        128, alias="MANA_CREDITS_MAX_CONNECTIONS_PER_CLIENT", ge=0
+    )
     gift_expiry_interval_seconds: float = Field(
         300.0, alias="MANA_CREDITS_GIFT_EXPIRY_INTERVAL", gt=0
     )

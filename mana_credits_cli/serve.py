@@ -25,6 +25,7 @@ from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.settings import DEV_SERVICE_KEY, MAX_PORT, Settings
 from mana_credits_http import create_app
 from mana_credits_http.observability import configure_logging
+from mana_credits_http.server import run_app
 
 from .runtime import console, reported
 
@@ -180,17 +181,8 @@ def run_worker(host: str, port: int, reuse_port: bool, parent: int | None = None
     if parent is not None:
         app.cleanup_ctx.append(_parent_watchdog(parent))
     try:
-        web.run_app(
-            app,
-            host=host,
-            port=port,
-            reuse_port=reuse_port,
-            print=None,
-            access_log=None,
-            shutdown_timeout=10.0,
-            handle_signals=False,  # stop_once_on: a second signal must not cut cleanup
-            loop=loop,
-        )
+        # Signals are stop_once_on's: a second one must not cut the cleanup short.
+        run_app(app, host, port, reuse_port=reuse_port, shutdown_timeout=10.0, loop=loop)
     finally:
         # Closing the loop gave the signals back their default (die at once) while the
         # interpreter still winds down: stopping is already under way, ignore them.

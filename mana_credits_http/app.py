@@ -11,18 +11,21 @@ from aiohttp import web
 from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_adapters.identity import open_identity
 from mana_credits_adapters.identity.dev import SigningKey
+from mana_credits_adapters.networks import parse_networks
 from mana_credits_adapters.settings import Settings
 from mana_credits_core.ports import IdentityVerifier
 from mana_credits_core.services import Services
 
 from . import apidocs, openapi
 from .background import periodic, watch_reachability
+from .connections import ConnectionGuard
 from .cors import cors
 from .errors import FAULTS_LOGGED, error_middleware
-from .keys import GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
+from .keys import CONNECTIONS, GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
 from .metrics import Metrics
 from .observability import observe
 from .ratelimit import FailureLimiter
+from .receive import answering, receive
 from .routes import (
     Route,
     credits,
@@ -83,13 +86,23 @@ def create_app(
 
     Services or an identity passed in belong to the caller, who closes them.
     """
+    # `receive` last: the body is read (or found late, or its client gone) before any
+    # handler runs, and what reading it raises (413) gets the error envelope and CORS.
     app = web.Application(
-        middlewares=[observe, cors, error_middleware],
+        middlewares=[observe, cors, error_middleware, receive],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[FAULTS_LOGGED] = set()
     app[METRICS] = Metrics()
+    # Enforced in full on `GuardedSite` (`serve`); any other server gets the body bound.
+    app[CONNECTIONS] = ConnectionGuard(
+        settings.request_read_timeout_seconds,
+        settings.max_connections_per_client,
+        parse_networks(settings.trusted_proxies),
+        app[METRICS],
+    )
+    app.on_response_prepare.append(answering)
     app[GIFT_LIMITER] = FailureLimiter(
         settings.gift_failures_allowed, settings.gift_failure_window_seconds
     )

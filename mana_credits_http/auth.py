@@ -27,6 +27,23 @@ async def require_user(request: web.Request) -> Principal:
     return principal
 
 
+async def signed_in(request: web.Request) -> Principal | None:
+    """The caller of a public route when it sends a valid bearer token, else None.
+
+    A missing or bad token is no error here: the route answers anyone; only whom its
+    limits count against changes."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        principal = await request.app[IDENTITY].verify(token.strip())
+    except Unauthenticated:
+        return None
+    request[PRINCIPAL] = principal
+    return principal
+
+
 async def require_admin(request: web.Request) -> Principal:
     principal = await require_user(request)
     if not principal.is_admin:

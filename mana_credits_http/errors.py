@@ -100,6 +100,24 @@ HTTP_CODES = {
 }
 
 
+CLIENT_GONE = 499  # "client closed request", as proxies log it; never sent to anyone
+
+
+def client_gone(request: web.Request, when: str) -> web.Response:
+    """What a request whose client hung up comes to: one INFO line, no traceback, and
+    499 for the access log and the metrics (the client is not there to read it).
+
+    `when` completes the log line ("before its request was received"). Whatever the
+    request already did stays done (handlers are not cancelled when a client leaves):
+    the client's retry with its idempotency key is answered from it."""
+    log.info(
+        "client disconnected %s",
+        when,
+        extra={"fields": {"method": request.method, "path": request.path}},
+    )
+    return web.Response(status=CLIENT_GONE)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -130,6 +148,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if error.status == 405:
             response.headers["Allow"] = error.headers.get("Allow", "")
         return response
+    except ConnectionResetError:  # aiohttp's word for a client gone while writing to it
+        return client_gone(request, "before its answer was sent")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return envelope(500, "Internal server error", "internal_error")

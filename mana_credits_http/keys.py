@@ -10,6 +10,7 @@ from mana_credits_adapters.settings import Settings
 from mana_credits_core.ports import IdentityVerifier, Principal
 from mana_credits_core.services import Services
 
+from .connections import ConnectionGuard
 from .metrics import Metrics
 from .ratelimit import FailureLimiter
 
@@ -20,5 +21,6 @@ SETTINGS = web.AppKey("settings", Settings)
 IDENTITY = web.AppKey("identity", IdentityVerifier)
 METRICS = web.AppKey("metrics", Metrics)
 GIFT_LIMITER = web.AppKey("gift_limiter", FailureLimiter)
+CONNECTIONS = web.AppKey("connections", ConnectionGuard)
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)

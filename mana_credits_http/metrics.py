@@ -66,6 +66,13 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+        self.connections_closed = Counter(
+            "mana_credits_http_connections_closed",
+            "Connections closed by the server: too_many_connections (refused, the client "
+            "held its cap) and request_timeout (a request not received in time).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.debits = Counter("mana_credits_debits", "Debits applied.", registry=self.registry)
         self.insufficient = Counter(
             "mana_credits_insufficient_credits",
@@ -136,6 +143,8 @@ class Metrics:
             self.gift_credits.labels(name)
         for name in SYNC_EVENTS.values():
             self.sync.labels(name)
+        for reason in ("too_many_connections", "request_timeout"):
+            self.connections_closed.labels(reason)
 
     def watch_pool(self, in_use: Callable[[], float]) -> None:
         self.pool_in_use.set_function(in_use)

@@ -35,6 +35,12 @@ def _trusted(address: Address, proxies: Sequence[Network]) -> bool:
     return any(address in network for network in proxies)
 
 
+def trusted_proxy(peer: str | None, proxies: Sequence[Network]) -> bool:
+    """Whether the connection's address `peer` is one of `proxies`."""
+    address = _address(peer)
+    return address is not None and _trusted(address, proxies)
+
+
 def client_key(peer: str | None, forwarded_for: Iterable[str], proxies: Sequence[Network]) -> str:
     """Whom a request's failures count against.
 

@@ -6,8 +6,9 @@ from aiohttp import web
 
 from mana_credits_adapters.networks import parse_networks
 from mana_credits_core.errors import GiftNotFound
+from mana_credits_core.ports import Principal
 
-from ..auth import require_service, require_user
+from ..auth import require_service, require_user, signed_in
 from ..body import read_body
 from ..gift_models import (
     CancelGiftOut,
@@ -32,8 +33,17 @@ def client_of(request: web.Request) -> str:
     return client_key(request.remote, request.headers.getall("X-Forwarded-For", ()), proxies)
 
 
+def guesser_of(request: web.Request, user: Principal | None) -> str:
+    """Whom a failed gift lookup counts against: a signed-in user by their id (many people
+    share one address behind a NAT or a proxy; one of them guessing must not lock out the
+    others), anyone else by `client_of`. The space keeps the two apart: no address has one.
+    """
+    return f"user {user.user_id}" if user is not None else client_of(request)
+
+
 async def info(request: web.Request) -> web.Response:
-    limiter, client = request.app[GIFT_LIMITER], client_of(request)
+    limiter = request.app[GIFT_LIMITER]
+    client = guesser_of(request, await signed_in(request))
     limiter.check(client)
     try:
         gift = await request.app[SERVICES].gifts.info(request.match_info["code"])
@@ -77,9 +87,9 @@ async def received(request: web.Request) -> web.Response:
 
 async def redeem(request: web.Request) -> web.Response:
     user = await require_user(request)
-    limiter, client = request.app[GIFT_LIMITER], client_of(request)
+    limiter, client = request.app[GIFT_LIMITER], guesser_of(request, user)
     limiter.check(client)
-    body = await read_body(request, RedeemBody) if request.can_read_body else RedeemBody()
+    body = await read_body(request, RedeemBody) if request.body_exists else RedeemBody()
     try:
         done = await request.app[SERVICES].gifts.redeem(
             user, request.match_info["code"], source_app_id=body.source_app_id

@@ -31,7 +31,7 @@ async def status(request: web.Request) -> web.Response:
 
 async def activate(request: web.Request) -> web.Response:
     user = await require_user(request)
-    body = await read_body(request, IntervalBody) if request.can_read_body else IntervalBody()
+    body = await read_body(request, IntervalBody) if request.body_exists else IntervalBody()
     done = await request.app[SERVICES].sync.activate(user.user_id, body.interval)
     sub = done.subscription
     answer = ActivatedOut(

@@ -54,6 +54,11 @@ async def lookup(client: Client, code: str, forwarded_for: str | None = None) ->
     return (await client.get(f"/api/v1/gifts/{code}", headers=headers)).status
 
 
+async def redeem(client: Client, code: str, token: str, forwarded_for: str | None = None) -> int:
+    headers = bearer(token) | ({} if forwarded_for is None else {"X-Forwarded-For": forwarded_for})
+    return (await client.post(f"/api/v1/gifts/{code}/redeem", headers=headers)).status
+
+
 async def guess_until_blocked(client: Client, forwarded_for: str | None = None) -> None:
     statuses = [await lookup(client, f"GUESS{i}", forwarded_for) for i in range(ALLOWED + 1)]
     assert statuses == [404] * ALLOWED + [429]
@@ -69,9 +74,47 @@ async def test_a_blocked_client_is_refused_even_for_a_real_code(
         # A real code answered while blocked would tell the guesser it hit.
         assert await lookup(client, code) == 429
         assert (await client.get(f"/g/{code}")).status == 429
-        redeem = await client.post(f"/api/v1/gifts/{code}/redeem", headers=bearer(jwks.token()))
-        assert redeem.status == 429
+        # The same holds for a signed-in guesser, on redeem and on lookups with its token.
+        token = jwks.token("mallory")
+        statuses = [await redeem(client, f"GUESS{i}", token) for i in range(ALLOWED)]
+        assert statuses == [404] * ALLOWED
+        assert await redeem(client, code, token) == 429
+        lookup_signed_in = await client.get(f"/api/v1/gifts/{code}", headers=bearer(token))
+        assert lookup_signed_in.status == 429
     assert (await app_services.gifts.info(code)).redeemed == 0
+
+
+async def test_a_signed_in_guesser_is_limited_alone(
+    serve: Serve, app_services: Services, jwks: Jwks
+) -> None:
+    """Everyone here shares 127.0.0.1, as the customers of one NAT or of a proxy not
+    (yet) trusted do: a signed-in guesser's misses count against its account only."""
+    code = await real_code(app_services)
+    async with serve("") as client:
+        mallory = jwks.token("mallory")
+        guesses = [await redeem(client, f"GUESS{i}", mallory) for i in range(ALLOWED)]
+        assert guesses == [404] * ALLOWED
+        assert await redeem(client, "GUESS9", mallory) == 429
+        misses = [
+            (await client.get(f"/api/v1/gifts/GUESS{i}", headers=bearer(mallory))).status
+            for i in range(2)
+        ]
+        assert misses == [429, 429]
+        # Another signed-in user, and anyone signed out, on the same address is unaffected.
+        assert await lookup(client, code) == 200
+        assert await redeem(client, code, jwks.token("carol")) == 200
+    assert (await app_services.gifts.info(code)).redeemed == 1
+
+
+async def test_a_signed_out_guesser_does_not_lock_out_signed_in_users(
+    serve: Serve, app_services: Services, jwks: Jwks
+) -> None:
+    code = await real_code(app_services)
+    async with serve("") as client:
+        await guess_until_blocked(client)
+        assert await redeem(client, code, jwks.token("carol")) == 200
+        # A bad token is no identity: it leaves the caller on its address's budget.
+        assert (await client.get(f"/api/v1/gifts/{code}", headers=bearer("junk"))).status == 429
 
 
 async def test_without_trusted_proxies_x_forwarded_for_is_ignored(serve: Serve) -> None:
@@ -90,6 +133,7 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_budget(
         # Everyone else behind the same proxy is unaffected.
         assert await lookup(client, code, "203.0.113.6") == 200
         assert await lookup(client, "NOSUCHCODE", "203.0.113.6") == 404
+        assert (await client.get(f"/g/{code}", headers={"X-Forwarded-For": "203.0.113.6"})).ok
         # Forged entries to the left of what the proxy appended change nothing.
         assert await lookup(client, code, "192.0.2.1, 203.0.113.5") == 429
         assert await lookup(client, code, "203.0.113.5") == 429

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import subprocess
 from pathlib import Path
@@ -78,3 +79,85 @@ async def test_a_second_sigterm_during_shutdown_is_ignored(pause: float, tmp_pat
     assert "CancelledError" not in output
     assert '"level": "error"' not in output
     assert output.count("already stopping") <= 1
+
+
+async def test_slow_greedy_and_vanishing_clients(tmp_path: Path) -> None:
+    """`serve` itself: a trickled request is cut off at MANA_CREDITS_REQUEST_READ_TIMEOUT
+    while others are served, connections over MANA_CREDITS_MAX_CONNECTIONS_PER_CLIENT are
+    closed, and a client hanging up mid-body is one INFO line, no error."""
+    port = free_port()
+    env = embedded_env(tmp_path) | {
+        "PORT": str(port),
+        "MANA_CREDITS_REQUEST_READ_TIMEOUT": "1",
+        "MANA_CREDITS_MAX_CONNECTIONS_PER_CLIENT": "3",
+    }
+    server = await spawn(*CLI, "serve", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        async with aiohttp.ClientSession() as http:
+            await wait_ready(http, f"http://127.0.0.1:{port}/health", server)
+        open_ = functools.partial(asyncio.open_connection, "127.0.0.1", port)
+        webhook = (
+            b"POST /api/v1/webhooks/stripe HTTP/1.1\r\nHost: test\r\nStripe-Signature: t=1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        )
+        # A trickler: it would need 100 pauses of 0.2 s, and is cut off at the bound.
+        reader, writer = await asyncio.wait_for(open_(), EXIT)
+        writer.write(webhook)
+        sending = asyncio.create_task(trickle(writer, b"x" * 100, 0.2))
+        other_reader, other_writer = await asyncio.wait_for(open_(), EXIT)
+        other_writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert (await asyncio.wait_for(other_reader.read(12), EXIT)) == b"HTTP/1.1 200"
+        other_writer.close()
+        assert (await asyncio.wait_for(reader.read(), EXIT)).startswith(b"HTTP/1.1 408")
+        assert await asyncio.wait_for(sending, EXIT) < 100
+        writer.close()
+        # A client hanging up mid-body.
+        reader, writer = await asyncio.wait_for(open_(), EXIT)
+        writer.write(webhook + b'{"id"')
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.close()
+        # Three connections held; a fourth is closed unanswered.
+        held = [await asyncio.wait_for(open_(), EXIT) for _ in range(3)]
+        await asyncio.sleep(0.5)  # the closed ones above are gone from the count by then
+        extra_reader, extra_writer = await asyncio.wait_for(open_(), EXIT)
+        extra_writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert await unanswered(extra_reader)
+        extra_writer.close()
+        for _, held_writer in held:
+            held_writer.close()
+        server.send_signal(signal.SIGTERM)
+        output = (await asyncio.wait_for(server.communicate(), timeout=EXIT))[0].decode()
+    finally:
+        await reap(server)
+    assert server.returncode == 0, output
+    assert "request not received in time" in output
+    assert "connection cap" in output
+    gone = [line for line in output.splitlines() if "client disconnected" in line]
+    assert len(gone) == 1, output
+    assert '"level": "info"' in gone[0]
+    assert '"status": 500' not in output
+    assert '"level": "error"' not in output
+    assert "Traceback" not in output
+
+
+async def trickle(writer: asyncio.StreamWriter, data: bytes, pause: float) -> int:
+    """Send `data` a byte at a time, `pause` seconds apart, until all is sent or the
+    server closes the connection; returns the bytes sent."""
+    for sent, byte in enumerate(data):
+        try:
+            writer.write(bytes([byte]))
+            await writer.drain()
+        except ConnectionError:
+            return sent
+        await asyncio.sleep(pause)
+    return len(data)
+
+
+async def unanswered(reader: asyncio.StreamReader) -> bool:
+    """The server closed the connection without a byte of answer (a reset included: it
+    closed with our request unread)."""
+    try:
+        return await asyncio.wait_for(reader.read(), EXIT) == b""
+    except ConnectionResetError:
+        return True
