@@ -105,3 +105,46 @@ def test_refund_through_stripe_claws_back_once(database_url: str, fake_stripe: F
     )
     code, out = invoke("reconcile", "--json", env=env)
     assert (code, json.loads(out)["ok"]) == (0, True)
+
+
+def test_a_refund_that_fails_at_stripe_gives_the_credits_back(
+    database_url: str, fake_stripe: FakeStripe
+) -> None:
+    settings = Settings(**stripe_env(database_url, fake_stripe))
+
+    async def buy_and_spend() -> str:
+        async with bootstrap(settings, migrate=True) as services:
+            package = await services.purchases.add_package("Plus", 1100, 1000)
+            started = await services.purchases.start("alice", package.id)
+            intent = fake_stripe.intents[str(started.purchase.stripe_payment_intent_id)]
+            assert await deliver(services, paid(fake_stripe, intent)) == "credited"
+            await services.credits.use("alice", 100, "chat", "answer")
+            return started.purchase.id
+
+    purchase_id = asyncio.run(buy_and_spend())
+    env = stripe_env(database_url, fake_stripe)
+    refund = ["purchases", "refund", purchase_id, "--reason", "asked", "--operator", "ops"]
+    assert invoke(*refund, env=env)[0] == 0
+    [made] = fake_stripe.refunds
+    failed = next(e for e in fake_stripe.fail_refund(made) if e["type"] == "refund.failed")
+
+    async def bank_returns_it() -> tuple[str, int, int]:
+        async with bootstrap(settings) as services:
+            outcome = await deliver(services, payload(failed))
+            balance = await services.credits.existing_balance("alice")
+            return outcome, balance.balance, balance.debt
+
+    assert asyncio.run(bank_returns_it()) == ("gave back 1000, debt paid 100", 1000, 0)
+    code, out = invoke("purchases", "show", purchase_id, "--json", env=env)
+    shown = json.loads(out)
+    assert (code, shown["clawedBack"]) == (0, 0)
+    assert [c["credits"] for c in shown["clawbacks"]] == [1000]
+    assert [r["credits"] for r in shown["reinstatements"]] == [1000]
+    assert (
+        shown["stripeChargeId"]
+        == fake_stripe.intents[shown["stripePaymentIntentId"]]["latest_charge"]
+    )
+    code, out = invoke("purchases", "show", purchase_id, env=env)
+    assert "given back  1000 credits" in out
+    code, out = invoke("reconcile", "--json", env=env)
+    assert (code, json.loads(out)["ok"]) == (0, True)

@@ -29,7 +29,6 @@ class ModelGateway:
     def __init__(self, model: StripeModel | None = None) -> None:
         self.model = model or StripeModel()
         self.down = False
-        self.reads = 0
 
     def _up(self) -> None:
         if self.down:
@@ -104,7 +103,6 @@ class ModelGateway:
 
     async def payment_state(self, ref: PaymentRef) -> PaymentState | None:
         self._up()
-        self.reads += 1
         intent_id = ref.payment_intent_id
         if intent_id is None and ref.charge_id is not None:
             intent_id = ref_id(self.model.charges.get(ref.charge_id, {}), "payment_intent")
