@@ -247,3 +247,31 @@ def refund(
         f"{p.id}: refunded {euros(result.refund.amount)} ({result.refund.id}) to {p.user_id}; "
         f"{result.outcome}"
     )
+
+
+@app.command()
+def sync(
+    purchase_id: PurchaseId, database_url: DatabaseUrl = None, json: JsonOutput = False
+) -> None:
+    """Read a purchase's payment from Stripe and settle the purchase.
+
+    What a webhook about the payment would do: completed if paid, failed if declined,
+    credits taken back or given back as refunds and disputes now stand. For payments
+    whose webhooks were missed. Running it again changes nothing.
+
+    \b
+    Example:
+      mana-credits purchases sync 0b6d2c4e
+    """
+
+    async def work() -> tuple[str, Purchase]:
+        async with open_services(database_url) as services:
+            found = await full_id(services, "purchase", purchase_id)
+            outcome = await services.purchases.reconcile(found)
+            return outcome, await services.purchases.get(found)
+
+    outcome, purchase = run(work)
+    if json:
+        print_json({"purchase": purchase_json(purchase), "outcome": outcome})
+        return
+    console.print(f"{purchase.id}: {outcome}", markup=False, highlight=False)

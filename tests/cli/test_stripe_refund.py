@@ -148,3 +148,32 @@ def test_a_refund_that_fails_at_stripe_gives_the_credits_back(
     assert "given back  1000 credits" in out
     code, out = invoke("reconcile", "--json", env=env)
     assert (code, json.loads(out)["ok"]) == (0, True)
+
+
+def test_sync_settles_a_purchase_whose_webhooks_were_missed(
+    database_url: str, fake_stripe: FakeStripe
+) -> None:
+    settings = Settings(**stripe_env(database_url, fake_stripe))
+
+    async def buy() -> str:
+        async with bootstrap(settings, migrate=True) as services:
+            package = await services.purchases.add_package("Plus", 1100, 1000)
+            started = await services.purchases.start("alice", package.id)
+            return started.purchase.id
+
+    purchase_id = asyncio.run(buy())
+    intent = next(iter(fake_stripe.intents))
+    fake_stripe.pay(intent)  # no webhook ever arrives
+    fake_stripe.refund(intent, 500)
+    env = stripe_env(database_url, fake_stripe)
+    code, out = invoke("purchases", "sync", purchase_id[:8], env=env)
+    assert (code, out.strip()) == (0, f"{purchase_id}: credited; clawed back 550, debt 0")
+    code, out = invoke("purchases", "sync", purchase_id, "--json", env=env)
+    shown = json.loads(out)
+    assert (code, shown["outcome"]) == (0, "unchanged: completed, 550 of 1100 clawed back")
+    assert (shown["purchase"]["status"], shown["purchase"]["clawedBack"]) == ("completed", 550)
+    fake_stripe.fail_with = 503
+    code, out = invoke("purchases", "sync", purchase_id, env=env)
+    assert code == 1
+    assert out.startswith("error: payment_provider_unavailable: "), out
+    assert out.count("\n") == 1
