@@ -192,7 +192,7 @@ class PaymentSync:
                 purchase.stripe_charge_id is None and state.charge_id is not None
             ):
                 await uow.purchases.link(purchase.id, state.payment_intent_id, state.charge_id)
-            purchase = await self._apply(uow, purchase, plan, state, note, done)
+            await self._apply(uow, purchase, plan, state, note, done)
             await uow.commit()
         self._events.emit_all(done.happened)
         return done
@@ -205,7 +205,7 @@ class PaymentSync:
         state: PaymentState,
         note: Mapping[str, str] | None,
         done: _Round,
-    ) -> Purchase:
+    ) -> None:
         if plan.fail and await uow.purchases.fail(purchase.id):
             done.changes.append("failed")
             done.happened.append(
@@ -223,7 +223,6 @@ class PaymentSync:
             await uow.balances.collect_debt(
                 self._debit(completed, 0, "Debt from an earlier clawback", None)
             )
-        return purchase
 
     async def _complete(
         self, uow: UnitOfWork, purchase: Purchase, state: PaymentState, done: _Round
