@@ -38,7 +38,7 @@ from mana_credits_core.ledger import (
     totals_of,
 )
 from mana_credits_core.ports import LedgerTotals
-from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
+from mana_credits_core.purchases import Package, Purchase
 from mana_credits_core.reservations import (
     CommitHold,
     Held,
@@ -52,7 +52,8 @@ from mana_credits_core.reservations import (
 from mana_credits_core.sync import BillingInterval, SyncSubscription
 
 from .memory_counts import MemoryLedgerCounts
-from .memory_lookups import MemoryGiftLookups, MemoryPackageLookups, MemoryPurchaseLookups
+from .memory_lookups import MemoryGiftLookups, MemoryPackageLookups
+from .memory_purchases import MemoryPaymentEvents, MemoryPurchases
 from .memory_reports import MemoryReports
 from .memory_users import MemoryUserData
 
@@ -271,6 +272,23 @@ class MemoryBalances:
         taken = min(current.balance, current.debt)
         return self._take(current, debit, taken, -taken)
 
+    async def reinstate(self, credit: Credit) -> tuple[LedgerEntry | None, int]:
+        current = self._existing(credit.user_id)
+        paid = min(current.debt, credit.amount)
+        given = credit.amount - paid
+        after = replace(
+            current,
+            balance=current.balance + given,
+            total_earned=current.total_earned + given,
+            debt=current.debt - paid,
+        )
+        self.set(after)
+        if given == 0:
+            return None, paid
+        entry = completed_entry(credit, given, current.balance, after.balance)
+        self.add_entry(entry)
+        return entry, paid
+
     def _existing(self, user_id: str) -> Balance:
         found = self._s.balances.get(user_id)
         if found is None:
@@ -486,65 +504,6 @@ class MemoryPackages(MemoryPackageLookups):
         return len(self._s.packages)
 
 
-class MemoryPurchases(MemoryPurchaseLookups):
-    def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
-        self._s = state
-        self._undo = undo
-
-    async def add(self, purchase: Purchase) -> None:
-        for other in self._s.purchases.values():  # the SQL unique constraints
-            for ref in ("stripe_payment_intent_id", "stripe_checkout_session_id"):
-                mine = getattr(purchase, ref)
-                if mine is not None and getattr(other, ref) == mine:
-                    raise ValueError(f"duplicate {ref}")
-        _set(self._s.purchases, purchase.id, purchase, self._undo)
-
-    async def get(self, purchase_id: str) -> Purchase | None:
-        return self._s.purchases.get(purchase_id)
-
-    async def by_payment_intent(self, payment_intent_id: str) -> Purchase | None:
-        for purchase in self._s.purchases.values():
-            if purchase.stripe_payment_intent_id == payment_intent_id:
-                return purchase
-        return None
-
-    async def list_for_user(self, user_id: str, limit: int) -> list[Purchase]:
-        mine = [p for p in self._s.purchases.values() if p.user_id == user_id]
-        mine.sort(key=lambda p: (p.created_at, p.id), reverse=True)
-        return mine[:limit]
-
-    async def complete(
-        self, purchase_id: str, payment_intent_id: str | None, now: datetime
-    ) -> Purchase | None:
-        found = self._s.purchases.get(purchase_id)
-        if found is None or found.status not in (PurchaseStatus.PENDING, PurchaseStatus.FAILED):
-            return None
-        done = replace(
-            found,
-            status=PurchaseStatus.COMPLETED,
-            completed_at=now,
-            stripe_payment_intent_id=found.stripe_payment_intent_id or payment_intent_id,
-        )
-        _set(self._s.purchases, purchase_id, done, self._undo)
-        return done
-
-    async def fail(self, purchase_id: str) -> bool:
-        found = self._s.purchases.get(purchase_id)
-        if found is None or found.status != PurchaseStatus.PENDING:
-            return False
-        _set(
-            self._s.purchases, purchase_id, replace(found, status=PurchaseStatus.FAILED), self._undo
-        )
-        return True
-
-    async def raise_clawback(self, purchase_id: str, target: int) -> int:
-        found = self._s.purchases.get(purchase_id)
-        if found is None or found.clawed_back >= target:
-            return 0
-        _set(self._s.purchases, purchase_id, replace(found, clawed_back=target), self._undo)
-        return target - found.clawed_back
-
-
 class MemoryCustomers:
     def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
         self._s = state
@@ -557,18 +516,6 @@ class MemoryCustomers:
         if user_id not in self._s.customers:
             _set(self._s.customers, user_id, customer_id, self._undo)
         return self._s.customers[user_id]
-
-
-class MemoryPaymentEvents:
-    def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
-        self._s = state
-        self._undo = undo
-
-    async def record(self, event_id: str, type: str, now: datetime) -> bool:
-        if event_id in self._s.payment_events:
-            return False
-        _set(self._s.payment_events, event_id, type, self._undo)
-        return True
 
 
 class MemoryGifts(MemoryGiftLookups):

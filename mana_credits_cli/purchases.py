@@ -52,6 +52,7 @@ def purchase_json(p: Purchase) -> dict[str, object]:
         "clawedBack": p.clawed_back,
         "stripePaymentIntentId": p.stripe_payment_intent_id,
         "stripeCheckoutSessionId": p.stripe_checkout_session_id,
+        "stripeChargeId": p.stripe_charge_id,
         "stripeCustomerId": p.stripe_customer_id,
         "createdAt": p.created_at.isoformat(),
         "completedAt": None if p.completed_at is None else p.completed_at.isoformat(),
@@ -124,7 +125,7 @@ def show(
 ) -> None:
     """Show one purchase, its Stripe ids and claw-backs.
 
-    Buyer, package, amounts, status, Stripe ids and claw-backs.
+    Buyer, package, amounts, status, Stripe ids, claw-backs and credits given back.
 
     \b
     Example:
@@ -136,15 +137,17 @@ def show(
             purchase = await services.purchases.get(
                 await full_id(services, "purchase", purchase_id)
             )
-            clawbacks = [
+            moves = [
                 e
                 async for e in services.credits.export(user_id=purchase.user_id)
-                if e.type == TransactionType.CLAWBACK
+                if e.type in (TransactionType.CLAWBACK, TransactionType.REINSTATEMENT)
                 and (e.metadata or {}).get("purchaseId") == purchase.id
             ]
-            return purchase, clawbacks
+            return purchase, moves
 
-    found, clawbacks = run(work)
+    found, moves = run(work)
+    clawbacks = [e for e in moves if e.type == TransactionType.CLAWBACK]
+    given_back = [e for e in moves if e.type == TransactionType.REINSTATEMENT]
     shape = purchase_json(found) | {
         "clawbacks": [
             {
@@ -157,13 +160,22 @@ def show(
                 "createdAt": e.created_at.isoformat(),
             }
             for e in clawbacks
-        ]
+        ],
+        "reinstatements": [
+            {
+                "entryId": e.id,
+                "credits": e.amount,
+                "description": e.description,
+                "createdAt": e.created_at.isoformat(),
+            }
+            for e in given_back
+        ],
     }
     if json:
         print_json(shape)
         return
     shape["priceEuroCents"] = f"{found.price_euro_cents} ({euros(found.price_euro_cents)})"
-    del shape["clawbacks"]
+    del shape["clawbacks"], shape["reinstatements"]
     for key, value in shape.items():
         console.print(
             f"{key:>23}  {'-' if value is None else value}", markup=False, highlight=False
@@ -173,6 +185,12 @@ def show(
         by = f" by {who}: {(e.metadata or {}).get('reason')}" if who else ""
         console.print(
             f"{'claw-back':>23}  {-e.amount} credits on {e.created_at:%Y-%m-%d %H:%M} UTC{by}",
+            markup=False,
+            highlight=False,
+        )
+    for e in given_back:
+        console.print(
+            f"{'given back':>23}  {e.amount} credits on {e.created_at:%Y-%m-%d %H:%M} UTC",
             markup=False,
             highlight=False,
         )
@@ -229,3 +247,31 @@ def refund(
         f"{p.id}: refunded {euros(result.refund.amount)} ({result.refund.id}) to {p.user_id}; "
         f"{result.outcome}"
     )
+
+
+@app.command()
+def sync(
+    purchase_id: PurchaseId, database_url: DatabaseUrl = None, json: JsonOutput = False
+) -> None:
+    """Read a purchase's payment from Stripe and settle the purchase.
+
+    What a webhook about the payment would do: completed if paid, failed if declined,
+    credits taken back or given back as refunds and disputes now stand. For payments
+    whose webhooks were missed. Running it again changes nothing.
+
+    \b
+    Example:
+      mana-credits purchases sync 0b6d2c4e
+    """
+
+    async def work() -> tuple[str, Purchase]:
+        async with open_services(database_url) as services:
+            found = await full_id(services, "purchase", purchase_id)
+            outcome = await services.purchases.reconcile(found)
+            return outcome, await services.purchases.get(found)
+
+    outcome, purchase = run(work)
+    if json:
+        print_json({"purchase": purchase_json(purchase), "outcome": outcome})
+        return
+    console.print(f"{purchase.id}: {outcome}", markup=False, highlight=False)

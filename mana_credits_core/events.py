@@ -20,6 +20,7 @@ class EventKind(enum.StrEnum):
     PURCHASE_COMPLETED = "purchase_completed"
     PURCHASE_FAILED = "purchase_failed"
     PURCHASE_CLAWED_BACK = "purchase_clawed_back"  # after a payment refund or dispute
+    PURCHASE_REINSTATED = "purchase_reinstated"  # clawed-back credits given back
     GRANT = "grant"
     GIFT_CREATED = "gift_created"
     GIFT_REDEEMED = "gift_redeemed"

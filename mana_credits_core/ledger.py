@@ -11,8 +11,8 @@ JsonObject = dict[str, Any]
 
 
 class TransactionType(enum.StrEnum):
-    """Why credits moved. `grant`, `clawback`, `forfeit` and `adjustment` are additions
-    to the old service."""
+    """Why credits moved. `grant`, `clawback`, `reinstatement`, `forfeit` and
+    `adjustment` are additions to the old service."""
 
     PURCHASE = "purchase"
     USAGE = "usage"
@@ -20,6 +20,9 @@ class TransactionType(enum.StrEnum):
     GIFT = "gift"
     GRANT = "grant"  # an operator's audited gift of credits, or a reward (app `community`)
     CLAWBACK = "clawback"  # credits taken back after a payment refund or dispute
+    # Clawed-back credits given back: a refund failed, a dispute was won (what the user
+    # owed is paid first, so the entry holds only what reached the balance).
+    REINSTATEMENT = "reinstatement"
     FORFEIT = "forfeit"  # what was left when the account was deleted (docs/privacy.md)
     # The legacy import's correction where the old ledger did not sum to the old balance
     # (docs/cutover.md); its metadata says by how much and why.

@@ -19,11 +19,13 @@ from .ledger import (
     LedgerEntry,
     UsageStat,
 )
+from .payment_state import PaymentState
 from .purchases import (
     CheckoutSession,
     Package,
     PaymentEvent,
     PaymentIntent,
+    PaymentRef,
     Purchase,
     PurchaseStatus,
     Refund,
@@ -68,6 +70,15 @@ class BalanceRepository(Protocol):
 
     async def collect_debt(self, debit: Debit) -> LedgerEntry | None:
         """Take what the user owes, as far as the balance allows (`debit.amount` ignored)."""
+        ...
+
+    async def reinstate(self, credit: Credit) -> tuple[LedgerEntry | None, int]:
+        """Give back `credit.amount` credits taken by a clawback: what the user owes is
+        paid from them first, the rest is credited with one entry.
+
+        Returns that entry (None if all went to the debt) and the debt paid. Raises
+        `BalanceNotFound` if the user has no balance.
+        """
         ...
 
     def iterate(self, batch_size: int = 1000) -> AsyncIterator[Balance]:
@@ -179,6 +190,14 @@ class PurchaseRepository(Protocol):
 
     async def by_payment_intent(self, payment_intent_id: str) -> Purchase | None: ...
 
+    async def by_charge(self, charge_id: str) -> Purchase | None: ...
+
+    async def by_checkout_session(self, session_id: str) -> Purchase | None: ...
+
+    async def lock(self, purchase_id: str) -> Purchase | None:
+        """The purchase, its row locked until the unit of work ends."""
+        ...
+
     async def list_for_user(self, user_id: str, limit: int) -> list[Purchase]:
         """Newest first."""
         ...
@@ -196,8 +215,13 @@ class PurchaseRepository(Protocol):
         """Pending → failed; a completed purchase is never failed afterwards."""
         ...
 
-    async def raise_clawback(self, purchase_id: str, target: int) -> int:
-        """Set `clawed_back` to `target` if it was lower; returns the increase (else 0)."""
+    async def link(self, purchase_id: str, payment_intent_id: str, charge_id: str | None) -> None:
+        """Record the purchase's PaymentIntent and charge where none is recorded yet."""
+        ...
+
+    async def move_clawback(self, purchase_id: str, version: int, clawed_back: int) -> bool:
+        """Set `clawed_back` and bump `clawback_version` if it is still `version` (a
+        conditional write); False if another move came first."""
         ...
 
     async def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
@@ -217,6 +241,10 @@ class CustomerRepository(Protocol):
 class PaymentEventRepository(Protocol):
     async def record(self, event_id: str, type: str, now: datetime) -> bool:
         """Remember a processed event; False if it was recorded before."""
+        ...
+
+    async def seen(self, event_id: str) -> bool:
+        """Whether the event was recorded as processed."""
         ...
 
 
@@ -549,6 +577,14 @@ class PaymentGateway(Protocol):
         """Give the buyer back what is not yet refunded of the payment of
         `amount_cents` euro cents; the same `purchase_id` never refunds twice.
         Raises `PaymentProviderError`."""
+        ...
+
+    async def payment_state(self, ref: PaymentRef) -> PaymentState | None:
+        """The payment as the provider knows it now: its PaymentIntent (found from the
+        charge or the Checkout Session when `ref` names no PaymentIntent), latest
+        charge, refunds and disputes. None when the provider knows no such payment,
+        or the Checkout Session has no PaymentIntent yet. Raises
+        `PaymentProviderUnavailable` (retry later), `PaymentProviderError`."""
         ...
 
     def verify_webhook(self, payload: bytes, signature: str) -> PaymentEvent:

@@ -1,9 +1,8 @@
-"""Credit packages, purchases, and the payment events that complete or undo them."""
+"""Credit packages, purchases, and the payment events that make them read the payment."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,6 +51,8 @@ class Purchase:
     created_at: datetime
     completed_at: datetime | None
     clawed_back: int = 0  # credits taken back after refunds or disputes
+    stripe_charge_id: str | None = None  # the charge refunds and disputes name
+    clawback_version: int = 0  # moves of `clawed_back` so far, up or down
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,81 +79,46 @@ class CheckoutSession:
     url: str
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentRef:
+    """Whatever names a payment at the provider; any one is enough to read it."""
+
+    payment_intent_id: str | None = None
+    charge_id: str | None = None
+    checkout_session_id: str | None = None
+
+
 # Verified events from the payment provider, already translated out of its vocabulary.
 
 
 @dataclass(frozen=True, slots=True)
-class PaymentSucceeded:
-    event_id: str
-    purchase_id: str | None
-    payment_intent_id: str
-    amount: int
-    currency: str
-
-
-@dataclass(frozen=True, slots=True)
-class CheckoutCompleted:
-    event_id: str
-    purchase_id: str | None
-    session_id: str
-    payment_intent_id: str | None
-    amount: int
-    currency: str
-    paid: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentFailed:
-    event_id: str
-    purchase_id: str | None
-    payment_intent_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentRefunded:
-    """Money went back to the buyer: `refunded` of `amount` cents, cumulative."""
+class PaymentChanged:
+    """The provider says something happened to a payment (paid, failed, refunded,
+    disputed, …). Only a hint: the use case reads the payment's current state before
+    acting, so the event's own copy of the objects, stale or out of order, never counts.
+    """
 
     event_id: str
-    payment_intent_id: str
-    refunded: int
-    amount: int
-    note: Mapping[str, str] | None = None  # who refunded and why, for the ledger entry
+    type: str  # the provider's event type, for the log
+    purchase_id: str | None = None  # from the payment's metadata, when the event has it
+    payment_intent_id: str | None = None
+    charge_id: str | None = None
+    checkout_session_id: str | None = None
 
-
-@dataclass(frozen=True, slots=True)
-class PaymentDisputed:
-    event_id: str
-    payment_intent_id: str
+    @property
+    def ref(self) -> PaymentRef:
+        return PaymentRef(self.payment_intent_id, self.charge_id, self.checkout_session_id)
 
 
 @dataclass(frozen=True, slots=True)
 class Acknowledged:
-    """An event we accept and do nothing with (processing, unknown types)."""
+    """An event we accept and do nothing with (unknown types, unusable payloads)."""
 
     event_id: str
     type: str
 
 
-PaymentEvent = (
-    PaymentSucceeded
-    | CheckoutCompleted
-    | PaymentFailed
-    | PaymentRefunded
-    | PaymentDisputed
-    | Acknowledged
-)
-
-
-def clawback_target(purchase: Purchase, refunded: int, amount: int) -> int:
-    """Credits to have taken back after `refunded` of `amount` cents went back.
-
-    Proportional to the money returned, rounded up so a refund never leaves the
-    buyer with credits they did not pay for, and never more than were bought.
-    """
-    if amount <= 0 or refunded <= 0:
-        return 0
-    share = -(-purchase.credits * min(refunded, amount) // amount)
-    return min(purchase.credits, share)
+PaymentEvent = PaymentChanged | Acknowledged
 
 
 DEFAULT_CATALOGUE: list[tuple[str, str, int, int]] = [

@@ -28,6 +28,7 @@ PURCHASE_EVENTS = {
     EventKind.PURCHASE_COMPLETED: "completed",
     EventKind.PURCHASE_FAILED: "failed",
     EventKind.PURCHASE_CLAWED_BACK: "clawed_back",
+    EventKind.PURCHASE_REINSTATED: "reinstated",
 }
 GIFT_EVENTS = {
     EventKind.GIFT_CREATED: "created",
@@ -86,14 +87,16 @@ class Metrics:
         )
         self.purchases = Counter(
             "mana_credits_purchases",
-            "Purchases created, completed (credited), failed, and clawed back "
-            "(refund or dispute; each clawback counts once).",
+            "Purchases created, completed (credited), failed, clawed back "
+            "(refund or dispute; each clawback counts once) and reinstated "
+            "(clawed-back credits given back: a refund failed, a dispute was won).",
             ["event"],
             registry=self.registry,
         )
         self.purchase_credits = Counter(
             "mana_credits_purchase_credits",
-            "Credits of those purchases; for clawed_back, the credits taken back.",
+            "Credits of those purchases; for clawed_back, the credits taken back; for "
+            "reinstated, the credits given back.",
             ["event"],
             registry=self.registry,
         )
@@ -136,7 +139,7 @@ class Metrics:
         for name in PURCHASE_EVENTS.values():
             self.purchases.labels(name)
             self.purchase_credits.labels(name)
-            if name != "clawed_back":
+            if name not in ("clawed_back", "reinstated"):
                 self.purchase_euro_cents.labels(name)
         for name in GIFT_EVENTS.values():
             self.gifts.labels(name)
@@ -155,7 +158,7 @@ class Metrics:
             name = PURCHASE_EVENTS[event.kind]
             self.purchases.labels(name).inc()
             self.purchase_credits.labels(name).inc(event.credits)
-            if name != "clawed_back":
+            if name not in ("clawed_back", "reinstated"):
                 self.purchase_euro_cents.labels(name).inc(event.euro_cents)
         elif event.kind in GIFT_EVENTS:
             name = GIFT_EVENTS[event.kind]

@@ -1,65 +1,80 @@
-"""Translate verified Stripe events into the core's payment events."""
+"""Translate verified Stripe events into the core's payment events.
+
+An event only says which payment to read again (`PaymentChanged`): its PaymentIntent,
+charge or Checkout Session, and the purchase named in the metadata when the object has
+it. The object in the event is a snapshot taken when the event was made, possibly older
+than the payment's state by the time it arrives, so nothing else is taken from it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from mana_credits_core.purchases import (
-    Acknowledged,
-    CheckoutCompleted,
-    PaymentDisputed,
-    PaymentEvent,
-    PaymentFailed,
-    PaymentRefunded,
-    PaymentSucceeded,
+from mana_credits_core.purchases import Acknowledged, PaymentChanged, PaymentEvent
+
+from .stripe_state import metadata_purchase, ref_id, text
+
+PAYMENT_INTENT_EVENTS = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "payment_intent.processing",
 )
-
-
-def _str(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    if isinstance(value, Mapping):  # an expanded object: take its id
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
-
-def _int(obj: Mapping[str, Any], key: str) -> int:
-    value = obj.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else -1
-
-
-def _purchase_id(obj: Mapping[str, Any]) -> str | None:
-    metadata = obj.get("metadata")
-    return _str(metadata, "purchaseId") if isinstance(metadata, Mapping) else None
+CHECKOUT_EVENTS = (
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+)
+CHARGE_EVENTS = ("charge.succeeded", "charge.refunded")
+REFUND_EVENTS = ("charge.refund.updated", "refund.created", "refund.updated", "refund.failed")
+DISPUTE_EVENTS = (
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+)
+SUBSCRIBED_EVENTS = (
+    PAYMENT_INTENT_EVENTS + CHECKOUT_EVENTS + CHARGE_EVENTS + REFUND_EVENTS + DISPUTE_EVENTS
+)
+"""The event types the webhook endpoint must be subscribed to (docs/payments.md)."""
 
 
 def translate(event: Mapping[str, Any]) -> PaymentEvent:
     """A Stripe event (as JSON) in the core's terms; anything unusable is acknowledged."""
-    event_id = _str(event, "id") or ""
-    kind = _str(event, "type") or ""
+    event_id = text(event, "id") or ""
+    kind = text(event, "type") or ""
     data = event.get("data")
     obj = data.get("object") if isinstance(data, Mapping) else None
-    if not isinstance(obj, Mapping) or not event_id:
+    if not isinstance(obj, Mapping) or not event_id or kind not in SUBSCRIBED_EVENTS:
         return Acknowledged(event_id, kind)
-    obj_id = _str(obj, "id")
-    currency = (_str(obj, "currency") or "").lower()
-    if kind == "payment_intent.succeeded" and obj_id:
-        return PaymentSucceeded(event_id, _purchase_id(obj), obj_id, _int(obj, "amount"), currency)
-    if kind == "payment_intent.payment_failed" and obj_id:
-        return PaymentFailed(event_id, _purchase_id(obj), obj_id)
-    if kind == "checkout.session.completed" and obj_id:
-        return CheckoutCompleted(
+    own_id = text(obj, "id")
+    changed: PaymentChanged | None = None
+    if kind in PAYMENT_INTENT_EVENTS and own_id:
+        changed = PaymentChanged(event_id, kind, metadata_purchase(obj), payment_intent_id=own_id)
+    elif kind in CHECKOUT_EVENTS and own_id:
+        changed = PaymentChanged(
             event_id,
-            _purchase_id(obj),
-            obj_id,
-            _str(obj, "payment_intent"),
-            _int(obj, "amount_total"),
-            currency,
-            paid=obj.get("payment_status") == "paid",
+            kind,
+            metadata_purchase(obj) or text(obj, "client_reference_id"),
+            payment_intent_id=ref_id(obj, "payment_intent"),
+            checkout_session_id=own_id,
         )
-    intent = _str(obj, "payment_intent")
-    if kind == "charge.refunded" and intent:
-        return PaymentRefunded(event_id, intent, _int(obj, "amount_refunded"), _int(obj, "amount"))
-    if kind == "charge.dispute.created" and intent:
-        return PaymentDisputed(event_id, intent)
-    return Acknowledged(event_id, kind)
+    elif kind in CHARGE_EVENTS and own_id:
+        changed = PaymentChanged(
+            event_id,
+            kind,
+            metadata_purchase(obj),
+            payment_intent_id=ref_id(obj, "payment_intent"),
+            charge_id=own_id,
+        )
+    elif kind in REFUND_EVENTS + DISPUTE_EVENTS:
+        # Refunds and disputes name their charge; their PaymentIntent may be null
+        # (a dispute of a charge made without one, as in Stripe's own example).
+        intent, charge = ref_id(obj, "payment_intent"), ref_id(obj, "charge")
+        if intent or charge:
+            changed = PaymentChanged(
+                event_id, kind, metadata_purchase(obj), payment_intent_id=intent, charge_id=charge
+            )
+    return changed or Acknowledged(event_id, kind)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import stripe
@@ -14,15 +15,18 @@ from mana_credits_core.errors import (
     PaymentProviderError,
     PaymentProviderUnavailable,
 )
+from mana_credits_core.payment_state import PaymentState
 from mana_credits_core.purchases import (
     CURRENCY,
     CheckoutSession,
     PaymentEvent,
     PaymentIntent,
+    PaymentRef,
     Refund,
 )
 
 from .stripe_events import translate
+from .stripe_state import payment_state, ref_id
 
 # How far a webhook's signed timestamp may be from our clock, either way (Stripe's own).
 WEBHOOK_TOLERANCE_SECONDS = 300
@@ -45,8 +49,9 @@ def signed_timestamp(header: str) -> int:
 
 
 class StripeGateway:
-    """Customers, PaymentIntents and Checkout Sessions; every call carries an
-    idempotency key derived from our own ids, so a retry never creates a second one.
+    """Customers, PaymentIntents, Checkout Sessions and refunds; every call that
+    creates carries an idempotency key derived from our own ids, so a retry never
+    creates a second one. Payments are read back whole (`payment_state`).
     """
 
     def __init__(
@@ -165,6 +170,40 @@ class StripeGateway:
             status=str(refund.status),
         )
 
+    async def payment_state(self, ref: PaymentRef) -> PaymentState | None:
+        """Read the payment now: the PaymentIntent (from the charge or the Checkout
+        Session when `ref` has no PaymentIntent id) with its latest charge expanded,
+        every refund of the PaymentIntent and every dispute of that charge. Stripe's
+        advice for webhooks: the event says what to look at, the API what is true."""
+        intent_id = ref.payment_intent_id
+        if intent_id is None and ref.charge_id is not None:
+            charge = await self._read(self._client.v1.charges.retrieve_async, ref.charge_id)
+            intent_id = None if charge is None else ref_id(charge, "payment_intent")
+        if intent_id is None and ref.checkout_session_id is not None:
+            session = await self._read(
+                self._client.v1.checkout.sessions.retrieve_async, ref.checkout_session_id
+            )
+            intent_id = None if session is None else ref_id(session, "payment_intent")
+        if intent_id is None:
+            return None
+        intent = await self._read(
+            self._client.v1.payment_intents.retrieve_async,
+            intent_id,
+            {"expand": ["latest_charge"]},
+        )
+        if intent is None:
+            return None
+        refunds = await self._list(
+            self._client.v1.refunds.list_async, {"payment_intent": intent_id}
+        )
+        charge_id = ref_id(intent, "latest_charge")
+        disputes = (
+            []
+            if charge_id is None
+            else await self._list(self._client.v1.disputes.list_async, {"charge": charge_id})
+        )
+        return payment_state(intent, refunds, disputes)
+
     def verify_webhook(self, payload: bytes, signature: str) -> PaymentEvent:
         """The event of a webhook signed with our secret (Stripe's scheme) at most
         `WEBHOOK_TOLERANCE_SECONDS` before or after now.
@@ -197,12 +236,40 @@ class StripeGateway:
 
     @staticmethod
     async def _call(method: Any, params: dict[str, Any], idempotency_key: str) -> Any:
-        try:
+        with _provider_errors():
             return await method(params, options={"idempotency_key": idempotency_key})
-        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+
+    @staticmethod
+    async def _read(
+        method: Any, object_id: str, params: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The object as plain JSON, or None when Stripe has no such object."""
+        with _provider_errors():
+            try:
+                found = await method(object_id, params)
+            except stripe.InvalidRequestError as exc:
+                if exc.http_status == 404:
+                    return None
+                raise
+        return dict(found.to_dict())
+
+    @staticmethod
+    async def _list(method: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every object of a list, page after page, as plain JSON."""
+        with _provider_errors():
+            page = await method(params | {"limit": 100})
+            return [dict(item.to_dict()) async for item in page.auto_paging_iter()]
+
+
+@contextmanager
+def _provider_errors() -> Iterator[None]:
+    """Stripe's errors as the core's: unreachable, rate limited or 5xx → retry later."""
+    try:
+        yield
+    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+        raise PaymentProviderUnavailable() from exc
+    except stripe.StripeError as exc:
+        status = getattr(exc, "http_status", None)
+        if isinstance(status, int) and status >= 500:
             raise PaymentProviderUnavailable() from exc
-        except stripe.StripeError as exc:
-            status = getattr(exc, "http_status", None)
-            if isinstance(status, int) and status >= 500:
-                raise PaymentProviderUnavailable() from exc
-            raise PaymentProviderError() from exc
+        raise PaymentProviderError() from exc

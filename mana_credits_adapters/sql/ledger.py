@@ -350,6 +350,27 @@ class SqlBalances:
         taken = min(current.balance, current.debt)
         return await self._take(current, debit, taken, -taken)
 
+    async def reinstate(self, credit: Credit) -> tuple[LedgerEntry | None, int]:
+        current = await self._locked(credit.user_id)
+        paid = min(current.debt, credit.amount)
+        given = credit.amount - paid
+        b = balances.c
+        await self._c.execute(
+            sa.update(balances)
+            .where(b.user_id == current.user_id)
+            .values(
+                balance=b.balance + given,
+                total_earned=b.total_earned + given,
+                debt=b.debt - paid,
+                updated_at=credit.now,
+            )
+        )
+        if given == 0:
+            return None, paid
+        entry = completed_entry(credit, given, current.balance, current.balance + given)
+        await self._c.execute(sa.insert(transactions).values(entry_values(entry)))
+        return entry, paid
+
     async def _locked(self, user_id: str) -> Balance:
         # Clawbacks are rare: lock the row, decide in Python, write once.
         row = (

@@ -62,6 +62,8 @@ def purchase_from(row: Any) -> Purchase:
         created_at=row.created_at,
         completed_at=row.completed_at,
         clawed_back=row.clawed_back,
+        stripe_charge_id=row.stripe_charge_id,
+        clawback_version=row.clawback_version,
     )
 
 
@@ -78,6 +80,8 @@ def purchase_values(purchase: Purchase) -> dict[str, Any]:
         "status": purchase.status.value,
         "metadata": purchase.metadata,
         "clawed_back": purchase.clawed_back,
+        "stripe_charge_id": purchase.stripe_charge_id,
+        "clawback_version": purchase.clawback_version,
         "created_at": purchase.created_at,
         "completed_at": purchase.completed_at,
     }
@@ -133,6 +137,22 @@ class SqlPurchases(SqlIdPrefixes):
     async def by_payment_intent(self, payment_intent_id: str) -> Purchase | None:
         return await self._one(purchases.c.stripe_payment_intent_id == payment_intent_id)
 
+    async def by_charge(self, charge_id: str) -> Purchase | None:
+        return await self._one(purchases.c.stripe_charge_id == charge_id)
+
+    async def by_checkout_session(self, session_id: str) -> Purchase | None:
+        return await self._one(purchases.c.stripe_checkout_session_id == session_id)
+
+    async def lock(self, purchase_id: str) -> Purchase | None:
+        # FOR UPDATE orders the settlements of one purchase (events arriving together):
+        # the second reads what the first committed. SQLite serialises writers anyway.
+        row = (
+            await self._c.execute(
+                sa.select(purchases).where(purchases.c.id == purchase_id).with_for_update()
+            )
+        ).first()
+        return None if row is None else purchase_from(row)
+
     async def list_for_user(self, user_id: str, limit: int) -> list[Purchase]:
         p = purchases.c
         query = (
@@ -175,19 +195,28 @@ class SqlPurchases(SqlIdPrefixes):
         )
         return failed.first() is not None
 
-    async def raise_clawback(self, purchase_id: str, target: int) -> int:
+    async def link(self, purchase_id: str, payment_intent_id: str, charge_id: str | None) -> None:
         p = purchases.c
-        # FOR UPDATE orders concurrent clawbacks of one purchase (refund and dispute
-        # events arriving together): the second sees the first's committed value.
-        before = await self._c.scalar(
-            sa.select(p.clawed_back).where(p.id == purchase_id).with_for_update()
-        )
-        if before is None or before >= target:
-            return 0
         await self._c.execute(
-            sa.update(purchases).where(p.id == purchase_id).values(clawed_back=target)
+            sa.update(purchases)
+            .where(p.id == purchase_id)
+            .values(
+                stripe_payment_intent_id=sa.func.coalesce(
+                    p.stripe_payment_intent_id, payment_intent_id
+                ),
+                stripe_charge_id=sa.func.coalesce(p.stripe_charge_id, charge_id),
+            )
         )
-        return target - int(before)
+
+    async def move_clawback(self, purchase_id: str, version: int, clawed_back: int) -> bool:
+        p = purchases.c
+        moved = await self._c.execute(
+            sa.update(purchases)
+            .where(p.id == purchase_id, p.clawback_version == version)
+            .values(clawed_back=clawed_back, clawback_version=version + 1)
+            .returning(p.id)
+        )
+        return moved.first() is not None
 
 
 class SqlCustomers:
@@ -228,3 +257,9 @@ class SqlPaymentEvents:
             .returning(payment_events.c.id)
         )
         return inserted.first() is not None
+
+    async def seen(self, event_id: str) -> bool:
+        found = await self._c.scalar(
+            sa.select(payment_events.c.id).where(payment_events.c.id == event_id)
+        )
+        return found is not None

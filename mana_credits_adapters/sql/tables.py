@@ -149,8 +149,13 @@ purchases = sa.Table(
     sa.Column("clawed_back", Credits, nullable=False, server_default="0"),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("completed_at", UtcDateTime, nullable=True),
+    # The charge refunds and disputes name; one purchase per charge.
+    sa.Column("stripe_charge_id", sa.String(255), nullable=True),
+    # Moves of clawed_back so far: each move is a conditional write on it.
+    sa.Column("clawback_version", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint("clawed_back >= 0 AND clawed_back <= credits", name="clawback_bounded"),
     sa.Index("ix_purchases_user_created", "user_id", "created_at"),
+    sa.Index("ix_purchases_stripe_charge_id", "stripe_charge_id", unique=True),
     schema=CREDITS,
 )
 

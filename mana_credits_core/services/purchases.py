@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from .. import validation as v
 from ..errors import InvalidInput, PackageNotFound, PurchaseNotFound, PurchaseNotRefundable
-from ..events import Event, EventKind, Events
-from ..ledger import Credit, Debit, TransactionType
-from ..ports import Clock, IdGenerator, PaymentGateway, Store, UnitOfWork
-from ..purchases import (
-    CURRENCY,
-    Acknowledged,
-    CheckoutCompleted,
-    PaymentDisputed,
-    PaymentEvent,
-    PaymentFailed,
-    PaymentRefunded,
-    PaymentSucceeded,
-    Purchase,
-    PurchaseStatus,
-    Refund,
-    clawback_target,
-)
+from ..events import EventKind, Events
+from ..ports import Clock, IdGenerator, PaymentGateway, Store
+from ..purchases import PaymentEvent, PaymentRef, Purchase, PurchaseStatus, Refund
 from .lookups import PurchaseLookups
 from .packages import MAX_PRICE_CENTS as MAX_PRICE_CENTS
 from .packages import PackageCatalogue
+from .payment_sync import PaymentSync
 
-log = logging.getLogger("mana_credits.purchases")
-
-PAYMENTS_APP = "payments"
 MAX_URL = 2048
 
 
@@ -57,11 +39,13 @@ class StartedPurchase:
 class PurchasesService(PackageCatalogue, PurchaseLookups):
     """Sells packages through the payment gateway and credits each payment once.
 
-    A purchase is completed by a verified payment event: the status transition
-    (pending/failed → completed) and the ledger's idempotency key
-    `purchase:<id>` each make the credit happen exactly once, whichever event or
-    delivery arrives first. Refunds and disputes claw credits back once; what the
-    balance cannot cover becomes debt, collected from the next top-up.
+    A purchase is settled from its payment's current state whenever a verified
+    payment event names it (`PaymentSync`): completed once the payment succeeded (the
+    status transition pending/failed → completed and the ledger's idempotency key
+    `purchase:<id>` each make the credit happen exactly once), its credits taken
+    back in proportion to the money refunded or lost in disputes, and given back when
+    a refund fails or a dispute is won. What the balance cannot cover becomes debt,
+    collected from the next top-up.
     """
 
     def __init__(
@@ -77,6 +61,7 @@ class PurchasesService(PackageCatalogue, PurchaseLookups):
         self._ids = ids
         self._payments = payments
         self._events = events or Events()
+        self._sync = PaymentSync(store, clock, ids, payments, self._events)
 
     # Purchases.
 
@@ -201,10 +186,11 @@ class PurchasesService(PackageCatalogue, PurchaseLookups):
             )
 
     async def refund(self, purchase_id: str, reason: str, operator: str) -> RefundResult:
-        """Refund a completed purchase in full through the payment gateway, then take
-        its credits back exactly as the provider's refund event would (what the
-        balance cannot cover becomes debt). Idempotent: a purchase whose credits were
-        all taken back already changes nothing and calls no gateway.
+        """Refund a completed purchase in full through the payment gateway, then settle
+        it from the payment's state exactly as the provider's refund event would (the
+        credits taken back, what the balance cannot cover as debt). Idempotent: a
+        purchase whose credits were all taken back already changes nothing and calls
+        no gateway.
 
         Raises `PurchaseNotFound`, `PurchaseNotRefundable` (not completed, or no
         payment to refund), `PaymentProviderError`.
@@ -226,14 +212,10 @@ class PurchasesService(PackageCatalogue, PurchaseLookups):
             purchase_id=purchase.id,
             metadata=note | {"purchaseId": purchase.id},
         )
-        outcome = await self.handle(
-            PaymentRefunded(
-                event_id=f"refund:{refund.id}",
-                payment_intent_id=purchase.stripe_payment_intent_id,
-                refunded=purchase.price_euro_cents,
-                amount=purchase.price_euro_cents,
-                note=note | {"refundId": refund.id},
-            )
+        outcome = await self._sync.reconcile(
+            PaymentRef(purchase.stripe_payment_intent_id, purchase.stripe_charge_id),
+            purchase_id=purchase.id,
+            note=note | {"refundId": refund.id},
         )
         return RefundResult(await self.get(purchase.id), refund, outcome)
 
@@ -242,139 +224,25 @@ class PurchasesService(PackageCatalogue, PurchaseLookups):
     async def handle(self, event: PaymentEvent) -> str:
         """Apply a verified payment event; returns what happened, for the log.
 
-        Safe under duplicate, concurrent and out-of-order delivery. Events that do
-        not match a purchase this service created (amount, currency, ids) are
-        logged and ignored, never credited.
+        The event only names a payment: its purchase is settled from the payment's
+        current state at the provider (`PaymentSync`), so duplicates, concurrent and
+        out-of-order deliveries all end in the same place. Payments of no purchase
+        of ours are logged and ignored, never credited. Raises
+        `PaymentProviderUnavailable`, `StoreUnavailable` (deliver it again later).
         """
-        async with self._store.unit_of_work() as uow:
-            first = await uow.payment_events.record(
-                event.event_id, type(event).__name__, self._clock.now()
-            )
-            if not first:
-                return "duplicate event"
-            happened: list[Event] = []
-            outcome = await self._apply(uow, event, happened)
-            await uow.commit()
-        self._events.emit_all(happened)
-        if outcome.startswith("ignored"):
-            log.warning("payment event %s %s", event.event_id, outcome)
-        return outcome
+        return await self._sync.handle(event)
 
-    async def _apply(self, uow: UnitOfWork, event: PaymentEvent, happened: list[Event]) -> str:
-        match event:
-            case PaymentSucceeded():
-                purchase = await _purchase_for(uow, event.purchase_id, event.payment_intent_id)
-                if purchase is None:
-                    return "ignored: no such purchase"
-                if purchase.stripe_payment_intent_id not in (None, event.payment_intent_id):
-                    return "ignored: payment intent does not match the purchase"
-                if (event.amount, event.currency) != (purchase.price_euro_cents, CURRENCY):
-                    return "ignored: amount or currency does not match the purchase"
-                return await self._complete(uow, purchase, event.payment_intent_id, happened)
-            case CheckoutCompleted():
-                purchase = await _purchase_for(uow, event.purchase_id, None)
-                if purchase is None or purchase.stripe_checkout_session_id != event.session_id:
-                    return "ignored: no such checkout purchase"
-                if not event.paid:
-                    return "acknowledged: checkout not paid yet"
-                if (event.amount, event.currency) != (purchase.price_euro_cents, CURRENCY):
-                    return "ignored: amount or currency does not match the purchase"
-                return await self._complete(uow, purchase, event.payment_intent_id, happened)
-            case PaymentFailed():
-                purchase = await _purchase_for(uow, event.purchase_id, event.payment_intent_id)
-                if purchase is None:
-                    return "ignored: no such purchase"
-                failed = await uow.purchases.fail(purchase.id)
-                if not failed:
-                    return "acknowledged: purchase not pending"
-                happened.append(
-                    Event(EventKind.PURCHASE_FAILED, purchase.credits, purchase.price_euro_cents)
-                )
-                return "failed"
-            case PaymentRefunded():
-                purchase = await uow.purchases.by_payment_intent(event.payment_intent_id)
-                if purchase is None or purchase.status != PurchaseStatus.COMPLETED:
-                    return "ignored: no completed purchase for this payment"
-                target = clawback_target(purchase, event.refunded, event.amount)
-                return await self._claw_back(uow, purchase, target, "refund", happened, event.note)
-            case PaymentDisputed():
-                purchase = await uow.purchases.by_payment_intent(event.payment_intent_id)
-                if purchase is None or purchase.status != PurchaseStatus.COMPLETED:
-                    return "ignored: no completed purchase for this payment"
-                return await self._claw_back(uow, purchase, purchase.credits, "dispute", happened)
-            case Acknowledged():
-                return f"acknowledged: {event.type}"
-
-    async def _complete(
-        self,
-        uow: UnitOfWork,
-        purchase: Purchase,
-        payment_intent_id: str | None,
-        happened: list[Event],
-    ) -> str:
-        now = self._clock.now()
-        done = await uow.purchases.complete(purchase.id, payment_intent_id, now)
-        if done is None:
-            return "acknowledged: already completed"
-        await uow.balances.credit(
-            Credit(
-                entry_id=self._ids.new_id(),
-                user_id=done.user_id,
-                amount=done.credits,
-                type=TransactionType.PURCHASE,
-                app_id=PAYMENTS_APP,
-                description=f"Purchase of {done.credits} credits",
-                metadata={"purchaseId": done.id, "packageId": done.package_id},
-                idempotency_key=f"purchase:{done.id}",
-                now=now,
-            )
+    async def reconcile(self, purchase_id: str) -> str:
+        """Settle one purchase from its payment's current state at the provider, as an
+        event would (operators: after a missed event). Raises `PurchaseNotFound`,
+        `PaymentProviderUnavailable`, `PaymentProviderError`."""
+        purchase = await self.get(purchase_id)
+        ref = PaymentRef(
+            purchase.stripe_payment_intent_id,
+            purchase.stripe_charge_id,
+            purchase.stripe_checkout_session_id,
         )
-        await uow.balances.collect_debt(self._debit(done, 0, "Debt from an earlier clawback"))
-        happened.append(Event(EventKind.PURCHASE_COMPLETED, done.credits, done.price_euro_cents))
-        return "credited"
-
-    async def _claw_back(
-        self,
-        uow: UnitOfWork,
-        purchase: Purchase,
-        target: int,
-        why: str,
-        happened: list[Event],
-        note: Mapping[str, str] | None = None,
-    ) -> str:
-        increase = await uow.purchases.raise_clawback(purchase.id, target)
-        if increase <= 0:
-            return "acknowledged: already clawed back"
-        debit = self._debit(purchase, increase, f"Credits taken back after a payment {why}")
-        if note:
-            debit = replace(debit, metadata={"purchaseId": purchase.id, **note})
-        _entry, debt = await uow.balances.claw_back(debit)
-        # Credits the purchase gave that were taken back, whether from the balance or as debt.
-        happened.append(Event(EventKind.PURCHASE_CLAWED_BACK, increase))
-        return f"clawed back {increase - debt}, debt {debt}"
-
-    def _debit(self, purchase: Purchase, amount: int, description: str) -> Debit:
-        return Debit(
-            entry_id=self._ids.new_id(),
-            user_id=purchase.user_id,
-            amount=amount,
-            app_id=PAYMENTS_APP,
-            description=description,
-            metadata={"purchaseId": purchase.id},
-            idempotency_key=None,
-            now=self._clock.now(),
-            type=TransactionType.CLAWBACK,
-        )
-
-
-async def _purchase_for(
-    uow: UnitOfWork, purchase_id: str | None, payment_intent_id: str | None
-) -> Purchase | None:
-    if purchase_id is not None:
-        return await uow.purchases.get(purchase_id)
-    if payment_intent_id is not None:
-        return await uow.purchases.by_payment_intent(payment_intent_id)
-    return None
+        return await self._sync.reconcile(ref, purchase_id=purchase.id)
 
 
 def _url(value: str | None, field: str) -> str:

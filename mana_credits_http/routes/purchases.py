@@ -64,7 +64,9 @@ async def purchase_status(request: web.Request) -> web.Response:
 
 
 async def stripe_webhook(request: web.Request) -> web.Response:
-    """Verify the signature over the raw body, then apply the event once."""
+    """Verify the signature over the raw body, then settle the purchase the event names
+    from the payment's current state at Stripe (503 when Stripe or the database cannot
+    be reached: Stripe delivers the event again)."""
     signature = request.headers.get("Stripe-Signature", "")
     if not signature:
         return web.json_response({"error": "Missing signature"}, status=400)

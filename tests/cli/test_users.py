@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_adapters.payments.dev import dev_payment
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import create_engine
 from mana_credits_adapters.sql.tables import balances, transactions
 from mana_credits_core import Principal, TransactionType
-from mana_credits_core.purchases import CURRENCY, PaymentSucceeded
 
 from .conftest import invoke, invoke_split
 
@@ -26,11 +26,7 @@ def seed_zelda(url: str, entries: int = 0) -> None:
         async with bootstrap(Settings(DATABASE_URL=url), migrate=True) as s:
             package = await s.purchases.add_package("Plus", 1100, 1000)
             started = await s.purchases.start("zelda", package.id, email=ZELDA.email)
-            intent = started.purchase.stripe_payment_intent_id
-            assert intent is not None
-            await s.purchases.handle(
-                PaymentSucceeded("e1", started.purchase.id, intent, 1000, CURRENCY)
-            )
+            await s.purchases.handle(dev_payment(started.purchase))
             await s.gifts.create(ZELDA, 100, message="For Bob, love Zelda")
             await s.reservations.reserve("zelda", 50, "render")
             await s.sync.activate("zelda")

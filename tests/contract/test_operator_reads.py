@@ -120,6 +120,10 @@ async def test_all_purchases_filters_and_refund_once(ops: Services, clock: Manua
         "operator": "ops",
         "reason": "asked by mail",
         "refundId": done.refund.id,
+        "paidEuroCents": 1000,
+        "refundedEuroCents": 1000,
+        "disputedEuroCents": 0,
+        "clawedBack": 1100,
     }
     again = await ops.purchases.refund(first.id, "asked by mail", "ops")
     assert (again.refund, again.outcome) == (None, "already refunded: nothing changed")

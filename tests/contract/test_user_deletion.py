@@ -14,7 +14,7 @@ from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import TickingClock
 from mana_credits_adapters.memory import MemoryStore
 from mana_credits_adapters.memory_users import MemoryUserData
-from mana_credits_adapters.payments.dev import DevGateway
+from mana_credits_adapters.payments.dev import DEV_PAYMENTS, DevGateway, dev_payment
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import SqlStore
 from mana_credits_adapters.sql.users import SqlUserData
@@ -23,7 +23,7 @@ from mana_credits_core.errors import BalanceNotFound, CreditsError, GiftWrongUse
 from mana_credits_core.events import Event, EventKind
 from mana_credits_core.gifts import GiftStatus, RedemptionStatus
 from mana_credits_core.ports import Erasure, Store
-from mana_credits_core.purchases import CURRENCY, PaymentDisputed, PaymentSucceeded
+from mana_credits_core.purchases import PaymentChanged
 from mana_credits_core.reservations import ReservationStatus
 from mana_credits_core.services import Services
 
@@ -64,7 +64,7 @@ async def world(store: Store, settings: Settings) -> World:
     intent = started.purchase.stripe_payment_intent_id
     assert intent is not None
     assert started.purchase.stripe_customer_id is not None
-    await s.purchases.handle(PaymentSucceeded("e1", started.purchase.id, intent, 1000, CURRENCY))
+    await s.purchases.handle(dev_payment(started.purchase))
     await s.credits.credit("alice", 500, TransactionType.GRANT, "funds")
     await s.credits.credit("bob", 10, TransactionType.GRANT, "funds")
 
@@ -329,7 +329,11 @@ async def test_a_dispute_after_deletion_claws_back_from_the_pseudonym(world: Wor
     [purchase] = await s.purchases.all_purchases(10)
     await s.users.delete(ZELDA.user_id)
     assert purchase.stripe_payment_intent_id is not None
-    outcome = await s.purchases.handle(PaymentDisputed("d1", purchase.stripe_payment_intent_id))
+    DEV_PAYMENTS.dispute(purchase.stripe_payment_intent_id, 1000)
+    disputed = PaymentChanged(
+        "d1", "charge.dispute.created", None, purchase.stripe_payment_intent_id
+    )
+    outcome = await s.purchases.handle(disputed)
     assert outcome.startswith("clawed back"), outcome
     [kept] = await s.purchases.all_purchases(10)
     owner = await s.credits.existing_balance(kept.user_id)
@@ -366,9 +370,7 @@ async def test_deletion_racing_everything_the_user_does_ends_cleanly(
             before = await credits_in_existence(s)
             flows_before = await flows(s)
             work = [
-                s.purchases.handle(
-                    PaymentSucceeded(f"p{round_}", buying.id, intent, 1000, CURRENCY)
-                ),
+                s.purchases.handle(dev_payment(buying)),
                 *(s.gifts.cancel(user.user_id, g.id) for g in mine[:2]),
                 *(s.gifts.redeem(BOB, g.code) for g in mine[2:]),
                 s.gifts.redeem(user, for_user.code),

@@ -1,4 +1,9 @@
-"""A local Stripe-compatible HTTP server for the real `stripe` SDK, and webhook signing."""
+"""A local Stripe-compatible HTTP server for the real `stripe` SDK, and webhook signing.
+
+It serves the records of `StripeModel`: what the SDK creates (customers, PaymentIntents,
+Checkout Sessions, refunds), retrieves (with `expand`) and lists (refunds and disputes
+by PaymentIntent or charge, page by page), and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,14 @@ import hmac
 import json
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+from .stripe_model import NotFound, Refused, StripeModel
 
 SECRET_KEY = "sk_test_fake_mana_credits"
 WEBHOOK_SECRET = "whsec_test_fake_mana_credits"
@@ -40,24 +46,28 @@ def _lists(node: Any) -> Any:
     return node
 
 
+ROUTES = {
+    "customers": "customers",
+    "payment_intents": "intents",
+    "charges": "charges",
+    "checkout/sessions": "sessions",
+    "refunds": "refunds",
+    "disputes": "disputes",
+}
+PATH = re.compile(r"^/v1/(checkout/sessions|[a-z_]+)(?:/([A-Za-z0-9_]+))?$")
+
+
 @dataclass
-class FakeStripe:
-    """The objects created through it, the requests seen, and switches for failures."""
+class FakeStripe(StripeModel):
+    """Stripe's records served over HTTP: the requests seen, and switches for failures."""
 
     url: str = ""
-    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    intents: dict[str, dict[str, Any]] = field(default_factory=dict)
-    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     idempotent: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_with: int | None = None  # answer every request with this status
 
     def reset(self) -> None:
-        self.customers.clear()
-        self.intents.clear()
-        self.sessions.clear()
-        self.refunds.clear()
+        super().reset()
         self.requests.clear()
         self.idempotent.clear()
         self.fail_with = None
@@ -69,102 +79,60 @@ class FakeStripe:
             return _error(401, "invalid_request_error", "Invalid API Key provided")
         if self.fail_with is not None:
             return _error(self.fail_with, "api_error", "Injected failure")
-        params = nested(parse_qsl(await request.text(), keep_blank_values=True))
-        if key is not None and key in self.idempotent:
-            return web.json_response(self.idempotent[key])
-        route = {
-            "/v1/customers": self._customer,
-            "/v1/payment_intents": self._intent,
-            "/v1/checkout/sessions": self._session,
-            "/v1/refunds": self._refund,
-        }.get(request.path)
-        if request.method != "POST" or route is None:
+        matched = PATH.match(request.path)
+        table = None if matched is None else ROUTES.get(matched.group(1))
+        if matched is None or table is None:
             return _error(404, "invalid_request_error", "Unrecognized request URL")
-        body = route(params)
-        if "error" in body:
-            return web.json_response(body, status=400)
+        try:
+            if request.method == "GET":
+                query = nested(parse_qsl(request.query_string, keep_blank_values=True))
+                return web.json_response(self._get(table, matched.group(2), query))
+            params = nested(parse_qsl(await request.text(), keep_blank_values=True))
+            if key is not None and key in self.idempotent:
+                return web.json_response(self.idempotent[key])
+            body = self._post(table, matched.group(2), params)
+        except NotFound as exc:
+            return _error(
+                404, "invalid_request_error", f"No such object: {exc}", "resource_missing"
+            )
+        except Refused as exc:
+            return _error(400, "invalid_request_error", str(exc), exc.code)
         if key is not None:
             self.idempotent[key] = body
         return web.json_response(body)
 
-    def _customer(self, p: dict[str, Any]) -> dict[str, Any]:
-        obj = {
-            "id": f"cus_{uuid.uuid4().hex[:14]}",
-            "object": "customer",
-            "email": p.get("email"),
-            "metadata": p.get("metadata", {}),
+    def _get(self, table: str, object_id: str | None, query: dict[str, Any]) -> dict[str, Any]:
+        objects: dict[str, dict[str, Any]] = getattr(self, table)
+        if object_id is not None:
+            return self.retrieve(objects, object_id, list(query.get("expand", [])))
+        found = self.listed(objects, query)
+        after = query.get("starting_after")
+        if after is not None:
+            ids = [o["id"] for o in found]
+            found = found[ids.index(after) + 1 :] if after in ids else []
+        limit = int(query.get("limit", 10))
+        return {
+            "object": "list",
+            "data": found[:limit],
+            "has_more": len(found) > limit,
+            "url": f"/v1/{table}",
         }
-        self.customers[obj["id"]] = obj
-        return obj
 
-    def _intent(self, p: dict[str, Any]) -> dict[str, Any]:
-        if p.get("customer") not in self.customers:
-            return {"error": {"type": "invalid_request_error", "message": "No such customer"}}
-        pi = f"pi_{uuid.uuid4().hex[:20]}"
-        obj = {
-            "id": pi,
-            "object": "payment_intent",
-            "amount": int(p["amount"]),
-            "currency": p["currency"],
-            "customer": p["customer"],
-            "client_secret": f"{pi}_secret_{uuid.uuid4().hex[:10]}",
-            "status": "requires_payment_method",
-            "metadata": p.get("metadata", {}),
-        }
-        self.intents[pi] = obj
-        return obj
-
-    def _session(self, p: dict[str, Any]) -> dict[str, Any]:
-        cs = f"cs_test_{uuid.uuid4().hex[:20]}"
-        item = p["line_items"][0]
-        obj = {
-            "id": cs,
-            "object": "checkout.session",
-            "url": f"https://checkout.stripe.test/c/pay/{cs}",
-            "amount_total": int(item["price_data"]["unit_amount"]) * int(item["quantity"]),
-            "currency": item["price_data"]["currency"],
-            "customer": p.get("customer"),
-            "payment_status": "unpaid",
-            "payment_intent": None,
-            "metadata": p.get("metadata", {}),
-            "payment_intent_data": p.get("payment_intent_data", {}),
-        }
-        self.sessions[cs] = obj
-        return obj
-
-    def _refund(self, p: dict[str, Any]) -> dict[str, Any]:
-        """A refund of what is left of a PaymentIntent's amount (or `amount` of it)."""
-        intent = self.intents.get(p.get("payment_intent", ""))
-        if intent is None:
-            return {"error": {"type": "invalid_request_error", "message": "No such payment_intent"}}
-        done = sum(
-            r["amount"] for r in self.refunds.values() if r["payment_intent"] == intent["id"]
-        )
-        amount = int(p.get("amount", intent["amount"] - done))
-        if amount <= 0 or done + amount > intent["amount"]:
-            return {
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "charge_already_refunded",
-                    "message": "Charge has already been refunded.",
-                }
-            }
-        obj = {
-            "id": f"re_{uuid.uuid4().hex[:20]}",
-            "object": "refund",
-            "amount": amount,
-            "currency": intent["currency"],
-            "payment_intent": intent["id"],
-            "reason": p.get("reason"),
-            "status": "succeeded",
-            "metadata": p.get("metadata", {}),
-        }
-        self.refunds[obj["id"]] = obj
-        return obj
+    def _post(self, table: str, object_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        create = {
+            "customers": self.create_customer,
+            "intents": self.create_intent,
+            "sessions": self.create_session,
+            "refunds": self.create_refund,
+        }.get(table)
+        if object_id is not None or create is None:
+            raise NotFound(table)
+        return create(params)
 
 
-def _error(status: int, kind: str, message: str) -> web.Response:
-    return web.json_response({"error": {"type": kind, "message": message}}, status=status)
+def _error(status: int, kind: str, message: str, code: str | None = None) -> web.Response:
+    error = {"type": kind, "message": message} | ({"code": code} if code else {})
+    return web.json_response({"error": error}, status=status)
 
 
 async def start_fake_stripe() -> tuple[FakeStripe, TestServer]:
@@ -186,37 +154,21 @@ def sign(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = N
     return f"t={at},v1={mac}"
 
 
+def payload(published: dict[str, Any]) -> bytes:
+    """An event as Stripe posts it to the webhook endpoint."""
+    return json.dumps(published).encode()
+
+
 def event(kind: str, obj: dict[str, Any], event_id: str | None = None) -> bytes:
-    body = {
-        "id": event_id or f"evt_{uuid.uuid4().hex[:20]}",
-        "object": "event",
-        "type": kind,
-        "created": int(time.time()),
-        "data": {"object": obj},
-    }
-    return json.dumps(body).encode()
+    """An event of any type about any object (for events no action publishes)."""
+    published = StripeModel().publish(kind, obj)
+    if event_id is not None:
+        published["id"] = event_id
+    return payload(published)
 
 
-def succeeded(intent: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    return intent | {"status": "succeeded"} | changes
-
-
-def charge(intent_id: str, amount: int, refunded: int) -> dict[str, Any]:
-    return {
-        "id": f"ch_{uuid.uuid4().hex[:20]}",
-        "object": "charge",
-        "payment_intent": intent_id,
-        "amount": amount,
-        "amount_refunded": refunded,
-        "currency": "eur",
-    }
-
-
-def dispute(intent_id: str, amount: int) -> dict[str, Any]:
-    return {
-        "id": f"dp_{uuid.uuid4().hex[:20]}",
-        "object": "dispute",
-        "payment_intent": intent_id,
-        "amount": amount,
-        "currency": "eur",
-    }
+def paid(fake: StripeModel, intent: dict[str, Any]) -> bytes:
+    """The buyer pays `intent` (one of the fake's PaymentIntents): the
+    `payment_intent.succeeded` event Stripe then posts."""
+    published = fake.pay(intent["id"])
+    return payload(next(e for e in published if e["type"] == "payment_intent.succeeded"))

@@ -17,10 +17,18 @@ from mana_credits_core.purchases import Package
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
 
-from ..fakes.stripe_server import FakeStripe, charge, dispute, event, succeeded
+from ..fakes.stripe_server import FakeStripe
 from .conftest import Jwks, bearer, service
 from .metrics_reading import Client, moved, scrape
-from .test_purchases import buy, deliver, fake_stripe, package, shop, shop_settings  # noqa: F401  (fixtures)
+from .test_purchases import (  # noqa: F401  (fixtures)
+    buy,
+    deliver,
+    fake_stripe,
+    of_type,
+    package,
+    shop,
+    shop_settings,
+)
 
 
 @pytest.fixture
@@ -56,25 +64,32 @@ async def test_purchase_counters(
     before = await scrape(client)
     for _ in range(3):
         await buy(client, jwks.token(), package)
-    paid, unpaid, _ = list(fake_stripe.intents.values())
-    assert await deliver(client, event("payment_intent.succeeded", succeeded(paid))) == 200
-    replay = event("payment_intent.succeeded", succeeded(paid))
+    paid, unpaid, _ = list(fake_stripe.intents)
+    success = of_type(fake_stripe.pay(paid), "payment_intent.succeeded")
+    assert await deliver(client, success) == 200
+    replay = success | {"id": success["id"] + "_resent"}
     assert await deliver(client, replay) == 200  # a second event for a credited purchase
-    assert await deliver(client, event("payment_intent.payment_failed", unpaid)) == 200
-    assert await deliver(client, event("charge.refunded", charge(paid["id"], 1000, 500))) == 200
-    again = event("charge.refunded", charge(paid["id"], 1000, 500))
+    assert await deliver(client, fake_stripe.fail(unpaid)[0]) == 200
+    refunded = of_type(fake_stripe.refund(paid, 500), "charge.refunded")
+    assert await deliver(client, refunded) == 200
+    again = refunded | {"id": refunded["id"] + "_resent"}
     assert await deliver(client, again) == 200  # the same refund told twice claws back once
-    assert await deliver(client, event("charge.dispute.created", dispute(paid["id"], 1000))) == 200
+    opened = fake_stripe.dispute(paid, 500)[0]
+    assert await deliver(client, opened) == 200
+    won = fake_stripe.close_dispute(opened["data"]["object"]["id"], won=True)[-1]
+    assert await deliver(client, won) == 200  # the disputed half given back
 
     assert moved(before, await scrape(client), "mana_credits_purchase") == {
         'mana_credits_purchases_total{event="created"}': 3,
         'mana_credits_purchases_total{event="completed"}': 1,
         'mana_credits_purchases_total{event="failed"}': 1,
         'mana_credits_purchases_total{event="clawed_back"}': 2,  # half refund, then dispute
+        'mana_credits_purchases_total{event="reinstated"}': 1,  # the dispute won
         'mana_credits_purchase_credits_total{event="created"}': 3300,
         'mana_credits_purchase_credits_total{event="completed"}': 1100,
         'mana_credits_purchase_credits_total{event="failed"}': 1100,
         'mana_credits_purchase_credits_total{event="clawed_back"}': 1100,  # 550 + 550
+        'mana_credits_purchase_credits_total{event="reinstated"}': 550,
         'mana_credits_purchase_euro_cents_total{event="created"}': 3000,
         'mana_credits_purchase_euro_cents_total{event="completed"}': 1000,
         'mana_credits_purchase_euro_cents_total{event="failed"}': 1000,

@@ -26,16 +26,15 @@ from mana_credits_core.purchases import Package
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
 
+from ..fakes.stripe_model import Json
 from ..fakes.stripe_server import (
     SECRET_KEY,
     WEBHOOK_SECRET,
     FakeStripe,
-    charge,
-    dispute,
     event,
+    payload,
     sign,
     start_fake_stripe,
-    succeeded,
 )
 from .conftest import Jwks, bearer, settings_like
 from .deep_json import DEEP
@@ -90,13 +89,19 @@ async def buy(client: Client, token: str, package: Package, **extra: str) -> dic
     return answer
 
 
-async def deliver(client: Client, payload: bytes, signature: str | None = None) -> int:
-    headers = {"Content-Type": "application/json", "Stripe-Signature": signature or sign(payload)}
-    response = await client.post(WEBHOOK, data=payload, headers=headers)
-    body = await response.json()
+async def deliver(client: Client, sent: bytes | Json, signature: str | None = None) -> int:
+    """POST an event (published by the fake, or already serialised) as Stripe does."""
+    body = sent if isinstance(sent, bytes) else payload(sent)
+    headers = {"Content-Type": "application/json", "Stripe-Signature": signature or sign(body)}
+    response = await client.post(WEBHOOK, data=body, headers=headers)
+    answer = await response.json()
     if response.status == 200:
-        assert body == {"received": True}
+        assert answer == {"received": True}
     return response.status
+
+
+def of_type(events: list[Json], kind: str) -> Json:
+    return next(e for e in events if e["type"] == kind)
 
 
 async def balance(shop: Services, user: str = "alice") -> int:
@@ -136,11 +141,11 @@ async def test_payment_intent_purchase_is_credited_once(
     assert started["clientSecret"] == intent["client_secret"]
     assert intent["metadata"]["purchaseId"] == started["purchaseId"]
     assert (intent["amount"], intent["currency"]) == (1000, "eur")
-    assert all(key for _, _, key in fake_stripe.requests), "every Stripe call is idempotent"
+    assert all(key for _, _, key in fake_stripe.requests), "every Stripe write is idempotent"
 
-    payload = event("payment_intent.succeeded", succeeded(intent))
-    assert await deliver(client, payload) == 200
-    assert await deliver(client, payload) == 200  # Stripe retries: same event again
+    paid = of_type(fake_stripe.pay(intent["id"]), "payment_intent.succeeded")
+    assert await deliver(client, paid) == 200
+    assert await deliver(client, paid) == 200  # Stripe retries: same event again
     assert await balance(shop) == 1100
     status = await client.get(
         f"/api/v1/credits/purchase/{started['purchaseId']}", headers=bearer(jwks.token())
@@ -179,17 +184,13 @@ async def test_checkout_purchase_credits_once_through_either_event(
     session = next(iter(fake_stripe.sessions.values()))
     assert started["checkoutUrl"] == session["url"]
     assert session["payment_intent_data"]["metadata"]["purchaseId"] == started["purchaseId"]
-    completed = session | {"payment_status": "paid", "payment_intent": "pi_from_checkout"}
-    intent = {
-        "id": "pi_from_checkout",
-        "object": "payment_intent",
-        "amount": 1000,
-        "currency": "eur",
-        "status": "succeeded",
-        "metadata": session["payment_intent_data"]["metadata"],
-    }
-    assert await deliver(client, event("payment_intent.succeeded", intent)) == 200
-    assert await deliver(client, event("checkout.session.completed", completed)) == 200
+    published = fake_stripe.complete_checkout(session["id"])
+    assert await deliver(client, of_type(published, "payment_intent.succeeded")) == 200
+    assert await deliver(client, of_type(published, "checkout.session.completed")) == 200
+    purchase = await shop.purchases.get(started["purchaseId"])
+    assert (
+        purchase.stripe_payment_intent_id == fake_stripe.sessions[session["id"]]["payment_intent"]
+    )
     assert await balance(shop) == 1100
     assert (await shop.reconcile.run()).ok
 
@@ -199,8 +200,8 @@ async def test_twenty_concurrent_deliveries_credit_once(
 ) -> None:
     await buy(client, jwks.token(), package)
     intent = next(iter(fake_stripe.intents.values()))
-    same = event("payment_intent.succeeded", succeeded(intent))
-    others = [event("payment_intent.succeeded", succeeded(intent)) for _ in range(10)]
+    same = of_type(fake_stripe.pay(intent["id"]), "payment_intent.succeeded")
+    others = [same | {"id": f"{same['id']}_{n}"} for n in range(10)]  # resent by Stripe
     statuses = await asyncio.gather(*(deliver(client, p) for p in [same] * 10 + others))
     assert statuses == [200] * 20
     assert await balance(shop) == 1100
@@ -212,9 +213,10 @@ async def test_a_late_failure_never_undoes_a_success(
 ) -> None:
     started = await buy(client, jwks.token(), package)
     intent = next(iter(fake_stripe.intents.values()))
-    assert await deliver(client, event("payment_intent.succeeded", succeeded(intent))) == 200
-    failed = intent | {"status": "requires_payment_method"}
-    assert await deliver(client, event("payment_intent.payment_failed", failed)) == 200
+    [failed] = fake_stripe.fail(intent["id"])  # a first attempt declined, told late
+    paid = of_type(fake_stripe.pay(intent["id"]), "payment_intent.succeeded")
+    assert await deliver(client, paid) == 200
+    assert await deliver(client, failed) == 200
     purchase = await shop.purchases.get(started["purchaseId"])
     assert purchase.status == "completed"
     assert await balance(shop) == 1100
@@ -225,16 +227,17 @@ async def test_a_retry_after_a_failure_completes_the_purchase(
 ) -> None:
     started = await buy(client, jwks.token(), package)
     intent = next(iter(fake_stripe.intents.values()))
-    assert await deliver(client, event("payment_intent.payment_failed", intent)) == 200
+    assert await deliver(client, fake_stripe.fail(intent["id"])[0]) == 200
     assert (await shop.purchases.get(started["purchaseId"])).status == "failed"
-    assert await deliver(client, event("payment_intent.succeeded", succeeded(intent))) == 200
+    paid = of_type(fake_stripe.pay(intent["id"]), "payment_intent.succeeded")
+    assert await deliver(client, paid) == 200
     assert (await shop.purchases.get(started["purchaseId"])).status == "completed"
     assert await balance(shop) == 1100
 
 
 @pytest.mark.parametrize(
     "change",
-    [{"amount": 1}, {"currency": "usd"}, {"id": "pi_someone_else"}],
+    [{"amount": 1}, {"currency": "usd"}, {"id": "another"}],
     ids=["amount", "currency", "intent"],
 )
 async def test_mismatched_payments_are_acknowledged_but_not_credited(
@@ -245,12 +248,18 @@ async def test_mismatched_payments_are_acknowledged_but_not_credited(
     fake_stripe: FakeStripe,
     change: dict[str, Any],
 ) -> None:
-    await buy(client, jwks.token(), package)
+    started = await buy(client, jwks.token(), package)
     intent = next(iter(fake_stripe.intents.values()))
-    assert (
-        await deliver(client, event("payment_intent.succeeded", succeeded(intent, **change))) == 200
-    )
+    if "id" in change:  # another PaymentIntent claiming to pay for our purchase
+        customer = intent["customer"]
+        params = {"amount": 1000, "currency": "eur", "customer": customer}
+        intent = fake_stripe.create_intent(params | {"metadata": dict(intent["metadata"])})
+    else:  # Stripe's record of our PaymentIntent says another amount or currency
+        intent.update(change)
+    paid = of_type(fake_stripe.pay(intent["id"]), "payment_intent.succeeded")
+    assert await deliver(client, paid) == 200
     assert await balance(shop) == 0
+    assert (await shop.purchases.get(started["purchaseId"])).status == "pending"
 
 
 async def test_unknown_and_processing_events_are_acknowledged(client: Client) -> None:
@@ -263,21 +272,24 @@ async def test_bad_signatures_are_refused_and_change_nothing(
 ) -> None:
     await buy(client, jwks.token(), package)
     intent = next(iter(fake_stripe.intents.values()))
-    payload = event("payment_intent.succeeded", succeeded(intent))
-    missing = await client.post(WEBHOOK, data=payload)
+    # Paid at Stripe: a badly signed event must not even make us read it.
+    body = payload(of_type(fake_stripe.pay(intent["id"]), "payment_intent.succeeded"))
+    reads = len(fake_stripe.requests)
+    missing = await client.post(WEBHOOK, data=body)
     assert (missing.status, await missing.json()) == (400, {"error": "Missing signature"})
-    stale = sign(payload, timestamp=int(time.time()) - 301)
-    reserialised = json.dumps(json.loads(payload), indent=2).encode()
-    for body, signature in [
-        (payload, sign(payload, secret="whsec_wrong")),
-        (payload, stale),
-        (reserialised, sign(payload)),
-        (payload, "t=1,v1=deadbeef"),
-        (payload, "garbage"),
+    stale = sign(body, timestamp=int(time.time()) - 301)
+    reserialised = json.dumps(json.loads(body), indent=2).encode()
+    for sent, signature in [
+        (body, sign(body, secret="whsec_wrong")),
+        (body, stale),
+        (reserialised, sign(body)),
+        (body, "t=1,v1=deadbeef"),
+        (body, "garbage"),
     ]:
-        response = await client.post(WEBHOOK, data=body, headers={"Stripe-Signature": signature})
+        response = await client.post(WEBHOOK, data=sent, headers={"Stripe-Signature": signature})
         assert (response.status, await response.json()) == (400, {"error": "Invalid signature"})
     assert await balance(shop) == 0
+    assert len(fake_stripe.requests) == reads
 
 
 def sdk_signature(payload: bytes, timestamp: int, secret: str = WEBHOOK_SECRET) -> str:
@@ -302,13 +314,13 @@ async def test_a_signature_dated_in_the_future_is_refused_and_changes_nothing(
 ) -> None:
     await buy(client, jwks.token(), package)
     intent = next(iter(fake_stripe.intents.values()))
-    payload = event("payment_intent.succeeded", succeeded(intent))
-    headers = {"Stripe-Signature": sdk_signature(payload, int(time.time()) + ahead)}
-    response = await client.post(WEBHOOK, data=payload, headers=headers)
+    body = payload(of_type(fake_stripe.pay(intent["id"]), "payment_intent.succeeded"))
+    headers = {"Stripe-Signature": sdk_signature(body, int(time.time()) + ahead)}
+    response = await client.post(WEBHOOK, data=body, headers=headers)
     assert (response.status, await response.json()) == (400, {"error": "Invalid signature"})
     assert await balance(shop) == 0
     # The same event signed now is still applied: the refusal recorded nothing.
-    assert await deliver(client, payload, sdk_signature(payload, int(time.time()))) == 200
+    assert await deliver(client, body, sdk_signature(body, int(time.time()))) == 200
     assert await balance(shop) == 1100
 
 
@@ -323,8 +335,8 @@ async def test_a_signature_within_the_tolerance_either_way_is_accepted(
 ) -> None:
     await buy(client, jwks.token(), package)
     intent = next(iter(fake_stripe.intents.values()))
-    payload = event("payment_intent.succeeded", succeeded(intent))
-    assert await deliver(client, payload, sdk_signature(payload, int(time.time()) + offset)) == 200
+    body = payload(of_type(fake_stripe.pay(intent["id"]), "payment_intent.succeeded"))
+    assert await deliver(client, body, sdk_signature(body, int(time.time()) + offset)) == 200
     assert await balance(shop) == 1100
 
 
@@ -362,16 +374,17 @@ async def test_refunds_and_disputes_claw_back_once(
     client: Client, shop: Services, package: Package, jwks: Jwks, fake_stripe: FakeStripe
 ) -> None:
     await buy(client, jwks.token(), package)
-    intent = next(iter(fake_stripe.intents.values()))
-    assert await deliver(client, event("payment_intent.succeeded", succeeded(intent))) == 200
-    half = event("charge.refunded", charge(intent["id"], 1000, 500))
+    intent = next(iter(fake_stripe.intents.values()))["id"]
+    assert (
+        await deliver(client, of_type(fake_stripe.pay(intent), "payment_intent.succeeded")) == 200
+    )
+    half = of_type(fake_stripe.refund(intent, 500), "charge.refunded")
     assert await deliver(client, half) == 200
-    assert await deliver(client, event("charge.refunded", charge(intent["id"], 1000, 500))) == 200
+    assert await deliver(client, half | {"id": f"{half['id']}_again"}) == 200
     assert await balance(shop) == 550
-    full = event("charge.refunded", charge(intent["id"], 1000, 1000))
-    dispute_event = event("charge.dispute.created", dispute(intent["id"], 1000))
-    statuses = await asyncio.gather(*(deliver(client, p) for p in [full, dispute_event] * 5))
-    assert statuses == [200] * 10
+    rest = fake_stripe.refund(intent)
+    statuses = await asyncio.gather(*(deliver(client, p) for p in [*rest, half] * 5))
+    assert statuses == [200] * 15
     assert await balance(shop) == 0
     entries = await shop.credits.transactions("alice")
     clawbacks = [e.amount for e in entries if e.type == TransactionType.CLAWBACK]
@@ -383,16 +396,18 @@ async def test_a_clawback_beyond_the_balance_becomes_debt_paid_by_the_next_top_u
     client: Client, shop: Services, package: Package, jwks: Jwks, fake_stripe: FakeStripe
 ) -> None:
     await buy(client, jwks.token(), package)
-    first = next(iter(fake_stripe.intents.values()))
-    assert await deliver(client, event("payment_intent.succeeded", succeeded(first))) == 200
+    first = next(iter(fake_stripe.intents.values()))["id"]
+    assert await deliver(client, of_type(fake_stripe.pay(first), "payment_intent.succeeded")) == 200
     await shop.credits.use("alice", 1000, "chat", "spent most of it")
-    assert await deliver(client, event("charge.dispute.created", dispute(first["id"], 1000))) == 200
+    assert await deliver(client, fake_stripe.dispute(first)[0]) == 200
     after = await shop.credits.balance("alice")
     assert (after.balance, after.debt) == (0, 1000)
 
     await buy(client, jwks.token(), package)
-    second = next(i for i in fake_stripe.intents.values() if i["id"] != first["id"])
-    assert await deliver(client, event("payment_intent.succeeded", succeeded(second))) == 200
+    second = next(i for i in fake_stripe.intents if i != first)
+    assert (
+        await deliver(client, of_type(fake_stripe.pay(second), "payment_intent.succeeded")) == 200
+    )
     topped = await shop.credits.balance("alice")
     assert (topped.balance, topped.debt) == (100, 0)
     assert (await shop.reconcile.run()).ok

@@ -17,7 +17,7 @@ from mana_credits_core.purchases import Package
 from mana_credits_core.services import Services
 
 from ..contract.test_user_deletion import credits_in_existence, mentions
-from ..fakes.stripe_server import FakeStripe, event, succeeded
+from ..fakes.stripe_server import FakeStripe, paid
 from .conftest import Jwks, bearer, service
 from .test_purchases import (  # noqa: F401 - fixtures shared with the purchase tests
     buy,
@@ -52,7 +52,7 @@ async def zelda(
     token = jwks.token(ZELDA, email=EMAIL, name="Zelda Quist")
     await buy(client, token, package)
     intent = next(iter(fake_stripe.intents.values()))
-    assert await deliver(client, event("payment_intent.succeeded", succeeded(intent))) == 200
+    assert await deliver(client, paid(fake_stripe, intent)) == 200
     await shop.credits.credit("alice", 500, TransactionType.GRANT, "funds")
     alice = bearer(jwks.token("alice"))
     mine = bearer(token)

@@ -235,10 +235,14 @@ def tables(report: dict[str, Any]) -> dict[str, dict[str, int]]:
     return {t["table"]: {k: v for k, v in t.items() if k != "table"} for t in report["tables"]}
 
 
-def target_settings(target: Target, home: Path, jwks: Jwks | None = None) -> Settings:
+def target_settings(
+    target: Target, home: Path, jwks: Jwks | None = None, stripe_url: str | None = None
+) -> Settings:
     """Settings of a server on the target: the test JWKS, service keys, Stripe webhooks
     signed as `tests.fakes.stripe_server.sign` signs them, background jobs out of the way."""
     auth = {} if jwks is None else {"MANA_AUTH_URL": jwks.url}
+    if stripe_url is not None:
+        auth["STRIPE_API_BASE"] = stripe_url
     return Settings(
         DATABASE_URL=target.url,
         MANA_CREDITS_HOME=home,
@@ -254,19 +258,26 @@ def target_settings(target: Target, home: Path, jwks: Jwks | None = None) -> Set
 
 @asynccontextmanager
 async def services_on(
-    target: Target, home: Path, *, clock: Clock | None = None, jwks: Jwks | None = None
+    target: Target,
+    home: Path,
+    *,
+    clock: Clock | None = None,
+    jwks: Jwks | None = None,
+    stripe_url: str | None = None,
 ) -> AsyncIterator[Services]:
-    """The library on the target (never migrating it), closed at the end."""
-    settings = target_settings(target, home, jwks)
+    """The library on the target (never migrating it), closed at the end; Stripe at
+    `stripe_url` (the fake) when given."""
+    settings = target_settings(target, home, jwks, stripe_url)
     async with bootstrap(settings, clock=clock, migrate=False, connect=True) as services:
         yield services
 
 
 @asynccontextmanager
 async def served(
-    services: Services, home: Path, jwks: Jwks, target: Target
+    services: Services, home: Path, jwks: Jwks, target: Target, stripe_url: str | None = None
 ) -> AsyncIterator[Client]:
     """The real HTTP app serving `services`, on loopback."""
-    application = create_app(target_settings(target, home, jwks), services=services)
+    settings = target_settings(target, home, jwks, stripe_url)
+    application = create_app(settings, services=services)
     async with TestClient(TestServer(application, host="127.0.0.1")) as client:
         yield client

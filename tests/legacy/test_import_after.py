@@ -16,7 +16,7 @@ from mana_credits_core.reservations import ReservationStatus
 from mana_credits_core.services import Services
 from mana_credits_core.sync import BillingInterval, add_months
 
-from ..fakes.stripe_server import event, sign
+from ..fakes.stripe_server import payload, sign, start_fake_stripe
 from ..http.conftest import Jwks, bearer, service
 from .book import at
 from .expected import held_reservations, keyless_grants, old_entries, openings, overdue_gifts
@@ -140,32 +140,34 @@ async def test_the_pending_purchase_is_completed_by_its_signed_webhook(
         {"id": PENDING_PURCHASE},
     )
     assert status == "pending"
-    # As Stripe sends it for an intent the old service created: found by the intent's id.
-    intent = {
-        "id": PENDING_PAYMENT_INTENT,
-        "object": "payment_intent",
-        "amount": price,
-        "currency": "eur",
-        "status": "succeeded",
-        "metadata": {},
-    }
-    async with (
-        services_on(own, tmp_path, clock=TickingClock(AFTER_SWITCH), jwks=jwks) as services,
-        served(services, tmp_path, jwks, own) as client,
-    ):
-        before = await balances(services, PENDING_PURCHASE_USER)
-        for payload in (event("payment_intent.succeeded", intent),) * 2 + (
-            event("payment_intent.succeeded", intent),  # a second event, same payment
+    # The intent the old service created, paid now at (the fake) Stripe: this service
+    # reads it there and finds the purchase by the intent's id.
+    fake, server = await start_fake_stripe()
+    try:
+        made = fake._intent(price, "eur", None, {})
+        fake.intents.pop(made["id"])
+        made["id"] = PENDING_PAYMENT_INTENT
+        fake.intents[PENDING_PAYMENT_INTENT] = made
+        published = [payload(e) for e in fake.pay(PENDING_PAYMENT_INTENT)]
+        async with (
+            services_on(
+                own, tmp_path, clock=TickingClock(AFTER_SWITCH), jwks=jwks, stripe_url=fake.url
+            ) as services,
+            served(services, tmp_path, jwks, own, stripe_url=fake.url) as client,
         ):
-            headers = {"Content-Type": "application/json", "Stripe-Signature": sign(payload)}
-            response = await client.post("/api/v1/webhooks/stripe", data=payload, headers=headers)
-            assert response.status == 200, await response.text()
-        assert await balances(services, PENDING_PURCHASE_USER) == {
-            PENDING_PURCHASE_USER: before[PENDING_PURCHASE_USER] + credits
-        }
-        purchase = await services.purchases.get(PENDING_PURCHASE)
-        assert purchase.status is PurchaseStatus.COMPLETED
-        await reconciled(services)
+            before = await balances(services, PENDING_PURCHASE_USER)
+            for body in published * 2:  # Stripe resends
+                headers = {"Content-Type": "application/json", "Stripe-Signature": sign(body)}
+                response = await client.post("/api/v1/webhooks/stripe", data=body, headers=headers)
+                assert response.status == 200, await response.text()
+            assert await balances(services, PENDING_PURCHASE_USER) == {
+                PENDING_PURCHASE_USER: before[PENDING_PURCHASE_USER] + credits
+            }
+            purchase = await services.purchases.get(PENDING_PURCHASE)
+            assert purchase.status is PurchaseStatus.COMPLETED
+            await reconciled(services)
+    finally:
+        await server.close()
 
 
 async def test_the_active_subscription_is_charged_at_its_old_date_and_not_before(

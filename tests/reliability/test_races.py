@@ -25,10 +25,9 @@ from ..fakes.stripe_server import SECRET_KEY as STRIPE_KEY
 from ..fakes.stripe_server import (
     WEBHOOK_SECRET,
     FakeStripe,
-    event,
+    paid,
     sign,
     start_fake_stripe,
-    succeeded,
 )
 from ..postgres import free_port
 from .server import KEY, AuthService, fund, serving
@@ -215,7 +214,7 @@ async def test_a_payment_delivered_by_many_webhooks_is_credited_once(
     status, started = await call("POST", "/credits/purchase", {"packageId": package.id}, user="fay")
     assert status == 200, started
     intent = stripe.intents[started["clientSecret"].split("_secret_")[0]]
-    payload = event("payment_intent.succeeded", succeeded(intent))
+    payload = paid(stripe, intent)
     headers = {"Content-Type": "application/json", "Stripe-Signature": sign(payload)}
 
     async def deliver() -> int:

@@ -36,7 +36,7 @@ from mana_credits_core.errors import CreditsError
 from mana_credits_core.sync import BillingInterval, add_months
 
 from ..conftest import truncate
-from ..fakes.stripe_server import event, succeeded
+from ..fakes.stripe_server import paid
 from .live import START, LiveServer
 from .server import email
 
@@ -501,7 +501,7 @@ class CreditsMachine(RuleBasedStateMachine):
 
     @rule(purchase=purchases, twice=st.booleans())
     def pay(self, purchase: Purchase, twice: bool) -> None:
-        payload = event("payment_intent.succeeded", succeeded(purchase.intent))
+        payload = paid(self.server.stripe, purchase.intent)
         for _ in range(2 if twice else 1):  # Stripe delivers at least once
             answer = self.server.webhook(payload)
             assert answer.status == 200, answer
