@@ -38,6 +38,20 @@ COLUMNS = [
 ]
 
 
+# A spreadsheet opening the file runs a cell that starts with one of these as a formula
+# (OWASP "CSV injection"): `=HYPERLINK(...)` in a description, `@SUM(...)` in an app id.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """`value` safe for a spreadsheet: a text cell that starts like a formula gets a
+    leading `'`, which spreadsheets take as "this is text" and do not show. Numbers
+    (amounts, balances) are not text and stay as they are: -30 is -30."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 class Format(enum.StrEnum):
     CSV = "csv"
     JSONL = "jsonl"
@@ -107,7 +121,7 @@ async def _write(
             row = entry_json(entry)
             if writer is not None:
                 row["metadata"] = None if entry.metadata is None else json.dumps(entry.metadata)
-                writer.writerow(row)
+                writer.writerow({key: csv_cell(value) for key, value in row.items()})
             else:
                 out.write(json.dumps(row, separators=(",", ":")) + "\n")
             count += 1

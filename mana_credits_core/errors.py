@@ -76,10 +76,27 @@ class Conflict(CreditsError):
 
 
 class IdempotencyKeyReused(Conflict):
-    """An idempotency key was replayed with a different amount or app."""
+    """An idempotency key was replayed with another request (operation, amount, app,
+    description or metadata); `details.differs` names what differs."""
 
     code = "idempotency_key_reused"
     default_message = "Idempotency key was already used for a different operation"
+
+    def __init__(
+        self, original_amount: int, original_app_id: str, differs: list[str] | None = None
+    ) -> None:
+        message = None
+        if differs:
+            message = (
+                f"Idempotency key was already used for a different request ({', '.join(differs)}"
+                " not as in the original), send a new key for a new request"
+            )
+        super().__init__(
+            message,
+            original_amount=original_amount,
+            original_app_id=original_app_id,
+            **({} if differs is None else {"differs": differs}),
+        )
 
 
 class ReservationNotPending(Conflict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .ledger import LedgerEntry, TransactionStatus, TransactionType
 
@@ -33,6 +33,15 @@ class Reservation:
     created_at: datetime
     resolved_at: datetime | None
     transaction_id: str | None
+
+
+def past_ttl(reservation: Reservation, now: datetime, ttl: timedelta) -> bool:
+    """Whether `reservation` was held longer than `ttl` at `now` (the sweep's rule too).
+
+    Past it, a pending reservation counts as expired whether or not the sweep has
+    released it yet: commit and refund release it instead of resolving it.
+    """
+    return reservation.created_at < now - ttl
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import weakref
+from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -15,14 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from mana_credits_core.errors import StoreUnavailable
 
-from ..errors import CorruptDatabase, DatabaseUnreachable, NotWritable, SetupError
+from ..errors import CorruptDatabase, DatabaseUnreachable, SetupError
 from .gifts import SqlGifts
 from .ledger import SqlBalances, SqlLedger, SqlUsage
 from .purchases import SqlCustomers, SqlPackages, SqlPaymentEvents, SqlPurchases
 from .reports import SqlReports
 from .reservations import SqlReservations
+from .sqlite_engine import sqlite_engine, sqlite_fault
 from .sync import SqlSync
-from .tables import SQLITE_SCHEMA_MAP
 from .target import DatabaseTarget, failure_cause, redact
 from .users import SqlUserData
 
@@ -49,7 +51,7 @@ def create_engine(
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, echo=echo)
+        return sqlite_engine(url, echo=echo)
     return create_async_engine(
         url,
         connect_args=_connect_args(parsed),
@@ -90,48 +92,6 @@ def _connect_args(url: sa.URL) -> dict[str, Any]:
     return {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT}
 
 
-# SQLite's primary result codes (https://sqlite.org/rescode.html) that blame the file.
-SQLITE_READONLY = 8
-SQLITE_CORRUPT = 11
-SQLITE_NOTADB = 26
-_CORRUPT_WORDS = ("database disk image is malformed", "file is not a database")
-
-
-def _sqlite_code(error: BaseException) -> int | None:
-    """The primary SQLite result code somewhere in `error`'s chain, if any."""
-    found: BaseException | None = error
-    seen = 0
-    while found is not None and seen < 10:
-        code = getattr(found, "sqlite_errorcode", None)
-        if isinstance(code, int):
-            return code & 0xFF
-        found = found.orig if isinstance(found, DBAPIError) else found.__cause__
-        seen += 1
-    return None
-
-
-def sqlite_fault(url: sa.URL, error: BaseException) -> SetupError | None:
-    """`error` as the SQLite file's own fault, naming the file: `CorruptDatabase`
-    (SQLITE_CORRUPT, SQLITE_NOTADB) or `NotWritable` (SQLITE_READONLY); None for any
-    other error or database."""
-    if url.get_backend_name() != "sqlite":
-        return None
-    code = _sqlite_code(error)
-    cause = failure_cause(error)
-    path = DatabaseTarget(url, "").sqlite_path
-    if code in (SQLITE_CORRUPT, SQLITE_NOTADB) or any(w in cause for w in _CORRUPT_WORDS):
-        return CorruptDatabase(
-            f"database file {path} is damaged ({cause}), restore it from a backup or point "
-            "DATABASE_URL at another file (sqlite3's .recover may save what is left)"
-        )
-    if code == SQLITE_READONLY or "readonly database" in cause:
-        return NotWritable(
-            f"database file {path} cannot be written ({cause}), make the file and its "
-            "folder writable for the user running mana-credits"
-        )
-    return None
-
-
 def unreachable(url: sa.URL, error: BaseException) -> SetupError:
     """`error` (a failed connection to the database at `url`) for people: where and why.
 
@@ -151,35 +111,6 @@ def unreachable(url: sa.URL, error: BaseException) -> SetupError:
         f"cannot connect to PostgreSQL at {where} (DATABASE_URL {shown}): {cause}, "
         "check that PostgreSQL runs there and DATABASE_URL"
     )
-
-
-def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
-    engine = create_async_engine(
-        url,
-        echo=echo,
-        connect_args={"timeout": 30},
-        execution_options={"schema_translate_map": SQLITE_SCHEMA_MAP},
-    )
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: sa.Connection) -> None:
-        if connection.get_execution_options().get("mana_read_only"):
-            return  # readers run in autocommit and never wait for the write lock
-        # Writers are serialised up front: no deadlock-prone lock upgrades mid-transaction.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
 
 
 class Closeable(Protocol):
@@ -345,8 +276,11 @@ class SqlUnitOfWork:
             else:
                 self._connection = await self._store.engine.connect()
             await self._connection.begin()
-        except CONNECT_FAILURES as exc:
-            await self._close()
+        except BaseException as exc:
+            # Cancelled during BEGIN IMMEDIATE too: that may have taken the write lock.
+            await self._finish(cancelled=isinstance(exc, asyncio.CancelledError))
+            if not isinstance(exc, CONNECT_FAILURES):
+                raise
             fault = self._store.fault(exc)
             if fault is not None:
                 raise fault from exc
@@ -359,13 +293,7 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            if self._connection is not None and self._connection.in_transaction():
-                await self._connection.rollback()
-        except (OperationalError, DBAPIError, OSError):
-            pass  # the connection is gone; the server rolled the transaction back
-        finally:
-            await self._close()
+        await self._finish(cancelled=isinstance(exc, asyncio.CancelledError))
         fault = self._store.fault(exc) if isinstance(exc, DBAPIError) else None
         if fault is not None:
             raise fault from exc
@@ -375,13 +303,48 @@ class SqlUnitOfWork:
         if isinstance(exc, OperationalError | TimeoutError):
             raise StoreUnavailable() from exc
 
-    async def _close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+    async def _finish(self, *, cancelled: bool = False) -> None:
+        """Roll back whatever is open and give the connection back to the pool.
+
+        It runs to its end even if the caller is cancelled (again) meanwhile: a unit
+        of work abandoned half-way must never keep its transaction, and on SQLite the
+        write lock, until the connection is garbage collected.
+        """
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await _uncancellable(_release(connection, cancelled=cancelled))
 
     async def commit(self) -> None:
         await self.connection.commit()
 
     async def rollback(self) -> None:
         await self.connection.rollback()
+
+
+async def _release(connection: AsyncConnection, *, cancelled: bool) -> None:
+    try:
+        if connection.in_transaction():
+            await connection.rollback()
+        elif cancelled and connection.dialect.name == "sqlite" and not connection.invalidated:
+            # A COMMIT (or BEGIN) cancelled half-way still runs in aiosqlite's thread and
+            # holds the write lock until it ends. A rollback queued behind it waits for
+            # that end (and undoes a BEGIN), so the lock is free once the caller resumes.
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.rollback()  # type: ignore[union-attr]
+    except (OperationalError, DBAPIError, OSError, sqlite3.Error):
+        pass  # the connection is gone; the server rolled the transaction back
+    finally:
+        await connection.close()
+
+
+# Clean-ups under way whose caller was cancelled: held here so that they finish.
+_CLEANUPS: set[asyncio.Future[None]] = set()
+
+
+async def _uncancellable(work: Awaitable[None]) -> None:
+    """Await `work`; a cancellation of the caller meanwhile is passed on to the caller
+    at once, but `work` goes on to its end in the background."""
+    task = asyncio.ensure_future(work)
+    _CLEANUPS.add(task)
+    task.add_done_callback(_CLEANUPS.discard)
+    await asyncio.shield(task)

@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta
 from .. import validation as v
 from ..errors import (
     BalanceNotFound,
-    IdempotencyKeyReused,
     InsufficientCredits,
     InvalidInput,
     UserNotFound,
@@ -34,6 +33,7 @@ from ..ledger import (
     UsageStat,
 )
 from ..ports import Clock, DebitApplier, IdGenerator, Store
+from ..replays import check_replay
 from ..rewards import (
     MAX_REFERENCE_ID,
     MAX_REWARD_DESCRIPTION,
@@ -143,7 +143,8 @@ class CreditsService:
 
         Raises `InsufficientCredits` (nothing changed) when the spendable balance is
         short, `BalanceNotFound` for a user without a balance, and
-        `IdempotencyKeyReused` when the key was used for a different operation. A
+        `IdempotencyKeyReused` when the key was used for another request (a different
+        amount, app, description or metadata; see `mana_credits_core.replays`). A
         replayed key returns the original entry with `replayed=True`.
         """
         debit = Debit(
@@ -161,7 +162,7 @@ class CreditsService:
             case Applied(entry, balance):
                 return LedgerResult(entry, balance)
             case Replayed(entry):
-                _check_replay(entry, debit.type, -debit.amount, debit.app_id)
+                check_replay(entry, debit)
                 return LedgerResult(entry, None, replayed=True)
             case Refused(available):
                 raise InsufficientCredits(required=debit.amount, available=available)
@@ -178,7 +179,8 @@ class CreditsService:
         idempotency_key: str | None = None,
         metadata: dict[str, object] | None = None,
     ) -> LedgerResult:
-        """Credit `amount` back to a user (e.g. a failed operation); idempotent by key."""
+        """Credit `amount` back to a user (e.g. a failed operation); idempotent by key
+        (a key replayed with other arguments raises `IdempotencyKeyReused`)."""
         return await self.credit(
             user_id,
             amount,
@@ -200,7 +202,12 @@ class CreditsService:
         idempotency_key: str | None = None,
         metadata: dict[str, object] | None = None,
     ) -> LedgerResult:
-        """Add credits of the given type; creates the balance for a new user."""
+        """Add credits of the given type; creates the balance for a new user.
+
+        A replayed `idempotency_key` returns the original entry (`replayed=True`) if
+        type, amount, app, description and metadata match it, else raises
+        `IdempotencyKeyReused`.
+        """
         credit = Credit(
             entry_id=self._ids.new_id(),
             user_id=v.identifier(user_id, "userId"),
@@ -216,7 +223,7 @@ class CreditsService:
             outcome: CreditOutcome = await uow.balances.credit(credit)
             await uow.commit()
         if isinstance(outcome, Replayed):
-            _check_replay(outcome.entry, credit.type, credit.amount, credit.app_id)
+            check_replay(outcome.entry, credit)
             return LedgerResult(outcome.entry, None, replayed=True)
         if credit.type == TransactionType.GRANT:
             self._events.emit(EventKind.GRANT, credits=credit.amount)
@@ -361,12 +368,6 @@ class CreditsService:
         entries = entries[:size]
         next_cursor = encode_cursor(entries[-1]) if more else None
         return LedgerPage(entries, next_cursor)
-
-
-def _check_replay(entry: LedgerEntry, type: TransactionType, amount: int, app_id: str) -> None:
-    """A key may only be replayed for the same operation, never repurposed."""
-    if entry.type != type or entry.amount != amount or entry.app_id != app_id:
-        raise IdempotencyKeyReused(original_amount=abs(entry.amount), original_app_id=entry.app_id)
 
 
 def encode_cursor(entry: LedgerEntry) -> str:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NoReturn
 
 from .. import validation as v
 from ..errors import InsufficientCredits, ReservationNotFound, ReservationNotPending
 from ..ledger import LedgerEntry
 from ..ports import Clock, IdGenerator, Store, UnitOfWork
-from ..reservations import CommitHold, Held, Hold, ReleaseHold, Reservation, ReservationStatus
+from ..reservations import (
+    CommitHold,
+    Held,
+    Hold,
+    ReleaseHold,
+    Reservation,
+    ReservationStatus,
+    past_ttl,
+)
 
 DEFAULT_TTL = timedelta(minutes=15)
 
@@ -17,8 +26,13 @@ class ReservationsService:
     """Holds credits for work whose cost is known up front but not yet delivered.
 
     Held credits leave the spendable balance at once. A reservation is resolved once:
-    committed (a usage entry), refunded, or expired by the time-to-live sweep; a second
-    attempt raises `ReservationNotPending` and changes nothing.
+    committed (a usage entry), refunded, or expired; a second attempt raises
+    `ReservationNotPending` and changes nothing.
+
+    The time-to-live decides expiry, not when the sweep runs: a commit or refund of a
+    reservation held longer than `ttl` releases it as `expired` (credits back, once,
+    whoever of them and the sweep gets there first) and raises `ReservationNotPending`
+    with status `expired`, as it would after the sweep.
     """
 
     def __init__(
@@ -49,27 +63,38 @@ class ReservationsService:
         return held
 
     async def commit(self, reservation_id: str, description: str | None = None) -> LedgerEntry:
-        """Write the held credits to the ledger as usage; returns the entry."""
+        """Write the held credits to the ledger as usage; returns the entry.
+
+        Raises `ReservationNotFound`, or `ReservationNotPending` for a reservation
+        already resolved or past its time-to-live (which this call then releases).
+        """
         reservation_id = v.identifier(reservation_id, "reservationId")
         text = v.optional_text(description, "description", v.MAX_DESCRIPTION)
         async with self._store.unit_of_work() as uow:
             reservation = await _pending(uow, reservation_id, "commit")
+            now = self._clock.now()
+            if past_ttl(reservation, now, self.ttl):
+                await _expire(uow, reservation_id, now, "commit")
             done = await uow.reservations.commit(
                 CommitHold(
                     reservation_id=reservation_id,
                     entry_id=self._ids.new_id(),
                     description=text or reservation.reason,
-                    now=self._clock.now(),
+                    now=now,
                 )
             )
             if done is None:  # resolved by someone else since we looked
                 await _raise_not_pending(uow, reservation_id, "commit")
-            assert done is not None
             await uow.commit()
         return done[1]
 
     async def refund(self, reservation_id: str) -> int:
-        """Return the held credits; returns the spendable balance after it."""
+        """Return the held credits; returns the spendable balance after it.
+
+        Past the time-to-live the reservation is expired, as if the sweep had run: the
+        credits come back all the same (status `expired`) and `ReservationNotPending`
+        is raised, so the answer does not depend on the sweep's timing.
+        """
         reservation_id = v.identifier(reservation_id, "reservationId")
         return await self._release(reservation_id, ReservationStatus.REFUNDED, "refund")
 
@@ -88,6 +113,7 @@ class ReservationsService:
         so a reservation committed or refunded meanwhile is simply skipped.
         """
         released = 0
+        # The store's `expired(cutoff)` is `past_ttl` for the whole table.
         cutoff = self._clock.now() - self.ttl
         while True:
             async with self._store.unit_of_work() as uow:
@@ -104,13 +130,13 @@ class ReservationsService:
 
     async def _release(self, reservation_id: str, status: ReservationStatus, action: str) -> int:
         async with self._store.unit_of_work() as uow:
-            await _pending(uow, reservation_id, action)
-            done = await uow.reservations.release(
-                ReleaseHold(reservation_id, status, self._clock.now())
-            )
+            reservation = await _pending(uow, reservation_id, action)
+            now = self._clock.now()
+            if past_ttl(reservation, now, self.ttl):
+                await _expire(uow, reservation_id, now, action)
+            done = await uow.reservations.release(ReleaseHold(reservation_id, status, now))
             if done is None:
                 await _raise_not_pending(uow, reservation_id, action)
-            assert done is not None
             await uow.commit()
         return done[1].balance
 
@@ -124,7 +150,22 @@ async def _pending(uow: UnitOfWork, reservation_id: str, action: str) -> Reserva
     return found
 
 
-async def _raise_not_pending(uow: UnitOfWork, reservation_id: str, action: str) -> None:
+async def _expire(uow: UnitOfWork, reservation_id: str, now: datetime, action: str) -> NoReturn:
+    """Release a reservation found past its time-to-live, commit, and refuse `action`.
+
+    The release is the sweep's conditional write: if the sweep (or another call) got
+    there first, nothing is released twice and its outcome is reported instead.
+    """
+    released = await uow.reservations.release(
+        ReleaseHold(reservation_id, ReservationStatus.EXPIRED, now)
+    )
+    if released is None:
+        await _raise_not_pending(uow, reservation_id, action)
+    await uow.commit()
+    raise ReservationNotPending(action, ReservationStatus.EXPIRED)
+
+
+async def _raise_not_pending(uow: UnitOfWork, reservation_id: str, action: str) -> NoReturn:
     await uow.rollback()
     found = await uow.reservations.get(reservation_id)
     raise ReservationNotPending(action, found.status if found else "unknown")

@@ -9,7 +9,7 @@ one batch, a batch the database refuses, a database that is away, shutdown.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 
 import pytest
@@ -115,6 +115,40 @@ async def test_a_key_repeated_inside_one_batch_is_applied_once(
     assert isinstance(other, IdempotencyKeyReused)
     assert (await services.credits.balance("bo")).balance == 93
     assert applier.transactions == 1
+
+
+async def test_a_key_repeated_inside_one_batch_with_other_text_is_refused(
+    services: Services, applier: GroupCommitDebits
+) -> None:
+    await services.credits.credit("bo", 100, TransactionType.GRANT, "funds")
+    seen = {"model": "gpt", "n": 1}
+
+    def same(metadata: dict[str, object]) -> Awaitable[LedgerResult]:
+        return services.credits.use("bo", 7, "chat", "same", idempotency_key="d", metadata=metadata)
+
+    results = await asyncio.gather(
+        same(seen),
+        same({"n": 1.0, "model": "gpt"}),  # the same JSON value
+        services.credits.use("bo", 7, "chat", "other text", idempotency_key="d", metadata=seen),
+        same({"model": "gpt", "n": 2}),
+        return_exceptions=True,
+    )
+    first, equal, other_text, other_metadata = results
+    assert isinstance(first, LedgerResult)
+    assert not first.replayed
+    assert isinstance(equal, LedgerResult)
+    assert equal.replayed
+    assert isinstance(other_text, IdempotencyKeyReused)
+    assert other_text.details["differs"] == ["description"]
+    assert isinstance(other_metadata, IdempotencyKeyReused)
+    assert other_metadata.details["differs"] == ["metadata"]
+    assert applier.transactions == 1  # all four were decided in one batch
+    # A replay read back from the database (not from the batch) is judged alike.
+    with pytest.raises(IdempotencyKeyReused):
+        await services.credits.use("bo", 7, "chat", "later", idempotency_key="d", metadata=seen)
+    again = await same({"n": 1, "model": "gpt"})
+    assert again.replayed
+    assert (await services.credits.balance("bo")).balance == 93
 
 
 async def test_every_outcome_in_one_batch(services: Services, applier: GroupCommitDebits) -> None:

@@ -94,7 +94,11 @@ async def test_use_answers_the_contract_shape(
     conflict = await reused.json()
     assert conflict["code"] == "idempotency_key_reused"
     # camelCase like every other key of the API, never the core's argument names
-    assert conflict["details"] == {"originalAmount": 30, "originalAppId": "chat"}
+    assert conflict["details"] == {
+        "originalAmount": 30,
+        "originalAppId": "chat",
+        "differs": ["amount"],
+    }
 
 
 async def test_insufficient_credits_is_402_with_details(

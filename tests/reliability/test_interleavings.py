@@ -113,7 +113,7 @@ async def test_a_debit_decides_on_the_committed_balance(
 async def test_a_key_written_by_another_transaction_is_waited_for(
     services: Services, clean_pg_store: SqlStore, outcome: str
 ) -> None:
-    use = services.credits.use("u", 10, "chat", "b", idempotency_key="k")
+    use = services.credits.use("u", 10, "chat", "by hand", idempotency_key="k")
     b = await behind_a_held_debit(clean_pg_store, outcome, 10, use, key="k")
     result = await b
     assert result.replayed is (outcome == "commit")  # A's entry, or B's own once A is gone

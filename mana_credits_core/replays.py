@@ -1,0 +1,68 @@
+"""When a replayed idempotency key is the same request, and when it is another one.
+
+A key names one request. A replay (the same key again for the same user) answers the
+original entry only if it asks for exactly what the original asked for: the same
+operation (debit, refund, grant…), amount, app, description and metadata. Any
+difference is `IdempotencyKeyReused` (409): answering the original would tell the
+caller that their different request was carried out. This is what the IETF
+Idempotency-Key draft and Stripe do with a key reused with other parameters.
+
+Metadata is compared as JSON values: key order and the text's whitespace never
+matter (the stores keep parsed JSON), numbers compare by value (`1` and `1.0` are one
+JSON number) but a boolean is never a number. Absent, `null` and `{}` all mean "no
+metadata" and are the same request.
+
+The comparison runs only when a key is found (a replay), never on a first request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import IdempotencyKeyReused
+from .ledger import Credit, Debit, LedgerEntry
+
+
+def same_json(a: object, b: object) -> bool:
+    """Whether `a` and `b`, parsed JSON, are the same JSON value (see the module)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def same_metadata(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """Metadata as JSON values, absent, `null` and `{}` alike."""
+    return same_json(a or {}, b or {})
+
+
+def check_replay(original: LedgerEntry, request: Debit | Credit) -> None:
+    """Raise `IdempotencyKeyReused` unless `request` (whose key found `original`)
+    asks for exactly what `original` did.
+
+    The error's details name the original's amount (credits) and app, and what differs
+    (`differs`: among `operation`, `amount`, `appId`, `description`, `metadata`).
+    """
+    differs = [
+        name
+        for name, same in (
+            ("operation", original.type == request.type),
+            ("amount", abs(original.amount) == request.amount),
+            ("appId", original.app_id == request.app_id),
+            ("description", original.description == request.description),
+            ("metadata", same_metadata(original.metadata, request.metadata)),
+        )
+        if not same
+    ]
+    if differs:
+        raise IdempotencyKeyReused(
+            original_amount=abs(original.amount),
+            original_app_id=original.app_id,
+            differs=differs,
+        )
