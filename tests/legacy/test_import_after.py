@@ -211,9 +211,11 @@ async def test_the_active_subscription_is_charged_at_its_old_date_and_not_before
 async def test_an_old_idempotency_key_is_answered_as_a_replay(
     own: Target, legacy_url: str, jwks: Jwks, tmp_path: Path
 ) -> None:
-    grant = next(
-        g for g in keyless_grants(old_entries(legacy_url)) if g["user_id"] == REPLAY.user_id
-    )
+    entries = old_entries(legacy_url)
+    grant = next(g for g in keyless_grants(entries) if g["user_id"] == REPLAY.user_id)
+    # The very request the old service answered, sent again: same amount, app,
+    # description and metadata (any other request under that key is a 409).
+    original = entries[REPLAY.entry_id]
     async with (
         services_on(own, tmp_path, clock=TickingClock(AFTER_SWITCH), jwks=jwks) as services,
         served(services, tmp_path, jwks, own) as client,
@@ -225,7 +227,8 @@ async def test_an_old_idempotency_key_is_answered_as_a_replay(
                 "userId": REPLAY.user_id,
                 "amount": -REPLAY.amount,
                 "appId": REPLAY.app_id,
-                "description": "sent again after the switch",
+                "description": original["description"],
+                "metadata": original["metadata"],
                 "idempotencyKey": REPLAY.idempotency_key,
             },
             headers=service(REPLAY.app_id),
@@ -238,6 +241,19 @@ async def test_an_old_idempotency_key_is_answered_as_a_replay(
             REPLAY.amount,
         )
         assert "newBalance" not in answer
+        # Another request under the old key is refused, as for any key.
+        response = await client.post(
+            "/api/v1/internal/credits/use",
+            json={
+                "userId": REPLAY.user_id,
+                "amount": -REPLAY.amount,
+                "appId": REPLAY.app_id,
+                "description": "another request",
+                "idempotencyKey": REPLAY.idempotency_key,
+            },
+            headers=service(REPLAY.app_id),
+        )
+        assert response.status == 409, await response.text()
         # An old grant (no key in the old database) repeated by its referenceId.
         response = await client.post(
             "/api/v1/internal/credits/grant",
