@@ -1,30 +1,44 @@
-"""The in-memory store's purchases and processed payment events."""
+"""The in-memory store's packages, purchases, payment customers and processed payment
+events."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mana_credits_core.purchases import Purchase, PurchaseStatus
+from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
 
-from .memory_lookups import MemoryPurchaseLookups
+from .memory_lookups import MemoryPackageLookups, MemoryPurchaseLookups
+from .memory_undo import Undo, undoable_set
 
 if TYPE_CHECKING:
     from .memory import MemoryState
 
-Undo = Callable[[], None]
 STRIPE_REFS = ("stripe_payment_intent_id", "stripe_checkout_session_id", "stripe_charge_id")
 
 
-def _set(table: dict[Any, Any], key: Any, value: Any, undo: list[Undo]) -> None:
-    if key in table:
-        old = table[key]
-        undo.append(lambda: table.__setitem__(key, old))
-    else:
-        undo.append(lambda: table.pop(key, None))
-    table[key] = value
+class MemoryPackages(MemoryPackageLookups):
+    def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
+        self._s = state
+        self._undo = undo
+
+    async def list(self, *, active_only: bool) -> list[Package]:
+        found = [p for p in self._s.packages.values() if p.active or not active_only]
+        return sorted(found, key=lambda p: (p.sort_order, p.name, p.id))
+
+    async def get(self, package_id: str) -> Package | None:
+        return self._s.packages.get(package_id)
+
+    async def add(self, package: Package) -> None:
+        undoable_set(self._s.packages, package.id, package, self._undo)
+
+    async def update(self, package: Package) -> None:
+        if package.id in self._s.packages:
+            undoable_set(self._s.packages, package.id, package, self._undo)
+
+    async def count(self) -> int:
+        return len(self._s.packages)
 
 
 class MemoryPurchases(MemoryPurchaseLookups):
@@ -47,7 +61,7 @@ class MemoryPurchases(MemoryPurchaseLookups):
 
     async def add(self, purchase: Purchase) -> None:
         self._unique(purchase)
-        _set(self._s.purchases, purchase.id, purchase, self._undo)
+        undoable_set(self._s.purchases, purchase.id, purchase, self._undo)
 
     async def get(self, purchase_id: str) -> Purchase | None:
         return self._s.purchases.get(purchase_id)
@@ -87,14 +101,14 @@ class MemoryPurchases(MemoryPurchaseLookups):
             completed_at=now,
             stripe_payment_intent_id=found.stripe_payment_intent_id or payment_intent_id,
         )
-        _set(self._s.purchases, purchase_id, done, self._undo)
+        undoable_set(self._s.purchases, purchase_id, done, self._undo)
         return done
 
     async def fail(self, purchase_id: str) -> bool:
         found = self._s.purchases.get(purchase_id)
         if found is None or found.status != PurchaseStatus.PENDING:
             return False
-        _set(
+        undoable_set(
             self._s.purchases, purchase_id, replace(found, status=PurchaseStatus.FAILED), self._undo
         )
         return True
@@ -109,7 +123,7 @@ class MemoryPurchases(MemoryPurchaseLookups):
             stripe_charge_id=found.stripe_charge_id or charge_id,
         )
         self._unique(linked, skip=purchase_id)
-        _set(self._s.purchases, purchase_id, linked, self._undo)
+        undoable_set(self._s.purchases, purchase_id, linked, self._undo)
 
     async def move_clawback(self, purchase_id: str, version: int, clawed_back: int) -> bool:
         found = self._s.purchases.get(purchase_id)
@@ -118,8 +132,22 @@ class MemoryPurchases(MemoryPurchaseLookups):
         if not 0 <= clawed_back <= found.credits:  # the SQL CHECK constraint
             raise ValueError("clawed_back out of bounds")
         moved = replace(found, clawed_back=clawed_back, clawback_version=version + 1)
-        _set(self._s.purchases, purchase_id, moved, self._undo)
+        undoable_set(self._s.purchases, purchase_id, moved, self._undo)
         return True
+
+
+class MemoryCustomers:
+    def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
+        self._s = state
+        self._undo = undo
+
+    async def get(self, user_id: str) -> str | None:
+        return self._s.customers.get(user_id)
+
+    async def add(self, user_id: str, customer_id: str, now: datetime) -> str:
+        if user_id not in self._s.customers:
+            undoable_set(self._s.customers, user_id, customer_id, self._undo)
+        return self._s.customers[user_id]
 
 
 class MemoryPaymentEvents:
@@ -130,7 +158,7 @@ class MemoryPaymentEvents:
     async def record(self, event_id: str, type: str, now: datetime) -> bool:
         if event_id in self._s.payment_events:
             return False
-        _set(self._s.payment_events, event_id, type, self._undo)
+        undoable_set(self._s.payment_events, event_id, type, self._undo)
         return True
 
     async def seen(self, event_id: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +17,10 @@ from mana_credits_core.ports import Erasure
 from mana_credits_core.purchases import Purchase
 from mana_credits_core.reservations import Reservation, ReservationStatus
 
+from .memory_undo import Undo
+
 if TYPE_CHECKING:
     from .memory import MemoryState
-
-Undo = Callable[[], None]
 
 
 class MemoryUserData:

@@ -28,10 +28,11 @@ from mana_credits_core.purchases import Package, Purchase
 from mana_credits_core.reservations import Reservation
 from mana_credits_core.sync import SyncSubscription
 
+from ..sql.entries import entry_values
 from ..sql.gifts import gift_values, redemption_values
-from ..sql.ledger import driver_query, entry_values
 from ..sql.purchases import package_values, purchase_values
 from ..sql.reservations import reservation_values
+from ..sql.statements import driver_query
 from ..sql.store import SqlStore
 from ..sql.sync import subscription_values
 from ..sql.tables import (

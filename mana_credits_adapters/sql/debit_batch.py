@@ -31,7 +31,8 @@ from mana_credits_core.ledger import (
     completed_entry,
 )
 
-from .ledger import PG_DEBIT, RowView, entry_from, pg_debit_outcome, pg_debit_parameters
+from .balances import PG_DEBIT, pg_debit_outcome, pg_debit_parameters
+from .entries import RowView, entry_from
 from .store import CONNECT_FAILURES
 
 log = logging.getLogger("mana_credits.debits")

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
 
-from .ledger import insert_for
 from .lookups import SqlIdPrefixes
+from .statements import insert_for
 from .tables import packages, payment_events, purchases, stripe_customers
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mana_credits_core.ledger import Balance
 from mana_credits_core.purchases import Purchase, PurchaseStatus
 
-from .ledger import balance_from
+from .balances import balance_from
 from .purchases import purchase_from
 from .tables import balances, purchases, usage_stats
 

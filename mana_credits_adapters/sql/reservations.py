@@ -22,8 +22,10 @@ from mana_credits_core.reservations import (
     pending_reservation,
 )
 
-from .ledger import balance_from, count_usage, entry_values
+from .balances import balance_from
+from .entries import entry_values
 from .tables import balances, reservations, transactions
+from .usage import count_usage
 
 PENDING = ReservationStatus.PENDING.value
 

@@ -18,14 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from mana_credits_core.errors import StoreUnavailable
 
 from ..errors import CorruptDatabase, DatabaseUnreachable, SetupError
+from .balances import SqlBalances
+from .entries import SqlLedger
 from .gifts import SqlGifts
-from .ledger import SqlBalances, SqlLedger, SqlUsage
 from .purchases import SqlCustomers, SqlPackages, SqlPaymentEvents, SqlPurchases
 from .reports import SqlReports
 from .reservations import SqlReservations
 from .sqlite_engine import sqlite_engine, sqlite_fault
 from .sync import SqlSync
 from .target import DatabaseTarget, failure_cause, redact
+from .usage import SqlUsage
 from .users import SqlUserData
 
 # What getting a connection can raise when the database is away or the pool is

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mana_credits_core.sync import BatchOutcome, BillingInterval, SyncSubscription
 
-from .ledger import insert_for
+from .statements import insert_for
 from .tables import sync_subscriptions
 
 s = sync_subscriptions.c

@@ -1,24 +1,19 @@
-"""SQL repositories for balances, ledger entries and usage statistics."""
+"""SQL repository for balances: the atomic debit (one statement on PostgreSQL) and
+credit, claw-backs, reinstatements and debt collection."""
 
 from __future__ import annotations
 
-import builtins
 import json
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
-from psycopg.rows import namedtuple_row, tuple_row
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mana_credits_core.errors import BalanceNotFound, StoreUnavailable
+from mana_credits_core.errors import BalanceNotFound
 from mana_credits_core.ledger import (
-    ADJUSTMENT_EARNED,
-    ADJUSTMENT_SPENT,
     Applied,
     Balance,
     Credit,
@@ -29,23 +24,15 @@ from mana_credits_core.ledger import (
     NoBalance,
     Refused,
     Replayed,
-    TransactionStatus,
-    TransactionType,
-    UsageStat,
     completed_entry,
 )
-from mana_credits_core.ports import LedgerTotals
 
-from .ledger_counts import SqlLedgerCounts
-from .tables import balances, transactions, usage_stats
+from .entries import RowView, SqlLedger, entry_from, entry_values
+from .statements import driver_query, insert_for
+from .tables import balances, transactions
+from .usage import count_usage
 
 IDEMPOTENCY_CONSTRAINT = "uq_transactions_idempotency"
-
-
-def insert_for(connection: AsyncConnection, table: sa.Table) -> Any:
-    """The dialect's INSERT, which has `on_conflict_do_*` on PostgreSQL and SQLite."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 def is_idempotency_violation(exc: IntegrityError) -> bool:
@@ -63,42 +50,6 @@ def balance_from(row: Any) -> Balance:
         total_spent=row.total_spent,
         debt=row.debt,
     )
-
-
-def entry_from(row: Any) -> LedgerEntry:
-    return LedgerEntry(
-        id=row.id,
-        user_id=row.user_id,
-        type=TransactionType(row.type),
-        status=TransactionStatus(row.status),
-        amount=row.amount,
-        balance_before=row.balance_before,
-        balance_after=row.balance_after,
-        app_id=row.app_id,
-        description=row.description,
-        metadata=row.metadata,
-        idempotency_key=row.idempotency_key,
-        created_at=row.created_at.astimezone(UTC),
-        completed_at=None if row.completed_at is None else row.completed_at.astimezone(UTC),
-    )
-
-
-def entry_values(entry: LedgerEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "user_id": entry.user_id,
-        "type": entry.type.value,
-        "status": entry.status.value,
-        "amount": entry.amount,
-        "balance_before": entry.balance_before,
-        "balance_after": entry.balance_after,
-        "app_id": entry.app_id,
-        "description": entry.description,
-        "metadata": entry.metadata,
-        "idempotency_key": entry.idempotency_key,
-        "created_at": entry.created_at,
-        "completed_at": entry.completed_at,
-    }
 
 
 # The whole debit in one statement and one round trip: the key is looked up, the
@@ -186,25 +137,6 @@ def pg_debit_outcome(debit: Debit, row: Mapping[Any, Any]) -> DebitOutcome:
     after = Balance(debit.user_id, balance, row["total_earned"], row["total_spent"], row["debt"])
     entry = completed_entry(debit, -debit.amount, balance + debit.amount, balance)
     return Applied(entry, after)
-
-
-async def driver_query(
-    connection: AsyncConnection,
-    sql: str,
-    params: tuple[Any, ...],
-    row_factory: Any = tuple_row,
-) -> list[Any]:
-    """Run a read on the driver under `connection` (PostgreSQL). A lost connection is
-    `StoreUnavailable` (503) and is dropped from the pool, as SQLAlchemy would do."""
-    raw = await connection.get_raw_connection()
-    try:
-        cursor = raw.driver_connection.cursor(row_factory=row_factory)  # type: ignore[union-attr]
-        await cursor.execute(sql, params)
-        rows: list[Any] = await cursor.fetchall()
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        await connection.invalidate(exc)
-        raise StoreUnavailable() from exc
-    return rows
 
 
 # Built once: the hottest read should not rebuild its statement per request.
@@ -414,185 +346,3 @@ class SqlBalances:
             if len(rows) < batch_size:
                 return
             last = rows[-1].user_id
-
-
-class RowView:
-    """Attribute access over a mapping, so `entry_from` reads rows of any shape
-    (columns with a prefix, rows decoded from JSON)."""
-
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self.__dict__.update(values)
-
-
-async def count_usage(
-    connection: AsyncConnection, user_id: str, app_id: str, now: datetime, amount: int
-) -> None:
-    stmt = insert_for(connection, usage_stats).values(
-        user_id=user_id, app_id=app_id, day=now.date(), credits_used=amount, operations=1
-    )
-    await connection.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["user_id", "app_id", "day"],
-            set_={
-                "credits_used": usage_stats.c.credits_used + stmt.excluded.credits_used,
-                "operations": usage_stats.c.operations + 1,
-            },
-        )
-    )
-
-
-ENTRY_COLUMNS = (
-    "id, user_id, type, status, amount, balance_before, balance_after, app_id,"
-    " description, metadata, idempotency_key, created_at, completed_at"
-)
-PG_HISTORY = (
-    f"SELECT {ENTRY_COLUMNS} FROM credits.transactions WHERE user_id = %s"
-    " ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s"
-)
-PG_HISTORY_BEFORE = (
-    f"SELECT {ENTRY_COLUMNS} FROM credits.transactions WHERE user_id = %s"
-    " AND (created_at, id) < (%s, %s) ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s"
-)
-
-
-class SqlLedger(SqlLedgerCounts):
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._c = connection
-
-    async def get(self, entry_id: str) -> LedgerEntry | None:
-        row = (
-            await self._c.execute(sa.select(transactions).where(transactions.c.id == entry_id))
-        ).first()
-        return None if row is None else entry_from(row)
-
-    async def by_idempotency_key(self, user_id: str, key: str) -> LedgerEntry | None:
-        row = (
-            await self._c.execute(
-                sa.select(transactions).where(
-                    transactions.c.user_id == user_id, transactions.c.idempotency_key == key
-                )
-            )
-        ).first()
-        return None if row is None else entry_from(row)
-
-    async def list(
-        self,
-        user_id: str,
-        *,
-        limit: int,
-        offset: int = 0,
-        before: tuple[datetime, str] | None = None,
-    ) -> list[LedgerEntry]:
-        if self._c.dialect.name == "postgresql":
-            return await self._list_postgres(user_id, limit, offset, before)
-        t = transactions.c
-        query = (
-            sa.select(transactions)
-            .where(t.user_id == user_id)
-            .order_by(t.created_at.desc(), t.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        if before is not None:
-            query = query.where(sa.tuple_(t.created_at, t.id) < sa.tuple_(*before))
-        return [entry_from(row) for row in await self._c.execute(query)]
-
-    async def _list_postgres(
-        self, user_id: str, limit: int, offset: int, before: tuple[datetime, str] | None
-    ) -> builtins.list[LedgerEntry]:
-        # History pages are the heaviest read: rows go from the driver straight into
-        # entries, on the `(user_id, created_at, id)` index either way.
-        if before is None:
-            rows = await driver_query(self._c, PG_HISTORY, (user_id, limit, offset), namedtuple_row)
-        else:
-            params = (user_id, *before, limit, offset)
-            rows = await driver_query(self._c, PG_HISTORY_BEFORE, params, namedtuple_row)
-        return [entry_from(row) for row in rows]
-
-    async def page_forward(
-        self,
-        *,
-        limit: int,
-        after: tuple[datetime, str] | None = None,
-        user_id: str | None = None,
-        since: datetime | None = None,
-    ) -> builtins.list[LedgerEntry]:
-        t = transactions.c
-        query = sa.select(transactions).order_by(t.created_at, t.id).limit(limit)
-        if user_id is not None:
-            query = query.where(t.user_id == user_id)
-        if since is not None:
-            query = query.where(t.created_at >= since)
-        if after is not None:
-            query = query.where(sa.tuple_(t.created_at, t.id) > sa.tuple_(*after))
-        return [entry_from(row) for row in await self._c.execute(query)]
-
-    async def totals(self) -> Mapping[str, LedgerTotals]:
-        t = transactions.c
-        # The same rule as `totals_of`: an adjustment's totals come from its metadata.
-        adjustment = t.type == TransactionType.ADJUSTMENT.value
-
-        def correction(key: str) -> sa.ColumnElement[int]:
-            return sa.func.coalesce(t.metadata[key].as_integer(), 0)
-
-        query = (
-            sa.select(
-                t.user_id,
-                sa.func.sum(t.amount).label("net"),
-                sa.func.sum(
-                    sa.case(
-                        (adjustment, correction(ADJUSTMENT_EARNED)),
-                        (t.amount > 0, t.amount),
-                        else_=0,
-                    )
-                ).label("earned"),
-                sa.func.sum(
-                    sa.case(
-                        (adjustment, correction(ADJUSTMENT_SPENT)),
-                        (t.amount < 0, -t.amount),
-                        else_=0,
-                    )
-                ).label("spent"),
-            )
-            .where(t.status == TransactionStatus.COMPLETED.value)
-            .group_by(t.user_id)
-        )
-        return {
-            row.user_id: LedgerTotals(int(row.net), int(row.earned), int(row.spent))
-            for row in await self._c.execute(query)
-        }
-
-
-class SqlUsage:
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._c = connection
-
-    async def for_user(self, user_id: str, since: datetime | None = None) -> list[UsageStat]:
-        u = usage_stats.c
-        query = sa.select(usage_stats).where(u.user_id == user_id).order_by(u.day, u.app_id)
-        if since is not None:
-            query = query.where(u.day >= since.date())
-        return [
-            UsageStat(r.user_id, r.app_id, r.day, r.credits_used, r.operations)
-            for r in await self._c.execute(query)
-        ]
-
-    async def by_app_and_day(self, since: date, app_id: str | None = None) -> list[UsageStat]:
-        u = usage_stats.c
-        query = (
-            sa.select(
-                u.app_id,
-                u.day,
-                sa.func.sum(u.credits_used).label("credits"),
-                sa.func.sum(u.operations).label("operations"),
-            )
-            .where(u.day >= since)
-            .group_by(u.app_id, u.day)
-            .order_by(u.day, u.app_id)
-        )
-        if app_id is not None:
-            query = query.where(u.app_id == app_id)
-        return [
-            UsageStat("*", r.app_id, r.day, int(r.credits), int(r.operations))
-            for r in await self._c.execute(query)
-        ]

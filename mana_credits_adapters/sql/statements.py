@@ -1,0 +1,39 @@
+"""What the SQL repositories share to run statements: the dialect's INSERT (for its
+upserts) and reads straight on the PostgreSQL driver."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from psycopg.rows import tuple_row
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mana_credits_core.errors import StoreUnavailable
+
+
+def insert_for(connection: AsyncConnection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has `on_conflict_do_*` on PostgreSQL and SQLite."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+async def driver_query(
+    connection: AsyncConnection,
+    sql: str,
+    params: tuple[Any, ...],
+    row_factory: Any = tuple_row,
+) -> list[Any]:
+    """Run a read on the driver under `connection` (PostgreSQL). A lost connection is
+    `StoreUnavailable` (503) and is dropped from the pool, as SQLAlchemy would do."""
+    raw = await connection.get_raw_connection()
+    try:
+        cursor = raw.driver_connection.cursor(row_factory=row_factory)  # type: ignore[union-attr]
+        await cursor.execute(sql, params)
+        rows: list[Any] = await cursor.fetchall()
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        await connection.invalidate(exc)
+        raise StoreUnavailable() from exc
+    return rows
