@@ -97,8 +97,11 @@ class PaymentSync:
         """Settle the purchase of the payment `ref` names (or of `purchase_id`) from the
         payment's current state; returns what changed ("unchanged: …" when nothing did).
 
-        `event` (id, type) is recorded as processed with the first settlement; `note`
-        goes on the claw-back entry it writes, if any. Idempotent.
+        `event` (id, type) is recorded as processed only at the end, once a read of
+        the payment made after the last change agrees with it: if anything fails before
+        (the provider or the store), the event stays unrecorded and its redelivery
+        settles again from the state then. `note` goes on the claw-back entry it writes,
+        if any. Idempotent.
         """
         purchase = await self._find(ref, purchase_id)
         state: PaymentState | None = None
@@ -121,8 +124,8 @@ class PaymentSync:
             return "acknowledged: no payment at the provider yet"
         outcomes: list[str] = []
         for _ in range(MAX_ROUNDS):
-            done = await self._settle(purchase.id, state, event, note)
-            event, note = None, None
+            done = await self._settle(purchase.id, state, note)
+            note = None
             if done.changes:
                 outcomes.append(done.outcome)
             if not done.changes or done.outcome.startswith("ignored"):
@@ -131,6 +134,7 @@ class PaymentSync:
             if again is None or again == state:
                 break
             state = again
+        await self._record(event)
         if not outcomes:
             return f"unchanged: {await self._summary(purchase.id)}"
         return "; ".join(outcomes)
@@ -171,13 +175,10 @@ class PaymentSync:
         self,
         purchase_id: str,
         state: PaymentState,
-        event: tuple[str, str] | None,
         note: Mapping[str, str] | None,
     ) -> _Round:
         done = _Round()
         async with self._store.unit_of_work() as uow:
-            if event is not None:
-                await uow.payment_events.record(event[0], event[1], self._clock.now())
             purchase = await uow.purchases.lock(purchase_id)
             if purchase is None:
                 done.changes.append("ignored: no such purchase")

@@ -12,7 +12,7 @@ from mana_credits_adapters.clock import TickingClock
 from mana_credits_adapters.payments.dev import DevGateway, dev_payment
 from mana_credits_adapters.settings import Settings
 from mana_credits_core import InvalidInput, TransactionType
-from mana_credits_core.errors import PackageNotFound, PurchaseNotFound
+from mana_credits_core.errors import PackageNotFound, PaymentProviderUnavailable, PurchaseNotFound
 from mana_credits_core.payment_state import PaymentState
 from mana_credits_core.ports import Store
 from mana_credits_core.purchases import (
@@ -267,6 +267,23 @@ class SlowFirstRead(ModelGateway):
         return state
 
 
+class DownAfterFirstRead(SlowFirstRead):
+    """As `SlowFirstRead`, and Stripe unreachable for the read after that first one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = False
+
+    async def payment_state(self, ref: PaymentRef) -> PaymentState | None:
+        if self.fail_next:
+            self.fail_next = False
+            raise PaymentProviderUnavailable()
+        armed = self.slow
+        state = await super().payment_state(ref)
+        self.fail_next = armed
+        return state
+
+
 async def test_a_stale_read_committed_last_is_read_again(store: Store, settings: Settings) -> None:
     """A `charge.refunded` read before the refund failed, committed after the
     `refund.failed` was settled: the one who changed the purchase reads again."""
@@ -286,6 +303,35 @@ async def test_a_stale_read_committed_last_is_read_again(store: Store, settings:
     )
     gateway.release.set()
     assert await late == "clawed back 1100, debt 0; gave back 1100, debt paid 0"
+    assert (await shop.purchases.get(purchase.id)).clawed_back == 0
+    assert (await shop.credits.balance("alice")).balance == 1100
+    assert (await shop.reconcile.run()).ok
+
+
+async def test_a_stale_read_whose_check_fails_leaves_its_event_to_be_delivered_again(
+    store: Store, settings: Settings
+) -> None:
+    """As above, but Stripe is unreachable for the read after the stale commit: the
+    webhook answers an error, its event is not recorded, and Stripe's redelivery of it
+    settles the purchase from the state then (the refund failed: nothing clawed back)."""
+    gateway = DownAfterFirstRead()
+    shop = build_services(store, settings, clock=TickingClock(), payments=gateway)
+    purchase, intent = await buy(shop)
+    for event in gateway.model.pay(intent):
+        await shop.purchases.handle(gateway.event(event))
+    refunded = gateway.model.refund(intent)[-1]
+    gateway.slow = True
+    late = asyncio.ensure_future(shop.purchases.handle(gateway.event(refunded)))
+    await gateway.read.wait()
+    refund_id = gateway.model.events[-2]["data"]["object"]["id"]
+    failed = gateway.model.fail_refund(refund_id)[-1]
+    await shop.purchases.handle(gateway.event(failed))
+    gateway.release.set()
+    with pytest.raises(PaymentProviderUnavailable):
+        await late  # the stale claw-back committed, its check could not read Stripe
+    assert (await shop.purchases.get(purchase.id)).clawed_back == 1100
+    # Stripe delivers the event again (a 503 tells it to): not a duplicate any more.
+    assert await shop.purchases.handle(gateway.event(refunded)) == "gave back 1100, debt paid 0"
     assert (await shop.purchases.get(purchase.id)).clawed_back == 0
     assert (await shop.credits.balance("alice")).balance == 1100
     assert (await shop.reconcile.run()).ok
