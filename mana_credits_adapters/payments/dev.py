@@ -182,9 +182,10 @@ class DevGateway:
         amount_cents: int,
         purchase_id: str,
         metadata: Mapping[str, str],
+        attempt: int = 0,
     ) -> Refund:
         """Refunded locally (no money moved with the dev gateway): the same refund id
-        for the same purchase."""
+        for the same purchase (a dev refund never fails, so there is no next attempt)."""
         refund = self.payments.refund(payment_intent_id, amount_cents, purchase_id)
         return Refund(refund.id, payment_intent_id, refund.amount, refund.status)
 

@@ -48,6 +48,13 @@ def signed_timestamp(header: str) -> int:
     raise InvalidWebhook()
 
 
+def refund_key(purchase_id: str, attempt: int) -> str:
+    """The idempotency key of a purchase's refund: Stripe answers a key it has seen
+    within 24 hours with the refund it made then, so a new attempt (the earlier refund
+    failed) needs a key of its own. The first attempt keeps the plain key."""
+    return f"refund:{purchase_id}" if attempt == 0 else f"refund:{purchase_id}:{attempt}"
+
+
 class StripeGateway:
     """Customers, PaymentIntents, Checkout Sessions and refunds; every call that
     creates carries an idempotency key derived from our own ids, so a retry never
@@ -153,6 +160,7 @@ class StripeGateway:
         amount_cents: int,
         purchase_id: str,
         metadata: Mapping[str, str],
+        attempt: int = 0,
     ) -> Refund:
         # No amount: Stripe refunds what is left, after any refund made in its dashboard.
         params = {
@@ -161,7 +169,7 @@ class StripeGateway:
             "metadata": dict(metadata),
         }
         refund = await self._call(
-            self._client.v1.refunds.create_async, params, f"refund:{purchase_id}"
+            self._client.v1.refunds.create_async, params, refund_key(purchase_id, attempt)
         )
         return Refund(
             id=str(refund.id),

@@ -77,10 +77,13 @@ class PaymentGateway(Protocol):
         amount_cents: int,
         purchase_id: str,
         metadata: Mapping[str, str],
+        attempt: int = 0,
     ) -> Refund:
         """Give the buyer back what is not yet refunded of the payment of
-        `amount_cents` euro cents; the same `purchase_id` never refunds twice.
-        Raises `PaymentProviderError`."""
+        `amount_cents` euro cents. The same `purchase_id` and `attempt` never refund
+        twice (the provider's idempotency key); a later `attempt`, once an earlier
+        refund failed and its credits came back, refunds again. Raises
+        `PaymentProviderError`."""
         ...
 
     async def payment_state(self, ref: PaymentRef) -> PaymentState | None:

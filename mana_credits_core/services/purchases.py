@@ -211,6 +211,9 @@ class PurchasesService(PackageCatalogue, PurchaseLookups):
             amount_cents=purchase.price_euro_cents,
             purchase_id=purchase.id,
             metadata=note | {"purchaseId": purchase.id},
+            # Each move of the claw-back is a new attempt: after a failed refund gave
+            # the credits back, refunding again must reach the provider again.
+            attempt=purchase.clawback_version,
         )
         outcome = await self._sync.reconcile(
             PaymentRef(purchase.stripe_payment_intent_id, purchase.stripe_charge_id),

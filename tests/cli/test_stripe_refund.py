@@ -148,6 +148,17 @@ def test_a_refund_that_fails_at_stripe_gives_the_credits_back(
     assert "given back  1000 credits" in out
     code, out = invoke("reconcile", "--json", env=env)
     assert (code, json.loads(out)["ok"]) == (0, True)
+    # Refunding again reaches Stripe again (a key of its own: Stripe would answer the
+    # first key with the failed refund for a day) and takes the credits back again.
+    code, out = invoke(*refund, "--json", env=env)
+    assert code == 0, out
+    again = json.loads(out)
+    assert len(fake_stripe.refunds) == 2
+    assert again["refundId"] != made
+    assert again["outcome"] == "clawed back 1000, debt 100"
+    keys = [r[2] for r in fake_stripe.requests if r[:2] == ("POST", "/v1/refunds")]
+    assert keys[0] == f"refund:{purchase_id}"
+    assert len(set(keys)) == 2
 
 
 def test_sync_settles_a_purchase_whose_webhooks_were_missed(

@@ -94,6 +94,7 @@ class ModelGateway:
         amount_cents: int,
         purchase_id: str,
         metadata: Mapping[str, str],
+        attempt: int = 0,
     ) -> Refund:
         self._up()
         made = self.model.create_refund(
