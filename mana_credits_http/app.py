@@ -23,7 +23,7 @@ from .cors import cors
 from .errors import FAULTS_LOGGED, error_middleware
 from .keys import CONNECTIONS, GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
 from .metrics import Metrics
-from .observability import observe
+from .observability import observe, quiet_client_mistakes
 from .ratelimit import FailureLimiter
 from .receive import answering, receive
 from .routes import (
@@ -86,6 +86,7 @@ def create_app(
 
     Services or an identity passed in belong to the caller, who closes them.
     """
+    quiet_client_mistakes()
     # `receive` last: the body is read (or found late, or its client gone) before any
     # handler runs, and what reading it raises (413) gets the error envelope and CORS.
     app = web.Application(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .keys import METRICS, REQUEST_ID, Handler
 
@@ -42,6 +43,28 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(logging.WARNING, ours.level))
+
+
+class ClientMistakes(logging.Filter):
+    """aiohttp logs a request it cannot parse (a header or URL over its limits, a bad
+    chunked body, a NUL in the method) as an ERROR with a traceback, once per request,
+    from any client: that is the client's mistake, answered 400. One INFO line instead,
+    without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failure = record.exc_info[1] if record.exc_info else None
+        if isinstance(failure, HttpProcessingError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "unparsable request from a client: %s", (failure,)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_client_mistakes() -> None:
+    """Install `ClientMistakes` on aiohttp's server logger (once)."""
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ClientMistakes) for f in server.filters):
+        server.addFilter(ClientMistakes())
 
 
 def route_name(request: web.Request) -> str:

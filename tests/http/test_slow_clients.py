@@ -283,3 +283,33 @@ async def test_a_client_hanging_up_mid_body_is_logged_as_such(
     assert [(r.levelno, r.exc_info) for r in gone] == [(logging.INFO, None)]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert server.requests("500") == 0
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /health/ready HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+        b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"G\x00T / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+    ids=["long-header", "long-url", "nul-in-method", "bad-chunk"],
+)
+async def test_a_request_the_parser_refuses_is_a_400_and_one_info_line(
+    serve: Serve, caplog: pytest.LogCaptureFixture, request_bytes: bytes
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with serve() as server:
+        reader, writer = await server.connect()
+        writer.write(request_bytes)
+        await writer.drain()
+        answered = await asyncio.wait_for(reader.read(200), BOUND)
+        writer.close()
+        assert b" 400 " in answered.split(b"\r\n", 1)[0]
+        assert (await served_meanwhile(server)).startswith(b"HTTP/1.1 200")
+    # aiohttp logs most of these (some parsers refuse a few silently): never worse
+    # than one INFO line without a traceback.
+    refused = [r for r in caplog.records if "unparsable request" in r.getMessage()]
+    assert {(r.levelno, r.exc_info) for r in refused} <= {(logging.INFO, None)}
+    assert len(refused) <= 1
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
