@@ -23,6 +23,11 @@ ALGORITHMS = ["EdDSA"]  # pinned: `none`, HS256-with-a-public-key and friends ne
 MAX_TOKEN_LENGTH = 8192
 
 
+SCHEDULED_WAIT = 0.25
+"""Seconds a request waits for a scheduled key-set refresh before it goes on with the
+keys at hand (the refresh finishes in the background)."""
+
+
 class HttpJwks:
     """Fetches `{auth_url}/api/auth/jwks` with a short timeout; never any other URL."""
 
@@ -93,6 +98,7 @@ class JwksVerifier:
         self._attempted_at: float | None = None  # the last fetch started
         self._loaded_at: float | None = None  # the last fetch that gave a key set
         self._lock = asyncio.Lock()
+        self._scheduled: asyncio.Future[None] | None = None  # a refresh left running
         self.fetches = 0
         self._wallclock = wallclock
         self._cache_size = cache_size
@@ -156,7 +162,15 @@ class JwksVerifier:
         if not self._due():
             return
         if self._may_fetch():
-            await self._fetch_once(lambda: self._due() and self._may_fetch())
+            fetch = self._fetch_once(lambda: self._due() and self._may_fetch())
+            if not self._keys:
+                await fetch  # nothing to verify with meanwhile
+            else:
+                # A scheduled refresh while keys are at hand: wait for it briefly, then
+                # go on with them and let it finish on its own, so that an auth service
+                # that hangs costs one request SCHEDULED_WAIT, not the fetch timeout.
+                self._scheduled = asyncio.ensure_future(fetch)
+                await asyncio.wait({self._scheduled}, timeout=SCHEDULED_WAIT)
         loaded = self._loaded_at
         if self._keys and loaded is not None and self._monotonic() - loaded >= self._trusted_for:
             log.error(

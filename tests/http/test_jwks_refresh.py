@@ -234,3 +234,23 @@ async def test_the_server_refuses_a_withdrawn_key_after_its_refresh_interval(
     assert (body["statusCode"], body["code"]) == (401, "unauthenticated")
     response = await short_refresh_client.get("/api/v1/credits/balance", headers=bearer(kept_token))
     assert response.status == 200
+
+
+async def test_an_auth_service_that_hangs_does_not_hold_requests_with_keys_at_hand(
+    auth: AuthService, setup: Setup
+) -> None:
+    key = auth.keys[0]
+    token = auth.token(key)
+    await setup.verifier.verify(token)  # the key set is loaded
+    auth.gate.clear()  # from now on the auth service answers nothing
+    setup.clock.now += INTERVAL  # a refresh is due
+    # Bounded below the fetch's own timeout (5 s): held by the hung fetch, this fails.
+    principals = await asyncio.wait_for(
+        asyncio.gather(*(setup.verifier.verify(token) for _ in range(20))), 3
+    )
+    assert {p.user_id for p in principals} == {"alice"}
+    assert auth.fetches == 2  # one refresh started, left running, shared by all
+    auth.gate.set()  # the auth service answers: the refresh completes in the background
+    scheduled = setup.verifier._scheduled
+    assert scheduled is not None
+    await asyncio.wait_for(scheduled, 10)
