@@ -44,7 +44,7 @@ SUBSCRIBED_EVENTS = (
 def translate(event: Mapping[str, Any]) -> PaymentEvent:
     """A Stripe event (as JSON) in the core's terms; anything unusable is acknowledged."""
     event_id = text(event, "id") or ""
-    kind = text(event, "type") or ""
+    kind = (text(event, "type") or "")[:100]  # the width of payment_events.type
     data = event.get("data")
     obj = data.get("object") if isinstance(data, Mapping) else None
     if not isinstance(obj, Mapping) or not event_id or kind not in SUBSCRIBED_EVENTS:

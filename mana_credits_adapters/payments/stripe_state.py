@@ -8,13 +8,23 @@ from typing import Any
 
 from mana_credits_core.payment_state import DisputeState, PaymentState, RefundState
 
+MAX_TEXT = 255
+"""Longest id or text taken from an event (the columns that keep them hold 255)."""
+
+
+def _usable(value: object) -> str | None:
+    # Stripe's ids are short and printable; anything else is not an id of ours to store.
+    if isinstance(value, str) and 0 < len(value) <= MAX_TEXT and value.isprintable():
+        return value
+    return None
+
 
 def ref_id(obj: Mapping[str, Any], key: str) -> str | None:
     """The id `obj[key]` names, whether Stripe sent it as an id or expanded the object."""
     value = obj.get(key)
     if isinstance(value, Mapping):
         value = value.get("id")
-    return value if isinstance(value, str) and value else None
+    return _usable(value)
 
 
 def whole(obj: Mapping[str, Any], key: str, default: int = 0) -> int:
@@ -23,8 +33,8 @@ def whole(obj: Mapping[str, Any], key: str, default: int = 0) -> int:
 
 
 def text(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    return value if isinstance(value, str) and value else None
+    """`obj[key]` if it is a printable text of 1..255 characters, else None."""
+    return _usable(obj.get(key))
 
 
 def metadata_purchase(obj: Mapping[str, Any]) -> str | None:

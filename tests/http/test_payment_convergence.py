@@ -154,6 +154,30 @@ async def test_an_event_for_no_purchase_of_ours_is_acknowledged(
         assert await deliver(client, event) == 200
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"type": "payment_intent." + "x" * 200},
+        {"id": "evt_" + "9" * 300},
+        {"id": "evt_\u0000nul"},
+        {"data": {"object": {"object": "charge", "id": "ch_\u0000", "payment_intent": None}}},
+        {"data": {"object": {"id": "pi_x", "metadata": {"purchaseId": "p\u0000"}}}},
+    ],
+    ids=["long-type", "long-id", "nul-id", "nul-charge", "nul-purchase"],
+)
+async def test_a_signed_event_of_an_impossible_shape_is_acknowledged_not_a_500(
+    client: Client,  # noqa: F811
+    odd: Json,
+) -> None:
+    event: Json = {
+        "id": "evt_odd",
+        "object": "event",
+        "type": "charge.refunded",
+        "data": {"object": {"object": "charge", "id": "ch_unknown", "payment_intent": None}},
+    } | odd
+    assert await deliver(client, event) == 200
+
+
 # The success event meets a stopped database (503, Stripe retries it later); the refund
 # arrives after the database is back, before the retry.
 
