@@ -87,6 +87,10 @@ def metadata(value: object) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise InvalidInput("metadata", "metadata must be a JSON object")
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise InvalidInput(
+            "metadata", f"metadata must be nested at most {MAX_METADATA_DEPTH} levels"
+        )
     try:
         encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
@@ -97,6 +101,29 @@ def metadata(value: object) -> dict[str, Any] | None:
         raise InvalidInput("metadata", f"metadata must be at most {MAX_METADATA_BYTES} bytes")
     parsed: dict[str, Any] = json.loads(encoded)
     return parsed
+
+
+MAX_METADATA_DEPTH = 31
+"""Levels of arrays and objects in metadata (the object itself is one): what a request
+body nested at most 32 levels can carry, so the library and the server agree."""
+
+
+def _depth(value: object) -> int:
+    """Nesting levels of arrays and objects, counted without recursion (a value nested
+    deeper than the interpreter's stack is refused, not a RecursionError)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_METADATA_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def page_size(value: object, default: int = 50) -> int:

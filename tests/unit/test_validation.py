@@ -50,3 +50,24 @@ def test_page_size_caps_and_offset_checks() -> None:
 def test_malformed_cursors(cursor: str) -> None:
     with pytest.raises(InvalidInput):
         decode_cursor(cursor)
+
+
+def nested(levels: int) -> dict[str, object]:
+    """An object `levels` deep (itself the first level), built without recursion."""
+    value: dict[str, object] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def test_metadata_nested_too_deep_is_invalid_input_not_a_recursion_error() -> None:
+    assert v.metadata(nested(v.MAX_METADATA_DEPTH)) is not None
+    for levels in (v.MAX_METADATA_DEPTH + 1, 5_000):
+        with pytest.raises(InvalidInput) as raised:
+            v.metadata(nested(levels))
+        assert raised.value.field == "metadata"
+    deep_list: list[object] = []
+    for _ in range(5_000):
+        deep_list = [deep_list]
+    with pytest.raises(InvalidInput):
+        v.metadata({"a": deep_list})
