@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -48,6 +49,10 @@ def signed_timestamp(header: str) -> int:
     raise InvalidWebhook()
 
 
+STATE_DEADLINE = 15.0
+"""Seconds one read of a payment's state may take, all its calls and retries together."""
+
+
 def refund_key(purchase_id: str, attempt: int) -> str:
     """The idempotency key of a purchase's refund: Stripe answers a key it has seen
     within 24 hours with the refund it made then, so a new attempt (the earlier refund
@@ -67,7 +72,7 @@ class StripeGateway:
         webhook_secret: str,
         *,
         api_base: str | None = None,
-        timeout: float = 20.0,
+        timeout: float = 10.0,
         wallclock: Callable[[], float] = time.time,
     ) -> None:
         """`wallclock`: seconds since the epoch, what webhook timestamps are held to."""
@@ -182,7 +187,18 @@ class StripeGateway:
         """Read the payment now: the PaymentIntent (from the charge or the Checkout
         Session when `ref` has no PaymentIntent id) with its latest charge expanded,
         every refund of the PaymentIntent and every dispute of that charge. Stripe's
-        advice for webhooks: the event says what to look at, the API what is true."""
+        advice for webhooks: the event says what to look at, the API what is true.
+
+        The whole read is bounded by `STATE_DEADLINE` seconds (the SDK's timeout and
+        retries apply per call): past it, `PaymentProviderUnavailable`, and the webhook
+        answers 503 well before Stripe gives up waiting on it."""
+        try:
+            async with asyncio.timeout(STATE_DEADLINE):
+                return await self._payment_state(ref)
+        except TimeoutError:
+            raise PaymentProviderUnavailable() from None
+
+    async def _payment_state(self, ref: PaymentRef) -> PaymentState | None:
         intent_id = ref.payment_intent_id
         if intent_id is None and ref.charge_id is not None:
             charge = await self._read(self._client.v1.charges.retrieve_async, ref.charge_id)

@@ -7,6 +7,7 @@ by PaymentIntent or charge, page by page), and nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -65,6 +66,7 @@ class FakeStripe(StripeModel):
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     idempotent: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_with: int | None = None  # answer every request with this status
+    hang: asyncio.Event | None = None  # when set: every request waits for it (a hung API)
 
     def reset(self) -> None:
         super().reset()
@@ -79,6 +81,8 @@ class FakeStripe(StripeModel):
             return _error(401, "invalid_request_error", "Invalid API Key provided")
         if self.fail_with is not None:
             return _error(self.fail_with, "api_error", "Injected failure")
+        if self.hang is not None:
+            await self.hang.wait()
         matched = PATH.match(request.path)
         table = None if matched is None else ROUTES.get(matched.group(1))
         if matched is None or table is None:

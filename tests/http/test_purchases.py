@@ -17,12 +17,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import TickingClock
+from mana_credits_adapters.payments import stripe_gateway
 from mana_credits_adapters.payments.stripe_gateway import StripeGateway
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import SqlStore
 from mana_credits_core import TransactionType
-from mana_credits_core.errors import InvalidWebhook
-from mana_credits_core.purchases import Package
+from mana_credits_core.errors import InvalidWebhook, PaymentProviderUnavailable
+from mana_credits_core.purchases import Package, PaymentRef
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
 
@@ -464,3 +465,19 @@ async def test_stripe_failures_are_clear_and_leave_nothing_behind(
     body = await response.json()
     assert body["code"].startswith("payment_provider")
     assert await shop.purchases.purchases("alice") == []
+
+
+async def test_a_hung_stripe_api_makes_the_state_read_unavailable_within_its_deadline(
+    fake_stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stripe_gateway, "STATE_DEADLINE", 0.5)
+    gateway = StripeGateway(SECRET_KEY, WEBHOOK_SECRET, api_base=fake_stripe.url)
+    fake_stripe.hang = asyncio.Event()  # Stripe accepts the connection, answers nothing
+    try:
+        # Bounded far below the SDK's own timeout and retries (10 s per call, twice).
+        with pytest.raises(PaymentProviderUnavailable):
+            await asyncio.wait_for(gateway.payment_state(PaymentRef("pi_any")), 5)
+    finally:
+        fake_stripe.hang.set()
+        fake_stripe.hang = None
+        await gateway.close()
