@@ -73,6 +73,7 @@ class FakeStripe(StripeModel):
         self.requests.clear()
         self.idempotent.clear()
         self.fail_with = None
+        self.hang = None
 
     async def handle(self, request: web.Request) -> web.Response:
         key = request.headers.get("Idempotency-Key")

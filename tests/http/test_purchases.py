@@ -470,6 +470,7 @@ async def test_stripe_failures_are_clear_and_leave_nothing_behind(
 async def test_a_hung_stripe_api_makes_the_state_read_unavailable_within_its_deadline(
     fake_stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    fake_stripe.reset()  # the fake is shared: no failure left by an earlier test
     monkeypatch.setattr(stripe_gateway, "STATE_DEADLINE", 0.5)
     gateway = StripeGateway(SECRET_KEY, WEBHOOK_SECRET, api_base=fake_stripe.url)
     fake_stripe.hang = asyncio.Event()  # Stripe accepts the connection, answers nothing
@@ -479,5 +480,5 @@ async def test_a_hung_stripe_api_makes_the_state_read_unavailable_within_its_dea
             await asyncio.wait_for(gateway.payment_state(PaymentRef("pi_any")), 5)
     finally:
         fake_stripe.hang.set()
-        fake_stripe.hang = None
+        fake_stripe.reset()
         await gateway.close()
