@@ -11,8 +11,10 @@ from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import ManualClock
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql import migrate
+from mana_credits_adapters.sql.lots import lot_values
 from mana_credits_adapters.sql.store import SqlStore, create_engine
-from mana_credits_adapters.sql.tables import balances, sync_subscriptions
+from mana_credits_adapters.sql.tables import balances, credit_lots, sync_subscriptions
+from mana_credits_core.lots import opening_lot
 
 START = datetime(2027, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -37,6 +39,9 @@ async def seed(store: SqlStore, subscriptions: int) -> None:
                     }
                     for u in chunk
                 ],
+            )
+            await connection.execute(
+                sa.insert(credit_lots), [lot_values(opening_lot(u, 1000, 0, now)) for u in chunk]
             )
             await connection.execute(
                 sa.insert(sync_subscriptions),

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from mana_credits_adapters.sql import migrate
 from mana_credits_adapters.sql.store import create_engine
+from mana_credits_core.lots import DEFAULT_PRIORITY
 
 sys.path.insert(0, os.getcwd())
 from tests.postgres import DATABASE, PostgresCluster, free_port
@@ -95,6 +96,15 @@ class BenchDatabase:
             " created_at, updated_at)"
             f" SELECT 'user-' || n, {FUNDS}, {FUNDS}, 0, now(), now()"
             f" FROM generate_series(1, {users}) n ON CONFLICT DO NOTHING"
+        )
+        # Each funded balance's credits in one lot, as an upgraded database has them.
+        self.sql(
+            "INSERT INTO credits.credit_lots (id, user_id, source, amount, remaining, held,"
+            " priority, created_at)"
+            f" SELECT gen_random_uuid()::text, 'user-' || n, 'opening', {FUNDS}, {FUNDS}, 0,"
+            f" {DEFAULT_PRIORITY}, now() FROM generate_series(1, {users}) n"
+            " WHERE NOT EXISTS (SELECT 1 FROM credits.credit_lots l"
+            " WHERE l.user_id = 'user-' || n)"
         )
 
     def fill_ledger(self, entries: int, users: int) -> None:

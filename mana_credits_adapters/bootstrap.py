@@ -19,6 +19,7 @@ from mana_credits_core.ports import (
 from mana_credits_core.services import (
     CreditsService,
     GiftsService,
+    LotsService,
     PurchasesService,
     ReconcileService,
     ReservationsService,
@@ -171,6 +172,7 @@ def build_services(
         sync=SyncService(store, clock, ids, notifier, events),
         reconcile=ReconcileService(store),
         users=UsersService(store, clock, ids, events),
+        lots=LotsService(store, clock),
         payments=payments,
         notifier=notifier,
         events=events,

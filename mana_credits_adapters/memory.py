@@ -13,6 +13,7 @@ from typing import Self
 
 from mana_credits_core.gifts import GiftCode, GiftRedemption
 from mana_credits_core.ledger import Balance, LedgerEntry, UsageStat
+from mana_credits_core.lots import Allocation, Lot
 from mana_credits_core.purchases import Package, Purchase
 from mana_credits_core.reservations import Reservation
 from mana_credits_core.sync import SyncSubscription
@@ -20,6 +21,7 @@ from mana_credits_core.sync import SyncSubscription
 from .memory_balances import MemoryBalances
 from .memory_entries import MemoryLedger
 from .memory_gifts import MemoryGifts
+from .memory_lots import MemoryLots
 from .memory_purchases import MemoryCustomers, MemoryPackages, MemoryPaymentEvents, MemoryPurchases
 from .memory_reports import MemoryReports
 from .memory_reservations import MemoryReservations
@@ -46,6 +48,10 @@ class MemoryState:
         self.gifts: dict[str, GiftCode] = {}
         self.redemptions: dict[str, GiftRedemption] = {}
         self.sync: dict[str, SyncSubscription] = {}
+        self.lots: dict[str, Lot] = {}
+        self.lots_by_user: defaultdict[str, list[str]] = defaultdict(list)
+        self.allocations: dict[str, list[Allocation]] = {}  # by debit entry id
+        self.holds: dict[str, list[Allocation]] = {}  # by pending reservation id
 
 
 class MemoryStore:
@@ -79,7 +85,8 @@ class MemoryUnitOfWork:
         state = store.state
         self._balances = MemoryBalances(state, self._undo)
         self._ledger = MemoryLedger(state)
-        self._reservations = MemoryReservations(state, self._undo, self._balances)
+        self._reservations = MemoryReservations(state, self._undo)
+        self._lots = MemoryLots(state, self._undo)
         self._usage = MemoryUsage(state)
         self._packages = MemoryPackages(state, self._undo)
         self._purchases = MemoryPurchases(state, self._undo)
@@ -101,6 +108,10 @@ class MemoryUnitOfWork:
     @property
     def reservations(self) -> MemoryReservations:
         return self._reservations
+
+    @property
+    def lots(self) -> MemoryLots:
+        return self._lots
 
     @property
     def usage(self) -> MemoryUsage:

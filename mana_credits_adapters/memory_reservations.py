@@ -1,4 +1,5 @@
-"""The in-memory store's reservations: each resolves once, from `pending`."""
+"""The in-memory store's reservations: each resolves once, from `pending`; holds set
+credits of lots aside as the core's `LotBook` decides."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from mana_credits_core.errors import BalanceNotFound
 from mana_credits_core.ledger import Balance, LedgerEntry
 from mana_credits_core.reservations import (
     CommitHold,
@@ -17,11 +17,9 @@ from mana_credits_core.reservations import (
     ReleaseHold,
     Reservation,
     ReservationStatus,
-    committed_entry,
-    pending_reservation,
 )
 
-from .memory_balances import MemoryBalances
+from .memory_lots import book_for, write
 from .memory_undo import Undo, undoable_set
 
 if TYPE_CHECKING:
@@ -29,25 +27,21 @@ if TYPE_CHECKING:
 
 
 class MemoryReservations:
-    def __init__(self, state: MemoryState, undo: list[Undo], balances: MemoryBalances) -> None:
+    def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
         self._s = state
         self._undo = undo
-        self._balances = balances
 
     async def get(self, reservation_id: str) -> Reservation | None:
         return self._s.reservations.get(reservation_id)
 
     async def hold(self, hold: Hold) -> Held | None:
-        current = self._s.balances.get(hold.user_id)
-        if current is None:
-            raise BalanceNotFound()
-        if current.balance < hold.amount:
-            return None
-        after = replace(current, balance=current.balance - hold.amount)
-        reservation = pending_reservation(hold)
-        self._balances.set(after)
-        undoable_set(self._s.reservations, reservation.id, reservation, self._undo)
-        return Held(reservation, after.balance)
+        book = book_for(self._s, [hold.user_id])
+        held = book.hold(hold)
+        write(self._s, book.writes, self._undo)
+        if held is not None:
+            reservation = held.reservation
+            undoable_set(self._s.reservations, reservation.id, reservation, self._undo)
+        return held
 
     def _resolve(
         self, reservation_id: str, status: ReservationStatus, now: datetime, entry_id: str | None
@@ -65,21 +59,18 @@ class MemoryReservations:
         )
         if done is None:
             return None
-        current = self._s.balances[done.user_id]
-        after = replace(current, total_spent=current.total_spent + done.amount)
-        entry = committed_entry(done, commit, current.balance)
-        self._balances.set(after)
-        self._balances.add_entry(entry)
-        self._balances.count_usage(done.user_id, done.app_id, commit.now.date(), done.amount)
+        book = book_for(self._s, [done.user_id])
+        entry = book.commit(done, commit, self._s.holds.get(done.id, []))
+        write(self._s, book.writes, self._undo)
         return done, entry
 
     async def release(self, release: ReleaseHold) -> tuple[Reservation, Balance] | None:
         done = self._resolve(release.reservation_id, release.status, release.now, None)
         if done is None:
             return None
-        current = self._s.balances[done.user_id]
-        after = replace(current, balance=current.balance + done.amount)
-        self._balances.set(after)
+        book = book_for(self._s, [done.user_id])
+        after = book.release(done, release, self._s.holds.get(done.id, []))
+        write(self._s, book.writes, self._undo)
         return done, after
 
     async def expired(self, older_than: datetime, limit: int) -> list[str]:

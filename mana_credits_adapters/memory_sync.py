@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from mana_credits_core.ledger import Debit
 from mana_credits_core.sync import BillingInterval, SyncSubscription
 
 from .memory_undo import Undo, undoable_set
@@ -61,5 +63,7 @@ class MemorySync:
     async def count_due(self, now: datetime) -> int:
         return len(self._due(now))
 
-    async def charge_due_batch(self, now: datetime, limit: int, app_id: str) -> None:
+    async def charge_due_batch(
+        self, now: datetime, limit: int, charge: Callable[[SyncSubscription], Debit]
+    ) -> None:
         return None  # row by row through the core is fast enough in memory

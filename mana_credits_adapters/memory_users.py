@@ -112,6 +112,7 @@ class MemoryUserData:
             if r.redeemer_user_id == user:
                 count += self._put(s.redemptions, r.id, replace(r, redeemer_user_id=alias))
         count += self._move_entries(user, alias)
+        count += self._move_lots(user, alias)
         for p in list(s.purchases.values()):
             if p.user_id == user:
                 moved = replace(p, user_id=alias, stripe_customer_id=None)
@@ -149,6 +150,17 @@ class MemoryUserData:
             self._put(s.entries, entry_id, erased)
         self._pop(s.entries_by_user, user)
         self._put(s.entries_by_user, alias, list(ids))
+        return len(ids)
+
+    def _move_lots(self, user: str, alias: str) -> int:
+        s = self._s
+        ids = s.lots_by_user.get(user, [])
+        if not ids:
+            return 0
+        for lot_id in ids:
+            self._put(s.lots, lot_id, replace(s.lots[lot_id], user_id=alias))
+        self._pop(s.lots_by_user, user)
+        self._put(s.lots_by_user, alias, list(ids))
         return len(ids)
 
     def _put(self, table: Any, key: Any, value: Any) -> int:

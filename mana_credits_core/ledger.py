@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from .lots import DEFAULT_PRIORITY, LotSource
+
 JsonObject = dict[str, Any]
 
 
 class TransactionType(enum.StrEnum):
-    """Why credits moved. `grant`, `clawback`, `reinstatement`, `forfeit` and
-    `adjustment` are additions to the old service."""
+    """Why credits moved. `grant`, `clawback`, `reinstatement`, `forfeit`,
+    `adjustment` and `expire` are additions to the old service."""
 
     PURCHASE = "purchase"
     USAGE = "usage"
@@ -27,6 +29,8 @@ class TransactionType(enum.StrEnum):
     # The legacy import's correction where the old ledger did not sum to the old balance
     # (docs/cutover.md); its metadata says by how much and why.
     ADJUSTMENT = "adjustment"
+    # The free credits of a lot past its expiry date (docs/credits.md).
+    EXPIRE = "expire"
 
 
 class TransactionStatus(enum.StrEnum):
@@ -100,6 +104,8 @@ class Debit:
     idempotency_key: str | None
     now: datetime
     type: TransactionType = TransactionType.USAGE
+    # A claw-back takes the credits of this purchase's lot first (docs/credits.md).
+    purchase_id: str | None = None
 
     @property
     def usage_day(self) -> date:
@@ -113,7 +119,12 @@ class Debit:
 
 @dataclass(frozen=True, slots=True)
 class Credit:
-    """Add `amount` credits to a user's balance, creating the balance if absent."""
+    """Add `amount` credits to a user's balance, creating the balance if absent.
+
+    The credits become one lot (docs/credits.md): it expires at `expires_at` (None:
+    never), is burned by `priority` (0..100, lower first), records where it came from
+    (`lot_source`, by default derived from `type`) and, for a purchase, `purchase_id`.
+    """
 
     entry_id: str
     user_id: str
@@ -124,6 +135,26 @@ class Credit:
     metadata: JsonObject | None
     idempotency_key: str | None
     now: datetime
+    expires_at: datetime | None = None
+    priority: int = DEFAULT_PRIORITY
+    lot_source: LotSource | None = None
+    purchase_id: str | None = None
+
+    @property
+    def source(self) -> LotSource:
+        """Where the lot comes from: `lot_source`, else what the entry type says."""
+        if self.lot_source is not None:
+            return self.lot_source
+        return _SOURCES.get(self.type, LotSource.GRANT)
+
+
+_SOURCES = {
+    TransactionType.PURCHASE: LotSource.PURCHASE,
+    TransactionType.GRANT: LotSource.GRANT,
+    TransactionType.GIFT: LotSource.GIFT,
+    TransactionType.REFUND: LotSource.REFUND,
+    TransactionType.REINSTATEMENT: LotSource.REINSTATEMENT,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ then the oldest). Pure functions: the stores keep the lots and apply what these 
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,7 +44,9 @@ class Lot:
     `amount` and `remaining` are credits (0 <= remaining <= amount); `priority` 0..100,
     lower burned first; `expires_at` None for credits that never expire. `held` is the
     part of `remaining` set aside by pending reservations: not spendable, and not
-    expired while held.
+    expired while held. `entry_id` is the credit entry that created the lot (None for an
+    opening lot), `purchase_id` the purchase it was paid by, `expired_at` when its free
+    part expired (set once).
     """
 
     id: str
@@ -55,6 +58,9 @@ class Lot:
     expires_at: datetime | None
     created_at: datetime
     held: int = 0
+    entry_id: str | None = None
+    purchase_id: str | None = None
+    expired_at: datetime | None = None
 
     @property
     def free(self) -> int:
@@ -155,5 +161,52 @@ def priority(value: int | None) -> int:
     return value
 
 
+def expiry(value: object, now: datetime, *, purchased: bool = False) -> datetime | None:
+    """When credits granted at `now` expire, from input: None (never) or an aware
+    datetime after `now`. Purchased credits never expire. Raises `InvalidInput` (field
+    `expiresAt`)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidInput("expiresAt", "expiresAt must be a date and time with a time zone")
+    if purchased:
+        raise InvalidInput("expiresAt", "purchased credits never expire")
+    if value <= now:
+        raise InvalidInput("expiresAt", "expiresAt must be in the future")
+    return value
+
+
 def total(allocations: Sequence[Allocation]) -> int:
     return sum(a.amount for a in allocations)
+
+
+_IDS = uuid.UUID("0b5f8a52-6c1e-4d0a-9f3e-2a7c4e1d9b60")
+
+
+def derived_id(name: str) -> str:
+    """A stable id (UUID 5) for something the stores create themselves: every store,
+    every run and every retry derive the same id, so it is written at most once."""
+    return str(uuid.uuid5(_IDS, name))
+
+
+def opening_lot_id(user_id: str) -> str:
+    """The id of a user's opening lot (the same wherever and however often made)."""
+    return derived_id(f"opening:{user_id}")
+
+
+def opening_lot(user_id: str, amount: int, held: int, created_at: datetime) -> Lot:
+    """The one lot holding the credits of a balance that predates lots (an upgraded
+    database, the legacy import): `amount` credits (balance plus held), `held` of them
+    held by pending reservations, never expiring, of default priority. Its id derives
+    from the user id."""
+    return Lot(
+        id=opening_lot_id(user_id),
+        user_id=user_id,
+        source=LotSource.OPENING,
+        amount=amount,
+        remaining=amount,
+        priority=DEFAULT_PRIORITY,
+        expires_at=None,
+        created_at=created_at,
+        held=held,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 
@@ -67,6 +67,26 @@ class SyncSubscription:
     def next_charge_amount(self) -> int:
         """Credits the next charge will take: the price of `billed_interval`."""
         return self.billed_interval.price
+
+
+def advance(sub: SyncSubscription, now: datetime) -> SyncSubscription:
+    """`sub` after its due period was charged at `now`: on to the next period, in the
+    interval just billed."""
+    interval = sub.billed_interval
+    months = sub.months_paid + interval.months
+    return replace(
+        sub,
+        interval=interval,
+        next_interval=None,
+        months_paid=months,
+        next_charge_at=add_months(sub.anchor_at, months),
+        updated_at=now,
+    )
+
+
+def pause(sub: SyncSubscription, now: datetime) -> SyncSubscription:
+    """`sub` paused at `now` because its charge did not fit."""
+    return replace(sub, active=False, paused_at=now, next_charge_at=None, updated_at=now)
 
 
 @dataclass(frozen=True, slots=True)

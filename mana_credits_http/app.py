@@ -165,8 +165,13 @@ async def database_watch(app: web.Application) -> AsyncIterator[None]:
 
 
 async def reservation_sweep(app: web.Application) -> AsyncIterator[None]:
-    """Release expired reservations in the background."""
-    job = app[SERVICES].reservations.release_expired
+    """Release expired reservations, then expire the free credits of lots past their
+    date, in the background."""
+    services = app[SERVICES]
+
+    async def job() -> int:
+        return await services.reservations.release_expired() + await services.lots.expire()
+
     async with periodic("reservation sweep", app[SETTINGS].sweep_interval_seconds, job):
         yield
 

@@ -24,12 +24,14 @@ from mana_credits_core.errors import StoreUnavailable
 from mana_credits_core.gifts import GiftCode, GiftRedemption
 from mana_credits_core.ledger import Balance, LedgerEntry, UsageStat
 from mana_credits_core.legacy import ImportedBalance, ImportRefused, StripeCustomer
+from mana_credits_core.lots import Allocation, Lot
 from mana_credits_core.purchases import Package, Purchase
 from mana_credits_core.reservations import Reservation
 from mana_credits_core.sync import SyncSubscription
 
 from ..sql.entries import entry_values
 from ..sql.gifts import gift_values, redemption_values
+from ..sql.lots import lot_values
 from ..sql.purchases import package_values, purchase_values
 from ..sql.reservations import reservation_values
 from ..sql.statements import driver_query
@@ -37,8 +39,10 @@ from ..sql.store import SqlStore
 from ..sql.sync import subscription_values
 from ..sql.tables import (
     balances,
+    credit_lots,
     gift_codes,
     gift_redemptions,
+    hold_allocations,
     packages,
     purchases,
     reservations,
@@ -66,7 +70,13 @@ def balance_values(row: ImportedBalance) -> dict[str, Any]:
         "debt": b.debt,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
+        "lots_since": row.lots_since,
     }
+
+
+def hold_values(row: tuple[str, Allocation]) -> dict[str, Any]:
+    reservation_id, part = row
+    return {"reservation_id": reservation_id, "lot_id": part.lot_id, "amount": part.amount}
 
 
 def usage_values(stat: UsageStat) -> dict[str, Any]:
@@ -92,8 +102,8 @@ def _utc(value: datetime) -> datetime:
 
 
 PG_BALANCES = (
-    "SELECT user_id, balance, total_earned, total_spent, debt, created_at, updated_at"
-    " FROM credits.balances"
+    "SELECT user_id, balance, total_earned, total_spent, debt, created_at, updated_at,"
+    " lots_since FROM credits.balances"
 )
 
 
@@ -114,14 +124,17 @@ class SqlImportWriter:
             b = balances.c
             query = sa.select(
                 b.user_id, b.balance, b.total_earned, b.total_spent, b.debt,
-                b.created_at, b.updated_at,
+                b.created_at, b.updated_at, b.lots_since,
             )  # fmt: skip
             rows = (await self._c.execute(query)).all()
         return {
             user_id: ImportedBalance(
-                Balance(user_id, balance, earned, spent, debt), _utc(created), _utc(updated)
+                Balance(user_id, balance, earned, spent, debt),
+                _utc(created),
+                _utc(updated),
+                None if since is None else _utc(since),
             )
-            for user_id, balance, earned, spent, debt, created, updated in rows
+            for user_id, balance, earned, spent, debt, created, updated, since in rows
         }
 
     async def entry_counts(self) -> dict[str, int]:
@@ -164,6 +177,12 @@ class SqlImportWriter:
 
     async def write_redemptions(self, rows: Sequence[GiftRedemption]) -> int:
         return await self._write(gift_redemptions, rows, redemption_values)
+
+    async def write_lots(self, rows: Sequence[Lot]) -> int:
+        return await self._write(credit_lots, rows, lot_values)
+
+    async def write_holds(self, rows: Sequence[tuple[str, Allocation]]) -> int:
+        return await self._write(hold_allocations, rows, hold_values)
 
 
 class SqlImportTarget:

@@ -1,8 +1,9 @@
 """One writer's connection and the SQL of a batch of debits (PostgreSQL).
 
 The writer talks to psycopg directly, in pipeline mode, so that a batch costs two round
-trips (BEGIN + lock and look-up; write + COMMIT) and a debit alone costs one (BEGIN +
-the one-statement debit + COMMIT), with no per-statement overhead above the driver.
+trips whatever its size, a lone debit included: BEGIN, the lock of the balances and the
+read of their lots and keys (two statements, one flight); then the one statement that
+writes everything, and COMMIT. No per-statement overhead above the driver.
 """
 
 from __future__ import annotations
@@ -10,72 +11,79 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row, namedtuple_row
-from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mana_credits_core.errors import StoreUnavailable
-from mana_credits_core.ledger import (
-    Applied,
-    Balance,
-    Debit,
-    DebitOutcome,
-    LedgerEntry,
-    NoBalance,
-    Refused,
-    Replayed,
-    completed_entry,
-)
+from mana_credits_core.ledger import Balance, Debit, DebitOutcome, LedgerEntry, Replayed
+from mana_credits_core.lot_book import LotBook, Writes
+from mana_credits_core.lots import Lot, LotSource
 
-from .balances import PG_DEBIT, pg_debit_outcome, pg_debit_parameters
 from .entries import RowView, entry_from
 from .store import CONNECT_FAILURES
 
 log = logging.getLogger("mana_credits.debits")
 
-# The one-statement debit of `SqlBalances`, in the driver's own placeholder style.
-ONE_DEBIT = str(PG_DEBIT.compile(dialect=psycopg_dialect.dialect()))  # type: ignore[no-untyped-call]
-
 ROLLBACK_RETRIES = 3
-
-BALANCE_OF = "SELECT balance FROM credits.balances WHERE user_id = %s"
 
 ENTRY_BY_KEY = (
     "SELECT * FROM credits.transactions WHERE user_id = %(user_id)s AND idempotency_key = %(key)s"
 )
 
-# Steps 1 and 2 in one round trip. The key lookup runs on the statement's snapshot,
-# which may predate a commit the lock waited for: a key claimed in that instant makes
-# the batch insert fail on the unique constraint, and the batch is retried one by one.
-LOCK_AND_LOOK_UP = """
-WITH locked AS (
+# Step 1: lock the batch's balance rows in user order (two writers never deadlock).
+LOCK = """
+SELECT json_agg(b ORDER BY b.user_id) AS balances FROM (
     SELECT user_id, balance, total_earned, total_spent, debt FROM credits.balances
      WHERE user_id = ANY(CAST(%(users)s AS varchar[])) ORDER BY user_id FOR UPDATE
-)
-SELECT (SELECT json_agg(locked) FROM locked) AS balances,
+) AS b
+"""
+
+# Step 2, a statement of its own after the lock: under READ COMMITTED it sees what the
+# lock's previous holder committed (a read inside the locking statement would see the
+# snapshot taken before the lock waited). A key claimed by another process after this
+# read makes the write fail on the unique constraint: the batch is then retried one by
+# one.
+LOOK_UP = """
+SELECT (SELECT json_agg(l) FROM credits.credit_lots l
+         WHERE l.user_id = ANY(CAST(%(users)s AS varchar[])) AND l.remaining > 0) AS lots,
        (SELECT json_agg(t) FROM credits.transactions t
           JOIN json_to_recordset(CAST(%(keys)s AS json)) AS k(user_id text, key text)
             ON t.user_id = k.user_id AND t.idempotency_key = k.key) AS prior
 """
 
-# Step 4: the batch travels as one JSON document (cheap to encode, parsed by the
-# server in C) and lands in three tables in one statement.
+# Step 4: the batch travels as arrays and one JSON document (cheap to encode, parsed by
+# the server in C) and lands in five tables in one statement.
 WRITE_BATCH = """
 WITH moved AS (
-    -- `= ANY` keeps the update on the primary key whatever the table's size; a join
+    -- `= ANY` keeps the updates on the primary key whatever the table's size; a join
     -- with the batch would be planned for a guessed row count and may scan the table.
     UPDATE credits.balances b
-       SET balance = b.balance - m.spent[array_position(m.users, b.user_id)],
-           total_spent = b.total_spent + m.spent[array_position(m.users, b.user_id)],
+       SET balance = m.balance[array_position(m.users, b.user_id)],
+           total_spent = m.spent[array_position(m.users, b.user_id)],
            updated_at = m.at
       FROM (SELECT CAST(%(m_users)s AS varchar[]) AS users,
+                   CAST(%(m_balance)s AS bigint[]) AS balance,
                    CAST(%(m_spent)s AS bigint[]) AS spent,
                    CAST(%(m_at)s AS timestamptz) AS at) AS m
      WHERE b.user_id = ANY(CAST(%(m_users)s AS varchar[]))
+),
+burned AS (
+    UPDATE credits.credit_lots l
+       SET remaining = v.remaining[array_position(v.ids, l.id)],
+           expired_at = COALESCE(l.expired_at, v.expired[array_position(v.ids, l.id)])
+      FROM (SELECT CAST(%(l_ids)s AS varchar[]) AS ids,
+                   CAST(%(l_remaining)s AS bigint[]) AS remaining,
+                   CAST(%(l_expired)s AS timestamptz[]) AS expired) AS v
+     WHERE l.id = ANY(CAST(%(l_ids)s AS varchar[]))
+),
+allocated AS (
+    INSERT INTO credits.lot_allocations (entry_id, lot_id, amount)
+    SELECT * FROM unnest(CAST(%(a_entries)s AS varchar[]), CAST(%(a_lots)s AS varchar[]),
+                         CAST(%(a_amounts)s AS bigint[]))
 ),
 entries AS (
     INSERT INTO credits.transactions
@@ -129,41 +137,21 @@ class WriterConnection:
         await self._pooled.close()
 
     async def apply_batch(self, debits: Sequence[Debit]) -> list[DebitOutcome]:
-        """Lock, look up, decide and write the batch in one transaction."""
-        users = sorted({d.user_id for d in debits})
-        keyed = [
-            {"user_id": d.user_id, "key": d.idempotency_key}
-            for d in debits
-            if d.idempotency_key is not None
-        ]
-        driver = self._driver
+        """Lock, look up, decide and write the batch in one transaction; raises
+        `BatchRejected` when the database refuses it as a whole."""
         try:
-            async with driver.pipeline():
-                cursor = driver.cursor(row_factory=dict_row)
-                await cursor.execute(LOCK_AND_LOOK_UP, {"users": users, "keys": json.dumps(keyed)})
-                found = await cursor.fetchone()
-                assert found is not None
-                locked = {b["user_id"]: Balance(**b) for b in found["balances"] or ()}
-                prior = {
-                    (e["user_id"], e["idempotency_key"]): entry_from_json(e)
-                    for e in found["prior"] or ()
-                }
-                plan = BatchPlan(locked, prior)
-                outcomes = [plan.decide(d) for d in debits]
-                if plan.entries:
-                    await cursor.execute(WRITE_BATCH, plan.parameters())
-                await driver.commit()
+            return await self._apply(debits)
         except psycopg.Error as exc:
             await self._recover(exc)
             log.info("batch of %d debits refused (%s): one by one", len(debits), exc.sqlstate)
             raise BatchRejected() from exc
-        return outcomes
 
     async def apply_one(self, debit: Debit) -> DebitOutcome:
-        """A debit on its own: BEGIN, the one-statement debit and COMMIT in one flight."""
+        """A debit on its own: a batch of one, retried after a deadlock; a key claimed
+        meanwhile by another process answers with that process's entry."""
         for attempt in range(1, ROLLBACK_RETRIES + 1):
             try:
-                return await self._apply_one(debit)
+                return (await self._apply([debit]))[0]
             except psycopg.errors.TransactionRollback as exc:
                 # A deadlock with some multi-row transaction: nothing was applied; again.
                 await self._recover(exc)
@@ -180,24 +168,44 @@ class WriterConnection:
                 raise
         raise AssertionError("unreachable")
 
-    async def _apply_one(self, debit: Debit) -> DebitOutcome:
+    async def _apply(self, debits: Sequence[Debit]) -> list[DebitOutcome]:
+        users = sorted({d.user_id for d in debits})
+        keyed = [
+            {"user_id": d.user_id, "key": d.idempotency_key}
+            for d in debits
+            if d.idempotency_key is not None
+        ]
         driver = self._driver
-        async with driver.pipeline():
-            cursor = driver.cursor(row_factory=dict_row)
-            await cursor.execute(ONE_DEBIT, pg_debit_parameters(debit))
-            await driver.commit()
-            row = await cursor.fetchone()
-        assert row is not None
-        outcome = pg_debit_outcome(debit, row)
-        if isinstance(outcome, Refused):
-            # Decided on the newest balance, but the statement's plain reads saw its
-            # start snapshot: what is available is read afresh (refusals only).
-            fresh = driver.cursor(row_factory=dict_row)
-            await fresh.execute(BALANCE_OF, (debit.user_id,))
-            found = await fresh.fetchone()
-            await driver.commit()
-            return NoBalance() if found is None else Refused(found["balance"])
-        return outcome
+        try:
+            async with driver.pipeline():
+                locking = driver.cursor(row_factory=dict_row)
+                await locking.execute(LOCK, {"users": users})
+                reading = driver.cursor(row_factory=dict_row)
+                await reading.execute(LOOK_UP, {"users": users, "keys": json.dumps(keyed)})
+                locked = await locking.fetchone()
+                found = await reading.fetchone()
+                assert locked is not None
+                assert found is not None
+                book = LotBook(
+                    (Balance(**b) for b in locked["balances"] or ()),
+                    (lot_from_json(lot) for lot in found["lots"] or ()),
+                    {
+                        (e["user_id"], e["idempotency_key"]): entry_from_json(e)
+                        for e in found["prior"] or ()
+                    },
+                )
+                outcomes = [book.debit(d) for d in debits]
+                if book.writes:
+                    await locking.execute(WRITE_BATCH, parameters(book.writes))
+                await driver.commit()
+        except psycopg.Error:
+            raise
+        except BaseException:
+            # Decided nothing (stored data out of step, a cancelled caller): the
+            # transaction must not stay open on this connection with its locks.
+            await self._abandon()
+            raise
+        return outcomes
 
     async def _replay(self, user_id: str, key: str) -> Replayed:
         driver = self._driver
@@ -223,81 +231,85 @@ class WriterConnection:
         self.broken = True
         raise StoreUnavailable() from exc
 
+    async def _abandon(self) -> None:
+        """Roll back after a failure outside the database; if even that fails, the
+        connection is dropped rather than reused with its transaction open."""
+        try:
+            await self._driver.rollback()
+        except psycopg.Error:
+            self.broken = True
 
-class BatchPlan:
-    """The batch decided in arrival order against the locked balances."""
 
-    def __init__(
-        self, locked: dict[str, Balance], prior: dict[tuple[str, str], LedgerEntry]
-    ) -> None:
-        self._balances = locked
-        self._keys = prior
-        self._spent: dict[str, int] = {}
-        self._usage: dict[tuple[str, str, date], tuple[int, int]] = {}
-        self.entries: list[LedgerEntry] = []
-
-    def decide(self, debit: Debit) -> DebitOutcome:
-        key = None if debit.idempotency_key is None else (debit.user_id, debit.idempotency_key)
-        if key is not None and key in self._keys:
-            return Replayed(self._keys[key])
-        current = self._balances.get(debit.user_id)
-        if current is None:
-            return NoBalance()
-        if current.balance < debit.amount:
-            return Refused(current.balance)
-        after = Balance(
-            current.user_id,
-            current.balance - debit.amount,
-            current.total_earned,
-            current.total_spent + debit.amount,
-            current.debt,
-        )
-        self._balances[debit.user_id] = after
-        entry = completed_entry(debit, -debit.amount, current.balance, after.balance)
-        self.entries.append(entry)
-        if key is not None:
-            self._keys[key] = entry  # a duplicate later in this batch is a replay
-        self._spent[debit.user_id] = self._spent.get(debit.user_id, 0) + debit.amount
-        if debit.counts_as_usage:
-            usage = (debit.user_id, debit.app_id, debit.usage_day)
-            used, operations = self._usage.get(usage, (0, 0))
-            self._usage[usage] = (used + debit.amount, operations + 1)
-        return Applied(entry, after)
-
-    def parameters(self) -> dict[str, object]:
-        entries = [
-            {
-                "id": e.id,
-                "user_id": e.user_id,
-                "type": e.type.value,
-                "amount": e.amount,
-                "balance_before": e.balance_before,
-                "balance_after": e.balance_after,
-                "app_id": e.app_id,
-                "description": e.description,
-                "metadata": e.metadata,
-                "idempotency_key": e.idempotency_key,
-                "at": e.created_at.isoformat(),
-            }
-            for e in self.entries
-        ]
-        usage = [
-            {
-                "user_id": user,
-                "app_id": app,
-                "day": day.isoformat(),
-                "used": used,
-                "operations": operations,
-            }
-            for (user, app, day), (used, operations) in self._usage.items()
-        ]
-        return {
-            "m_users": list(self._spent),
-            "m_spent": list(self._spent.values()),
-            "m_at": max(e.created_at for e in self.entries),
-            "entries": json.dumps(entries),
-            "usage": json.dumps(usage),
+def parameters(writes: Writes) -> dict[str, object]:
+    """A book's writes as `WRITE_BATCH` takes them (debits change only balances, the
+    remaining and expiry of lots, allocations, entries and usage)."""
+    assert writes.at is not None
+    changed = list(writes.balances.values())
+    lots = list(writes.lots.values())
+    entries = [
+        {
+            "id": e.id,
+            "user_id": e.user_id,
+            "type": e.type.value,
+            "amount": e.amount,
+            "balance_before": e.balance_before,
+            "balance_after": e.balance_after,
+            "app_id": e.app_id,
+            "description": e.description,
+            "metadata": e.metadata,
+            "idempotency_key": e.idempotency_key,
+            "at": e.created_at.isoformat(),
         }
+        for e in writes.entries
+    ]
+    usage = [
+        {
+            "user_id": user,
+            "app_id": app,
+            "day": day.isoformat(),
+            "used": used,
+            "operations": operations,
+        }
+        for (user, app, day), (used, operations) in writes.usage.items()
+    ]
+    return {
+        "m_users": [b.user_id for b in changed],
+        "m_balance": [b.balance for b in changed],
+        "m_spent": [b.total_spent for b in changed],
+        "m_at": writes.at,
+        "l_ids": [lot.id for lot in lots],
+        "l_remaining": [lot.remaining for lot in lots],
+        "l_expired": [lot.expired_at for lot in lots],
+        "a_entries": [entry_id for entry_id, _ in writes.allocations],
+        "a_lots": [a.lot_id for _, a in writes.allocations],
+        "a_amounts": [a.amount for _, a in writes.allocations],
+        "entries": json.dumps(entries),
+        "usage": json.dumps(usage),
+    }
+
+
+def _moment(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def lot_from_json(row: dict[str, Any]) -> Lot:
+    """A lot row as `json_agg` renders it: timestamps arrive as ISO text."""
+    created = _moment(row["created_at"])
+    assert created is not None
+    return Lot(
+        id=row["id"],
+        user_id=row["user_id"],
+        source=LotSource(row["source"]),
+        amount=row["amount"],
+        remaining=row["remaining"],
+        priority=row["priority"],
+        expires_at=_moment(row["expires_at"]),
+        created_at=created,
+        held=row["held"],
+        entry_id=row["entry_id"],
+        purchase_id=row["purchase_id"],
+        expired_at=_moment(row["expired_at"]),
+    )
 
 
 def entry_from_json(row: dict[str, Any]) -> LedgerEntry:

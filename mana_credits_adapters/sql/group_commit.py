@@ -7,17 +7,19 @@ debit joins the queue of a writer chosen by its user; a writer takes whatever is
 (up to `max_batch`, after waiting up to `max_wait` for company) and applies the lot in
 one transaction, whatever the batch size (`debit_batch.py`):
 
-1. lock the batch's balance rows in user order (two writers never deadlock) and look up
-   the idempotency keys already in the ledger;
-2. decide each debit in arrival order: replay, no balance, refused, applied;
-3. write every balance change, ledger entry and usage counter in one statement; commit.
+1. lock the batch's balance rows in user order (two writers never deadlock), then read
+   their users' open credit lots and the idempotency keys already in the ledger;
+2. decide each debit in arrival order with the core's `LotBook`: replay, no balance,
+   refused, applied (lots past their expiry expired first, the rest burned in order);
+3. write every balance change, ledger entry, lot, lot allocation and usage counter in
+   one statement; commit.
 
 Every caller still gets its own outcome. One user always maps to the same writer, so a
 user's debits are decided in arrival order. If the database refuses the batch as a
 whole (a key claimed meanwhile by another process, a deadlock), each of its debits is
-retried on its own through the one-statement debit, so one bad debit never fails the
-others. The unique key constraint and the `balance >= 0` check remain the guarantees;
-the batch only saves commits.
+retried on its own as a batch of one, so one bad debit never fails the others. The
+unique key constraint and the `balance >= 0` check remain the guarantees; the batch
+only saves commits.
 """
 
 from __future__ import annotations

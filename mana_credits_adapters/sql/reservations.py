@@ -1,4 +1,5 @@
-"""SQL repository for reservations: conditional writes make each resolution happen once."""
+"""SQL repository for reservations: conditional writes make each resolution happen once;
+holds set credits of lots aside as the core's `LotBook` decides (`lots.py`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mana_credits_core.errors import BalanceNotFound
 from mana_credits_core.ledger import Balance, LedgerEntry
 from mana_credits_core.reservations import (
     CommitHold,
@@ -18,14 +18,10 @@ from mana_credits_core.reservations import (
     ReleaseHold,
     Reservation,
     ReservationStatus,
-    committed_entry,
-    pending_reservation,
 )
 
-from .balances import balance_from
-from .entries import entry_values
-from .tables import balances, reservations, transactions
-from .usage import count_usage
+from .lots import holds_of, locked_book, write
+from .tables import reservations
 
 PENDING = ReservationStatus.PENDING.value
 
@@ -71,23 +67,13 @@ class SqlReservations:
         return None if row is None else reservation_from(row)
 
     async def hold(self, hold: Hold) -> Held | None:
-        b = balances.c
-        row = (
-            await self._c.execute(
-                sa.update(balances)
-                .where(b.user_id == hold.user_id, b.balance >= hold.amount)
-                .values(balance=b.balance - hold.amount, updated_at=hold.now)
-                .returning(b.balance)
-            )
-        ).first()
-        if row is None:
-            exists = await self._c.scalar(sa.select(b.user_id).where(b.user_id == hold.user_id))
-            if exists is None:
-                raise BalanceNotFound()
-            return None
-        reservation = pending_reservation(hold)
-        await self._c.execute(sa.insert(reservations).values(reservation_values(reservation)))
-        return Held(reservation, row.balance)
+        book = await locked_book(self._c, [hold.user_id])
+        held = book.hold(hold)
+        await write(self._c, book.writes)
+        if held is not None:
+            values = reservation_values(held.reservation)
+            await self._c.execute(sa.insert(reservations).values(values))
+        return held
 
     async def _resolve(
         self, reservation_id: str, status: ReservationStatus, now: datetime, entry_id: str | None
@@ -111,34 +97,19 @@ class SqlReservations:
         )
         if done is None:
             return None
-        b = balances.c
-        row = (
-            await self._c.execute(
-                sa.update(balances)
-                .where(b.user_id == done.user_id)
-                .values(total_spent=b.total_spent + done.amount, updated_at=commit.now)
-                .returning(b.balance)
-            )
-        ).one()
-        entry = committed_entry(done, commit, row.balance)
-        await self._c.execute(sa.insert(transactions).values(entry_values(entry)))
-        await count_usage(self._c, done.user_id, done.app_id, commit.now, done.amount)
+        book = await locked_book(self._c, [done.user_id])
+        entry = book.commit(done, commit, await holds_of(self._c, done.id))
+        await write(self._c, book.writes)
         return done, entry
 
     async def release(self, release: ReleaseHold) -> tuple[Reservation, Balance] | None:
         done = await self._resolve(release.reservation_id, release.status, release.now, None)
         if done is None:
             return None
-        b = balances.c
-        row = (
-            await self._c.execute(
-                sa.update(balances)
-                .where(b.user_id == done.user_id)
-                .values(balance=b.balance + done.amount, updated_at=release.now)
-                .returning(balances)
-            )
-        ).one()
-        return done, balance_from(row)
+        book = await locked_book(self._c, [done.user_id])
+        after = book.release(done, release, await holds_of(self._c, done.id))
+        await write(self._c, book.writes)
+        return done, after
 
     async def expired(self, older_than: datetime, limit: int) -> list[str]:
         r = reservations.c

@@ -21,6 +21,7 @@ from ..errors import CorruptDatabase, DatabaseUnreachable, SetupError
 from .balances import SqlBalances
 from .entries import SqlLedger
 from .gifts import SqlGifts
+from .lots import SqlLots
 from .purchases import SqlCustomers, SqlPackages, SqlPaymentEvents, SqlPurchases
 from .reports import SqlReports
 from .reservations import SqlReservations
@@ -231,6 +232,10 @@ class SqlUnitOfWork:
     @property
     def reservations(self) -> SqlReservations:
         return SqlReservations(self.connection)
+
+    @property
+    def lots(self) -> SqlLots:
+        return SqlLots(self.connection)
 
     @property
     def usage(self) -> SqlUsage:

@@ -1,15 +1,24 @@
-"""SQL repository for Cloud Sync subscriptions."""
+"""SQL repository for Cloud Sync subscriptions, and the billing run's batch."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mana_credits_core.sync import BatchOutcome, BillingInterval, SyncSubscription
+from mana_credits_core.ledger import Applied, Debit, Replayed
+from mana_credits_core.sync import (
+    BatchOutcome,
+    BillingInterval,
+    SyncSubscription,
+    advance,
+    pause,
+)
 
+from .lots import locked_book, write
 from .statements import insert_for
 from .tables import sync_subscriptions
 
@@ -109,106 +118,60 @@ class SqlSync:
         query = sa.select(sa.func.count()).select_from(sync_subscriptions).where(*self._due(now))
         return int(await self._c.scalar(query) or 0)
 
-    async def charge_due_batch(self, now: datetime, limit: int, app_id: str) -> BatchOutcome | None:
+    async def charge_due_batch(
+        self, now: datetime, limit: int, charge: Callable[[SyncSubscription], Debit]
+    ) -> BatchOutcome | None:
         if self._c.dialect.name != "postgresql":
             return None  # SQLite bills row by row through the core
-        return await pg_charge_due_batch(self._c, now, limit, app_id)
+        return await charge_batch(self, self._c, now, limit, charge)
 
 
-# One billing batch on PostgreSQL in one statement: lock due rows (skipping rows another
-# run holds), debit the ones whose balance covers the price, write their ledger entries
-# under the period's unique key, count usage, advance their calendar, pause the rest.
-# Prices, months and the key format come from the core as parameters; PostgreSQL's
-# month arithmetic on the UTC anchor clamps to month ends exactly like `add_months`.
-PG_CHARGE_BATCH = sa.text(
-    """
-WITH due AS (
-    SELECT s.user_id, s.anchor_at, s.months_paid, s.next_charge_at,
-           COALESCE(s.next_interval, s.interval) AS billed
-      FROM credits.sync_subscriptions s
-     WHERE s.active AND NOT s.is_gifted AND s.next_charge_at <= :now
-     ORDER BY s.next_charge_at, s.user_id
-     LIMIT :limit
-       FOR UPDATE SKIP LOCKED
-),
-priced AS (
-    SELECT d.*,
-           CASE d.billed WHEN 'monthly' THEN :price_monthly
-                         WHEN 'quarterly' THEN :price_quarterly ELSE :price_yearly END AS price,
-           CASE d.billed WHEN 'monthly' THEN :months_monthly
-                         WHEN 'quarterly' THEN :months_quarterly ELSE :months_yearly END AS months,
-           to_char(d.next_charge_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-             || CASE WHEN extract(microseconds FROM d.next_charge_at)::bigint % 1000000 = 0
-                     THEN '' ELSE to_char(d.next_charge_at AT TIME ZONE 'UTC', '.US') END
-             || '+00:00' AS period_start
-      FROM due d
-),
-locked AS (
-    -- Balance rows are locked in user order, as debit batches lock them: the two
-    -- never wait on each other in a cycle.
-    SELECT b.user_id FROM credits.balances b
-     WHERE b.user_id IN (SELECT user_id FROM due)
-     ORDER BY b.user_id
-       FOR UPDATE
-),
-debited AS (
-    UPDATE credits.balances b
-       SET balance = b.balance - p.price, total_spent = b.total_spent + p.price,
-           updated_at = :now
-      FROM priced p JOIN locked l USING (user_id)
-     WHERE b.user_id = p.user_id AND b.balance >= p.price
- RETURNING b.user_id, b.balance
-),
-entries AS (
-    INSERT INTO credits.transactions
-        (id, user_id, type, status, amount, balance_before, balance_after, app_id,
-         description, metadata, idempotency_key, created_at, completed_at)
-    SELECT gen_random_uuid()::text, d.user_id, 'usage', 'completed', -p.price,
-           d.balance + p.price, d.balance, :app_id, 'Cloud Sync (' || p.billed || ')',
-           jsonb_build_object('interval', p.billed, 'periodStart', p.period_start),
-           'sync:' || d.user_id || ':' || p.period_start, :now, :now
-      FROM debited d JOIN priced p USING (user_id)
-),
-usage AS (
-    INSERT INTO credits.usage_stats AS u (user_id, app_id, day, credits_used, operations)
-    SELECT d.user_id, :app_id, CAST(:day AS date), p.price, 1
-      FROM debited d JOIN priced p USING (user_id)
-    ON CONFLICT (user_id, app_id, day) DO UPDATE
-       SET credits_used = u.credits_used + EXCLUDED.credits_used,
-           operations = u.operations + 1
-),
-advanced AS (
-    UPDATE credits.sync_subscriptions s
-       SET interval = p.billed, next_interval = NULL, months_paid = p.months_paid + p.months,
-           next_charge_at = ((p.anchor_at AT TIME ZONE 'UTC')
-                             + make_interval(months => p.months_paid + p.months))
-                            AT TIME ZONE 'UTC',
-           updated_at = :now
-      FROM priced p
-     WHERE s.user_id = p.user_id AND p.user_id IN (SELECT user_id FROM debited)
- RETURNING s.user_id
-),
-paused AS (
-    UPDATE credits.sync_subscriptions s
-       SET active = false, paused_at = :now, next_charge_at = NULL, updated_at = :now
-      FROM priced p
-     WHERE s.user_id = p.user_id AND p.user_id NOT IN (SELECT user_id FROM debited)
- RETURNING s.user_id, p.billed
-)
-SELECT 'charged' AS outcome, user_id, NULL AS billed FROM advanced
-UNION ALL
-SELECT 'paused', user_id, billed FROM paused
-"""
-)
-
-
-async def pg_charge_due_batch(
-    connection: AsyncConnection, now: datetime, limit: int, app_id: str
+async def charge_batch(
+    sync: SqlSync,
+    connection: AsyncConnection,
+    now: datetime,
+    limit: int,
+    charge: Callable[[SyncSubscription], Debit],
 ) -> BatchOutcome:
-    params: dict[str, Any] = {"now": now, "limit": limit, "app_id": app_id, "day": now.date()}
-    for interval in BillingInterval:
-        params[f"price_{interval.value}"] = interval.price
-        params[f"months_{interval.value}"] = interval.months
-    rows = (await connection.execute(PG_CHARGE_BATCH, params)).all()
-    paused = [(r.user_id, BillingInterval(r.billed)) for r in rows if r.outcome == "paused"]
-    return BatchOutcome(processed=len(rows), charged=len(rows) - len(paused), paused=paused)
+    """One billing batch in a handful of statements, whatever its size: lock the due
+    rows (skipping rows another run holds), lock their balances in user order (as
+    debit batches do: the two never wait on each other in a cycle) and read their lots
+    and period keys, decide every charge in Python (`LotBook`, the rules every debit
+    follows), then write the entries, balances, lots and allocations, and advance or
+    pause each subscription."""
+    due = await sync.due(now, limit)
+    if not due:
+        return BatchOutcome(processed=0, charged=0, paused=[])
+    debits = [charge(sub) for sub in due]
+    keys = [(d.user_id, d.idempotency_key) for d in debits if d.idempotency_key is not None]
+    book = await locked_book(connection, (sub.user_id for sub in due), keys)
+    saved: list[SyncSubscription] = []
+    stopped: list[tuple[str, BillingInterval]] = []
+    for sub, debit in zip(due, debits, strict=True):
+        if isinstance(book.debit(debit), Applied | Replayed):
+            saved.append(advance(sub, now))
+        else:
+            saved.append(pause(sub, now))
+            stopped.append((sub.user_id, sub.billed_interval))
+    await write(connection, book.writes)
+    rows = []
+    for sub in saved:
+        values = subscription_values(sub)
+        rows.append({f"s_{key}": values[key] for key in ("user_id", *SAVED)})
+    await connection.execute(
+        sa.update(sync_subscriptions)
+        .where(s.user_id == sa.bindparam("s_user_id"))
+        .values(
+            {
+                column: sa.bindparam(f"s_{column}", type_=sync_subscriptions.c[column].type)
+                for column in SAVED
+            }
+        ),
+        rows,
+    )
+    return BatchOutcome(processed=len(due), charged=len(due) - len(stopped), paused=stopped)
+
+
+SAVED = ("active", "interval", "next_interval", "months_paid", "next_charge_at", "paused_at",
+         "updated_at")  # fmt: skip
+"""The columns a billing run changes."""

@@ -57,6 +57,9 @@ balances = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("debt", Credits, nullable=False, server_default="0"),
+    # The user's entries up to this moment predate credit lots (an upgraded database,
+    # the legacy import): their credits are in the opening lot (docs/credits.md).
+    sa.Column("lots_since", UtcDateTime, nullable=True),
     sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
     sa.CheckConstraint("debt >= 0", name="debt_not_negative"),
     schema=CREDITS,
@@ -242,6 +245,74 @@ sync_subscriptions = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index("ix_sync_subscriptions_due", "active", "is_gifted", "next_charge_at"),
+    schema=CREDITS,
+)
+
+OPEN_LOTS = "remaining > 0"
+DUE_LOTS = "remaining > held AND expired_at IS NULL"
+
+credit_lots = sa.Table(
+    "credit_lots",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", UserId, nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("amount", Credits, nullable=False),
+    sa.Column("remaining", Credits, nullable=False),
+    # Credits of `remaining` set aside by pending reservations.
+    sa.Column("held", Credits, nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    # The credit entry that created the lot (none for an opening lot).
+    sa.Column("entry_id", Id, nullable=True),
+    sa.Column("purchase_id", Id, nullable=True),
+    sa.Column("expired_at", UtcDateTime, nullable=True),
+    sa.Column("notified_at", UtcDateTime, nullable=True),
+    sa.CheckConstraint("0 <= held AND held <= remaining AND remaining <= amount", name="bounds"),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
+    sa.CheckConstraint("priority BETWEEN 0 AND 100", name="priority_range"),
+    sa.CheckConstraint("entry_id IS NOT NULL OR source = 'opening'", name="entry_or_opening"),
+    # One lot per credit entry.
+    sa.Index("uq_credit_lots_entry_id", "entry_id", unique=True),
+    # A user's open lots, in burn order.
+    sa.Index(
+        "ix_credit_lots_open",
+        "user_id",
+        "priority",
+        "expires_at",
+        "created_at",
+        "id",
+        postgresql_where=sa.text(OPEN_LOTS),
+        sqlite_where=sa.text(OPEN_LOTS),
+    ),
+    # The expiry sweep: lots with free credits not expired yet, by expiry.
+    sa.Index(
+        "ix_credit_lots_due",
+        "expires_at",
+        postgresql_where=sa.text(DUE_LOTS),
+        sqlite_where=sa.text(DUE_LOTS),
+    ),
+    schema=CREDITS,
+)
+
+lot_allocations = sa.Table(
+    "lot_allocations",
+    metadata,
+    sa.Column("entry_id", Id, primary_key=True),
+    sa.Column("lot_id", Id, primary_key=True),
+    sa.Column("amount", Credits, nullable=False),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
+    schema=CREDITS,
+)
+
+hold_allocations = sa.Table(
+    "hold_allocations",
+    metadata,
+    sa.Column("reservation_id", Id, primary_key=True),
+    sa.Column("lot_id", Id, primary_key=True),
+    sa.Column("amount", Credits, nullable=False),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
     schema=CREDITS,
 )
 

@@ -19,6 +19,7 @@ from .purchases import purchase_from
 from .reservations import reservation_from
 from .tables import (
     balances,
+    credit_lots,
     gift_codes,
     gift_redemptions,
     purchases,
@@ -147,6 +148,7 @@ class SqlUserData:
             sa.update(sync_subscriptions)
             .where(sync_subscriptions.c.gifted_by == user)
             .values(gifted_by=alias),
+            sa.update(credit_lots).where(credit_lots.c.user_id == user).values(user_id=alias),
             sa.update(balances).where(balances.c.user_id == user).values(user_id=alias),
         ]
         count = 0

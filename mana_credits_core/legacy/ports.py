@@ -8,6 +8,7 @@ from typing import Protocol
 
 from ..gifts import GiftCode, GiftRedemption
 from ..ledger import LedgerEntry, UsageStat
+from ..lots import Allocation, Lot
 from ..purchases import Package, Purchase
 from ..reservations import Reservation
 from ..sync import SyncSubscription
@@ -138,6 +139,14 @@ class ImportWriter(Protocol):
     async def write_gifts(self, rows: Sequence[GiftCode]) -> int: ...
 
     async def write_redemptions(self, rows: Sequence[GiftRedemption]) -> int: ...
+
+    async def write_lots(self, rows: Sequence[Lot]) -> int:
+        """Credit lots (the opening lots); the key is the lot id."""
+        ...
+
+    async def write_holds(self, rows: Sequence[tuple[str, Allocation]]) -> int:
+        """Hold allocations, (reservation id, lot and credits held from it)."""
+        ...
 
 
 class ImportTarget(Protocol):

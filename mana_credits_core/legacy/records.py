@@ -179,8 +179,13 @@ class LegacyFindings:
 
 @dataclass(frozen=True, slots=True)
 class ImportedBalance:
-    """A balances row as the import writes it (the domain `Balance` plus timestamps)."""
+    """A balances row as the import writes it (the domain `Balance` plus timestamps).
+
+    `lots_since`: the user's entries up to that moment predate credit lots (their
+    credits are in the user's opening lot); None when the user has no old entries.
+    """
 
     balance: Balance
     created_at: datetime
     updated_at: datetime
+    lots_since: datetime | None = None

@@ -20,6 +20,7 @@ from ..ledger import (
     TransactionStatus,
     TransactionType,
 )
+from ..lots import Lot, opening_lot
 from ..reservations import Reservation, ReservationStatus
 from ..rewards import reward_key
 from ..sync import BillingInterval, SyncSubscription, add_months
@@ -52,11 +53,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class Opening:
-    """A user's balances row as imported and, if the old ledger disagrees with it, the
-    adjustment entry that makes this service's ledger agree.
+    """A user's balances row as imported, the opening lot holding its credits and, if
+    the old ledger disagrees with it, the adjustment entry that makes this service's
+    ledger agree.
 
     `difference` is the adjustment's amount (credits); `earned_correction` and
     `spent_correction` its corrections of the lifetime totals (see `ledger.totals_of`).
+    `lot` is None for a user with no credits (balance and held both 0).
     """
 
     balance: ImportedBalance
@@ -66,6 +69,7 @@ class Opening:
     spent_correction: int
     missing_row: bool
     negative: int  # the old balance (or rebuilt one) when it was below zero, else 0
+    lot: Lot | None = None
 
     @property
     def entries(self) -> int:
@@ -93,7 +97,7 @@ def adjustment_id(user_id: str) -> str:
 
 
 def opening(user: LegacyUser) -> Opening:
-    """The balances row and adjustment for one old user.
+    """The balances row, opening lot and adjustment for one old user.
 
     The balance is the old row's, exactly (a negative one becomes 0 with that much
     debt, since balances here never go below zero). A missing row is rebuilt from the
@@ -154,14 +158,19 @@ def opening(user: LegacyUser) -> Opening:
             created_at=at,
             completed_at=at,
         )
+    # Every old entry (the adjustment included) predates lots: their credits are all
+    # in the one opening lot, of the balance and what pending reservations hold.
+    since = adjustment.created_at if adjustment is not None else user.last_seen_at
+    opened = balance + user.held
     return Opening(
-        row,
+        replace(row, lots_since=since),
         adjustment,
         difference,
         earned_fix,
         spent_fix,
         missing,
         min(old_balance, 0),
+        opening_lot(user.user_id, opened, user.held, created) if opened > 0 else None,
     )
 
 

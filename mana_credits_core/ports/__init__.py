@@ -1,7 +1,7 @@
 """The ports: what the core needs from the outside world, as Protocols.
 
 One module per concept: the store and its unit of work (`store`), the repositories it
-hands out (`ledger`, `purchases`, `gifts`, `sync`, `reports`, `users`), and the services
+hands out (`ledger`, `lots`, `purchases`, `gifts`, `sync`, `reports`, `users`), and the services
 outside the store (`providers`). Callers import every port from this package.
 """
 
@@ -11,6 +11,9 @@ from .ledger import LedgerRepository as LedgerRepository
 from .ledger import LedgerTotals as LedgerTotals
 from .ledger import ReservationRepository as ReservationRepository
 from .ledger import UsageRepository as UsageRepository
+from .lots import LotDrift as LotDrift
+from .lots import LotRepository as LotRepository
+from .lots import LotTotals as LotTotals
 from .providers import Clock as Clock
 from .providers import CodeGenerator as CodeGenerator
 from .providers import IdentityVerifier as IdentityVerifier
@@ -42,6 +45,9 @@ __all__ = [
     "IdentityVerifier",
     "LedgerRepository",
     "LedgerTotals",
+    "LotDrift",
+    "LotRepository",
+    "LotTotals",
     "Notifier",
     "PackageRepository",
     "PaymentEventRepository",

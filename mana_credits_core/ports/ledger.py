@@ -28,15 +28,20 @@ class BalanceRepository(Protocol):
         ...
 
     async def debit(self, debit: Debit) -> DebitOutcome:
-        """Apply a debit atomically (see `Debit`); a replayed key returns `Replayed`."""
+        """Apply a debit atomically (see `Debit`); a replayed key returns `Replayed`.
+
+        The credits are burned from the user's lots (`lots.burn`); lots past their
+        expiry are expired first, so a debit never spends expired credits."""
         ...
 
     async def credit(self, credit: Credit) -> CreditOutcome:
-        """Apply a credit atomically, creating the balance if absent."""
+        """Apply a credit atomically, creating the balance if absent; the credits
+        become one new lot (`lot_book.lot_for`)."""
         ...
 
     async def claw_back(self, debit: Debit) -> tuple[LedgerEntry | None, int]:
         """Take up to `debit.amount` (never below zero); the shortfall becomes debt.
+        The lot of `debit.purchase_id` gives first, then the others in burn order.
 
         Returns the clawback entry (None if nothing could be taken) and the debt added.
         """
@@ -44,6 +49,12 @@ class BalanceRepository(Protocol):
 
     async def collect_debt(self, debit: Debit) -> LedgerEntry | None:
         """Take what the user owes, as far as the balance allows (`debit.amount` ignored)."""
+        ...
+
+    async def forfeit(self, debit: Debit) -> LedgerEntry | None:
+        """Take the whole spendable balance (`debit.amount` ignored) from every lot, lots
+        past their expiry expired first; None when nothing is left. Raises
+        `BalanceNotFound` if the user has no balance."""
         ...
 
     async def reinstate(self, credit: Credit) -> tuple[LedgerEntry | None, int]:

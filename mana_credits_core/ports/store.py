@@ -8,6 +8,7 @@ from typing import Protocol, Self
 from ..ledger import Debit, DebitOutcome
 from .gifts import GiftRepository
 from .ledger import BalanceRepository, LedgerRepository, ReservationRepository, UsageRepository
+from .lots import LotRepository
 from .purchases import (
     CustomerRepository,
     PackageRepository,
@@ -30,6 +31,9 @@ class UnitOfWork(Protocol):
 
     @property
     def reservations(self) -> ReservationRepository: ...
+
+    @property
+    def lots(self) -> LotRepository: ...
 
     @property
     def usage(self) -> UsageRepository: ...

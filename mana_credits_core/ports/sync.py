@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
+from ..ledger import Debit
 from ..sync import BatchOutcome, SyncSubscription
 
 
@@ -26,11 +28,14 @@ class SyncRepository(Protocol):
 
     async def count_due(self, now: datetime) -> int: ...
 
-    async def charge_due_batch(self, now: datetime, limit: int, app_id: str) -> BatchOutcome | None:
-        """Optionally, one set-based batch of the billing run in one statement.
+    async def charge_due_batch(
+        self, now: datetime, limit: int, charge: Callable[[SyncSubscription], Debit]
+    ) -> BatchOutcome | None:
+        """Optionally, one batch of the billing run in a few statements.
 
-        It must do exactly what `SyncService` does row by row (`BillingInterval`
-        prices and months, `add_months`, `period_key`, pause on a short balance) and
-        is certified by the same contract suite. None: the store has no fast path.
+        It must do exactly what `SyncService` does row by row: debit each due
+        subscription's `charge(sub)` (lots burned as `LotBook.debit` decides), then
+        save it `advance`d (applied or replayed) or `pause`d; it is certified by the
+        same contract suite. None: the store has no fast path.
         """
         ...

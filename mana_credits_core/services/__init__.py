@@ -9,6 +9,7 @@ from ..ports import Notifier, PaymentGateway, Store
 from .credits import CreditsService as CreditsService
 from .credits import LedgerResult as LedgerResult
 from .gifts import GiftsService as GiftsService
+from .lots import LotsService as LotsService
 from .purchases import PurchasesService as PurchasesService
 from .purchases import StartedPurchase as StartedPurchase
 from .reconcile import Drift as Drift
@@ -33,6 +34,7 @@ class Services:
     sync: SyncService
     reconcile: ReconcileService
     users: UsersService  # a person's data: export and account deletion
+    lots: LotsService  # credit lots: the expiry sweep, a user's lots
     payments: PaymentGateway
     notifier: Notifier
     events: Events  # what the use cases above did, for observers such as metrics
@@ -48,6 +50,7 @@ __all__ = [
     "Drift",
     "GiftsService",
     "LedgerResult",
+    "LotsService",
     "PurchasesService",
     "ReconcileReport",
     "ReconcileService",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from .. import lots
 from .. import validation as v
+from ..cursors import decode_cursor as decode_cursor
+from ..cursors import encode_cursor
 from ..errors import (
     BalanceNotFound,
     InsufficientCredits,
@@ -201,13 +202,19 @@ class CreditsService:
         app_id: str = SYSTEM_APP,
         idempotency_key: str | None = None,
         metadata: dict[str, object] | None = None,
+        expires_at: datetime | None = None,
+        priority: int | None = None,
     ) -> LedgerResult:
         """Add credits of the given type; creates the balance for a new user.
 
+        The credits become one lot (docs/credits.md) that expires at `expires_at`
+        (aware, in the future; None: never; purchased credits never expire) and is
+        burned by `priority` (0..100, lower first; default `lots.DEFAULT_PRIORITY`).
         A replayed `idempotency_key` returns the original entry (`replayed=True`) if
         type, amount, app, description and metadata match it, else raises
-        `IdempotencyKeyReused`.
+        `IdempotencyKeyReused`. Raises `InvalidInput` naming the field at fault.
         """
+        now = self._clock.now()
         credit = Credit(
             entry_id=self._ids.new_id(),
             user_id=v.identifier(user_id, "userId"),
@@ -217,7 +224,9 @@ class CreditsService:
             description=v.text(description, "description", v.MAX_DESCRIPTION),
             metadata=v.metadata(metadata),
             idempotency_key=v.idempotency_key(idempotency_key),
-            now=self._clock.now(),
+            now=now,
+            expires_at=lots.expiry(expires_at, now, purchased=type == TransactionType.PURCHASE),
+            priority=lots.priority(priority),
         )
         async with self._store.unit_of_work() as uow:
             outcome: CreditOutcome = await uow.balances.credit(credit)
@@ -237,8 +246,11 @@ class CreditsService:
         operator: str,
         *,
         idempotency_key: str | None = None,
+        expires_at: datetime | None = None,
+        priority: int | None = None,
     ) -> LedgerResult:
-        """An operator's audited gift of credits: the entry names who and why."""
+        """An operator's audited gift of credits: the entry names who and why. The
+        credits may expire (`expires_at`) and carry a burn `priority` (see `credit`)."""
         operator = v.identifier(operator, "operator", 255)
         return await self.credit(
             user_id,
@@ -248,6 +260,8 @@ class CreditsService:
             app_id=ADMIN_APP,
             idempotency_key=idempotency_key,
             metadata={"operator": operator, "reason": reason},
+            expires_at=expires_at,
+            priority=priority,
         )
 
     async def reward(
@@ -258,6 +272,8 @@ class CreditsService:
         reference_id: str,
         *,
         description: str | None = None,
+        expires_at: datetime | None = None,
+        priority: int | None = None,
     ) -> Reward:
         """Grant `amount` credits to `user_id` for the thing `reference_id` names, once.
 
@@ -272,7 +288,8 @@ class CreditsService:
         the balance right after the original grant (its amount, reason and description
         stand; a repeat's are ignored). Exactly-once rests on the store's unique
         ledger key (see `mana_credits_core.rewards`), not on a look-up. Raises
-        `InvalidInput` naming the field that breaks a rule.
+        `InvalidInput` naming the field that breaks a rule. The credits may expire
+        (`expires_at`) and carry a burn `priority` (see `credit`).
         """
         user_id = v.identifier(user_id, "userId")
         amount = v.amount(amount)
@@ -280,6 +297,7 @@ class CreditsService:
         reference_id = v.identifier(reference_id, "referenceId", MAX_REFERENCE_ID)
         if description is not None:
             description = v.text(description, "description", MAX_REWARD_DESCRIPTION)
+        now = self._clock.now()
         credit = Credit(
             entry_id=self._ids.new_id(),
             user_id=user_id,
@@ -289,7 +307,9 @@ class CreditsService:
             description=description or reason,
             metadata={"reason": reason, "referenceId": reference_id},
             idempotency_key=reward_key(reference_id),
-            now=self._clock.now(),
+            now=now,
+            expires_at=lots.expiry(expires_at, now),
+            priority=lots.priority(priority),
         )
         async with self._store.unit_of_work() as uow:
             outcome = await uow.balances.credit(credit)
@@ -368,20 +388,3 @@ class CreditsService:
         entries = entries[:size]
         next_cursor = encode_cursor(entries[-1]) if more else None
         return LedgerPage(entries, next_cursor)
-
-
-def encode_cursor(entry: LedgerEntry) -> str:
-    raw = f"{entry.created_at.isoformat()}|{entry.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        when, entry_id = base64.urlsafe_b64decode(padded).decode().split("|", 1)
-        at = datetime.fromisoformat(when)
-    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
-        raise InvalidInput("cursor", "cursor is malformed") from exc
-    if at.tzinfo is None:
-        raise InvalidInput("cursor", "cursor is malformed")
-    return at, entry_id

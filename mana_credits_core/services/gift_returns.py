@@ -9,6 +9,7 @@ from ..errors import GiftNotCancellable, GiftNotFound
 from ..events import EventKind, Events
 from ..gifts import GiftCode, GiftStatus
 from ..ledger import Credit, TransactionType
+from ..lots import LotSource
 from ..ports import Clock, IdGenerator, Store, UnitOfWork
 
 GIFTS_APP = "gifts"
@@ -46,6 +47,7 @@ async def return_gift(
             metadata={"giftId": gift.id},
             idempotency_key=f"gift-return:{gift.id}",
             now=now,
+            lot_source=LotSource.RETURN,
         )
     )
     return True

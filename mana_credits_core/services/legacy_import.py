@@ -20,8 +20,9 @@ from ..legacy.errors import TargetHoldsOtherData
 from ..legacy.ports import ImportTarget, ImportWriter, LegacySource
 from ..legacy.records import ImportedBalance, LegacyFindings
 from ..legacy.report import Adjustment, AnomalyKind, ImportReport
+from ..lots import Allocation, opening_lot_id
 from ..purchases import Purchase, PurchaseStatus
-from ..reservations import Reservation
+from ..reservations import Reservation, ReservationStatus
 from ..sync import BillingInterval, SyncSubscription
 
 SHOWN_CONFLICTS = 5  # users named in a refusal
@@ -122,6 +123,9 @@ class LegacyImport:
             )
         step.report.table("balances").source = total
         step.advance("balances", total, total)
+        lots = [plan.lot for plan in openings.values() if plan.lot is not None]
+        for start in range(0, len(lots), BATCH):
+            await writer.write_lots(lots[start : start + BATCH])
         return openings
 
     @staticmethod
@@ -286,7 +290,16 @@ class LegacyImport:
                             f"user {old.user_id}: {old.amount} credits held since "
                             f"{old.created_at.isoformat()}",
                         )
-                yield [rules.reservation(old) for old in batch]
+                held = [rules.reservation(old) for old in batch]
+                # Pending ones hold their credits from the user's opening lot.
+                await writer.write_holds(
+                    [
+                        (r.id, Allocation(opening_lot_id(r.user_id), r.amount))
+                        for r in held
+                        if r.status == ReservationStatus.PENDING
+                    ]
+                )
+                yield held
 
         await step.copy("reservations", mapped(), writer.write_reservations)
 

@@ -243,6 +243,7 @@ class PaymentSync:
                 metadata={"purchaseId": completed.id, "packageId": completed.package_id},
                 idempotency_key=f"purchase:{completed.id}",
                 now=now,
+                purchase_id=completed.id,
             )
         )
         done.changes.append("credited")
@@ -307,6 +308,7 @@ class PaymentSync:
             idempotency_key=key,
             now=self._clock.now(),
             type=TransactionType.CLAWBACK,
+            purchase_id=purchase.id,
         )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..ports import LedgerTotals, Store
+from ..ports import LedgerTotals, LotTotals, Store
 
 PROGRESS_EVERY = 100  # users between two progress reports
+MAX_LOT_DRIFTS = 1000  # entries and reservations named at most (the rest are alike)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,12 @@ class ReconcileService:
     total_earned == sum of completed credits, total_spent == sum of completed debits,
     balance >= 0, and no ledger entry or hold belongs to a user without a balance.
     Every active gift code is backed by a creation entry holding exactly its credits.
+
+    Credit lots (docs/credits.md): per user, the credits left in lots == balance +
+    credits held, and the credits held in lots == credits held by pending
+    reservations; every debit entry's lot allocations sum to its amount, every credit
+    entry has exactly one lot of its amount (entries from before lots excepted: see
+    `balances.lots_since`), every pending reservation holds its amount from lots.
     """
 
     def __init__(self, store: Store) -> None:
@@ -56,6 +63,7 @@ class ReconcileService:
             # quiescent when reconcile matters, and a drift seen under load is re-checked).
             totals = await uow.ledger.totals()
             held = await uow.reservations.held_by_user()
+            lots = await uow.lots.totals()
             seen: set[str] = set()
             async for balance in uow.balances.iterate():
                 if user_id is not None and balance.user_id != user_id:
@@ -64,10 +72,13 @@ class ReconcileService:
                 report.users_checked += 1
                 sums = totals.get(balance.user_id, LedgerTotals())
                 hold = held.get(balance.user_id, 0)
+                in_lots = lots.get(balance.user_id, LotTotals())
                 checks = (
                     ("balance = ledger - held", sums.net - hold, balance.balance),
                     ("total_earned", sums.earned, balance.total_earned),
                     ("total_spent", sums.spent, balance.total_spent),
+                    ("lots remaining = balance + held", balance.balance + hold, in_lots.remaining),
+                    ("lots held = held", hold, in_lots.held),
                 )
                 for check, expected, found in checks:
                     if expected != found:
@@ -78,10 +89,14 @@ class ReconcileService:
                     progress(PROGRESS_EVERY)
             if progress is not None and report.users_checked % PROGRESS_EVERY:
                 progress(report.users_checked % PROGRESS_EVERY)
-            orphans = (set(totals) | set(held)) - seen
+            orphans = (set(totals) | set(held) | set(lots)) - seen
             for orphan in sorted(orphans):
                 if user_id is None or orphan == user_id:
                     report.drifts.append(Drift(orphan, "balance row exists", 1, 0))
+            for lot in await uow.lots.drifts(MAX_LOT_DRIFTS):
+                if user_id is None or lot.user_id == user_id:
+                    check = f"{lot.subject}: {lot.check}"
+                    report.drifts.append(Drift(lot.user_id, check, lot.expected, lot.found))
             if user_id is None:
                 # Credits held by active gifts are exactly what their creators paid in.
                 for gift_id, total, held_by_entry in await uow.gifts.unbacked():

@@ -18,6 +18,8 @@ from ..sync import (
     SyncStatus,
     SyncSubscription,
     add_months,
+    advance,
+    pause,
     period_key,
 )
 
@@ -251,7 +253,7 @@ class SyncService:
     ) -> tuple[int, int, list[tuple[str, BillingInterval]]]:
         """One batch in one transaction: (processed, charged, paused users)."""
         async with self._store.unit_of_work() as uow:
-            fast = await uow.sync.charge_due_batch(now, batch_size, SYNC_APP)
+            fast = await uow.sync.charge_due_batch(now, batch_size, self._due_charge)
             if fast is not None:
                 await uow.commit()
                 return fast.processed, fast.charged, fast.paused
@@ -266,26 +268,17 @@ class SyncService:
         return len(batch), charged, paused
 
     async def _bill(self, uow: UnitOfWork, sub: SyncSubscription, now: datetime) -> bool:
-        assert sub.next_charge_at is not None
-        interval = sub.billed_interval
-        outcome = await uow.balances.debit(self._charge(sub.user_id, interval, sub.next_charge_at))
+        outcome = await uow.balances.debit(self._due_charge(sub))
         if isinstance(outcome, Applied | Replayed):
-            months = sub.months_paid + interval.months
-            await uow.sync.save(
-                replace(
-                    sub,
-                    interval=interval,
-                    next_interval=None,
-                    months_paid=months,
-                    next_charge_at=add_months(sub.anchor_at, months),
-                    updated_at=now,
-                )
-            )
+            await uow.sync.save(advance(sub, now))
             return True
-        await uow.sync.save(
-            replace(sub, active=False, paused_at=now, next_charge_at=None, updated_at=now)
-        )
+        await uow.sync.save(pause(sub, now))
         return False
+
+    def _due_charge(self, sub: SyncSubscription) -> Debit:
+        """The charge of `sub`'s due period."""
+        assert sub.next_charge_at is not None
+        return self._charge(sub.user_id, sub.billed_interval, sub.next_charge_at)
 
     def _charge(self, user_id: str, interval: BillingInterval, period_start: datetime) -> Debit:
         return Debit(

@@ -12,7 +12,7 @@ from .. import validation as v
 from ..errors import InvalidInput
 from ..events import EventKind, Events
 from ..gifts import GiftCode, GiftRedemption, GiftStatus, email_key, looks_like_email
-from ..ledger import Applied, Balance, Debit, LedgerEntry, TransactionType, UsageStat
+from ..ledger import Balance, Debit, LedgerEntry, TransactionType, UsageStat
 from ..ports import Clock, Erasure, IdGenerator, Store, UnitOfWork
 from ..purchases import Purchase
 from ..reservations import ReleaseHold, Reservation, ReservationStatus
@@ -132,13 +132,15 @@ class UsersService:
 
     async def _forfeit(self, uow: UnitOfWork, user_id: str, now: datetime) -> int:
         current = await uow.balances.get(user_id)
-        if current is None or current.balance == 0:
+        if current is None:
             return 0
-        outcome = await uow.balances.debit(
+        # Every lot goes to zero: lots past their expiry expire first (their own
+        # entries), the rest is forfeited by one entry.
+        entry = await uow.balances.forfeit(
             Debit(
                 entry_id=self._ids.new_id(),
                 user_id=user_id,
-                amount=current.balance,
+                amount=max(current.balance, 1),  # ignored: the whole balance goes
                 app_id=SYSTEM_APP,
                 description="Balance forfeited: account deleted",
                 metadata=None,
@@ -147,9 +149,7 @@ class UsersService:
                 type=TransactionType.FORFEIT,
             )
         )
-        # The row is locked by this unit of work: the whole balance always fits.
-        assert isinstance(outcome, Applied), outcome
-        return current.balance
+        return 0 if entry is None else -entry.amount
 
     async def records(self, user_id: str) -> UserRecords:
         """Everything held about `user_id` but the ledger (see `ledger`), read in one

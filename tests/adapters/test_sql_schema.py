@@ -73,7 +73,8 @@ async def test_reconcile_reports_drift_planted_in_the_database(
         )
     report = await services.reconcile.run()
     assert [(d.user_id, d.check, d.expected, d.found) for d in report.drifts] == [
-        ("alice", "balance = ledger - held", 70, 71)
+        ("alice", "balance = ledger - held", 70, 71),
+        ("alice", "lots remaining = balance + held", 71, 70),
     ]
     assert report.users_checked == 2
     assert (await services.reconcile.run(user_id="bob")).ok

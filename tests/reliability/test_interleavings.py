@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import SqlStore
-from mana_credits_adapters.sql.tables import transactions
+from mana_credits_adapters.sql.tables import credit_lots, lot_allocations, transactions
 from mana_credits_core import InsufficientCredits, TransactionType
 from mana_credits_core.services import ReconcileService, Services
 
@@ -45,7 +45,9 @@ async def services(
 
 
 async def debit_by_hand(a: AsyncConnection, amount: int, key: str | None = None) -> None:
-    """What a debit writes, done in A's open transaction."""
+    """What a debit writes, done in A's open transaction: the balance row first (its
+    lock is what B waits on), then the entry and the credits burned from the user's
+    one lot."""
     await a.execute(
         sa.text(
             "UPDATE credits.balances SET balance = balance - :n,"
@@ -54,14 +56,24 @@ async def debit_by_hand(a: AsyncConnection, amount: int, key: str | None = None)
         {"n": amount},
     )
     now = datetime.now(UTC)
+    entry_id = str(uuid.uuid4())
     await a.execute(
         sa.insert(transactions).values(
-            id=str(uuid.uuid4()), user_id="u", type="usage", status="completed",
+            id=entry_id, user_id="u", type="usage", status="completed",
             amount=-amount, balance_before=100, balance_after=100 - amount, app_id="chat",
             description="by hand", metadata=None, idempotency_key=key, created_at=now,
             completed_at=now,
         )
     )  # fmt: skip
+    lot_id = await a.scalar(
+        sa.update(credit_lots)
+        .where(credit_lots.c.user_id == "u")
+        .values(remaining=credit_lots.c.remaining - amount)
+        .returning(credit_lots.c.id)
+    )
+    await a.execute(
+        sa.insert(lot_allocations).values(entry_id=entry_id, lot_id=lot_id, amount=amount)
+    )
 
 
 async def waiting_on_a_lock(store: SqlStore) -> None:

@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import SqlStore
-from mana_credits_adapters.sql.tables import transactions
+from mana_credits_adapters.sql.tables import credit_lots, transactions
 from mana_credits_core import TransactionType
+from mana_credits_core.lots import DEFAULT_PRIORITY
 from mana_credits_core.rewards import reward_key
 
 from .test_interleavings import waiting_on_a_lock
@@ -31,7 +32,8 @@ pytestmark = pytest.mark.postgres
 
 
 async def reward_by_hand(a: AsyncConnection, entry_id: str) -> None:
-    """What a reward of 50 for `fb` writes, done in A's open transaction."""
+    """What a reward of 50 for `fb` writes, done in A's open transaction: the balance,
+    the entry and its lot."""
     await a.execute(
         sa.text(
             "UPDATE credits.balances SET balance = balance + 50,"
@@ -45,6 +47,12 @@ async def reward_by_hand(a: AsyncConnection, entry_id: str) -> None:
             balance_before=10, balance_after=60, app_id="community", description="feedback",
             metadata={"reason": "feedback", "referenceId": "fb"},
             idempotency_key=reward_key("fb"), created_at=now, completed_at=now,
+        )
+    )  # fmt: skip
+    await a.execute(
+        sa.insert(credit_lots).values(
+            id=entry_id, user_id="u", source="grant", amount=50, remaining=50, held=0,
+            priority=DEFAULT_PRIORITY, created_at=now, entry_id=entry_id,
         )
     )  # fmt: skip
 

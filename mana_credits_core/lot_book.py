@@ -1,0 +1,343 @@
+"""One transaction's view of some users' balances and credit lots.
+
+A store locks the balances it is about to change, reads their users' open lots in a
+statement run after the lock (so it sees what the last holder of the lock committed),
+and hands both to a `LotBook`. The book decides debits, holds, commits, releases,
+claw-backs, forfeits and expiry with the rules of `lots`, against the balances and lots
+as this transaction has changed them so far, and collects every change in `Writes` for
+the store to make at once. The balance stays the authority on what may be spent; the
+lots say which credits were spent. Every store decides alike because they all decide
+here (docs/credits.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+
+from .errors import BalanceNotFound
+from .ledger import (
+    Applied,
+    Balance,
+    Credit,
+    Debit,
+    DebitOutcome,
+    LedgerEntry,
+    NoBalance,
+    Refused,
+    Replayed,
+    TransactionType,
+    completed_entry,
+)
+from .lots import Allocation, Lot, burn, burn_key, claw_back, derived_id, total
+from .reservations import (
+    CommitHold,
+    Held,
+    Hold,
+    ReleaseHold,
+    Reservation,
+    committed_entry,
+    pending_reservation,
+)
+
+EXPIRY_APP = "system"
+UsageKey = tuple[str, str, date]
+
+
+class LotsOutOfStep(RuntimeError):
+    """A user's lots do not hold what their balance says is spendable: stored data broke
+    an invariant (reconcile names it). Nothing is decided on such data."""
+
+
+def expiry_key(lot_id: str) -> str:
+    """The idempotency key of the one `expire` entry of a lot's free credits."""
+    return f"expire:{lot_id}"
+
+
+def held_expiry_key(reservation_id: str) -> str:
+    """The idempotency key of the `expire` entry of the expired lots' credits a
+    released reservation gave back."""
+    return f"expire:hold:{reservation_id}"
+
+
+def lot_for(credit: Credit, entry: LedgerEntry) -> Lot:
+    """The lot a credit entry creates: the entry's amount, with the entry's id."""
+    return Lot(
+        id=entry.id,
+        user_id=entry.user_id,
+        source=credit.source,
+        amount=entry.amount,
+        remaining=entry.amount,
+        priority=credit.priority,
+        expires_at=credit.expires_at,
+        created_at=credit.now,
+        entry_id=entry.id,
+        purchase_id=credit.purchase_id,
+    )
+
+
+@dataclass(slots=True)
+class Writes:
+    """What a book decided, for the store to write: the final state of every balance
+    and existing lot it changed, the entries, lot allocations (by entry id), hold
+    allocations added (by reservation id), reservations whose holds ended, and usage
+    (user, app, day) -> (credits, operations). `at` is the newest moment of a change."""
+
+    balances: dict[str, Balance] = field(default_factory=dict)
+    entries: list[LedgerEntry] = field(default_factory=list)
+    lots: dict[str, Lot] = field(default_factory=dict)
+    allocations: list[tuple[str, Allocation]] = field(default_factory=list)
+    holds: list[tuple[str, Allocation]] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    usage: dict[UsageKey, tuple[int, int]] = field(default_factory=dict)
+    at: datetime | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.balances or self.lots or self.entries or self.released)
+
+
+class LotBook:
+    """Locked balances and the open lots of their users (see the module).
+
+    `priors` are ledger entries already stored under the idempotency keys the caller
+    will use, by (user id, key). Methods raise `LotsOutOfStep` when the lots cannot
+    cover what the balance allows.
+    """
+
+    def __init__(
+        self,
+        balances: Iterable[Balance],
+        lots: Iterable[Lot],
+        priors: Mapping[tuple[str, str], LedgerEntry] | None = None,
+    ) -> None:
+        self._balances = {b.user_id: b for b in balances}
+        self._lots: dict[str, Lot] = {}
+        self._by_user: dict[str, list[str]] = {}
+        for lot in lots:
+            self._lots[lot.id] = lot
+            self._by_user.setdefault(lot.user_id, []).append(lot.id)
+        self._keys = dict(priors or {})
+        self.writes = Writes()
+
+    def balance(self, user_id: str) -> Balance | None:
+        return self._balances.get(user_id)
+
+    def lots_of(self, user_id: str) -> list[Lot]:
+        """The user's open lots as this transaction sees them now, in burn order."""
+        return sorted((self._lots[i] for i in self._by_user.get(user_id, ())), key=burn_key)
+
+    # Debits.
+
+    def debit(self, debit: Debit) -> DebitOutcome:
+        """A debit (see `Debit`): replayed, refused, or burned from the lots. Lots past
+        their expiry are expired first, so only unexpired credits pay."""
+        key = debit.idempotency_key
+        if key is not None and (debit.user_id, key) in self._keys:
+            return Replayed(self._keys[(debit.user_id, key)])
+        if debit.user_id not in self._balances:
+            return NoBalance()
+        self.expire_due(debit.user_id, debit.now)
+        current = self._balances[debit.user_id]
+        if current.balance < debit.amount:
+            return Refused(current.balance)
+        entry = self._take(debit, self._burn(debit.user_id, debit.amount, debit.now))
+        if debit.counts_as_usage:
+            self._count(debit.user_id, debit.app_id, debit.usage_day, debit.amount)
+        return Applied(entry, self._balances[debit.user_id])
+
+    def claw_back(self, debit: Debit) -> tuple[LedgerEntry | None, int]:
+        """Take up to `debit.amount` back: the lot of `debit.purchase_id` first, then in
+        burn order; what is already spent becomes debt. Returns the entry (None if
+        nothing could be taken) and the debt added. Raises `BalanceNotFound`."""
+        current = self._existing(debit.user_id, debit.now)
+        first = next(
+            (
+                lot.id
+                for lot in self.lots_of(debit.user_id)
+                if debit.purchase_id is not None and lot.purchase_id == debit.purchase_id
+            ),
+            None,
+        )
+        taken, debt = claw_back(self.lots_of(debit.user_id), debit.amount, debit.now, first)
+        if total(taken) != min(current.balance, debit.amount):
+            raise LotsOutOfStep(f"the lots of {debit.user_id} do not cover the balance")
+        if not taken:
+            self._set_balance(replace(current, debt=current.debt + debt), debit.now)
+            return None, debt
+        return self._take(debit, taken, debt_change=debt), debt
+
+    def collect_debt(self, debit: Debit) -> LedgerEntry | None:
+        """Take what the user owes, as far as the balance allows (`debit.amount` is
+        ignored), in burn order. Raises `BalanceNotFound`."""
+        current = self._existing(debit.user_id, debit.now)
+        amount = min(current.balance, current.debt)
+        if amount == 0:
+            return None
+        taken = self._burn(debit.user_id, amount, debit.now)
+        return self._take(debit, taken, debt_change=-amount)
+
+    def forfeit(self, debit: Debit) -> LedgerEntry | None:
+        """Take the whole spendable balance (`debit.amount` is ignored), lots past their
+        expiry expired first; None when nothing is left. Raises `BalanceNotFound`."""
+        current = self._existing(debit.user_id, debit.now)
+        if current.balance == 0:
+            return None
+        return self._take(debit, self._burn(debit.user_id, current.balance, debit.now))
+
+    # Expiry.
+
+    def expire_due(self, user_id: str, now: datetime) -> list[LedgerEntry]:
+        """Expire the free credits of each of the user's lots past its expiry and not
+        expired yet: one `expire` entry per lot (its key `expire:<lot id>`), the lot
+        keeping only its held credits. Held credits expire when released."""
+        entries = []
+        for lot in self.lots_of(user_id):
+            if lot.expired(now) and lot.free > 0 and lot.expired_at is None:
+                why: dict[str, object] = {"lotId": lot.id}
+                expiry = _expiry(user_id, expiry_key(lot.id), lot.free, now, why)
+                entries.append(self._take(expiry, [Allocation(lot.id, lot.free)]))
+                self._set_lot(replace(self._lots[lot.id], expired_at=now))
+        return entries
+
+    # Reservations.
+
+    def hold(self, hold: Hold) -> Held | None:
+        """Set `hold.amount` credits aside from the lots, in burn order, into a new
+        pending reservation; None if they do not fit. Raises `BalanceNotFound`."""
+        current = self._existing(hold.user_id, hold.now)
+        if current.balance < hold.amount:
+            return None
+        reservation = pending_reservation(hold)
+        for part in self._burn(hold.user_id, hold.amount, hold.now):
+            lot = self._lots[part.lot_id]
+            self._set_lot(replace(lot, held=lot.held + part.amount))
+            self.writes.holds.append((reservation.id, part))
+        after = replace(current, balance=current.balance - hold.amount)
+        self._set_balance(after, hold.now)
+        return Held(reservation, after.balance)
+
+    def commit(
+        self, reservation: Reservation, commit: CommitHold, holds: Iterable[Allocation]
+    ) -> LedgerEntry:
+        """Spend a reservation's held credits (its `holds`) as a usage entry."""
+        parts = self._holds(reservation, holds)
+        current = self._balances[reservation.user_id]
+        entry = committed_entry(reservation, commit, current.balance)
+        for part in parts:
+            lot = self._lots[part.lot_id]
+            self._set_lot(
+                replace(lot, remaining=lot.remaining - part.amount, held=lot.held - part.amount)
+            )
+            self.writes.allocations.append((entry.id, part))
+        self._set_balance(
+            replace(current, total_spent=current.total_spent + reservation.amount), commit.now
+        )
+        self.writes.entries.append(entry)
+        self.writes.released.append(reservation.id)
+        self._count(reservation.user_id, reservation.app_id, commit.now.date(), reservation.amount)
+        return entry
+
+    def release(
+        self, reservation: Reservation, release: ReleaseHold, holds: Iterable[Allocation]
+    ) -> Balance:
+        """Give a reservation's held credits back to their lots; what lies in lots past
+        their expiry then expires with one `expire` entry. Returns the balance after."""
+        parts = self._holds(reservation, holds)
+        user_id = reservation.user_id
+        self.expire_due(user_id, release.now)
+        current = self._balances[user_id]
+        for part in parts:
+            lot = self._lots[part.lot_id]
+            self._set_lot(replace(lot, held=lot.held - part.amount))
+        self._set_balance(
+            replace(current, balance=current.balance + reservation.amount), release.now
+        )
+        self.writes.released.append(reservation.id)
+        lapsed = [p for p in parts if self._lots[p.lot_id].expired(release.now)]
+        if lapsed:
+            why: dict[str, object] = {"reservationId": reservation.id}
+            key = held_expiry_key(reservation.id)
+            self._take(_expiry(user_id, key, total(lapsed), release.now, why), lapsed)
+            for part in lapsed:
+                lot = self._lots[part.lot_id]
+                self._set_lot(replace(lot, expired_at=lot.expired_at or release.now))
+        return self._balances[user_id]
+
+    # Internals.
+
+    def _existing(self, user_id: str, now: datetime) -> Balance:
+        if user_id not in self._balances:
+            raise BalanceNotFound()
+        self.expire_due(user_id, now)
+        return self._balances[user_id]
+
+    def _burn(self, user_id: str, amount: int, now: datetime) -> list[Allocation]:
+        taken = burn(self.lots_of(user_id), amount, now)
+        if taken is None:
+            raise LotsOutOfStep(f"the lots of {user_id} do not cover the balance")
+        return taken
+
+    def _holds(self, reservation: Reservation, holds: Iterable[Allocation]) -> list[Allocation]:
+        parts = list(holds)
+        if total(parts) != reservation.amount or any(p.lot_id not in self._lots for p in parts):
+            raise LotsOutOfStep(f"reservation {reservation.id} holds other credits than its lots")
+        return parts
+
+    def _take(
+        self, command: Debit, parts: list[Allocation], *, debt_change: int = 0
+    ) -> LedgerEntry:
+        """Take the `parts` from their lots and the balance, as one entry of `command`."""
+        current = self._balances[command.user_id]
+        taken = total(parts)
+        after = replace(
+            current,
+            balance=current.balance - taken,
+            total_spent=current.total_spent + taken,
+            debt=current.debt + debt_change,
+        )
+        if after.balance < 0:
+            raise LotsOutOfStep(f"the lots of {command.user_id} hold more than the balance")
+        for part in parts:
+            lot = self._lots[part.lot_id]
+            self._set_lot(replace(lot, remaining=lot.remaining - part.amount))
+        entry = completed_entry(command, -taken, current.balance, after.balance)
+        self._set_balance(after, command.now)
+        self.writes.entries.append(entry)
+        self.writes.allocations.extend((entry.id, part) for part in parts)
+        if command.idempotency_key is not None:
+            self._keys[(command.user_id, command.idempotency_key)] = entry
+        return entry
+
+    def _set_lot(self, lot: Lot) -> None:
+        if not 0 <= lot.held <= lot.remaining <= lot.amount:
+            raise LotsOutOfStep(f"lot {lot.id} would leave its bounds")
+        self._lots[lot.id] = lot
+        self.writes.lots[lot.id] = lot
+
+    def _set_balance(self, balance: Balance, now: datetime) -> None:
+        self._balances[balance.user_id] = balance
+        self.writes.balances[balance.user_id] = balance
+        self.writes.at = now if self.writes.at is None else max(self.writes.at, now)
+
+    def _count(self, user_id: str, app_id: str, day: date, amount: int) -> None:
+        key = (user_id, app_id, day)
+        used, operations = self.writes.usage.get(key, (0, 0))
+        self.writes.usage[key] = (used + amount, operations + 1)
+
+
+def _expiry(
+    user_id: str, key: str, amount: int, now: datetime, metadata: dict[str, object]
+) -> Debit:
+    """The debit an expiry writes; its entry id derives from its key (once per key)."""
+    return Debit(
+        entry_id=derived_id(f"{user_id}\x1f{key}"),
+        user_id=user_id,
+        amount=amount,
+        app_id=EXPIRY_APP,
+        description="Credits expired",
+        metadata=metadata,
+        idempotency_key=key,
+        now=now,
+        type=TransactionType.EXPIRE,
+    )

@@ -1,0 +1,68 @@
+"""The port of credit lots: reads, the expiry sweep's writes, reconciliation's sums."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ..ledger import LedgerEntry
+from ..lots import Allocation, Lot
+
+
+@dataclass(frozen=True, slots=True)
+class LotTotals:
+    """One user's lots summed: credits left in them, and of those held (credits)."""
+
+    remaining: int = 0
+    held: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LotDrift:
+    """One ledger entry or reservation whose lots disagree with it (reconciliation):
+    `subject` names it, `check` the rule, `expected` and `found` the credits."""
+
+    user_id: str
+    subject: str
+    check: str
+    expected: int
+    found: int
+
+
+class LotRepository(Protocol):
+    async def of_user(self, user_id: str) -> list[Lot]:
+        """Every lot of the user, spent ones included, oldest first (then by id)."""
+        ...
+
+    async def allocations(self, entry_id: str) -> list[Allocation]:
+        """Which lots paid the debit entry `entry_id`, and how much each, by lot id."""
+        ...
+
+    async def holds(self, reservation_id: str) -> list[Allocation]:
+        """Which lots a pending reservation holds credits of, by lot id (none once it
+        is resolved)."""
+        ...
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        """Users with a lot past its expiry at `now` whose free credits have not
+        expired yet (at most `limit` lots looked at, soonest expiry first)."""
+        ...
+
+    async def expire(self, user_id: str, now: datetime) -> list[LedgerEntry]:
+        """Lock the user's balance and expire the free credits of each of their lots
+        past its expiry: one `expire` entry per lot, exactly once per lot (concurrent
+        sweeps and debits included). Returns the entries written now."""
+        ...
+
+    async def totals(self) -> Mapping[str, LotTotals]:
+        """Per user: the sums over their lots (for reconciliation)."""
+        ...
+
+    async def drifts(self, limit: int) -> list[LotDrift]:
+        """Up to `limit` entries and reservations whose lots disagree with them: a debit
+        entry whose allocations do not sum to its amount, a credit entry without
+        exactly one lot of its amount, a pending reservation whose holds do not sum to
+        it. Entries up to a balance's `lots_since` (from before lots) are not checked."""
+        ...
