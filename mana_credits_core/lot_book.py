@@ -50,15 +50,20 @@ class LotsOutOfStep(RuntimeError):
     an invariant (reconcile names it). Nothing is decided on such data."""
 
 
+EXPIRY_KEY_PREFIX = "expire\x1f"
+"""Expiry keys start with the ASCII unit separator after `expire`: no client key can
+(client keys may not hold control characters), as for reward keys."""
+
+
 def expiry_key(lot_id: str) -> str:
     """The idempotency key of the one `expire` entry of a lot's free credits."""
-    return f"expire:{lot_id}"
+    return f"{EXPIRY_KEY_PREFIX}{lot_id}"
 
 
 def held_expiry_key(reservation_id: str) -> str:
     """The idempotency key of the `expire` entry of the expired lots' credits a
     released reservation gave back."""
-    return f"expire:hold:{reservation_id}"
+    return f"{EXPIRY_KEY_PREFIX}hold\x1f{reservation_id}"
 
 
 def lot_for(credit: Credit, entry: LedgerEntry) -> Lot:
@@ -189,7 +194,7 @@ class LotBook:
 
     def expire_due(self, user_id: str, now: datetime) -> list[LedgerEntry]:
         """Expire the free credits of each of the user's lots past its expiry and not
-        expired yet: one `expire` entry per lot (its key `expire:<lot id>`), the lot
+        expired yet: one `expire` entry per lot (its key `expiry_key(lot id)`), the lot
         keeping only its held credits. Held credits expire when released."""
         entries = []
         for lot in self.lots_of(user_id):

@@ -24,7 +24,7 @@ class LotsService:
         expired now.
 
         Each lot gives one `expire` entry of minus its free credits (key
-        `expire:<lot id>`), its user's balance goes down by as much, and held credits
+        `expiry_key(lot id)`), its user's balance goes down by as much, and held credits
         stay until their reservation resolves. One transaction per user, each under
         the user's balance lock, so the sweep is safe to run in several processes at
         once and beside debits (which expire such lots themselves first): every lot

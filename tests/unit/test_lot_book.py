@@ -19,7 +19,7 @@ from mana_credits_core.ledger import (
     TransactionType,
     completed_entry,
 )
-from mana_credits_core.lot_book import LotBook, LotsOutOfStep, expiry_key, lot_for
+from mana_credits_core.lot_book import LotBook, LotsOutOfStep, expiry_key, held_expiry_key, lot_for
 from mana_credits_core.lots import DEFAULT_PRIORITY, Allocation, Lot, LotSource, opening_lot
 from mana_credits_core.reservations import CommitHold, Hold, ReleaseHold, ReservationStatus
 
@@ -124,7 +124,7 @@ def test_a_release_gives_held_credits_back_and_expires_those_past_their_date() -
     assert (lapsed.type, lapsed.amount, lapsed.idempotency_key) == (
         TransactionType.EXPIRE,
         -4,
-        "expire:hold:r",
+        held_expiry_key("r"),
     )
     assert (b.lots_of("u")[0].remaining, b.lots_of("u")[0].held) == (0, 0)
 
