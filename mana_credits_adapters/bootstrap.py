@@ -28,6 +28,7 @@ from mana_credits_core.services import (
     UsersService,
 )
 from mana_credits_core.services.credits import UnitOfWorkDebits
+from mana_credits_core.services.notices import LowBalanceAlerts
 
 from .clock import SecretCodes, SystemClock, UuidGenerator
 from .settings import Settings
@@ -161,18 +162,24 @@ def build_services(
     payments = payments or open_payments(settings)
     notifier = notifier or open_notifier(settings)
     events = Events()  # one for all the use cases, so one listener hears them all
+    alerts = LowBalanceAlerts(notifier, settings.low_balance_credits)
+    debit_applier = debits or open_debits(store, settings)
     return Services(
         store=store,
-        credits=CreditsService(store, clock, ids, debits or open_debits(store, settings), events),
+        credits=CreditsService(store, clock, ids, debit_applier, events, alerts),
         reservations=ReservationsService(
-            store, clock, ids, ttl=timedelta(seconds=settings.reservation_ttl_seconds)
+            store,
+            clock,
+            ids,
+            ttl=timedelta(seconds=settings.reservation_ttl_seconds),
+            alerts=alerts,
         ),
         purchases=PurchasesService(store, clock, ids, payments, events),
         gifts=GiftsService(store, clock, ids, codes or SecretCodes(), events),
         sync=SyncService(store, clock, ids, notifier, events),
         reconcile=ReconcileService(store),
         users=UsersService(store, clock, ids, events),
-        lots=LotsService(store, clock),
+        lots=LotsService(store, clock, notifier),
         payments=payments,
         notifier=notifier,
         events=events,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from types import TracebackType
 from typing import Self
 
@@ -52,6 +52,7 @@ class MemoryState:
         self.lots_by_user: defaultdict[str, list[str]] = defaultdict(list)
         self.allocations: dict[str, list[Allocation]] = {}  # by debit entry id
         self.holds: dict[str, list[Allocation]] = {}  # by pending reservation id
+        self.notified: dict[str, datetime] = {}  # lot id -> when its expiry was announced
 
 
 class MemoryStore:

@@ -4,14 +4,14 @@ and reconciliation's reads (the rules themselves are the core's `LotBook`)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mana_credits_core.ledger import LedgerEntry, TransactionStatus, TransactionType, UsageStat
 from mana_credits_core.lot_book import LotBook, UsageKey, Writes
-from mana_credits_core.lots import Allocation, Lot
+from mana_credits_core.lots import Allocation, Lot, to_notify
 from mana_credits_core.ports import LotDrift, LotTotals
 from mana_credits_core.reservations import ReservationStatus
 
@@ -102,7 +102,12 @@ def write(state: MemoryState, writes: Writes, undo: list[Undo]) -> None:
         count_usage(state, key, used, operations, undo)
 
 
-def _undoable_pop(table: dict[str, list[Allocation]], key: str, undo: list[Undo]) -> None:
+def _by_expiry(lot: Lot) -> tuple[datetime, str]:
+    assert lot.expires_at is not None
+    return (lot.expires_at, lot.id)
+
+
+def _undoable_pop(table: dict[str, Any], key: str, undo: list[Undo]) -> None:
     old = table.pop(key)
     undo.append(lambda: table.__setitem__(key, old))
 
@@ -140,6 +145,25 @@ class MemoryLots:
         entries = book.expire_due(user_id, now)
         write(self._s, book.writes, self._undo)
         return entries
+
+    async def notice_due(self, now: datetime, limit: int) -> list[str]:
+        due = sorted(self._unannounced(self._s.lots.values(), now), key=_by_expiry)
+        return list(dict.fromkeys(lot.user_id for lot in due[:limit]))
+
+    async def claim_notices(self, user_id: str, now: datetime) -> list[Lot]:
+        lots = (self._s.lots[i] for i in self._s.lots_by_user.get(user_id, ()))
+        claimed = sorted(self._unannounced(lots, now), key=_by_expiry)
+        for lot in claimed:
+            undoable_set(self._s.notified, lot.id, now, self._undo)
+        return claimed
+
+    async def release_notices(self, lot_ids: Sequence[str], claimed_at: datetime) -> None:
+        for lot_id in lot_ids:
+            if self._s.notified.get(lot_id) == claimed_at:
+                _undoable_pop(self._s.notified, lot_id, self._undo)
+
+    def _unannounced(self, lots: Iterable[Lot], now: datetime) -> list[Lot]:
+        return [lot for lot in to_notify(lots, now) if lot.id not in self._s.notified]
 
     async def totals(self) -> Mapping[str, LotTotals]:
         sums: dict[str, LotTotals] = {}

@@ -13,7 +13,7 @@ import enum
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from .errors import InvalidInput
 
@@ -143,6 +143,39 @@ def to_notify(lots: Iterable[Lot], now: datetime) -> list[Lot]:
         and now < lot.expires_at <= now + EXPIRY_NOTICE
         and lot.remaining > 0
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryNotice:
+    """One notice to a user: `credits` of their lots `lot_ids` expire on one day (UTC),
+    the first of them at `expires_at`."""
+
+    user_id: str
+    credits: int
+    expires_at: datetime
+    lot_ids: tuple[str, ...]
+
+
+def expiry_notices(lots: Iterable[Lot]) -> list[ExpiryNotice]:
+    """The notices announcing `lots` (each with an expiry): one per user and day of
+    expiry (UTC), so that a user hears once of several lots expiring the same day.
+    Counts each lot's `remaining` credits (held ones expire too if their hold is
+    released). Ordered by expiry, then user."""
+    days: dict[tuple[str, date], list[Lot]] = {}
+    for lot in lots:
+        if lot.expires_at is None:
+            raise ValueError(f"lot {lot.id} never expires")
+        days.setdefault((lot.user_id, lot.expires_at.astimezone(UTC).date()), []).append(lot)
+    notices = [
+        ExpiryNotice(
+            user_id=user_id,
+            credits=sum(lot.remaining for lot in group),
+            expires_at=min(lot.expires_at for lot in group if lot.expires_at is not None),
+            lot_ids=tuple(sorted(lot.id for lot in group)),
+        )
+        for (user_id, _), group in days.items()
+    ]
+    return sorted(notices, key=lambda n: (n.expires_at, n.user_id))
 
 
 def crossed_low(before: int, after: int, threshold: int) -> bool:

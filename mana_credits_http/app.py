@@ -165,12 +165,13 @@ async def database_watch(app: web.Application) -> AsyncIterator[None]:
 
 
 async def reservation_sweep(app: web.Application) -> AsyncIterator[None]:
-    """Release expired reservations, then expire the free credits of lots past their
-    date, in the background."""
+    """Release expired reservations, expire the free credits of lots past their date,
+    then tell users of credits expiring within seven days, in the background."""
     services = app[SERVICES]
 
     async def job() -> int:
-        return await services.reservations.release_expired() + await services.lots.expire()
+        done = await services.reservations.release_expired() + await services.lots.expire()
+        return done + await services.lots.send_expiry_notices()
 
     async with periodic("reservation sweep", app[SETTINGS].sweep_interval_seconds, job):
         yield

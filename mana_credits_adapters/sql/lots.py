@@ -3,7 +3,7 @@ reconciliation's reads (the rules themselves are the core's `LotBook`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mana_credits_core.ledger import Balance, LedgerEntry, TransactionType
 from mana_credits_core.lot_book import LotBook, Writes
-from mana_credits_core.lots import Allocation, Lot, LotSource
+from mana_credits_core.lots import EXPIRY_NOTICE, Allocation, Lot, LotSource
 from mana_credits_core.ports import LotDrift, LotTotals
 from mana_credits_core.reservations import ReservationStatus
 
@@ -195,6 +195,16 @@ async def holds_of(connection: AsyncConnection, reservation_id: str) -> list[All
     return [Allocation(row.lot_id, row.amount) for row in await connection.execute(query)]
 
 
+def _unannounced(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    """The lots `lots.to_notify` picks at `now`, not announced yet."""
+    return (
+        l.expires_at > now,
+        l.expires_at <= now + EXPIRY_NOTICE,
+        l.remaining > 0,
+        l.notified_at.is_(None),
+    )
+
+
 class SqlLots:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
@@ -227,6 +237,33 @@ class SqlLots:
         entries = book.expire_due(user_id, now)
         await write(self._c, book.writes)
         return entries
+
+    async def notice_due(self, now: datetime, limit: int) -> list[str]:
+        query = (
+            sa.select(l.user_id).where(*_unannounced(now)).order_by(l.expires_at, l.id).limit(limit)
+        )
+        return list(dict.fromkeys((await self._c.scalars(query)).all()))
+
+    async def claim_notices(self, user_id: str, now: datetime) -> list[Lot]:
+        # One conditional UPDATE: a concurrent claim of the same row waits for the
+        # row lock, then re-checks `notified_at IS NULL` (PostgreSQL READ COMMITTED)
+        # or is serialised by BEGIN IMMEDIATE (SQLite), so each lot is claimed once.
+        claim = (
+            sa.update(credit_lots)
+            .where(l.user_id == user_id, *_unannounced(now))
+            .values(notified_at=now)
+            .returning(*credit_lots.c)
+        )
+        claimed = [lot_from(row) for row in await self._c.execute(claim)]
+        return sorted(claimed, key=lambda lot: (lot.expires_at, lot.id))
+
+    async def release_notices(self, lot_ids: Sequence[str], claimed_at: datetime) -> None:
+        if lot_ids:
+            await self._c.execute(
+                sa.update(credit_lots)
+                .where(l.id.in_(list(lot_ids)), l.notified_at == claimed_at)
+                .values(notified_at=None)
+            )
 
     async def totals(self) -> Mapping[str, LotTotals]:
         query = sa.select(l.user_id, sa.func.sum(l.remaining), sa.func.sum(l.held)).group_by(

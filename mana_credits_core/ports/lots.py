@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -54,6 +54,25 @@ class LotRepository(Protocol):
         """Lock the user's balance and expire the free credits of each of their lots
         past its expiry: one `expire` entry per lot, exactly once per lot (concurrent
         sweeps and debits included). Returns the entries written now."""
+        ...
+
+    async def notice_due(self, now: datetime, limit: int) -> list[str]:
+        """Users with a lot that expires within `lots.EXPIRY_NOTICE` after `now`, has
+        credits left and was not announced yet (at most `limit` lots looked at,
+        soonest expiry first)."""
+        ...
+
+    async def claim_notices(self, user_id: str, now: datetime) -> list[Lot]:
+        """Mark the user's lots due for an expiry notice at `now` (those `notice_due`
+        finds) as announced at `now`, by one conditional write (`notified_at` still
+        unset), and return the lots this call marked: of two calls at once, each lot
+        goes to one of them only."""
+        ...
+
+    async def release_notices(self, lot_ids: Sequence[str], claimed_at: datetime) -> None:
+        """Unmark the lots `claim_notices` marked at `claimed_at` (a notice that could
+        not be sent), so that a later sweep announces them again. A lot marked at
+        another moment is left alone."""
         ...
 
     async def totals(self) -> Mapping[str, LotTotals]:

@@ -106,6 +106,17 @@ class Notifier(Protocol):
 
     async def sync_paused(self, user_id: str, *, interval: str, required: int) -> None: ...
 
+    async def credits_expiring(self, user_id: str, *, credits: int, expires_at: datetime) -> None:
+        """Tell the user that `credits` of their credits expire at `expires_at` (the
+        earliest expiry of the lots announced together). Raises on any failure to
+        deliver, so that the caller can try again later."""
+        ...
+
+    async def low_balance(self, user_id: str, *, balance: int, threshold: int) -> None:
+        """Tell the user that a debit took their spendable balance below `threshold`
+        credits, to `balance` credits. Raises on any failure to deliver."""
+        ...
+
     async def close(self) -> None: ...
 
 

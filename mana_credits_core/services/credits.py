@@ -43,6 +43,7 @@ from ..rewards import (
     Reward,
     reward_key,
 )
+from .notices import LowBalanceAlerts
 
 SYSTEM_APP = "system"
 ADMIN_APP = "admin"
@@ -83,12 +84,14 @@ class CreditsService:
         ids: IdGenerator,
         debits: DebitApplier | None = None,
         events: Events | None = None,
+        alerts: LowBalanceAlerts | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids
         self._debits = debits or UnitOfWorkDebits(store)
         self._events = events or Events()
+        self._alerts = alerts
 
     async def close(self) -> None:
         """Stop the debit applier (group commit writers finish their queues)."""
@@ -147,6 +150,10 @@ class CreditsService:
         `IdempotencyKeyReused` when the key was used for another request (a different
         amount, app, description or metadata; see `mana_credits_core.replays`). A
         replayed key returns the original entry with `replayed=True`.
+
+        A debit that takes the balance below the low-balance threshold notifies the
+        user once it has committed (`LowBalanceAlerts`); a failing notice never fails
+        the debit.
         """
         debit = Debit(
             entry_id=self._ids.new_id(),
@@ -161,6 +168,10 @@ class CreditsService:
         outcome = await self._debits.apply(debit)
         match outcome:
             case Applied(entry, balance):
+                if self._alerts is not None:
+                    await self._alerts.debited(
+                        entry.user_id, entry.balance_before, entry.balance_after
+                    )
                 return LedgerResult(entry, balance)
             case Replayed(entry):
                 check_replay(entry, debit)

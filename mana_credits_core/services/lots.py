@@ -6,8 +6,8 @@ import logging
 
 from .. import validation as v
 from ..lot_book import LotsOutOfStep
-from ..lots import Allocation, Lot
-from ..ports import Clock, Store
+from ..lots import Allocation, Lot, expiry_notices
+from ..ports import Clock, Notifier, Store
 
 log = logging.getLogger("mana_credits.lots")
 
@@ -15,9 +15,10 @@ log = logging.getLogger("mana_credits.lots")
 class LotsService:
     """Credit lots (docs/credits.md): every credit is a lot, debits burn them."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, notifier: Notifier | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._notifier = notifier
 
     async def expire(self, batch_size: int = 500) -> int:
         """Expire the free credits of every lot past its expiry; returns how many lots
@@ -48,6 +49,58 @@ class LotsService:
             expired += progress
             if len(users) < batch_size or progress == 0:
                 return expired
+
+    async def send_expiry_notices(self, batch_size: int = 500) -> int:
+        """Tell each user, once, of their credits expiring within `lots.EXPIRY_NOTICE`
+        (seven days); returns how many notices were sent.
+
+        Per user: the lots due are claimed first (their `notified_at` set by one
+        conditional write, committed), then announced with one notice per day of
+        expiry (`lots.expiry_notices`). Two sweeps at once never claim the same lot,
+        so each lot is announced once. A notice the notification service does not
+        take (down, refusing) has its lots' claim released, so the next sweep tries
+        again; a process that dies between the claim and the send loses that notice.
+        Without a notifier nothing is claimed.
+        """
+        if self._notifier is None:
+            return 0
+        sent = 0
+        while True:
+            async with self._store.reader() as reader:
+                users = await reader.lots.notice_due(self._clock.now(), batch_size)
+            failed = 0
+            for user_id in users:
+                done, lost = await self._announce(user_id, self._notifier)
+                sent += done
+                failed += lost
+            # Users whose notices failed stay due: stop rather than loop on them.
+            if len(users) < batch_size or failed:
+                return sent
+
+    async def _announce(self, user_id: str, notifier: Notifier) -> tuple[int, int]:
+        """Claim and announce one user's lots due; (notices sent, notices failed)."""
+        now = self._clock.now()
+        async with self._store.unit_of_work() as uow:
+            claimed = await uow.lots.claim_notices(user_id, now)
+            await uow.commit()
+        sent = failed = 0
+        for notice in expiry_notices(claimed):
+            try:
+                await notifier.credits_expiring(
+                    user_id, credits=notice.credits, expires_at=notice.expires_at
+                )
+                sent += 1
+            except Exception:
+                failed += 1
+                log.warning(
+                    "the expiry notice to %s failed; the next sweep retries it",
+                    user_id,
+                    exc_info=True,
+                )
+                async with self._store.unit_of_work() as uow:
+                    await uow.lots.release_notices(notice.lot_ids, now)
+                    await uow.commit()
+        return sent, failed
 
     async def of_user(self, user_id: str) -> list[Lot]:
         """Every lot of the user, spent and expired ones included, oldest first.

@@ -18,6 +18,7 @@ from ..reservations import (
     ReservationStatus,
     past_ttl,
 )
+from .notices import LowBalanceAlerts
 
 DEFAULT_TTL = timedelta(minutes=15)
 
@@ -36,16 +37,29 @@ class ReservationsService:
     """
 
     def __init__(
-        self, store: Store, clock: Clock, ids: IdGenerator, ttl: timedelta = DEFAULT_TTL
+        self,
+        store: Store,
+        clock: Clock,
+        ids: IdGenerator,
+        ttl: timedelta = DEFAULT_TTL,
+        alerts: LowBalanceAlerts | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids
         self.ttl = ttl
+        self._alerts = alerts
 
     async def reserve(
         self, user_id: str, amount: int, reason: str, *, app_id: str = "system"
     ) -> Held:
+        """Hold `amount` credits out of the spendable balance in a pending reservation.
+
+        Raises `InsufficientCredits` (nothing held) when the balance is short. The hold
+        is what lowers the spendable balance, so a hold that takes it below the
+        low-balance threshold notifies the user once committed (the later commit
+        changes the spendable balance no more and notifies nothing).
+        """
         hold = Hold(
             reservation_id=self._ids.new_id(),
             user_id=v.identifier(user_id, "userId"),
@@ -60,6 +74,8 @@ class ReservationsService:
                 found = await uow.balances.get(hold.user_id)
                 raise InsufficientCredits(hold.amount, found.balance if found else 0)
             await uow.commit()
+        if self._alerts is not None:
+            await self._alerts.debited(hold.user_id, held.balance + hold.amount, held.balance)
         return held
 
     async def commit(self, reservation_id: str, description: str | None = None) -> LedgerEntry:

@@ -26,6 +26,12 @@ class RecordingNotifier:
             raise ConnectionError("notification service down")
         self.paused.append((user_id, interval, required))
 
+    async def credits_expiring(self, user_id: str, *, credits: int, expires_at: datetime) -> None:
+        return None
+
+    async def low_balance(self, user_id: str, *, balance: int, threshold: int) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 
