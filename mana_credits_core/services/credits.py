@@ -91,11 +91,14 @@ class CreditsService:
         self._ids = ids
         self._debits = debits or UnitOfWorkDebits(store)
         self._events = events or Events()
-        self._alerts = alerts
+        self.alerts = alerts
 
     async def close(self) -> None:
-        """Stop the debit applier (group commit writers finish their queues)."""
+        """Stop the debit applier (group commit writers finish their queues), then let
+        the low-balance notices still being sent finish (bounded)."""
         await self._debits.close()
+        if self.alerts is not None:
+            await self.alerts.drain()
 
     async def init_balance(self, user_id: str) -> Balance:
         """Create a zero balance if the user has none; idempotent."""
@@ -168,8 +171,8 @@ class CreditsService:
         outcome = await self._debits.apply(debit)
         match outcome:
             case Applied(entry, balance):
-                if self._alerts is not None:
-                    await self._alerts.debited(
+                if self.alerts is not None:
+                    await self.alerts.debited(
                         entry.user_id, entry.balance_before, entry.balance_after
                     )
                 return LedgerResult(entry, balance)

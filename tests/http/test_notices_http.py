@@ -95,6 +95,8 @@ async def test_the_low_balance_notice_reaches_the_service_and_its_failure_is_har
     s, service = services, notification_service
     await s.credits.grant("ana", 60, "welcome", "ops")
     await s.credits.use("ana", 20, "chat", "work")
+    assert s.credits.alerts is not None
+    await s.credits.alerts.drain()  # sent in the background: the debit did not wait
     [sent] = service.received
     assert (sent["appId"], sent["userId"]) == ("credits", "ana")
     assert sent["data"] == {"type": "low-balance", "balance": 40, "threshold": 50}
@@ -103,6 +105,7 @@ async def test_the_low_balance_notice_reaches_the_service_and_its_failure_is_har
     used = await s.credits.use("ana", 90, "chat", "more")  # crosses; the notice fails
     assert used.balance is not None
     assert used.balance.balance == 10
+    await s.credits.alerts.drain()
     assert len(service.received) == 1
 
 
