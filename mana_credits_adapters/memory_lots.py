@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mana_credits_core.ledger import LedgerEntry, TransactionStatus, TransactionType, UsageStat
 from mana_credits_core.lot_book import LotBook, UsageKey, Writes
 from mana_credits_core.lots import Allocation, Lot, to_notify
-from mana_credits_core.ports import LotDrift, LotTotals
+from mana_credits_core.ports import Expiring, LotDrift, LotTotals
 from mana_credits_core.reservations import ReservationStatus
 
 from .memory_undo import Undo, undoable_set
@@ -137,6 +137,21 @@ class MemoryLots:
             key=lambda lot: (lot.expires_at, lot.id),
         )
         return list(dict.fromkeys(lot.user_id for lot in due[:limit]))
+
+    async def expiring(self, until: datetime) -> Expiring:
+        lots = [
+            lot
+            for lot in self._s.lots.values()
+            if lot.expires_at is not None
+            and lot.expires_at <= until
+            and lot.expired_at is None
+            and lot.free > 0
+        ]
+        return Expiring(
+            credits=sum(lot.free for lot in lots),
+            users=len({lot.user_id for lot in lots}),
+            lots=len(lots),
+        )
 
     async def expire(self, user_id: str, now: datetime) -> list[LedgerEntry]:
         book = book_for(self._s, [user_id])

@@ -15,7 +15,7 @@ from mana_credits_core.errors import InsufficientCredits
 from mana_credits_core.services.credits import ADMIN_APP
 from mana_credits_core.validation import MAX_CREDITS, MAX_DESCRIPTION, MAX_PAGE_SIZE
 
-from . import rewards
+from . import lots, rewards
 from .runtime import (
     DatabaseUrl,
     JsonOutput,
@@ -253,27 +253,37 @@ def grant(
     reason: Reason,
     operator: Operator = None,
     idempotency_key: Key = None,
+    expires_in: lots.ExpiresIn = None,
+    priority: lots.Priority = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
     """Give USER credits (an audited `grant` entry).
 
-    The entry names the operator and the reason.
+    The entry names the operator and the reason. The credits may expire and be spent
+    before or after others (`credits lots` shows them).
 
     \b
     Example:
-      mana-credits credits grant alice 500 --reason "support ticket 4711"
+      mana-credits credits grant alice 500 --reason "support ticket 4711" --expires-in 30d
     """
 
     async def work() -> tuple[LedgerResult, int]:
         who = operator_name(operator)
+        expiry = lots.expires_at(expires_in)
         async with open_services(database_url) as services:
             result = await services.credits.grant(
-                user, amount_of(amount), reason, who, idempotency_key=idempotency_key
+                user,
+                amount_of(amount),
+                reason,
+                who,
+                idempotency_key=idempotency_key,
+                expires_at=expiry,
+                priority=priority,
             )
             return await applied(services, result)
 
-    show_result(run(work, AS_REASON), json)
+    show_result(run(work, AS_REASON | lots.LOT_FIELDS), json)
 
 
 @app.command(context_settings=AMOUNT_SETTINGS)
@@ -381,3 +391,4 @@ def entry_json(e: LedgerEntry) -> dict[str, object]:
 
 
 app.command(context_settings=AMOUNT_SETTINGS)(rewards.reward)
+app.command()(lots.lots)

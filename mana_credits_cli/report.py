@@ -1,4 +1,4 @@
-"""`mana-credits report usage`: credits used per app and day."""
+"""`mana-credits report`: credits used per app and day, credits about to expire."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import typer
 from rich.table import Table
 
 from mana_credits_core import UsageStat
+from mana_credits_core.ports import Expiring
+from mana_credits_core.services.lots import MAX_EXPIRING_DAYS
 
 from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, print_table, run
 
@@ -65,3 +67,37 @@ def usage(
         console.print(f"{day} [green]{'█' * width}[/green] {credits}")
     if not stats:
         console.print("no usage in this period")
+
+
+@app.command()
+def expiring(
+    days: Annotated[
+        int, typer.Option(help="How many days ahead, from now.", min=1, max=MAX_EXPIRING_DAYS)
+    ] = 30,
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+) -> None:
+    """Credits expiring in the next --days days, and their users.
+
+    Credits held by pending reservations are not counted; lots already past their date
+    that the sweep has not reached yet are.
+
+    \b
+    Example:
+      mana-credits report expiring --days 7
+    """
+
+    async def work() -> Expiring:
+        async with open_services(database_url, read_only=True) as services:
+            return await services.lots.expiring(days)
+
+    found = run(work)
+    if json:
+        print_json(
+            {"days": days, "credits": found.credits, "users": found.users, "lots": found.lots}
+        )
+        return
+    console.print(
+        f"credits expiring in the next {days} days: {found.credits} credits of "
+        f"{found.users} users ({found.lots} lots)"
+    )

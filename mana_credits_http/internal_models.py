@@ -16,6 +16,7 @@ from mana_credits_core.rewards import (
     Reward,
 )
 
+from .lot_models import ExpiresAt, Priority
 from .models import BalanceOut, Camel
 
 
@@ -25,6 +26,8 @@ class GrantBody(Camel):
     reason: Annotated[StrictStr, Field(min_length=1, max_length=MAX_REWARD_REASON)]
     reference_id: Annotated[StrictStr, Field(min_length=1, max_length=MAX_REFERENCE_ID)]
     description: Annotated[StrictStr, Field(max_length=MAX_REWARD_DESCRIPTION)] | None = None
+    expires_at: ExpiresAt = None
+    priority: Priority = None
 
 
 class GrantOut(Camel):

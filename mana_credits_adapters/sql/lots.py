@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mana_credits_core.ledger import Balance, LedgerEntry, TransactionType
 from mana_credits_core.lot_book import LotBook, Writes
 from mana_credits_core.lots import EXPIRY_NOTICE, Allocation, Lot, LotSource
-from mana_credits_core.ports import LotDrift, LotTotals
+from mana_credits_core.ports import Expiring, LotDrift, LotTotals
 from mana_credits_core.reservations import ReservationStatus
 
 from .entries import entry_from, entry_values
@@ -229,6 +229,16 @@ class SqlLots:
             .limit(limit)
         )
         return list(dict.fromkeys((await self._c.scalars(query)).all()))
+
+    async def expiring(self, until: datetime) -> Expiring:
+        free = l.remaining - l.held
+        query = sa.select(
+            sa.func.coalesce(sa.func.sum(free), 0),
+            sa.func.count(sa.distinct(l.user_id)),
+            sa.func.count(l.id),
+        ).where(l.expires_at <= until, l.expired_at.is_(None), free > 0)
+        credits, users, lots = (await self._c.execute(query)).one()
+        return Expiring(credits=int(credits), users=int(users), lots=int(lots))
 
     async def expire(self, user_id: str, now: datetime) -> list[LedgerEntry]:
         book = await locked_book(self._c, [user_id])

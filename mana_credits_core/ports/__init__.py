@@ -11,6 +11,7 @@ from .ledger import LedgerRepository as LedgerRepository
 from .ledger import LedgerTotals as LedgerTotals
 from .ledger import ReservationRepository as ReservationRepository
 from .ledger import UsageRepository as UsageRepository
+from .lots import Expiring as Expiring
 from .lots import LotDrift as LotDrift
 from .lots import LotRepository as LotRepository
 from .lots import LotTotals as LotTotals
@@ -40,6 +41,7 @@ __all__ = [
     "CustomerRepository",
     "DebitApplier",
     "Erasure",
+    "Expiring",
     "GiftRepository",
     "IdGenerator",
     "IdentityVerifier",

@@ -31,6 +31,16 @@ class LotDrift:
     found: int
 
 
+@dataclass(frozen=True, slots=True)
+class Expiring:
+    """Credits due to expire by some moment: `credits` the free credits of the lots
+    concerned, `users` how many users own them, `lots` how many lots."""
+
+    credits: int = 0
+    users: int = 0
+    lots: int = 0
+
+
 class LotRepository(Protocol):
     async def of_user(self, user_id: str) -> list[Lot]:
         """Every lot of the user, spent ones included, oldest first (then by id)."""
@@ -48,6 +58,11 @@ class LotRepository(Protocol):
     async def due(self, now: datetime, limit: int) -> list[str]:
         """Users with a lot past its expiry at `now` whose free credits have not
         expired yet (at most `limit` lots looked at, soonest expiry first)."""
+        ...
+
+    async def expiring(self, until: datetime) -> Expiring:
+        """The free credits (remaining less held) of every lot expiring at or before
+        `until` whose credits have not expired yet, summed over all users."""
         ...
 
     async def expire(self, user_id: str, now: datetime) -> list[LedgerEntry]:

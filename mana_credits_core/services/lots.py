@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from .. import validation as v
+from ..errors import InvalidInput
 from ..lot_book import LotsOutOfStep
-from ..lots import Allocation, Lot, expiry_notices
-from ..ports import Clock, Notifier, Store
+from ..lots import Allocation, Lot, burn_key, expiry_notices
+from ..ports import Clock, Expiring, Notifier, Store
+
+MAX_EXPIRING_DAYS = 3660
+"""The longest look-ahead of `expiring` (about ten years)."""
 
 log = logging.getLogger("mana_credits.lots")
 
@@ -108,6 +113,26 @@ class LotsService:
         user_id = v.identifier(user_id, "userId")
         async with self._store.reader() as reader:
             return await reader.lots.of_user(user_id)
+
+    async def open_lots(self, user_id: str) -> list[Lot]:
+        """The user's lots with credits left (`remaining` > 0, held ones included), in
+        burn order: the next debit takes from the first. Empty for a user never seen
+        (nothing is created). Raises `InvalidInput` for a malformed user id."""
+        lots = await self.of_user(user_id)
+        return sorted((lot for lot in lots if lot.remaining > 0), key=burn_key)
+
+    async def expiring(self, days: int = 30) -> Expiring:
+        """Credits due to expire within `days` days from now (1..`MAX_EXPIRING_DAYS`),
+        over all users: the free credits of lots whose expiry falls before then and
+        has not been applied yet (lots already past their date that the sweep has not
+        reached included). Credits held by pending reservations are not counted: they
+        expire only if their reservation is refunded. Raises `InvalidInput` (field
+        `days`)."""
+        if isinstance(days, bool) or not 1 <= days <= MAX_EXPIRING_DAYS:
+            raise InvalidInput("days", f"days must be 1..{MAX_EXPIRING_DAYS}")
+        until = self._clock.now() + timedelta(days=days)
+        async with self._store.reader() as reader:
+            return await reader.lots.expiring(until)
 
     async def allocations(self, entry_id: str) -> list[Allocation]:
         """Which lots paid a debit entry, and how much each (by lot id)."""

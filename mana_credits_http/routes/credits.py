@@ -10,6 +10,7 @@ from mana_credits_core.services import LedgerResult
 from ..auth import require_user
 from ..body import query_int, read_body
 from ..keys import METRICS, SERVICES
+from ..lot_models import LotsOut
 from ..models import BalanceOut, NewBalanceOut, TransactionOut, UseCreditsBody, UseCreditsOut
 from . import Route
 
@@ -69,6 +70,12 @@ async def transactions(request: web.Request) -> web.Response:
     return web.json_response([TransactionOut.render_entry(e) for e in entries])
 
 
+async def lots(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    found = await request.app[SERVICES].lots.open_lots(user.user_id)
+    return web.json_response(LotsOut.of(found).render())
+
+
 ROUTES = [
     Route("GET", "/api/v1/credits/balance", balance, "Your balance", "user", response=BalanceOut),
     Route(
@@ -88,5 +95,13 @@ ROUTES = [
         "user",
         response=TransactionOut,
         many=True,
+    ),
+    Route(
+        "GET",
+        "/api/v1/credits/lots",
+        lots,
+        "Your credit lots with credits left, in burn order (the next debit takes the first)",
+        "user",
+        response=LotsOut,
     ),
 ]

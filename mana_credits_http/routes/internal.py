@@ -11,6 +11,7 @@ from ..auth import require_service
 from ..body import read_body
 from ..internal_models import GrantBody, GrantOut, InternalBalanceOut
 from ..keys import SERVICES
+from ..lot_models import LotsOut
 from ..models import (
     BalanceOut,
     CommitBody,
@@ -82,9 +83,21 @@ async def grant(request: web.Request) -> web.Response:
     require_service(request)
     body = await read_body(request, GrantBody)
     reward = await request.app[SERVICES].credits.reward(
-        body.user_id, body.amount, body.reason, body.reference_id, description=body.description
+        body.user_id,
+        body.amount,
+        body.reason,
+        body.reference_id,
+        description=body.description,
+        expires_at=body.expires_at,
+        priority=body.priority,
     )
     return web.json_response(GrantOut.of(reward).render())
+
+
+async def lots(request: web.Request) -> web.Response:
+    require_service(request)
+    found = await request.app[SERVICES].lots.open_lots(request.match_info["user_id"])
+    return web.json_response(LotsOut.of(found).render())
 
 
 async def init(request: web.Request) -> web.Response:
@@ -158,10 +171,19 @@ ROUTES = [
         "POST",
         PREFIX + "/grant",
         grant,
-        "Reward a user: grant credits once per referenceId (repeats answer the original)",
+        "Reward a user: grant credits once per referenceId (repeats answer the original);"
+        " optional expiresAt and priority shape the credits' lot",
         "service",
         body=GrantBody,
         response=GrantOut,
+    ),
+    Route(
+        "GET",
+        PREFIX + "/lots/{user_id}",
+        lots,
+        "A user's credit lots with credits left, in burn order (none for an unknown user)",
+        "service",
+        response=LotsOut,
     ),
     Route(
         "POST",
