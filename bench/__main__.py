@@ -10,10 +10,17 @@ One run starts a PostgreSQL with the settings of a default install (`fsync` and
 5. the Cloud Sync billing run over 100,000 due subscriptions;
 6. the admin CLI's start: `mana-credits --help`, measured first, on an idle machine;
 7. the legacy import of an old database of 1,000,000 ledger entries for 100,000 users,
-   against PostgreSQL copying the same entries raw between the two databases.
+   against PostgreSQL copying the same entries raw between the two databases;
+8. debits with credit lots: the library in-process (as row 2) at BENCH_LOT_CLIENTS (16)
+   clients over BENCH_LOT_USERS (10,000) users holding one lot each, then as many users
+   holding 20 lots each (differing priorities and expiries); x row 1 is the ratio to
+   the 1-lot figure;
+9. the expiry sweep (`LotsService.expire`) over BENCH_SWEEP_USERS (20,000) users with
+   BENCH_SWEEP_LOTS (5) lots each past their expiry: lots expired per second.
 
 Rows 1-3 run at 1, 16 and 64 clients, for 10,000 random users and for one hot user,
 and show their ratio to row 1 at the same concurrency and user mix.
+BENCH_ONLY=lots runs rows 8 and 9 alone (the schema, then their own seeded users).
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ from mana_credits_adapters.identity.dev import SigningKey
 
 from . import load
 from .billing import billing_run
-from .legacy import legacy_import
+from .legacy import ImportResult, legacy_import
 from .library import library_debits
+from .lots import DebitsWithLots, Sweep, debits_with_lots, expiry_sweep
 from .pgbench import pgbench_debits
 from .setup import BenchDatabase, user
 from .startup import cli_startup, print_startup
@@ -55,65 +63,110 @@ class Row:
 
 def main() -> None:
     seconds = float(os.environ.get("BENCH_SECONDS", "10"))
-    subscriptions = int(os.environ.get("BENCH_SUBSCRIPTIONS", "100000"))
     workers = int(os.environ.get("BENCH_WORKERS", "1"))
+    only = os.environ.get("BENCH_ONLY", "")
+    if only not in ("", "lots"):
+        raise SystemExit(f"error: BENCH_ONLY={only!r}: unknown, use 'lots' or leave it unset")
+    started = time.monotonic()
+    startup = None if only else cli_startup()
+    rows: list[Row] = []
+    imported: ImportResult | None = None
+    with BenchDatabase.start() as db:
+        if only:
+            db.prepare(0)  # the schema alone: the lot rows seed their own users
+        else:
+            imported = debit_rows(db, rows, seconds, workers)
+        debits, sweep = lot_rows(db, rows, seconds)
+    print_table(rows, seconds, workers, time.monotonic() - started)
+    if startup is not None:
+        print_startup(startup)
+    if imported is not None:
+        print(
+            f"legacy import: {imported.entries:,} ledger entries for {imported.users:,} users,"
+            f" {imported.rows:,} rows written in {imported.seconds:.1f} s (whole command);"
+            " x row 1 there is the ratio to PostgreSQL's raw copy of the same entries"
+        )
+    print(
+        f"debits with lots: {debits.users:,} users with 1 lot, {debits.users:,} with"
+        f" {debits.lots} lots, {debits.clients} clients; x row 1 there is the ratio to the"
+        f" 1-lot figure: {debits.many_lots / debits.one_lot:.2f}"
+    )
+    print(
+        f"expiry sweep: {sweep.lots:,} lots of {sweep.users:,} users expired in"
+        f" {sweep.seconds:.1f} s ({sweep.lots_per_second:,.0f} lots/s)"
+    )
+
+
+def debit_rows(db: BenchDatabase, rows: list[Row], seconds: float, workers: int) -> ImportResult:
+    """Rows 1 to 7 (all but the CLI's start); returns the legacy import's result."""
+    subscriptions = int(os.environ.get("BENCH_SUBSCRIPTIONS", "100000"))
     import_entries = int(os.environ.get("BENCH_IMPORT_ENTRIES", "1000000"))
     import_users = int(os.environ.get("BENCH_IMPORT_USERS", "100000"))
-    started = time.monotonic()
-    startup = cli_startup()
-    rows: list[Row] = []
-    with BenchDatabase.start() as db:
-        db.prepare(USERS)
-        limits: dict[tuple[int, int], float] = {}
+    db.prepare(USERS)
+    limits: dict[tuple[int, int], float] = {}
+    for users, mix in MIXES:
+        for clients in CLIENTS:
+            tps = pgbench_debits(db, clients, users, seconds)
+            limits[(users, clients)] = tps
+            rows.append(Row(1, "pgbench: one debit's SQL", mix, clients, tps, tps))
+            progress(rows[-1])
+    for users, mix in MIXES:
+        for clients in CLIENTS:
+            rate = asyncio.run(library_debits(db.url, clients, users, seconds))
+            limit = limits[(users, clients)]
+            rows.append(Row(2, "library in-process", mix, clients, rate, limit))
+            progress(rows[-1])
+    key = SigningKey.generate()
+    with load.jwks_endpoint(key) as issuer, load.server(db, issuer, workers) as server:
         for users, mix in MIXES:
             for clients in CLIENTS:
-                tps = pgbench_debits(db, clients, users, seconds)
-                limits[(users, clients)] = tps
-                rows.append(Row(1, "pgbench: one debit's SQL", mix, clients, tps, tps))
-                progress(rows[-1])
-        for users, mix in MIXES:
-            for clients in CLIENTS:
-                rate = asyncio.run(library_debits(db.url, clients, users, seconds))
+                result = load.wrk(server, load.debit_script(users), clients, seconds)
                 limit = limits[(users, clients)]
-                rows.append(Row(2, "library in-process", mix, clients, rate, limit))
+                rows.append(
+                    http_row(3, "HTTP POST internal/credits/use", mix, clients, result, limit)
+                )
                 progress(rows[-1])
-        key = SigningKey.generate()
-        with load.jwks_endpoint(key) as issuer, load.server(db, issuer, workers) as server:
-            for users, mix in MIXES:
-                for clients in CLIENTS:
-                    result = load.wrk(server, load.debit_script(users), clients, seconds)
-                    limit = limits[(users, clients)]
-                    rows.append(
-                        http_row(3, "HTTP POST internal/credits/use", mix, clients, result, limit)
-                    )
-                    progress(rows[-1])
-            db.fill_ledger(LEDGER_ENTRIES, USERS)
-            entries = db.count("credits.transactions")
-            tokens = [key.mint(user(n), issuer=issuer) for n in range(1, 1001)]
-            for path, what in (
-                ("/api/v1/credits/balance", "HTTP GET credits/balance"),
-                ("/api/v1/credits/transactions", "HTTP GET credits/transactions"),
-            ):
-                for clients in CLIENTS:
-                    result = load.wrk(server, load.read_script(path, tokens), clients, seconds)
-                    rows.append(http_row(4, what, f"{entries:,} entries", clients, result, None))
-                    progress(rows[-1])
-        charged, elapsed = asyncio.run(billing_run(db.url, subscriptions))
-        rows.append(Row(5, "billing run (subscriptions)", f"{charged:,} due", 1, charged / elapsed))
-        progress(rows[-1])
-        imported = legacy_import(db, import_users, import_entries)
-        what = "legacy import (rows written)"
-        mix = f"{imported.entries:,} entries"
-        rate = imported.rows / imported.seconds
-        rows.append(Row(7, what, mix, 1, rate, imported.reference_rows_per_second))
-        progress(rows[-1])
-    print_table(rows, seconds, workers, time.monotonic() - started)
-    print_startup(startup)
-    print(
-        f"legacy import: {imported.entries:,} ledger entries for {imported.users:,} users,"
-        f" {imported.rows:,} rows written in {imported.seconds:.1f} s (whole command);"
-        " x row 1 there is the ratio to PostgreSQL's raw copy of the same entries"
-    )
+        db.fill_ledger(LEDGER_ENTRIES, USERS)
+        entries = db.count("credits.transactions")
+        tokens = [key.mint(user(n), issuer=issuer) for n in range(1, 1001)]
+        for path, what in (
+            ("/api/v1/credits/balance", "HTTP GET credits/balance"),
+            ("/api/v1/credits/transactions", "HTTP GET credits/transactions"),
+        ):
+            for clients in CLIENTS:
+                result = load.wrk(server, load.read_script(path, tokens), clients, seconds)
+                rows.append(http_row(4, what, f"{entries:,} entries", clients, result, None))
+                progress(rows[-1])
+    charged, elapsed = asyncio.run(billing_run(db.url, subscriptions))
+    rows.append(Row(5, "billing run (subscriptions)", f"{charged:,} due", 1, charged / elapsed))
+    progress(rows[-1])
+    imported = legacy_import(db, import_users, import_entries)
+    what = "legacy import (rows written)"
+    mix = f"{imported.entries:,} entries"
+    rate = imported.rows / imported.seconds
+    rows.append(Row(7, what, mix, 1, rate, imported.reference_rows_per_second))
+    progress(rows[-1])
+    return imported
+
+
+def lot_rows(db: BenchDatabase, rows: list[Row], seconds: float) -> tuple[DebitsWithLots, Sweep]:
+    """Rows 8 (debits for users holding 1 lot vs 20 lots) and 9 (the expiry sweep)."""
+    users = int(os.environ.get("BENCH_LOT_USERS", "10000"))
+    clients = int(os.environ.get("BENCH_LOT_CLIENTS", "16"))
+    sweep_users = int(os.environ.get("BENCH_SWEEP_USERS", "20000"))
+    sweep_lots = int(os.environ.get("BENCH_SWEEP_LOTS", "5"))
+    debits = debits_with_lots(db, users, clients, seconds)
+    mix = f"{users:,} random"
+    rows.append(Row(8, "library debits, 1 lot each", mix, clients, debits.one_lot, debits.one_lot))
+    progress(rows[-1])
+    what = f"library debits, {debits.lots} lots each"
+    rows.append(Row(8, what, mix, clients, debits.many_lots, debits.one_lot))
+    progress(rows[-1])
+    sweep = expiry_sweep(db, sweep_users, sweep_lots)
+    what = "expiry sweep (lots)"
+    rows.append(Row(9, what, f"{sweep.lots:,} due", 1, sweep.lots_per_second))
+    progress(rows[-1])
+    return debits, sweep
 
 
 def http_row(
