@@ -57,7 +57,8 @@ def export(
     """Print everything held about USER_ID as one JSON document (GDPR art. 15/20).
 
     Balance, purchases, gifts created and received, redemption attempts, the Cloud Sync
-    subscription, reservations, usage per app and day, and the whole ledger, oldest
+    subscription, reservations, usage per app and day, the credit lots (source,
+    amount, remaining, priority, expiry) and the whole ledger, oldest
     first; the ledger is streamed page by page, so a long one needs no memory. A user
     nothing is held about is an error.
 
@@ -96,6 +97,7 @@ def _empty(records: UserRecords) -> bool:
             records.subscription,
             records.reservations,
             records.usage,
+            records.lots,
         )
     )
 

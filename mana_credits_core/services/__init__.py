@@ -17,6 +17,7 @@ from .reconcile import ReconcileReport as ReconcileReport
 from .reconcile import ReconcileService as ReconcileService
 from .reservations import ReservationsService as ReservationsService
 from .sync import SyncService as SyncService
+from .users import LotRecord as LotRecord
 from .users import UserDeleted as UserDeleted
 from .users import UserRecords as UserRecords
 from .users import UsersService as UsersService
@@ -50,6 +51,7 @@ __all__ = [
     "Drift",
     "GiftsService",
     "LedgerResult",
+    "LotRecord",
     "LotsService",
     "PurchasesService",
     "ReconcileReport",

@@ -13,6 +13,7 @@ from ..errors import InvalidInput
 from ..events import EventKind, Events
 from ..gifts import GiftCode, GiftRedemption, GiftStatus, email_key, looks_like_email
 from ..ledger import Balance, Debit, LedgerEntry, TransactionType, UsageStat
+from ..lots import Lot, LotSource
 from ..ports import Clock, Erasure, IdGenerator, Store, UnitOfWork
 from ..purchases import Purchase
 from ..reservations import ReleaseHold, Reservation, ReservationStatus
@@ -38,6 +39,35 @@ class UserDeleted:
 
 
 @dataclass(frozen=True, slots=True)
+class LotRecord:
+    """One credit lot as a person's export shows it: `amount` and `remaining` in
+    credits, `priority` 0..100 (lower spent first), `expires_at` None for credits that
+    never expire, `expired_at` when its free credits expired (None if not)."""
+
+    id: str
+    source: LotSource
+    amount: int
+    remaining: int
+    priority: int
+    expires_at: datetime | None
+    created_at: datetime
+    expired_at: datetime | None
+
+    @classmethod
+    def of(cls, lot: Lot) -> LotRecord:
+        return cls(
+            id=lot.id,
+            source=lot.source,
+            amount=lot.amount,
+            remaining=lot.remaining,
+            priority=lot.priority,
+            expires_at=lot.expires_at,
+            created_at=lot.created_at,
+            expired_at=lot.expired_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class UserRecords:
     """Everything held about a user except the ledger, which `UsersService.ledger`
     streams. Lists are oldest first."""
@@ -51,6 +81,7 @@ class UserRecords:
     subscription: SyncSubscription | None
     reservations: list[Reservation]
     usage: list[UsageStat]
+    lots: list[LotRecord]  # every credit lot, spent and expired ones too
 
 
 def new_pseudonym() -> str:
@@ -167,6 +198,7 @@ class UsersService:
                 subscription=await uow.sync.get(user_id),
                 reservations=await data.reservations(user_id),
                 usage=sorted(await uow.usage.for_user(user_id), key=lambda u: (u.day, u.app_id)),
+                lots=[LotRecord.of(lot) for lot in await uow.lots.of_user(user_id)],
             )
 
     async def ledger(self, user_id: str, *, page: int = 1000) -> AsyncIterator[LedgerEntry]:

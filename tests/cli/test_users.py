@@ -78,20 +78,43 @@ def test_delete_needs_yes_and_changes_nothing_without_it(database_url: str) -> N
 
 def test_export_then_delete_then_nothing_is_left(database_url: str) -> None:
     seed_zelda(database_url, entries=3)
+    code, out = invoke(
+        "credits", "grant", "zelda", "20", "--reason", "trial", "--expires-in", "30d",
+        "--priority", "10", "--database-url", database_url,
+    )  # fmt: skip
+    assert code == 0, out
     code, out, err = invoke_split("users", "export", "zelda", "--database-url", database_url)
     assert code == 0, err
     exported = json.loads(out)
     assert set(exported) == {
         "userId", "balance", "purchases", "giftsCreated", "giftsReceived", "redemptions",
-        "subscription", "reservations", "usage", "ledger",
+        "subscription", "reservations", "usage", "lots", "ledger",
     }  # fmt: skip
-    assert exported["balance"]["balance"] == 1100 - 100 - 50 - 30 - 3
+    assert exported["balance"]["balance"] == 1100 - 100 - 50 - 30 - 3 + 20
+    purchase, grant = exported["lots"]  # oldest first
+    assert set(purchase) == {
+        "id", "source", "amount", "remaining", "priority", "expiresAt", "createdAt", "expiredAt",
+    }  # fmt: skip
+    # The purchase paid for everything (the grant came later); held credits stay in it.
+    assert {k: purchase[k] for k in ("source", "amount", "remaining", "priority")} == {
+        "source": "purchase", "amount": 1100, "remaining": 1100 - 100 - 30 - 3, "priority": 50,
+    }  # fmt: skip
+    assert (purchase["expiresAt"], purchase["expiredAt"]) == (None, None)
+    assert {k: grant[k] for k in ("source", "amount", "remaining", "priority")} == {
+        "source": "grant", "amount": 20, "remaining": 20, "priority": 10,
+    }  # fmt: skip
+    granted = datetime.fromisoformat(grant["createdAt"])
+    # --expires-in counts from when the command started, just before the entry.
+    lifetime = datetime.fromisoformat(grant["expiresAt"]) - granted
+    assert timedelta(days=30) - timedelta(minutes=1) < lifetime <= timedelta(days=30)
+    assert grant["expiredAt"] is None
+    assert grant["id"] == exported["ledger"][-1]["id"]  # a lot's id is its entry's
     assert [p["credits"] for p in exported["purchases"]] == [1100]
     assert [g["message"] for g in exported["giftsCreated"]] == ["For Bob, love Zelda"]
     assert exported["subscription"]["active"] is True
     assert [r["amount"] for r in exported["reservations"]] == [50]
     assert [e["type"] for e in exported["ledger"]] == [
-        "purchase", "gift", "usage", "usage", "usage", "usage",
+        "purchase", "gift", "usage", "usage", "usage", "usage", "grant",
     ]  # fmt: skip
 
     code, out, err = invoke_split(
@@ -101,7 +124,7 @@ def test_export_then_delete_then_nothing_is_left(database_url: str) -> None:
     done = json.loads(out)
     assert done["userId"] == "zelda"
     assert done["deletedCount"] > 0
-    assert (done["forfeited"], done["giftsCancelled"]) == (1100 - 30 - 3, 1)
+    assert (done["forfeited"], done["giftsCancelled"]) == (1100 - 30 - 3 + 20, 1)
 
     code, out = invoke("users", "delete", "zelda", "--yes", "--database-url", database_url)
     assert (code, out.strip()) == (0, "nothing held about zelda: nothing deleted")

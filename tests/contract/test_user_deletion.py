@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ from mana_credits_core import InvalidInput, Principal, TransactionType
 from mana_credits_core.errors import BalanceNotFound, CreditsError, GiftWrongUser, UserNotFound
 from mana_credits_core.events import Event, EventKind
 from mana_credits_core.gifts import GiftStatus, RedemptionStatus
+from mana_credits_core.lots import LotSource
 from mana_credits_core.ports import Erasure, Store
 from mana_credits_core.purchases import PaymentChanged
 from mana_credits_core.reservations import ReservationStatus
-from mana_credits_core.services import Services
+from mana_credits_core.services import LotRecord, Services
 
 ZELDA = Principal("zelda-7f3a91", email="Zelda.Quist@example.org", name="Zelda Quist")
 ALICE = Principal("alice", email="alice@example.com", name="Alice")
@@ -50,15 +52,15 @@ class World:
     customer_id: str
     pending_gift_for_zelda: str  # alice's, addressed to zelda's e-mail, never redeemed
     zeldas_active_gift: str
+    clock: TickingClock
 
 
 @pytest.fixture
 async def world(store: Store, settings: Settings) -> World:
     """Zelda bought credits, gave a gift (redeemed by bob) and holds another, redeemed a
     personalized gift from alice, has another waiting, spent, reserved, pays for Sync."""
-    s = build_services(
-        store, settings, clock=TickingClock(), payments=DevGateway("http://localhost:3061")
-    )
+    clock = TickingClock()
+    s = build_services(store, settings, clock=clock, payments=DevGateway("http://localhost:3061"))
     package = await s.purchases.add_package("Plus", 1100, 1000)
     started = await s.purchases.start(ZELDA.user_id, package.id, email=ZELDA.email)
     intent = started.purchase.stripe_payment_intent_id
@@ -95,7 +97,7 @@ async def world(store: Store, settings: Settings) -> World:
     await s.sync.activate(ZELDA.user_id)
     await s.sync.gift("bob", ZELDA.user_id)  # zelda, an admin, gifted bob Cloud Sync
     assert (await s.reconcile.run()).ok
-    return World(s, store, started.purchase.stripe_customer_id, waiting.id, kept.id)
+    return World(s, store, started.purchase.stripe_customer_id, waiting.id, kept.id, clock)
 
 
 async def credits_in_existence(s: Services) -> int:
@@ -140,6 +142,57 @@ def text_columns(connection: sa.Connection, schemas: list[str | None]) -> list[t
         for column in inspector.get_columns(table, schema=schema)
         if isinstance(column["type"], sa.String | sa.JSON)
     ]
+
+
+async def test_the_export_lists_every_lot_spent_and_expired_ones_too(world: World) -> None:
+    s, zelda = world.services, ZELDA.user_id
+    granted_at = world.clock.now()
+    soon = granted_at + timedelta(hours=2)
+    later = granted_at + timedelta(days=3)
+    short = await s.credits.grant(zelda, 15, "trial", "ops", expires_at=soon, priority=10)
+    long = await s.credits.grant(zelda, 20, "goodwill", "ops", expires_at=later, priority=60)
+    await s.credits.use(zelda, 5, "chat", "answer")  # priority 10 burns first
+    world.clock.advance(timedelta(hours=3))
+    assert await s.lots.expire() == 1
+    lots = {lot.id: lot for lot in (await s.users.records(zelda)).lots}
+    spent = lots[short.entry.id]
+    expired_at = spent.expired_at
+    assert expired_at is not None
+    assert spent == LotRecord(
+        id=short.entry.id,
+        source=LotSource.GRANT,
+        amount=15,
+        remaining=0,  # 5 spent, 10 expired
+        priority=10,
+        expires_at=soon,
+        created_at=spent.created_at,
+        expired_at=expired_at,
+    )
+    assert granted_at < spent.created_at < soon < expired_at
+    kept = lots[long.entry.id]
+    assert (kept.source, kept.amount, kept.remaining, kept.priority) == (
+        LotSource.GRANT,
+        20,
+        20,
+        60,
+    )
+    assert (kept.expires_at, kept.expired_at) == (later, None)
+    # Besides the grants: the purchase and alice's gift, every lot the store holds,
+    # oldest first.
+    assert [lot.id for lot in (await s.users.records(zelda)).lots] == [
+        lot.id for lot in await s.lots.of_user(zelda)
+    ]
+    sources = [lot.source for lot in lots.values()]
+    assert sorted(sources) == sorted(
+        [LotSource.PURCHASE, LotSource.GIFT, LotSource.GRANT, LotSource.GRANT]
+    )
+    assert (
+        sum(lot.remaining for lot in lots.values()) == (await s.credits.balance(zelda)).balance + 50
+    )  # the reservation's held credits are still in their lots
+    assert (await s.reconcile.run()).ok
+    # Deleted: the old id holds no lots any more.
+    await s.users.delete(zelda)
+    assert (await s.users.records(zelda)).lots == []
 
 
 async def test_the_fixture_really_holds_zeldas_data(world: World) -> None:
