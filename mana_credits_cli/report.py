@@ -97,7 +97,8 @@ def expiring(
             {"days": days, "credits": found.credits, "users": found.users, "lots": found.lots}
         )
         return
+    users = "1 user" if found.users == 1 else f"{found.users} users"
+    lots = "1 lot" if found.lots == 1 else f"{found.lots} lots"
     console.print(
-        f"credits expiring in the next {days} days: {found.credits} credits of "
-        f"{found.users} users ({found.lots} lots)"
+        f"credits expiring in the next {days} days: {found.credits} credits of {users} ({lots})"
     )
