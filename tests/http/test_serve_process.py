@@ -18,6 +18,7 @@ from mana_credits_adapters.settings import Settings
 
 from ..postgres import free_port
 from ..processes import reap, spawn
+from .raw_http import trickle, unanswered
 from .test_process import CLI, EXIT, embedded_env, wait_ready
 
 
@@ -122,7 +123,7 @@ async def test_slow_greedy_and_vanishing_clients(tmp_path: Path) -> None:
         await asyncio.sleep(0.5)  # the closed ones above are gone from the count by then
         extra_reader, extra_writer = await asyncio.wait_for(open_(), EXIT)
         extra_writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
-        assert await unanswered(extra_reader)
+        assert await unanswered(extra_reader, EXIT)
         extra_writer.close()
         for _, held_writer in held:
             held_writer.close()
@@ -139,25 +140,3 @@ async def test_slow_greedy_and_vanishing_clients(tmp_path: Path) -> None:
     assert '"status": 500' not in output
     assert '"level": "error"' not in output
     assert "Traceback" not in output
-
-
-async def trickle(writer: asyncio.StreamWriter, data: bytes, pause: float) -> int:
-    """Send `data` a byte at a time, `pause` seconds apart, until all is sent or the
-    server closes the connection; returns the bytes sent."""
-    for sent, byte in enumerate(data):
-        try:
-            writer.write(bytes([byte]))
-            await writer.drain()
-        except ConnectionError:
-            return sent
-        await asyncio.sleep(pause)
-    return len(data)
-
-
-async def unanswered(reader: asyncio.StreamReader) -> bool:
-    """The server closed the connection without a byte of answer (a reset included: it
-    closed with our request unread)."""
-    try:
-        return await asyncio.wait_for(reader.read(), EXIT) == b""
-    except ConnectionResetError:
-        return True

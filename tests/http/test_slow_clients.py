@@ -26,10 +26,10 @@ from mana_credits_http.keys import METRICS
 from mana_credits_http.metrics import Metrics
 from mana_credits_http.server import serving
 
+from .raw_http import BOUND, answer, one_response, trickle, unanswered
 from .test_process import until
 
 READ_TIMEOUT = 1.0  # seconds: the bound under test, short so the tests stay short
-BOUND = 20.0  # seconds any wait of these tests may take, far above READ_TIMEOUT
 HEALTH = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n"
 # A route anyone may send a body to: the webhook reads it before it checks anything.
 WEBHOOK = (
@@ -87,44 +87,6 @@ def serve(tmp_path: Path) -> Serve:
             yield Server("127.0.0.1", site.port, app[METRICS])
 
     return serve
-
-
-async def answer(reader: asyncio.StreamReader) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    return await asyncio.wait_for(reader.read(), BOUND)
-
-
-async def unanswered(reader: asyncio.StreamReader) -> bool:
-    """The server closed the connection without a byte of answer (a reset included: it
-    closed with our request unread)."""
-    try:
-        return await answer(reader) == b""
-    except ConnectionResetError:
-        return True
-
-
-async def one_response(reader: asyncio.StreamReader) -> bytes:
-    """One response with a Content-Length body, the connection left open."""
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), BOUND)
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    return head + await asyncio.wait_for(reader.readexactly(length), BOUND)
-
-
-async def trickle(writer: asyncio.StreamWriter, data: bytes, pause: float) -> int:
-    """Send `data` a byte at a time, `pause` seconds apart, until it is all sent or the
-    server closes the connection; returns the bytes sent."""
-    for sent, byte in enumerate(data):
-        try:
-            writer.write(bytes([byte]))
-            await writer.drain()
-        except ConnectionError:
-            return sent
-        await asyncio.sleep(pause)
-    return len(data)
 
 
 async def served_meanwhile(server: Server) -> bytes:
