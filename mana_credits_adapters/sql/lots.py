@@ -17,7 +17,6 @@ from mana_credits_core.ports import Expiring, LotDrift, LotTotals
 from mana_credits_core.reservations import ReservationStatus
 
 from .entries import entry_from, entry_values
-from .statements import insert_for
 from .tables import (
     balances,
     credit_lots,
@@ -25,8 +24,8 @@ from .tables import (
     lot_allocations,
     reservations,
     transactions,
-    usage_stats,
 )
+from .usage import count_usage
 
 l = credit_lots.c  # noqa: E741 - the lots table's columns, as elsewhere `b`, `t`, `r`
 
@@ -168,19 +167,8 @@ async def write(connection: AsyncConnection, writes: Writes) -> None:
                 for reservation_id, a in writes.holds
             ],
         )
-    for (user_id, app_id, day), (used, operations) in writes.usage.items():
-        stmt = insert_for(c, usage_stats).values(
-            user_id=user_id, app_id=app_id, day=day, credits_used=used, operations=operations
-        )
-        await c.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["user_id", "app_id", "day"],
-                set_={
-                    "credits_used": usage_stats.c.credits_used + stmt.excluded.credits_used,
-                    "operations": usage_stats.c.operations + stmt.excluded.operations,
-                },
-            )
-        )
+    for key, (used, operations) in writes.usage.items():
+        await count_usage(c, key, used, operations)
 
 
 async def add_lot(connection: AsyncConnection, lot: Lot) -> None:

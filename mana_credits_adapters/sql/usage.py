@@ -14,17 +14,19 @@ from .tables import usage_stats
 
 
 async def count_usage(
-    connection: AsyncConnection, user_id: str, app_id: str, now: datetime, amount: int
+    connection: AsyncConnection, key: tuple[str, str, date], credits: int, operations: int
 ) -> None:
+    """Add `credits` and `operations` to the usage row of (user id, app id, UTC day)."""
+    user_id, app_id, day = key
     stmt = insert_for(connection, usage_stats).values(
-        user_id=user_id, app_id=app_id, day=now.date(), credits_used=amount, operations=1
+        user_id=user_id, app_id=app_id, day=day, credits_used=credits, operations=operations
     )
     await connection.execute(
         stmt.on_conflict_do_update(
             index_elements=["user_id", "app_id", "day"],
             set_={
                 "credits_used": usage_stats.c.credits_used + stmt.excluded.credits_used,
-                "operations": usage_stats.c.operations + 1,
+                "operations": usage_stats.c.operations + stmt.excluded.operations,
             },
         )
     )
