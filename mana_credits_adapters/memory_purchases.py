@@ -15,8 +15,6 @@ from .memory_undo import Undo, undoable_set
 if TYPE_CHECKING:
     from .memory import MemoryState
 
-STRIPE_REFS = ("stripe_payment_intent_id", "stripe_checkout_session_id", "stripe_charge_id")
-
 
 class MemoryPackages(MemoryPackageLookups):
     def __init__(self, state: MemoryState, undo: list[Undo]) -> None:
