@@ -6,7 +6,14 @@ import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from .runtime import (
@@ -67,12 +74,12 @@ def import_legacy(
             TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=err_console, disable=not err_console.is_terminal,
         ) as bars:  # fmt: skip
-            tasks: dict[str, object] = {}
+            tasks: dict[str, TaskID] = {}
 
             def progress(table: str, done: int, total: int) -> None:
                 if table not in tasks:
                     tasks[table] = bars.add_task(table, total=total or None)
-                bars.advance(tasks[table], done)  # type: ignore[arg-type]
+                bars.advance(tasks[table], done)
 
             settings = settings_for(database_url)
             async with legacy_import(settings, source, dry_run=dry_run) as (importer, options):

@@ -243,8 +243,9 @@ class LegacyImport:
             count = report.table("usage_stats")
             count.written += written
             count.skipped += len(batch) - written
-            count.source += sum(u.operations for u in batch)
-            step.advance("usage_stats", sum(u.operations for u in batch), total)
+            uses = sum(u.operations for u in batch)
+            count.source += uses
+            step.advance("usage_stats", uses, total)
 
     async def _subscriptions(
         self, writer: ImportWriter, report: ImportReport, step: Steps, options: ImportOptions
