@@ -13,8 +13,8 @@ One run starts a PostgreSQL with the settings of a default install (`fsync` and
    against PostgreSQL copying the same entries raw between the two databases;
 8. debits with credit lots: the library in-process (as row 2) at BENCH_LOT_CLIENTS (16)
    clients over BENCH_LOT_USERS (10,000) users holding one lot each, then as many users
-   holding 20 lots each (differing priorities and expiries); x row 1 is the ratio to
-   the 1-lot figure;
+   holding 20 lots each (differing priorities and expiries), the two groups taking
+   turns four times; x row 1 is the ratio to the 1-lot figure;
 9. the expiry sweep (`LotsService.expire`) over BENCH_SWEEP_USERS (20,000) users with
    BENCH_SWEEP_LOTS (5) lots each past their expiry: lots expired per second.
 

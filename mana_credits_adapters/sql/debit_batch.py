@@ -47,12 +47,54 @@ SELECT json_agg(b ORDER BY b.user_id) AS balances FROM (
 # snapshot taken before the lock waited). A key claimed by another process after this
 # read makes the write fail on the unique constraint: the batch is then retried one by
 # one.
-LOOK_UP = """
-SELECT (SELECT json_agg(l) FROM credits.credit_lots l
-         WHERE l.user_id = ANY(CAST(%(users)s AS varchar[])) AND l.remaining > 0) AS lots,
+#
+# Of a user's lots it reads only those the batch can touch: every lot past its expiry
+# and not expired yet (a debit expires those first), and the first `FIRST_LOTS`
+# spendable lots in burn order, cut after the first whose free credits reach what the
+# batch asks of the user. The ORDER BY is `lots.burn_key` (NULL expiries sort last; ids
+# compared byte by byte, as Python compares them), walked along the index of open lots,
+# so a user with 20 lots costs a debit what a user with one does. The lots left out all
+# come after the ones read, so no debit of the batch would burn them, unless the first
+# lots fall short (`short_users`): those users' lots are then read in full.
+FIRST_LOTS = 4
+LOOK_UP = f"""
+WITH asked AS (
+    SELECT * FROM unnest(CAST(%(users)s AS varchar[]), CAST(%(needs)s AS bigint[]))
+      AS a(user_id, credits)
+),
+wanted AS (
+    SELECT f.* FROM asked a CROSS JOIN LATERAL (
+        SELECT s.*, sum(s.remaining - s.held) OVER (
+                   ORDER BY s.priority, s.expires_at, s.created_at, s.id COLLATE "C"
+               ) - (s.remaining - s.held) AS before
+          FROM (SELECT {{LOT_COLUMNS}} FROM credits.credit_lots l
+                 WHERE l.user_id = a.user_id AND l.remaining > 0 AND l.remaining > l.held
+                   AND (l.expires_at IS NULL OR l.expires_at > CAST(%(now)s AS timestamptz))
+                 ORDER BY l.priority, l.expires_at, l.created_at, l.id COLLATE "C"
+                 LIMIT {FIRST_LOTS}) AS s
+    ) AS f
+     WHERE f.before < a.credits
+    UNION ALL
+    SELECT d.*, 0 FROM asked a CROSS JOIN LATERAL (
+        SELECT {{LOT_COLUMNS}} FROM credits.credit_lots l
+         WHERE l.user_id = a.user_id AND l.remaining > 0 AND l.remaining > l.held
+           AND l.expires_at <= CAST(%(now)s AS timestamptz) AND l.expired_at IS NULL
+    ) AS d
+)
+SELECT (SELECT json_agg(w) FROM wanted w) AS lots,
        (SELECT json_agg(t) FROM credits.transactions t
           JOIN json_to_recordset(CAST(%(keys)s AS json)) AS k(user_id text, key text)
             ON t.user_id = k.user_id AND t.idempotency_key = k.key) AS prior
+""".replace(
+    "{LOT_COLUMNS}",
+    "l.id, l.user_id, l.source, l.amount, l.remaining, l.held, l.priority, l.expires_at,"
+    " l.created_at, l.entry_id, l.purchase_id, l.expired_at",
+)
+
+# Step 3, rarely: the lots of users whose first lots fall short of what the batch asks.
+ALL_LOTS = """
+SELECT json_agg(l) AS lots FROM credits.credit_lots l
+ WHERE l.user_id = ANY(CAST(%(users)s AS varchar[])) AND l.remaining > 0
 """
 
 # Step 4: the batch travels as arrays and one JSON document (cheap to encode, parsed by
@@ -169,7 +211,11 @@ class WriterConnection:
         raise AssertionError("unreachable")
 
     async def _apply(self, debits: Sequence[Debit]) -> list[DebitOutcome]:
-        users = sorted({d.user_id for d in debits})
+        asked: dict[str, int] = {}
+        for d in debits:
+            asked[d.user_id] = asked.get(d.user_id, 0) + d.amount
+        users = sorted(asked)
+        now = max(d.now for d in debits)
         keyed = [
             {"user_id": d.user_id, "key": d.idempotency_key}
             for d in debits
@@ -181,14 +227,30 @@ class WriterConnection:
                 locking = driver.cursor(row_factory=dict_row)
                 await locking.execute(LOCK, {"users": users})
                 reading = driver.cursor(row_factory=dict_row)
-                await reading.execute(LOOK_UP, {"users": users, "keys": json.dumps(keyed)})
+                await reading.execute(
+                    LOOK_UP,
+                    {
+                        "users": users,
+                        "needs": [asked[u] for u in users],
+                        "now": now,
+                        "keys": json.dumps(keyed),
+                    },
+                )
                 locked = await locking.fetchone()
                 found = await reading.fetchone()
                 assert locked is not None
                 assert found is not None
+                lots = [lot_from_json(lot) for lot in found["lots"] or ()]
+                short = short_users(lots, asked, now)
+                if short:
+                    await reading.execute(ALL_LOTS, {"users": short})
+                    complete = await reading.fetchone()
+                    assert complete is not None
+                    lots = [lot for lot in lots if lot.user_id not in short]
+                    lots += (lot_from_json(lot) for lot in complete["lots"] or ())
                 book = LotBook(
                     (Balance(**b) for b in locked["balances"] or ()),
-                    (lot_from_json(lot) for lot in found["lots"] or ()),
+                    lots,
                     {
                         (e["user_id"], e["idempotency_key"]): entry_from_json(e)
                         for e in found["prior"] or ()
@@ -286,6 +348,23 @@ def parameters(writes: Writes) -> dict[str, object]:
         "entries": json.dumps(entries),
         "usage": json.dumps(usage),
     }
+
+
+def short_users(lots: Sequence[Lot], asked: dict[str, int], now: datetime) -> list[str]:
+    """Users whose `FIRST_LOTS` spendable lots read by `LOOK_UP` (not past expiry at
+    `now`) do not cover the credits the batch asks of them: their other lots may be
+    needed."""
+    free: dict[str, int] = {}
+    counted: dict[str, int] = {}
+    for lot in lots:
+        if not lot.expired(now):
+            free[lot.user_id] = free.get(lot.user_id, 0) + lot.free
+            counted[lot.user_id] = counted.get(lot.user_id, 0) + 1
+    return sorted(
+        user
+        for user, credits in asked.items()
+        if counted.get(user, 0) == FIRST_LOTS and free[user] < credits
+    )
 
 
 def _moment(value: str | None) -> datetime | None:
