@@ -1,9 +1,10 @@
-"""One writer's connection and the SQL of a batch of debits (PostgreSQL).
+"""One writer's connection and its batch of debits (PostgreSQL; the SQL is `debit_sql`).
 
 The writer talks to psycopg directly, in pipeline mode, so that a batch costs two round
 trips whatever its size, a lone debit included: BEGIN, the lock of the balances and the
-read of their lots and keys (two statements, one flight); then the one statement that
-writes everything, and COMMIT. No per-statement overhead above the driver.
+read of the lots and keys it needs (two statements, one flight); then the one statement
+that writes everything, and COMMIT. A third comes only when a user's first lots fall
+short of what the batch asks of them. No per-statement overhead above the driver.
 """
 
 from __future__ import annotations
@@ -23,130 +24,13 @@ from mana_credits_core.ledger import Balance, Debit, DebitOutcome, LedgerEntry, 
 from mana_credits_core.lot_book import LotBook, Writes
 from mana_credits_core.lots import Lot, LotSource
 
+from .debit_sql import ALL_LOTS, ENTRY_BY_KEY, FIRST_LOTS, LOCK, LOOK_UP, WRITE_BATCH
 from .entries import RowView, entry_from
 from .store import CONNECT_FAILURES
 
 log = logging.getLogger("mana_credits.debits")
 
 ROLLBACK_RETRIES = 3
-
-ENTRY_BY_KEY = (
-    "SELECT * FROM credits.transactions WHERE user_id = %(user_id)s AND idempotency_key = %(key)s"
-)
-
-# Step 1: lock the batch's balance rows in user order (two writers never deadlock).
-LOCK = """
-SELECT json_agg(b ORDER BY b.user_id) AS balances FROM (
-    SELECT user_id, balance, total_earned, total_spent, debt FROM credits.balances
-     WHERE user_id = ANY(CAST(%(users)s AS varchar[])) ORDER BY user_id FOR UPDATE
-) AS b
-"""
-
-# Step 2, a statement of its own after the lock: under READ COMMITTED it sees what the
-# lock's previous holder committed (a read inside the locking statement would see the
-# snapshot taken before the lock waited). A key claimed by another process after this
-# read makes the write fail on the unique constraint: the batch is then retried one by
-# one.
-#
-# Of a user's lots it reads only those the batch can touch: every lot past its expiry
-# and not expired yet (a debit expires those first), and the first `FIRST_LOTS`
-# spendable lots in burn order, cut after the first whose free credits reach what the
-# batch asks of the user. The ORDER BY is `lots.burn_key` (NULL expiries sort last; ids
-# compared byte by byte, as Python compares them), walked along the index of open lots,
-# so a user with 20 lots costs a debit what a user with one does. The lots left out all
-# come after the ones read, so no debit of the batch would burn them, unless the first
-# lots fall short (`short_users`): those users' lots are then read in full.
-FIRST_LOTS = 4
-LOOK_UP = f"""
-WITH asked AS (
-    SELECT * FROM unnest(CAST(%(users)s AS varchar[]), CAST(%(needs)s AS bigint[]))
-      AS a(user_id, credits)
-),
-wanted AS (
-    SELECT f.* FROM asked a CROSS JOIN LATERAL (
-        SELECT s.*, sum(s.remaining - s.held) OVER (
-                   ORDER BY s.priority, s.expires_at, s.created_at, s.id COLLATE "C"
-               ) - (s.remaining - s.held) AS before
-          FROM (SELECT {{LOT_COLUMNS}} FROM credits.credit_lots l
-                 WHERE l.user_id = a.user_id AND l.remaining > 0 AND l.remaining > l.held
-                   AND (l.expires_at IS NULL OR l.expires_at > CAST(%(now)s AS timestamptz))
-                 ORDER BY l.priority, l.expires_at, l.created_at, l.id COLLATE "C"
-                 LIMIT {FIRST_LOTS}) AS s
-    ) AS f
-     WHERE f.before < a.credits
-    UNION ALL
-    SELECT d.*, 0 FROM asked a CROSS JOIN LATERAL (
-        SELECT {{LOT_COLUMNS}} FROM credits.credit_lots l
-         WHERE l.user_id = a.user_id AND l.remaining > 0 AND l.remaining > l.held
-           AND l.expires_at <= CAST(%(now)s AS timestamptz) AND l.expired_at IS NULL
-    ) AS d
-)
-SELECT (SELECT json_agg(w) FROM wanted w) AS lots,
-       (SELECT json_agg(t) FROM credits.transactions t
-          JOIN json_to_recordset(CAST(%(keys)s AS json)) AS k(user_id text, key text)
-            ON t.user_id = k.user_id AND t.idempotency_key = k.key) AS prior
-""".replace(
-    "{LOT_COLUMNS}",
-    "l.id, l.user_id, l.source, l.amount, l.remaining, l.held, l.priority, l.expires_at,"
-    " l.created_at, l.entry_id, l.purchase_id, l.expired_at",
-)
-
-# Step 3, rarely: the lots of users whose first lots fall short of what the batch asks.
-ALL_LOTS = """
-SELECT json_agg(l) AS lots FROM credits.credit_lots l
- WHERE l.user_id = ANY(CAST(%(users)s AS varchar[])) AND l.remaining > 0
-"""
-
-# Step 4: the batch travels as arrays and one JSON document (cheap to encode, parsed by
-# the server in C) and lands in five tables in one statement.
-WRITE_BATCH = """
-WITH moved AS (
-    -- `= ANY` keeps the updates on the primary key whatever the table's size; a join
-    -- with the batch would be planned for a guessed row count and may scan the table.
-    UPDATE credits.balances b
-       SET balance = m.balance[array_position(m.users, b.user_id)],
-           total_spent = m.spent[array_position(m.users, b.user_id)],
-           updated_at = m.at
-      FROM (SELECT CAST(%(m_users)s AS varchar[]) AS users,
-                   CAST(%(m_balance)s AS bigint[]) AS balance,
-                   CAST(%(m_spent)s AS bigint[]) AS spent,
-                   CAST(%(m_at)s AS timestamptz) AS at) AS m
-     WHERE b.user_id = ANY(CAST(%(m_users)s AS varchar[]))
-),
-burned AS (
-    UPDATE credits.credit_lots l
-       SET remaining = v.remaining[array_position(v.ids, l.id)],
-           expired_at = COALESCE(l.expired_at, v.expired[array_position(v.ids, l.id)])
-      FROM (SELECT CAST(%(l_ids)s AS varchar[]) AS ids,
-                   CAST(%(l_remaining)s AS bigint[]) AS remaining,
-                   CAST(%(l_expired)s AS timestamptz[]) AS expired) AS v
-     WHERE l.id = ANY(CAST(%(l_ids)s AS varchar[]))
-),
-allocated AS (
-    INSERT INTO credits.lot_allocations (entry_id, lot_id, amount)
-    SELECT * FROM unnest(CAST(%(a_entries)s AS varchar[]), CAST(%(a_lots)s AS varchar[]),
-                         CAST(%(a_amounts)s AS bigint[]))
-),
-entries AS (
-    INSERT INTO credits.transactions
-        (id, user_id, type, status, amount, balance_before, balance_after, app_id,
-         description, metadata, idempotency_key, created_at, completed_at)
-    SELECT e.id, e.user_id, e.type, 'completed', e.amount, e.balance_before,
-           e.balance_after, e.app_id, e.description, e.metadata, e.idempotency_key,
-           e.at, e.at
-      FROM json_to_recordset(CAST(%(entries)s AS json))
-        AS e(id text, user_id text, type text, amount bigint, balance_before bigint,
-             balance_after bigint, app_id text, description text, metadata jsonb,
-             idempotency_key text, at timestamptz)
-)
-INSERT INTO credits.usage_stats AS u (user_id, app_id, day, credits_used, operations)
-SELECT s.user_id, s.app_id, s.day, s.used, s.operations
-  FROM json_to_recordset(CAST(%(usage)s AS json))
-    AS s(user_id text, app_id text, day date, used bigint, operations bigint)
-ON CONFLICT (user_id, app_id, day) DO UPDATE
-   SET credits_used = u.credits_used + EXCLUDED.credits_used,
-       operations = u.operations + EXCLUDED.operations
-"""
 
 
 class BatchRejected(Exception):
