@@ -85,7 +85,9 @@ async def insert_rows(
         given = _unnest(table, rows)
         names = list(rows[0])
         await connection.execute(
-            sa.insert(table).from_select(names, sa.select(*(_column(table, given, n) for n in names)))
+            sa.insert(table).from_select(
+                names, sa.select(*(_column(table, given, n) for n in names))
+            )
         )
         return
     await connection.execute(sa.insert(table), list(rows))

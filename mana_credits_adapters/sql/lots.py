@@ -127,7 +127,12 @@ async def write(connection: AsyncConnection, writes: Writes) -> None:
         credit_lots,
         "id",
         [
-            {"id": lot.id, "remaining": lot.remaining, "held": lot.held, "expired_at": lot.expired_at}
+            {
+                "id": lot.id,
+                "remaining": lot.remaining,
+                "held": lot.held,
+                "expired_at": lot.expired_at,
+            }
             for lot in writes.lots.values()
         ],
     )
@@ -173,6 +178,7 @@ def _unannounced(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
         l.expires_at <= now + EXPIRY_NOTICE,
         l.remaining > 0,
         l.notified_at.is_(None),
+        l.expires_at.is_not(None),  # implied, but it lets the planner use the index
     )
 
 
