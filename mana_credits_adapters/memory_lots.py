@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mana_credits_core.ledger import LedgerEntry, TransactionStatus, TransactionType, UsageStat
-from mana_credits_core.lot_book import LotBook, UsageKey, Writes
+from mana_credits_core.lot_book import LotBook, UsageKey, Writes, expire_all
 from mana_credits_core.lots import Allocation, Lot, to_notify
 from mana_credits_core.ports import Expiring, LotDrift, LotTotals
 from mana_credits_core.reservations import ReservationStatus
@@ -153,11 +153,9 @@ class MemoryLots:
             lots=len(lots),
         )
 
-    async def expire(self, user_id: str, now: datetime) -> list[LedgerEntry]:
-        book = book_for(self._s, [user_id])
-        if book.balance(user_id) is None:
-            return []
-        entries = book.expire_due(user_id, now)
+    async def expire(self, user_ids: Sequence[str], now: datetime) -> list[LedgerEntry]:
+        book = book_for(self._s, user_ids)
+        entries = expire_all(book, user_ids, now)
         write(self._s, book.writes, self._undo)
         return entries
 

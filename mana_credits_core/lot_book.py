@@ -331,6 +331,17 @@ class LotBook:
         self.writes.usage[key] = (used + amount, operations + 1)
 
 
+def expire_all(book: LotBook, user_ids: Iterable[str], now: datetime) -> list[LedgerEntry]:
+    """`LotBook.expire_due` for each of the users that has a balance in the book, in
+    user id order; every `expire` entry written. Raises `LotsOutOfStep` (then the
+    book's writes must not be made)."""
+    entries: list[LedgerEntry] = []
+    for user_id in sorted(set(user_ids)):
+        if book.balance(user_id) is not None:
+            entries.extend(book.expire_due(user_id, now))
+    return entries
+
+
 def _expiry(
     user_id: str, key: str, amount: int, now: datetime, metadata: dict[str, object]
 ) -> Debit:

@@ -11,11 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mana_credits_core.ledger import Balance, LedgerEntry, TransactionType
-from mana_credits_core.lot_book import LotBook, Writes
+from mana_credits_core.lot_book import LotBook, Writes, expire_all
 from mana_credits_core.lots import EXPIRY_NOTICE, Allocation, Lot, LotSource
 from mana_credits_core.ports import Expiring, LotDrift, LotTotals
 from mana_credits_core.reservations import ReservationStatus
 
+from .bulk import insert_rows, update_rows
 from .entries import entry_from, entry_values
 from .tables import (
     balances,
@@ -99,74 +100,61 @@ async def locked_book(
 
 
 async def write(connection: AsyncConnection, writes: Writes) -> None:
-    """Make a book's writes: balances, entries, lots, allocations, holds, usage."""
+    """Make a book's writes: balances, entries, lots, allocations, holds, usage; one
+    statement a table on PostgreSQL (`bulk`)."""
     if not writes:
         return
     c = connection
-    b = balances.c
-    if writes.balances:
-        await c.execute(
-            sa.update(balances)
-            .where(b.user_id == sa.bindparam("w_user"))
-            .values(
-                balance=sa.bindparam("w_balance"),
-                total_earned=sa.bindparam("w_earned"),
-                total_spent=sa.bindparam("w_spent"),
-                debt=sa.bindparam("w_debt"),
-                updated_at=sa.bindparam("w_at", type_=balances.c.updated_at.type),
-            ),
-            [
-                {
-                    "w_user": x.user_id,
-                    "w_balance": x.balance,
-                    "w_earned": x.total_earned,
-                    "w_spent": x.total_spent,
-                    "w_debt": x.debt,
-                    "w_at": writes.at,
-                }
-                for x in writes.balances.values()
-            ],
-        )
-    if writes.entries:
-        await c.execute(sa.insert(transactions), [entry_values(e) for e in writes.entries])
-    if writes.lots:
-        await c.execute(
-            sa.update(credit_lots)
-            .where(l.id == sa.bindparam("w_id"))
-            .values(
-                remaining=sa.bindparam("w_remaining"),
-                held=sa.bindparam("w_held"),
-                expired_at=sa.bindparam("w_expired", type_=l.expired_at.type),
-            ),
-            [
-                {
-                    "w_id": lot.id,
-                    "w_remaining": lot.remaining,
-                    "w_held": lot.held,
-                    "w_expired": lot.expired_at,
-                }
-                for lot in writes.lots.values()
-            ],
-        )
-    if writes.allocations:
-        await c.execute(
-            sa.insert(lot_allocations),
-            [
-                {"entry_id": entry_id, "lot_id": a.lot_id, "amount": a.amount}
-                for entry_id, a in writes.allocations
-            ],
-        )
+    await update_rows(
+        c,
+        balances,
+        "user_id",
+        [
+            {
+                "user_id": x.user_id,
+                "balance": x.balance,
+                "total_earned": x.total_earned,
+                "total_spent": x.total_spent,
+                "debt": x.debt,
+                "updated_at": writes.at,
+            }
+            for x in writes.balances.values()
+        ],
+    )
+    await insert_rows(c, transactions, [entry_values(e) for e in writes.entries])
+    await update_rows(
+        c,
+        credit_lots,
+        "id",
+        [
+            {
+                "id": lot.id,
+                "remaining": lot.remaining,
+                "held": lot.held,
+                "expired_at": lot.expired_at,
+            }
+            for lot in writes.lots.values()
+        ],
+    )
+    await insert_rows(
+        c,
+        lot_allocations,
+        [
+            {"entry_id": entry_id, "lot_id": a.lot_id, "amount": a.amount}
+            for entry_id, a in writes.allocations
+        ],
+    )
     if writes.released:
         h = hold_allocations.c
         await c.execute(sa.delete(hold_allocations).where(h.reservation_id.in_(writes.released)))
-    if writes.holds:
-        await c.execute(
-            sa.insert(hold_allocations),
-            [
-                {"reservation_id": reservation_id, "lot_id": a.lot_id, "amount": a.amount}
-                for reservation_id, a in writes.holds
-            ],
-        )
+    await insert_rows(
+        c,
+        hold_allocations,
+        [
+            {"reservation_id": reservation_id, "lot_id": a.lot_id, "amount": a.amount}
+            for reservation_id, a in writes.holds
+        ],
+    )
     for key, (used, operations) in writes.usage.items():
         await count_usage(c, key, used, operations)
 
@@ -190,6 +178,7 @@ def _unannounced(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
         l.expires_at <= now + EXPIRY_NOTICE,
         l.remaining > 0,
         l.notified_at.is_(None),
+        l.expires_at.is_not(None),  # implied, but it lets the planner use the index
     )
 
 
@@ -228,11 +217,9 @@ class SqlLots:
         credits, users, lots = (await self._c.execute(query)).one()
         return Expiring(credits=int(credits), users=int(users), lots=int(lots))
 
-    async def expire(self, user_id: str, now: datetime) -> list[LedgerEntry]:
-        book = await locked_book(self._c, [user_id])
-        if book.balance(user_id) is None:
-            return []
-        entries = book.expire_due(user_id, now)
+    async def expire(self, user_ids: Sequence[str], now: datetime) -> list[LedgerEntry]:
+        book = await locked_book(self._c, user_ids)
+        entries = expire_all(book, user_ids, now)
         await write(self._c, book.writes)
         return entries
 

@@ -250,6 +250,7 @@ sync_subscriptions = sa.Table(
 
 OPEN_LOTS = "remaining > 0"
 DUE_LOTS = "remaining > held AND expired_at IS NULL"
+UNANNOUNCED_LOTS = "remaining > 0 AND notified_at IS NULL AND expires_at IS NOT NULL"
 
 credit_lots = sa.Table(
     "credit_lots",
@@ -292,6 +293,14 @@ credit_lots = sa.Table(
         "expires_at",
         postgresql_where=sa.text(DUE_LOTS),
         sqlite_where=sa.text(DUE_LOTS),
+    ),
+    # The expiry-notice sweep: lots with credits left not announced yet, by expiry.
+    sa.Index(
+        "ix_credit_lots_unannounced",
+        "expires_at",
+        "id",
+        postgresql_where=sa.text(UNANNOUNCED_LOTS),
+        sqlite_where=sa.text(UNANNOUNCED_LOTS),
     ),
     schema=CREDITS,
 )

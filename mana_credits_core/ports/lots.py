@@ -57,7 +57,8 @@ class LotRepository(Protocol):
 
     async def due(self, now: datetime, limit: int) -> list[str]:
         """Users with a lot past its expiry at `now` whose free credits have not
-        expired yet (at most `limit` lots looked at, soonest expiry first)."""
+        expired yet (at most `limit` lots looked at, soonest expiry first; so at most
+        `limit` users, each once)."""
         ...
 
     async def expiring(self, until: datetime) -> Expiring:
@@ -65,10 +66,14 @@ class LotRepository(Protocol):
         `until` whose credits have not expired yet, summed over all users."""
         ...
 
-    async def expire(self, user_id: str, now: datetime) -> list[LedgerEntry]:
-        """Lock the user's balance and expire the free credits of each of their lots
-        past its expiry: one `expire` entry per lot, exactly once per lot (concurrent
-        sweeps and debits included). Returns the entries written now."""
+    async def expire(self, user_ids: Sequence[str], now: datetime) -> list[LedgerEntry]:
+        """Lock the users' balances (in user id order, as every writer does) and expire
+        the free credits of each of their lots past its expiry: one `expire` entry per
+        lot, exactly once per lot (concurrent sweeps and debits included). Users
+        without a balance are passed over. Returns the entries written now.
+
+        Raises `LotsOutOfStep` if any one user's stored lots disagree with their
+        balance; nothing is decided then, and the unit of work must be rolled back."""
         ...
 
     async def notice_due(self, now: datetime, limit: int) -> list[str]:

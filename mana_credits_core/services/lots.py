@@ -25,35 +25,49 @@ class LotsService:
         self._clock = clock
         self._notifier = notifier
 
-    async def expire(self, batch_size: int = 500) -> int:
+    async def expire(self, batch_size: int = 200) -> int:
         """Expire the free credits of every lot past its expiry; returns how many lots
         expired now.
 
         Each lot gives one `expire` entry of minus its free credits (key
         `expiry_key(lot id)`), its user's balance goes down by as much, and held credits
-        stay until their reservation resolves. One transaction per user, each under
-        the user's balance lock, so the sweep is safe to run in several processes at
-        once and beside debits (which expire such lots themselves first): every lot
-        expires exactly once. A user whose lots cannot be expired (stored data out of
-        step, which reconcile reports) is logged and skipped.
+        stay until their reservation resolves. The sweep looks at up to `batch_size`
+        lots due at a time (soonest expiry first) and expires all their users in one
+        transaction, under those users' balance locks taken in user id order (as every
+        writer takes them), so it is safe to run in several processes at once and
+        beside debits (which expire such lots themselves first): every lot expires
+        exactly once. If one user's lots cannot be expired (stored data out of step,
+        which reconcile reports), that batch is retried user by user: the user is
+        logged and skipped for the rest of the sweep, the others expire.
         """
         expired = 0
+        skipped: set[str] = set()
         while True:
             async with self._store.reader() as reader:
-                users = await reader.lots.due(self._clock.now(), batch_size)
-            progress = 0
-            for user_id in users:
-                try:
-                    async with self._store.unit_of_work() as uow:
-                        entries = await uow.lots.expire(user_id, self._clock.now())
-                        await uow.commit()
-                except LotsOutOfStep:
-                    log.exception("expiring the lots of %s failed; skipped", user_id)
-                    continue
-                progress += len(entries)
+                due = await reader.lots.due(self._clock.now(), batch_size)
+            users = [user for user in due if user not in skipped]
+            progress = await self._expire_users(users, skipped) if users else 0
             expired += progress
-            if len(users) < batch_size or progress == 0:
+            # Nothing expired: nothing is due but skipped users (or a concurrent sweep
+            # took them all). Stop rather than loop on them.
+            if progress == 0:
                 return expired
+
+    async def _expire_users(self, users: list[str], skipped: set[str]) -> int:
+        """Expire the due lots of `users` in one transaction or, if one of them is out
+        of step, in one transaction each, adding those out of step to `skipped`;
+        returns how many lots expired."""
+        try:
+            async with self._store.unit_of_work() as uow:
+                entries = await uow.lots.expire(users, self._clock.now())
+                await uow.commit()
+            return len(entries)
+        except LotsOutOfStep:
+            if len(users) == 1:
+                log.exception("expiring the lots of %s failed; skipped", users[0])
+                skipped.add(users[0])
+                return 0
+        return sum([await self._expire_users([user], skipped) for user in users])
 
     async def send_expiry_notices(self, batch_size: int = 500) -> int:
         """Tell each user, once, of their credits expiring within `lots.EXPIRY_NOTICE`
