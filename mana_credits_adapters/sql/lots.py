@@ -230,6 +230,12 @@ class SqlLots:
         return list(dict.fromkeys((await self._c.scalars(query)).all()))
 
     async def claim_notices(self, user_id: str, now: datetime) -> list[Lot]:
+        # The balance row first, as every writer of lots takes it: a claim then never
+        # holds a lot row that a sweep or a debit (which lock the balance first) is
+        # about to update, so the two cannot deadlock.
+        await self._c.execute(
+            sa.select(balances.c.user_id).where(balances.c.user_id == user_id).with_for_update()
+        )
         # One conditional UPDATE: a concurrent claim of the same row waits for the
         # row lock, then re-checks `notified_at IS NULL` (PostgreSQL READ COMMITTED)
         # or is serialised by BEGIN IMMEDIATE (SQLite), so each lot is claimed once.
@@ -244,6 +250,13 @@ class SqlLots:
 
     async def release_notices(self, lot_ids: Sequence[str], claimed_at: datetime) -> None:
         if lot_ids:
+            owners = sa.select(l.user_id).where(l.id.in_(list(lot_ids)))
+            await self._c.execute(  # the owners' balance rows first, as in claim_notices
+                sa.select(balances.c.user_id)
+                .where(balances.c.user_id.in_(owners))
+                .order_by(balances.c.user_id)
+                .with_for_update()
+            )
             await self._c.execute(
                 sa.update(credit_lots)
                 .where(l.id.in_(list(lot_ids)), l.notified_at == claimed_at)
