@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import TickingClock
 from mana_credits_adapters.settings import Settings
+from mana_credits_adapters.sql.store import SqlStore
 from mana_credits_core import TransactionType
 from mana_credits_core.ports import Store
 from mana_credits_core.services import Services
@@ -199,3 +201,36 @@ async def test_the_threshold_is_a_setting_and_zero_turns_it_off(
             await s.credits.use(user, 200, "chat", "rest")  # to 0 for the next round
         finally:
             await s.close()
+
+
+@pytest.mark.postgres
+async def test_a_notice_claim_waits_for_the_balance_lock_as_every_writer_of_lots(
+    clean_pg_store: SqlStore, clock: TickingClock, settings: Settings
+) -> None:
+    # A claim that took lot rows before the balance lock could hold a lot a sweep
+    # (balance first, then lots) is about to update while waiting for one it holds.
+    s = build_services(clean_pg_store, settings, clock=clock)
+    await grant(s, "ana", 10, clock.now() + 3 * DAY)
+    async with clean_pg_store.engine.connect() as holder:
+        await holder.execute(
+            sa.text("SELECT 1 FROM credits.balances WHERE user_id = 'ana' FOR UPDATE")
+        )
+        async with clean_pg_store.unit_of_work() as uow:
+            claim = asyncio.create_task(uow.lots.claim_notices("ana", clock.now()))
+            async with clean_pg_store.engine.connect() as watcher:
+                waiting = sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE '%credits.balances%'"
+                )
+                for _ in range(500):  # the claim reaches the lock within a few ms
+                    if await watcher.scalar(waiting):
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    pytest.fail("the claim did not wait for the balance lock")
+            assert not claim.done()
+            await holder.rollback()
+            claimed = await claim
+            await uow.commit()
+    assert [lot.remaining for lot in claimed] == [10]
+    await s.close()
