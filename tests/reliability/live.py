@@ -4,10 +4,12 @@ manual clock, a JWKS endpoint for real tokens and a fake Stripe for the real SDK
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from aiohttp import web
 from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_adapters.clock import ManualClock
 from mana_credits_adapters.settings import Settings
+from mana_credits_core.ports import IdGenerator
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
 
@@ -31,10 +34,26 @@ KEY = "live-service-key"
 START = datetime(2027, 1, 31, 12, 0, tzinfo=UTC)  # a month end: charges clamp in February
 
 
-class LiveServer:
-    """The app on a loopback port, in a thread with its own event loop and manual clock."""
+class CountingIds:
+    """Ids that follow the order they are made in (UUID-shaped, zero-padded counter):
+    every run makes the same ids in the same order, so ties that ids break (the burn
+    order of lots made at one instant) fall alike in every run of a test."""
 
-    def __init__(self, url: str, home: Path) -> None:
+    def __init__(self) -> None:
+        self._next = itertools.count(1)
+
+    def new_id(self) -> str:
+        return str(uuid.UUID(int=next(self._next)))
+
+
+class LiveServer:
+    """The app on a loopback port, in a thread with its own event loop and manual clock.
+
+    `url` is any database URL the settings take (`memory://` included); `ids` replaces
+    the random ids (`CountingIds` for a deterministic run)."""
+
+    def __init__(self, url: str, home: Path, ids: IdGenerator | None = None) -> None:
+        self.ids = ids
         self.loop = asyncio.new_event_loop()
         self.home = home
         self.clock = ManualClock(START)
@@ -64,7 +83,7 @@ class LiveServer:
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=60)
 
     async def _start(self) -> tuple[Services, str, Any]:
-        context = bootstrap(self.settings, migrate=True, clock=self.clock)
+        context = bootstrap(self.settings, migrate=True, clock=self.clock, ids=self.ids)
         services = await context.__aenter__()
         runner = web.AppRunner(create_app(self.settings, services=services))
         await runner.setup()
