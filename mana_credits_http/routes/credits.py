@@ -9,6 +9,7 @@ from mana_credits_core.services import LedgerResult
 
 from ..auth import require_user
 from ..body import query_int, read_body
+from ..jsonout import json_response
 from ..keys import METRICS, SERVICES
 from ..lot_models import LotsOut
 from ..models import BalanceOut, NewBalanceOut, TransactionOut, UseCreditsBody, UseCreditsOut
@@ -20,14 +21,14 @@ ALREADY_PROCESSED = "Transaction already processed"
 async def balance(request: web.Request) -> web.Response:
     user = await require_user(request)
     found = await request.app[SERVICES].credits.balance(user.user_id)
-    return web.json_response(BalanceOut.of(found).render())
+    return json_response(BalanceOut.of(found).render())
 
 
 async def use(request: web.Request) -> web.Response:
     user = await require_user(request)
     body = await read_body(request, UseCreditsBody)
     result = await debit(request, user.user_id, body)
-    return web.json_response(use_answer(result).render())
+    return json_response(use_answer(result).render())
 
 
 async def debit(request: web.Request, user_id: str, body: UseCreditsBody) -> LedgerResult:
@@ -67,13 +68,13 @@ async def transactions(request: web.Request) -> web.Response:
     entries = await request.app[SERVICES].credits.transactions(
         user.user_id, limit=50 if limit is None else limit, offset=offset or 0
     )
-    return web.json_response([TransactionOut.render_entry(e) for e in entries])
+    return json_response([TransactionOut.render_entry(e) for e in entries])
 
 
 async def lots(request: web.Request) -> web.Response:
     user = await require_user(request)
     found = await request.app[SERVICES].lots.open_lots(user.user_id)
-    return web.json_response(LotsOut.of(found).render())
+    return json_response(LotsOut.of(found).render())
 
 
 ROUTES = [
