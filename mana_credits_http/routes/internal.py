@@ -55,7 +55,7 @@ async def use(request: web.Request) -> web.Response:
     require_service(request)
     body = await read_body(request, InternalUseCreditsBody)
     result = await debit(request, body.user_id, body)
-    return json_response(use_answer(result).render())
+    return json_response(use_answer(result))
 
 
 async def refund(request: web.Request) -> web.Response:
