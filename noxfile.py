@@ -43,7 +43,7 @@ def tests(session: nox.Session) -> None:
 PACKAGES = ("mana_credits_core", "mana_credits_adapters", "mana_credits_http", "mana_credits_cli")
 
 
-def install_compiled(session: nox.Session) -> None:
+def install_compiled(session: nox.Session, extras: str = "test") -> None:
     """Install the project and its test tools with their bytecode compiled up front.
 
     Many tests start the CLI or the server as a process of its own. Without a bytecode
@@ -51,7 +51,7 @@ def install_compiled(session: nox.Session) -> None:
     one) every such process compiles SQLAlchemy, aiohttp and the rest from source again:
     about 2 s each instead of under 1 s.
     """
-    session.install("-e", ".[test]", env={"UV_COMPILE_BYTECODE": "1"})
+    session.install("-e", f".[{extras}]", env={"UV_COMPILE_BYTECODE": "1"})
     session.run("python", "-m", "compileall", "-q", *PACKAGES, "tests", silent=True)
 
 
@@ -91,5 +91,5 @@ def bench(session: nox.Session) -> None:
     """The debit path against pgbench, the server under wrk, reads, billing: a table."""
     if shutil.which("wrk") is None and shutil.which("apt-get") and os.geteuid() == 0:
         session.run("apt-get", "install", "-y", "-q", "wrk", external=True)
-    install_compiled(session)
+    install_compiled(session, "test,bench")  # py-spy for BENCH_PROFILE
     session.run("python", "-m", "bench", *session.posargs)

@@ -20,7 +20,12 @@ One run starts a PostgreSQL with the settings of a default install (`fsync` and
 
 Rows 1-3 run at 1, 16 and 64 clients, for 10,000 random users and for one hot user,
 and show their ratio to row 1 at the same concurrency and user mix.
-BENCH_ONLY=lots runs rows 8 and 9 alone (the schema, then their own seeded users).
+BENCH_ONLY=lots runs rows 8 and 9 alone (the schema, then their own seeded users);
+BENCH_ONLY=http runs rows 1 and 3 alone (the database's limit and the server).
+BENCH_WORKERS=1,2,4 runs row 3 once per server worker count (default 1); every run of
+row 3 shows the server's CPU time per request (all its processes, user + system).
+BENCH_PROFILE=debit.svg records a py-spy flame graph of the server (every worker) during
+row 3's 64-client, random-user run with the first worker count.
 """
 
 from __future__ import annotations
@@ -59,23 +64,33 @@ class Row:
     p99_ms: float | None = None
     errors: int | None = None
     rss_mb: float | None = None
+    cpu_us: float | None = None  # the server's CPU time per request, all its processes
 
 
 def main() -> None:
     seconds = float(os.environ.get("BENCH_SECONDS", "10"))
-    workers = int(os.environ.get("BENCH_WORKERS", "1"))
+    workers = worker_counts(os.environ.get("BENCH_WORKERS", "1"))
+    profile = os.environ.get("BENCH_PROFILE") or None
     only = os.environ.get("BENCH_ONLY", "")
-    if only not in ("", "lots"):
-        raise SystemExit(f"error: BENCH_ONLY={only!r}: unknown, use 'lots' or leave it unset")
+    if only not in ("", "lots", "http"):
+        raise SystemExit(
+            f"error: BENCH_ONLY={only!r}: unknown, use 'lots', 'http' or leave it unset"
+        )
     started = time.monotonic()
     startup = None if only else cli_startup()
     rows: list[Row] = []
     imported: ImportResult | None = None
     with BenchDatabase.start() as db:
+        if only == "http":
+            db.prepare(USERS)
+            limits = pgbench_rows(db, rows, seconds)
+            server_rows(db, rows, seconds, workers, limits, profile)
+            print_table(rows, seconds, workers, time.monotonic() - started)
+            return
         if only:
             db.prepare(0)  # the schema alone: the lot rows seed their own users
         else:
-            imported = debit_rows(db, rows, seconds, workers)
+            imported = debit_rows(db, rows, seconds, workers, profile)
         debits, sweep = lot_rows(db, rows, seconds)
     print_table(rows, seconds, workers, time.monotonic() - started)
     if startup is not None:
@@ -97,19 +112,82 @@ def main() -> None:
     )
 
 
-def debit_rows(db: BenchDatabase, rows: list[Row], seconds: float, workers: int) -> ImportResult:
-    """Rows 1 to 7 (all but the CLI's start); returns the legacy import's result."""
-    subscriptions = int(os.environ.get("BENCH_SUBSCRIPTIONS", "100000"))
-    import_entries = int(os.environ.get("BENCH_IMPORT_ENTRIES", "1000000"))
-    import_users = int(os.environ.get("BENCH_IMPORT_USERS", "100000"))
-    db.prepare(USERS)
-    limits: dict[tuple[int, int], float] = {}
+def worker_counts(text: str) -> list[int]:
+    """BENCH_WORKERS: one server worker count, or several separated by commas."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or any(n < 1 for n in counts):
+        raise SystemExit(f"error: BENCH_WORKERS={text!r}: not a count, use e.g. 1 or 1,2,4")
+    return counts
+
+
+Limits = dict[tuple[int, int], float]
+
+
+def pgbench_rows(db: BenchDatabase, rows: list[Row], seconds: float) -> Limits:
+    """Row 1; returns pgbench's rate by (users, clients), the other rows' reference."""
+    limits: Limits = {}
     for users, mix in MIXES:
         for clients in CLIENTS:
             tps = pgbench_debits(db, clients, users, seconds)
             limits[(users, clients)] = tps
             rows.append(Row(1, "pgbench: one debit's SQL", mix, clients, tps, tps))
             progress(rows[-1])
+    return limits
+
+
+def server_rows(
+    db: BenchDatabase,
+    rows: list[Row],
+    seconds: float,
+    workers: list[int],
+    limits: Limits,
+    profile: str | None,
+    issuer: str | None = None,
+) -> None:
+    """Row 3 once per worker count, each server started afresh; `issuer`: the JWKS
+    endpoint's URL (one of its own when not given)."""
+    if issuer is None:
+        with load.jwks_endpoint(SigningKey.generate()) as own:
+            server_rows(db, rows, seconds, workers, limits, profile, own)
+        return
+    for count in workers:
+        with load.server(db, issuer, count) as server:
+            debit_row3(server, rows, seconds, count, limits, profile)
+        profile = None  # the first worker count's run only
+
+
+def debit_row3(
+    server: load.Server,
+    rows: list[Row],
+    seconds: float,
+    workers: int,
+    limits: Limits,
+    profile: str | None,
+) -> None:
+    what = "HTTP POST internal/credits/use"
+    if workers > 1:
+        what = f"HTTP internal/credits/use, {workers} w"
+    for users, mix in MIXES:
+        for clients in CLIENTS:
+            record = profile if (users, clients) == (USERS, 64) else None
+            result = load.wrk(server, load.debit_script(users), clients, seconds, record)
+            limit = limits[(users, clients)]
+            rows.append(http_row(3, what, mix, clients, result, limit))
+            progress(rows[-1])
+
+
+def debit_rows(
+    db: BenchDatabase, rows: list[Row], seconds: float, workers: list[int], profile: str | None
+) -> ImportResult:
+    """Rows 1 to 7 (all but the CLI's start); returns the legacy import's result."""
+    subscriptions = int(os.environ.get("BENCH_SUBSCRIPTIONS", "100000"))
+    import_entries = int(os.environ.get("BENCH_IMPORT_ENTRIES", "1000000"))
+    import_users = int(os.environ.get("BENCH_IMPORT_USERS", "100000"))
+    db.prepare(USERS)
+    limits = pgbench_rows(db, rows, seconds)
     for users, mix in MIXES:
         for clients in CLIENTS:
             rate = asyncio.run(library_debits(db.url, clients, users, seconds))
@@ -117,26 +195,9 @@ def debit_rows(db: BenchDatabase, rows: list[Row], seconds: float, workers: int)
             rows.append(Row(2, "library in-process", mix, clients, rate, limit))
             progress(rows[-1])
     key = SigningKey.generate()
-    with load.jwks_endpoint(key) as issuer, load.server(db, issuer, workers) as server:
-        for users, mix in MIXES:
-            for clients in CLIENTS:
-                result = load.wrk(server, load.debit_script(users), clients, seconds)
-                limit = limits[(users, clients)]
-                rows.append(
-                    http_row(3, "HTTP POST internal/credits/use", mix, clients, result, limit)
-                )
-                progress(rows[-1])
-        db.fill_ledger(LEDGER_ENTRIES, USERS)
-        entries = db.count("credits.transactions")
-        tokens = [key.mint(user(n), issuer=issuer) for n in range(1, 1001)]
-        for path, what in (
-            ("/api/v1/credits/balance", "HTTP GET credits/balance"),
-            ("/api/v1/credits/transactions", "HTTP GET credits/transactions"),
-        ):
-            for clients in CLIENTS:
-                result = load.wrk(server, load.read_script(path, tokens), clients, seconds)
-                rows.append(http_row(4, what, f"{entries:,} entries", clients, result, None))
-                progress(rows[-1])
+    with load.jwks_endpoint(key) as issuer:
+        server_rows(db, rows, seconds, workers, limits, profile, issuer)
+        reads(db, rows, seconds, workers[0], key, issuer)
     charged, elapsed = asyncio.run(billing_run(db.url, subscriptions))
     rows.append(Row(5, "billing run (subscriptions)", f"{charged:,} due", 1, charged / elapsed))
     progress(rows[-1])
@@ -147,6 +208,24 @@ def debit_rows(db: BenchDatabase, rows: list[Row], seconds: float, workers: int)
     rows.append(Row(7, what, mix, 1, rate, imported.reference_rows_per_second))
     progress(rows[-1])
     return imported
+
+
+def reads(
+    db: BenchDatabase, rows: list[Row], seconds: float, workers: int, key: SigningKey, issuer: str
+) -> None:
+    """Row 4: balance and history reads once the ledger holds LEDGER_ENTRIES entries."""
+    db.fill_ledger(LEDGER_ENTRIES, USERS)
+    entries = db.count("credits.transactions")
+    tokens = [key.mint(user(n), issuer=issuer) for n in range(1, 1001)]
+    with load.server(db, issuer, workers) as server:
+        for path, what in (
+            ("/api/v1/credits/balance", "HTTP GET credits/balance"),
+            ("/api/v1/credits/transactions", "HTTP GET credits/transactions"),
+        ):
+            for clients in CLIENTS:
+                result = load.wrk(server, load.read_script(path, tokens), clients, seconds)
+                rows.append(http_row(4, what, f"{entries:,} entries", clients, result, None))
+                progress(rows[-1])
 
 
 def lot_rows(db: BenchDatabase, rows: list[Row], seconds: float) -> tuple[DebitsWithLots, Sweep]:
@@ -183,6 +262,7 @@ def http_row(
         result.p99_ms,
         result.errors,
         result.peak_rss_mb,
+        result.cpu_us_per_request,
     )
 
 
@@ -193,18 +273,18 @@ def progress(row: Row) -> None:
     )
 
 
-def print_table(rows: list[Row], seconds: float, workers: int, total: float) -> None:
+def print_table(rows: list[Row], seconds: float, workers: list[int], total: float) -> None:
     def optional(value: float | None, fmt: str) -> str:
         return "" if value is None else format(value, fmt)
 
     header = (
         f"{'row':>3}  {'what':<32} {'users':<20} {'clients':>7} {'per second':>11} "
-        f"{'x row 1':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'RSS MB':>7}"
+        f"{'x row 1':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'RSS MB':>7} {'CPU µs':>7}"
     )
     print()
     print(
         f"PostgreSQL with fsync and synchronous_commit on; {seconds:g} s per run; "
-        f"server workers: {workers}; whole run {total:.0f} s"
+        f"server workers: {','.join(map(str, workers))}; whole run {total:.0f} s"
     )
     print(header)
     print("-" * len(header))
@@ -213,7 +293,8 @@ def print_table(rows: list[Row], seconds: float, workers: int, total: float) -> 
         print(
             f"{r.row:>3}  {r.what:<32} {r.users:<20} {r.clients:>7} {r.per_second:>11,.0f} "
             f"{ratio:>8} {optional(r.p50_ms, '.2f'):>7} {optional(r.p99_ms, '.2f'):>7} "
-            f"{optional(r.errors, 'd'):>6} {optional(r.rss_mb, '.0f'):>7}"
+            f"{optional(r.errors, 'd'):>6} {optional(r.rss_mb, '.0f'):>7} "
+            f"{optional(r.cpu_us, '.0f'):>7}"
         )
 
 

@@ -59,6 +59,7 @@ class LoadResult:
     p99_ms: float
     errors: int
     peak_rss_mb: float
+    cpu_us_per_request: float  # the server's CPU time (user + system, every process)
 
 
 @contextmanager
@@ -118,6 +119,19 @@ class Server:
             total += int(found.group(1)) if found else 0
         return total / 1024
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server and its worker processes."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in [self.process.pid, *children(self.process.pid)]:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (after pid, comm)
+        return total / ticks
+
 
 def children(pid: int) -> list[int]:
     try:
@@ -155,8 +169,12 @@ def server(db: BenchDatabase, issuer: str, workers: int) -> Iterator[Server]:
         process.wait(timeout=30)
 
 
-def wrk(target: Server, script: str, clients: int, seconds: float) -> LoadResult:
-    """Run wrk with a Lua script; sample the server's memory meanwhile."""
+def wrk(
+    target: Server, script: str, clients: int, seconds: float, profile: str | None = None
+) -> LoadResult:
+    """Run wrk with a Lua script; sample the server's memory meanwhile, and its CPU time
+    from start to end. `profile`: a file for a py-spy flame graph (SVG) of the server,
+    every process of it, recorded during the run."""
     binary = shutil.which("wrk")
     if binary is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
@@ -172,6 +190,8 @@ def wrk(target: Server, script: str, clients: int, seconds: float) -> LoadResult
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
         file.write(script)
     sampler.start()
+    recorder = None if profile is None else py_spy(target, profile, seconds)
+    cpu_before = target.cpu_seconds()
     try:
         result = run(
             [
@@ -194,14 +214,32 @@ def wrk(target: Server, script: str, clients: int, seconds: float) -> LoadResult
             check=True,
             timeout=seconds + 120,  # wrk stops itself after `seconds`
         )
+        cpu = target.cpu_seconds() - cpu_before
     finally:
         done.set()
         sampler.join()
         os.unlink(file.name)
-    return parse_wrk(result.stdout, peak)
+        if recorder is not None:
+            recorder.wait(timeout=seconds + 60)
+    return parse_wrk(result.stdout, peak, cpu)
 
 
-def parse_wrk(output: str, peak_rss_mb: float) -> LoadResult:
+def py_spy(target: Server, output: str, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy recording the server for the middle of a run of `seconds` (a second of
+    warm-up and of wind-down left out): a flame graph for `output` ending in .svg, a
+    speedscope profile for .json, collapsed stacks (one line per stack) otherwise."""
+    binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    duration = max(1, round(seconds) - 2)
+    kind = {".svg": "flamegraph", ".json": "speedscope"}.get(Path(output).suffix, "raw")
+    return popen(
+        [binary, "record", "--pid", str(target.process.pid), "--subprocesses",
+         "--rate", "500", "--duration", str(duration), "--format", kind,
+         "--output", output, "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def parse_wrk(output: str, peak_rss_mb: float, cpu_seconds: float = 0.0) -> LoadResult:
     def latency(label: str) -> float:
         found = re.search(rf"^\s+{label}%\s+([0-9.]+)(us|ms|s)\s*$", output, re.M)
         if found is None:
@@ -218,7 +256,12 @@ def parse_wrk(output: str, peak_rss_mb: float) -> LoadResult:
     )
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
-    return LoadResult(float(rate.group(1)), latency("50"), latency("99"), errors, peak_rss_mb)
+    done = re.search(r"(\d+) requests in", output)
+    requests = int(done.group(1)) if done else 0
+    cpu_us = cpu_seconds / requests * 1e6 if requests else 0.0
+    return LoadResult(
+        float(rate.group(1)), latency("50"), latency("99"), errors, peak_rss_mb, cpu_us
+    )
 
 
 def debit_script(users: int) -> str:

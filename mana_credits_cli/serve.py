@@ -28,6 +28,7 @@ from mana_credits_http.observability import configure_logging
 from mana_credits_http.server import run_app
 
 from .runtime import console, reported
+from .workers import auto_workers, connections_per_worker, parse_workers, usable_cpus
 
 log = logging.getLogger("mana_credits.serve")
 
@@ -41,8 +42,12 @@ def serve(
         typer.Option(help="Port, 0 to 65535; 0 picks a free one (default: $PORT or 3061)."),
     ] = None,
     workers: Annotated[
-        int, typer.Option(min=1, max=64, help="Server processes sharing the port.")
-    ] = 1,
+        str,
+        typer.Option(
+            help="Server processes sharing the port, 1 to 64, or auto: one per CPU this "
+            "process may use, as many as PostgreSQL's max_connections holds (1 on SQLite)."
+        ),
+    ] = "1",
 ) -> None:
     """Start the server. With nothing configured: the embedded default (SQLite, dev identity).
 
@@ -54,6 +59,7 @@ def serve(
         mana-credits serve --host 0.0.0.0 --workers 4
     """
     with reported():
+        asked = parse_workers(workers)
         if port is not None:
             # Checked here, not by the option's range: a setup fault is one line.
             if not 0 <= port <= MAX_PORT:
@@ -74,13 +80,22 @@ def serve(
         # Every setup fault is found before the banner says the server is listening.
         check_port(host, bind_port)
         # Migrate and stock the catalogue once, before the workers race to do it.
-        asyncio.run(_prepare(settings))
+        connection_limit = asyncio.run(_prepare(settings, limit=asked is None))
+        count = asked
+        if count is None:
+            count = auto_workers(usable_cpus(), connections_per_worker(settings), connection_limit)
         if settings.dev_identity:
             SigningKey.load_or_create(settings.home)
     configure_logging(settings.log_level)
+    if asked is None:
+        log.info(
+            "workers: auto",
+            extra={"fields": {"workers": count, "cpus": usable_cpus(),
+                              "connectionLimit": connection_limit}},
+        )  # fmt: skip
     if settings.is_embedded:
         banner(settings, host, bind_port)
-    if workers == 1:
+    if count == 1:
         with reported():
             try:
                 run_worker(host, bind_port, reuse_port=False)
@@ -94,7 +109,7 @@ def serve(
         context.Process(
             target=run_worker, args=(host, bind_port, True), kwargs={"parent": os.getpid()}
         )
-        for _ in range(workers)
+        for _ in range(count)
     ]
     for process in processes:
         process.start()
@@ -119,9 +134,12 @@ def serve(
         raise typer.Exit(1)
 
 
-async def _prepare(settings: Settings) -> None:
-    async with bootstrap(settings):
-        return
+async def _prepare(settings: Settings, *, limit: bool = False) -> int | None:
+    """Migrate and stock the catalogue. `limit`: also return the database's connection
+    limit (None when not asked, or when the store is not PostgreSQL)."""
+    async with bootstrap(settings) as services:
+        found = getattr(services.store, "connection_limit", None)
+        return await found() if limit and callable(found) else None
 
 
 BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)

@@ -21,6 +21,7 @@ from .background import periodic, watch_reachability
 from .connections import ConnectionGuard
 from .cors import cors
 from .errors import FAULTS_LOGGED, error_middleware
+from .jsonout import json_response
 from .keys import CONNECTIONS, GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
 from .metrics import Metrics
 from .observability import observe, quiet_client_mistakes
@@ -62,7 +63,7 @@ def served_routes(settings: Settings, extra: list[Route]) -> list[Route]:
         jwks = SigningKey.load_or_create(settings.home).jwks()
 
         async def dev_jwks(request: web.Request) -> web.Response:
-            return web.json_response(jwks)
+            return json_response(jwks)
 
         # The embedded default is its own auth service: other local services can
         # verify the dev tokens against this JWKS.
@@ -136,7 +137,7 @@ def create_app(
     document: dict[str, object] = {}
 
     async def openapi_json(request: web.Request) -> web.Response:
-        return web.json_response(document)
+        return json_response(document)
 
     own = Route("GET", "/openapi.json", openapi_json, "This document (OpenAPI 3.1)", "none")
     routes = served_routes(settings, [own])

@@ -48,6 +48,15 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Built once: `json.loads` with hooks builds a new decoder for every call.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates,
+    parse_constant=_no_constants,
+    parse_int=_bounded_int,
+    parse_float=_finite_float,
+)
+
+
 def depth(value: Any) -> int:
     """How many arrays and objects `value` has inside one another (0 for a scalar);
     walked without recursion, so any depth is measured."""
@@ -70,18 +79,17 @@ def parse_json(raw: bytes) -> Any:
     """The JSON value of `raw`. Raises `InvalidInput` (400) for anything but strict
     UTF-8 JSON nested at most `MAX_DEPTH` levels."""
     try:
-        value = json.loads(
-            raw.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constants,
-            parse_int=_bounded_int,
-            parse_float=_finite_float,
-        )
+        text = raw.decode("utf-8")
+        if text.startswith("\ufeff"):  # as `json.loads` refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM", text, 0)
+        value = _DECODER.decode(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput("body", "Malformed JSON body") from exc
     except RecursionError as exc:  # deeper than the interpreter's stack allows
         raise InvalidInput("body", TOO_DEEP) from exc
-    if depth(value) > MAX_DEPTH:
+    # Each level is an opening bracket in the text: with no more brackets than the bound
+    # (any body of ours), the value cannot be too deep and is not walked.
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and depth(value) > MAX_DEPTH:
         raise InvalidInput("body", TOO_DEEP)
     return value
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,15 +26,14 @@ from aiohttp import web
 
 from mana_credits_adapters.networks import Network
 
+from .jsonout import dumps
 from .metrics import Metrics
 from .ratelimit import client_key, trusted_proxy
 
 log = logging.getLogger("mana_credits.http")
 
 TIMED_OUT = "Request not received in time"
-_TIMEOUT_BODY = json.dumps(
-    {"statusCode": 408, "message": TIMED_OUT, "code": "request_timeout"}
-).encode()
+_TIMEOUT_BODY = dumps({"statusCode": 408, "message": TIMED_OUT, "code": "request_timeout"})
 # Sent when the headers did not arrive in time, before aiohttp has a request to answer.
 TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"

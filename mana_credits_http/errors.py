@@ -31,6 +31,7 @@ from mana_credits_core.errors import (
     Unauthenticated,
 )
 
+from .jsonout import json_response
 from .keys import Handler
 
 log = logging.getLogger("mana_credits.http")
@@ -81,7 +82,7 @@ def envelope(
         # The core names details as Python arguments (original_amount); the wire is
         # camelCase like every other key of the API (originalAmount).
         body["details"] = {to_camel(key): value for key, value in details.items()}
-    return web.json_response(body, status=status)
+    return json_response(body, status=status)
 
 
 def from_validation(error: ValidationError) -> InvalidInput:
@@ -123,9 +124,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except AdminRequired:
-        return web.json_response(
-            {"error": "Forbidden", "message": "Admin access required"}, status=403
-        )
+        return json_response({"error": "Forbidden", "message": "Admin access required"}, status=403)
     except SetupError as error:
         # The store's own fault (a damaged or read-only SQLite file): the operator's to
         # fix, told once in the log with the file; clients get 503 and no internals.

@@ -9,6 +9,7 @@ Every counter is per process: see docs/operations.md for scraping several worker
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -148,6 +149,23 @@ class Metrics:
             self.sync.labels(name)
         for reason in ("too_many_connections", "request_timeout"):
             self.connections_closed.labels(reason)
+        # The series of each route, method and status met so far: `labels()` checks and
+        # converts its arguments and takes a lock on every call; a dict look-up does not.
+        # As many entries as the series themselves, which route templates keep bounded.
+        self._request_series: dict[tuple[str, str, int], Any] = {}
+        self._latency_series: dict[str, Any] = {}
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency (seconds) under its route template."""
+        series = self._request_series.get((route, method, status))
+        if series is None:
+            series = self.requests.labels(route, method, str(status))
+            self._request_series[(route, method, status)] = series
+        series.inc()
+        latency = self._latency_series.get(route)
+        if latency is None:
+            latency = self._latency_series[route] = self.latency.labels(route)
+        latency.observe(seconds)
 
     def watch_pool(self, in_use: Callable[[], float]) -> None:
         self.pool_in_use.set_function(in_use)

@@ -179,6 +179,22 @@ class SqlStore:
         except StoreUnavailable as exc:
             raise self.unreachable(exc) from exc
 
+    async def connection_limit(self) -> int | None:
+        """The connections PostgreSQL lets ordinary roles open (`max_connections` less
+        `superuser_reserved_connections`), shared by everything using the server; None
+        for SQLite. Raises `DatabaseUnreachable`."""
+        if self.dialect != "postgresql":
+            return None
+        query = sa.text(
+            "SELECT current_setting('max_connections')::int"
+            " - current_setting('superuser_reserved_connections')::int"
+        )
+        try:
+            async with self.engine.connect() as connection:
+                return int((await connection.execute(query)).scalar_one())
+        except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
+            raise self.unreachable(exc) from exc
+
     def unreachable(self, error: BaseException) -> SetupError:
         """`error`, a failure to reach this store, as one line naming where and why."""
         return unreachable(self.engine.url, error)

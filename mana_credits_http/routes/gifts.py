@@ -21,6 +21,7 @@ from ..gift_models import (
     RedeemPendingBody,
     RedeemPendingOut,
 )
+from ..jsonout import json_response
 from ..keys import GIFT_LIMITER, SERVICES, SETTINGS
 from ..ratelimit import client_key
 from . import Route
@@ -50,7 +51,7 @@ async def info(request: web.Request) -> web.Response:
     except GiftNotFound:
         limiter.failed(client)  # only misses count: they are what guessing looks like
         raise
-    return web.json_response(GiftInfoOut.of(gift).render())
+    return json_response(GiftInfoOut.of(gift).render())
 
 
 async def create(request: web.Request) -> web.Response:
@@ -69,20 +70,20 @@ async def create(request: web.Request) -> web.Response:
         credits_field=credits_field,
     )
     answer = GiftCodeOut.of(gift, request.app[SETTINGS].base_url)
-    return web.json_response(answer.render(), status=201)
+    return json_response(answer.render(), status=201)
 
 
 async def created(request: web.Request) -> web.Response:
     user = await require_user(request)
     gifts = await request.app[SERVICES].gifts.created(user.user_id)
     base_url = request.app[SETTINGS].base_url
-    return web.json_response([GiftCodeOut.of(g, base_url).render() for g in gifts])
+    return json_response([GiftCodeOut.of(g, base_url).render() for g in gifts])
 
 
 async def received(request: web.Request) -> web.Response:
     user = await require_user(request)
     redemptions = await request.app[SERVICES].gifts.received(user.user_id)
-    return web.json_response([GiftRedemptionOut.of(r).render() for r in redemptions])
+    return json_response([GiftRedemptionOut.of(r).render() for r in redemptions])
 
 
 async def redeem(request: web.Request) -> web.Response:
@@ -104,13 +105,13 @@ async def redeem(request: web.Request) -> web.Response:
         creator_name=done.creator_name,
         new_balance=done.new_balance,
     )
-    return web.json_response(answer.render())
+    return json_response(answer.render())
 
 
 async def cancel(request: web.Request) -> web.Response:
     user = await require_user(request)
     refunded = await request.app[SERVICES].gifts.cancel(user.user_id, request.match_info["gift_id"])
-    return web.json_response(CancelGiftOut(refunded_credits=refunded).render())
+    return json_response(CancelGiftOut(refunded_credits=refunded).render())
 
 
 async def redeem_pending(request: web.Request) -> web.Response:
@@ -118,7 +119,7 @@ async def redeem_pending(request: web.Request) -> web.Response:
     body = await read_body(request, RedeemPendingBody)
     done = await request.app[SERVICES].gifts.redeem_pending(body.user_id, body.email)
     answer = RedeemPendingOut(redeemed=done.redeemed, total_credits=done.total_credits)
-    return web.json_response(answer.render())
+    return json_response(answer.render())
 
 
 ROUTES = [

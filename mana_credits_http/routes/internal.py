@@ -10,6 +10,7 @@ from mana_credits_core import validation
 from ..auth import require_service
 from ..body import read_body
 from ..internal_models import GrantBody, GrantOut, InternalBalanceOut
+from ..jsonout import json_response
 from ..keys import SERVICES
 from ..lot_models import LotsOut
 from ..models import (
@@ -37,7 +38,7 @@ async def balance(request: web.Request) -> web.Response:
     require_service(request)
     user_id = validation.identifier(request.match_info["user_id"], "userId")
     found = await request.app[SERVICES].credits.balance_summary(user_id)
-    return web.json_response(InternalBalanceOut.of_summary(found).render())
+    return json_response(InternalBalanceOut.of_summary(found).render())
 
 
 async def delete_user(request: web.Request) -> web.Response:
@@ -47,14 +48,14 @@ async def delete_user(request: web.Request) -> web.Response:
     user_id = validation.identifier(request.match_info["user_id"], "userId")
     email = request.query.get("email")
     done = await request.app[SERVICES].users.delete(user_id, email=email)
-    return web.json_response(DeletedUserOut(deleted_count=done.deleted_count).render())
+    return json_response(DeletedUserOut(deleted_count=done.deleted_count).render())
 
 
 async def use(request: web.Request) -> web.Response:
     require_service(request)
     body = await read_body(request, InternalUseCreditsBody)
     result = await debit(request, body.user_id, body)
-    return web.json_response(use_answer(result).render())
+    return json_response(use_answer(result))
 
 
 async def refund(request: web.Request) -> web.Response:
@@ -76,7 +77,7 @@ async def refund(request: web.Request) -> web.Response:
         new_balance=RefundedBalanceOut(balance=after.balance),
         message=ALREADY_PROCESSED if result.replayed else None,
     )
-    return web.json_response(answer.render())
+    return json_response(answer.render())
 
 
 async def grant(request: web.Request) -> web.Response:
@@ -91,20 +92,20 @@ async def grant(request: web.Request) -> web.Response:
         expires_at=body.expires_at,
         priority=body.priority,
     )
-    return web.json_response(GrantOut.of(reward).render())
+    return json_response(GrantOut.of(reward).render())
 
 
 async def lots(request: web.Request) -> web.Response:
     require_service(request)
     found = await request.app[SERVICES].lots.open_lots(request.match_info["user_id"])
-    return web.json_response(LotsOut.of(found).render())
+    return json_response(LotsOut.of(found).render())
 
 
 async def init(request: web.Request) -> web.Response:
     require_service(request)
     body = await read_body(request, UserIdBody)
     found = await request.app[SERVICES].credits.init_balance(body.user_id)
-    return web.json_response(BalanceOut.of(found).render())
+    return json_response(BalanceOut.of(found).render())
 
 
 async def reserve(request: web.Request) -> web.Response:
@@ -114,21 +115,21 @@ async def reserve(request: web.Request) -> web.Response:
         body.user_id, body.amount, body.reason, app_id=app_id
     )
     answer = ReserveOut(reservation_id=held.reservation.id, balance=held.balance)
-    return web.json_response(answer.render())
+    return json_response(answer.render())
 
 
 async def commit(request: web.Request) -> web.Response:
     require_service(request)
     body = await read_body(request, CommitBody)
     entry = await request.app[SERVICES].reservations.commit(body.reservation_id, body.description)
-    return web.json_response(CommitOut(transaction_id=entry.id).render())
+    return json_response(CommitOut(transaction_id=entry.id).render())
 
 
 async def refund_reservation(request: web.Request) -> web.Response:
     require_service(request)
     body = await read_body(request, ReservationIdBody)
     balance_after = await request.app[SERVICES].reservations.refund(body.reservation_id)
-    return web.json_response(RefundReservationOut(balance=balance_after).render())
+    return json_response(RefundReservationOut(balance=balance_after).render())
 
 
 PREFIX = "/api/v1/internal/credits"

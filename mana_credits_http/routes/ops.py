@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from ..jsonout import json_response
 from ..keys import METRICS, SERVICES
 from ..models import HealthOut, ReadyOut, iso
 from . import Route
@@ -13,12 +14,12 @@ from . import Route
 
 async def health(request: web.Request) -> web.Response:
     answer = HealthOut(status="ok", service="mana-credits", timestamp=iso(datetime.now(UTC)))
-    return web.json_response(answer.render())
+    return json_response(answer.render())
 
 
 async def ready(request: web.Request) -> web.Response:
     await request.app[SERVICES].store.ping()  # StoreUnavailable → 503
-    return web.json_response(ReadyOut(status="ready").render())
+    return json_response(ReadyOut(status="ready").render())
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ from mana_credits_core.errors import InvalidWebhook
 
 from ..auth import require_user
 from ..body import query_int, read_body
+from ..jsonout import json_response
 from ..keys import SERVICES
 from ..models import (
     PackageOut,
@@ -25,7 +26,7 @@ log = logging.getLogger("mana_credits.webhooks")
 
 async def packages(request: web.Request) -> web.Response:
     found = await request.app[SERVICES].purchases.packages()
-    return web.json_response([PackageOut.of(p).render() for p in found])
+    return json_response([PackageOut.of(p).render() for p in found])
 
 
 async def purchase(request: web.Request) -> web.Response:
@@ -45,14 +46,14 @@ async def purchase(request: web.Request) -> web.Response:
         amount=started.purchase.price_euro_cents,
         credits=started.purchase.credits,
     )
-    return web.json_response(answer.render())
+    return json_response(answer.render())
 
 
 async def purchases(request: web.Request) -> web.Response:
     user = await require_user(request)
     limit = query_int(request, "limit")
     found = await request.app[SERVICES].purchases.purchases(user.user_id, limit or 50)
-    return web.json_response([PurchaseOut.of(p).render() for p in found])
+    return json_response([PurchaseOut.of(p).render() for p in found])
 
 
 async def purchase_status(request: web.Request) -> web.Response:
@@ -60,7 +61,7 @@ async def purchase_status(request: web.Request) -> web.Response:
     found = await request.app[SERVICES].purchases.purchase(
         user.user_id, request.match_info["purchase_id"]
     )
-    return web.json_response(PurchaseOut.of(found).render())
+    return json_response(PurchaseOut.of(found).render())
 
 
 async def stripe_webhook(request: web.Request) -> web.Response:
@@ -69,16 +70,16 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     be reached: Stripe delivers the event again)."""
     signature = request.headers.get("Stripe-Signature", "")
     if not signature:
-        return web.json_response({"error": "Missing signature"}, status=400)
+        return json_response({"error": "Missing signature"}, status=400)
     payload = await request.read()
     services = request.app[SERVICES]
     try:
         event = services.payments.verify_webhook(payload, signature)
     except InvalidWebhook:
-        return web.json_response({"error": "Invalid signature"}, status=400)
+        return json_response({"error": "Invalid signature"}, status=400)
     outcome = await services.purchases.handle(event)
     log.info("stripe event %s: %s", event.event_id, outcome)
-    return web.json_response(WebhookOut().render())
+    return json_response(WebhookOut().render())
 
 
 ROUTES = [

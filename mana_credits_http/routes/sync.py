@@ -8,6 +8,7 @@ from mana_credits_core import validation
 
 from ..auth import require_admin, require_service, require_user
 from ..body import read_body
+from ..jsonout import json_response
 from ..keys import SERVICES
 from ..models import (
     ActivatedOut,
@@ -26,7 +27,7 @@ from . import Route
 async def status(request: web.Request) -> web.Response:
     user = await require_user(request)
     found = await request.app[SERVICES].sync.status(user.user_id)
-    return web.json_response(SyncStatusOut.of(found).render())
+    return json_response(SyncStatusOut.of(found).render())
 
 
 async def activate(request: web.Request) -> web.Response:
@@ -39,13 +40,13 @@ async def activate(request: web.Request) -> web.Response:
         next_charge_at=None if sub.next_charge_at is None else iso(sub.next_charge_at),
         amount_charged=done.amount_charged,
     )
-    return web.json_response(answer.render())
+    return json_response(answer.render())
 
 
 async def deactivate(request: web.Request) -> web.Response:
     user = await require_user(request)
     await request.app[SERVICES].sync.deactivate(user.user_id)
-    return web.json_response(SuccessOut().render())
+    return json_response(SuccessOut().render())
 
 
 async def change_interval(request: web.Request) -> web.Response:
@@ -59,7 +60,7 @@ async def change_interval(request: web.Request) -> web.Response:
         amount_charged=sub.next_charge_amount,
         effective_at=None if sub.next_charge_at is None else iso(sub.next_charge_at),
     )
-    return web.json_response(answer.render())
+    return json_response(answer.render())
 
 
 def target(request: web.Request) -> str:
@@ -69,27 +70,27 @@ def target(request: web.Request) -> str:
 async def admin_status(request: web.Request) -> web.Response:
     await require_admin(request)
     found = await request.app[SERVICES].sync.status(target(request))
-    return web.json_response(SyncStatusOut.of(found).render())
+    return json_response(SyncStatusOut.of(found).render())
 
 
 async def admin_gift(request: web.Request) -> web.Response:
     admin = await require_admin(request)
     sub = await request.app[SERVICES].sync.gift(target(request), admin.user_id)
     answer = SyncGiftOut(user_id=sub.user_id, gifted=True, active=True)
-    return web.json_response(answer.render())
+    return json_response(answer.render())
 
 
 async def admin_revoke(request: web.Request) -> web.Response:
     await require_admin(request)
     sub = await request.app[SERVICES].sync.revoke_gift(target(request))
     answer = SyncGiftOut(user_id=sub.user_id, gifted=False, active=False)
-    return web.json_response(answer.render())
+    return json_response(answer.render())
 
 
 async def internal_status(request: web.Request) -> web.Response:
     require_service(request)
     found = await request.app[SERVICES].sync.status(target(request))
-    return web.json_response(SyncStatusOut.of(found).render())
+    return json_response(SyncStatusOut.of(found).render())
 
 
 async def charge_recurring(request: web.Request) -> web.Response:
@@ -98,7 +99,7 @@ async def charge_recurring(request: web.Request) -> web.Response:
     answer = BillingRunOut(
         charged=report.charged, paused=report.paused, errors=report.errors, total=report.total
     )
-    return web.json_response(answer.render())
+    return json_response(answer.render())
 
 
 ROUTES = [

@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mana_credits_core.ledger import LedgerEntry, TransactionStatus, TransactionType
-from mana_credits_http.models import TransactionOut
+from mana_credits_core.ledger import Balance, LedgerEntry, TransactionStatus, TransactionType
+from mana_credits_core.services import LedgerResult
+from mana_credits_http.models import NewBalanceOut, TransactionOut, UseCreditsOut
+from mana_credits_http.routes.credits import ALREADY_PROCESSED, use_answer
 
 AT = datetime(2026, 11, 24, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -27,3 +29,25 @@ AT = datetime(2026, 11, 24, 12, 30, 15, 123456, tzinfo=UTC)
 )  # fmt: skip
 def test_render_entry_matches_the_model(entry: LedgerEntry) -> None:
     assert TransactionOut.render_entry(entry) == TransactionOut.of(entry).render()
+
+
+USAGE = LedgerEntry("e1", "alice", TransactionType.USAGE, TransactionStatus.COMPLETED, -5, 10, 5,
+                    "chat", "answer", {"model": "x"}, "key-1", AT, AT)  # fmt: skip
+
+
+def test_use_answer_matches_the_model_when_applied() -> None:
+    balance = Balance("alice", 5, 10, 5)
+    model = UseCreditsOut(
+        transaction=TransactionOut.of(USAGE),
+        new_balance=NewBalanceOut(balance=5, total_spent=5),
+    )
+    answer = use_answer(LedgerResult(USAGE, balance))
+    assert answer == model.render()
+    assert list(answer) == list(model.render())  # the same key order on the wire
+
+
+def test_use_answer_matches_the_model_when_replayed() -> None:
+    model = UseCreditsOut(transaction=TransactionOut.of(USAGE), message=ALREADY_PROCESSED)
+    answer = use_answer(LedgerResult(USAGE, None, replayed=True))
+    assert answer == model.render()
+    assert list(answer) == list(model.render())
