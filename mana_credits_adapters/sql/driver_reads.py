@@ -46,6 +46,12 @@ class DriverReads:
     ) -> None:
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._connect_timeout = None if "connect_timeout" in url.query else connect_timeout
+        # Timestamps in UTC, which entries are built in: the driver then hands over
+        # `datetime.UTC` values, parsed and kept without a time-zone conversion.
+        given = url.query.get("options", "")
+        self._options = " ".join(
+            [*(given if isinstance(given, tuple) else [given]), "-c TimeZone=UTC"]
+        ).strip()
         self._size = size
         self._timeout = timeout
         self._slots = asyncio.BoundedSemaphore(limit)
@@ -82,7 +88,7 @@ class DriverReads:
     async def _take(self) -> tuple[psycopg.AsyncConnection[Any], float]:
         if self._idle:
             return self._idle.pop()
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"options": self._options}
         if self._connect_timeout is not None:
             extra["connect_timeout"] = self._connect_timeout
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -152,3 +153,19 @@ async def test_after_a_crash_at_most_one_read_fails(
         else:
             assert found.balance == 3
     assert failures <= 1
+
+
+async def test_reads_run_in_utc_and_keep_the_urls_own_options(pg_url: str) -> None:
+    url = sa.make_url(pg_url).update_query_dict({"options": "-c statement_timeout=1234"})
+    reads = DriverReads(url, size=1, limit=1, timeout=1, connect_timeout=5)
+    try:
+        rows = await reads.query(
+            "SELECT current_setting('TimeZone'), current_setting('statement_timeout'),"
+            " TIMESTAMPTZ '2030-01-02 03:04:05+02'",
+            (),
+            tuple_row,
+        )
+    finally:
+        await reads.close()
+    assert rows == [("UTC", "1234ms", datetime(2030, 1, 2, 1, 4, 5, tzinfo=UTC))]
+    assert rows[0][2].tzinfo is UTC  # entries keep it without a conversion
