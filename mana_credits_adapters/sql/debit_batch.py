@@ -192,32 +192,8 @@ def parameters(writes: Writes) -> dict[str, object]:
     assert writes.at is not None
     changed = list(writes.balances.values())
     lots = list(writes.lots.values())
-    entries = [
-        {
-            "id": e.id,
-            "user_id": e.user_id,
-            "type": e.type.value,
-            "amount": e.amount,
-            "balance_before": e.balance_before,
-            "balance_after": e.balance_after,
-            "app_id": e.app_id,
-            "description": e.description,
-            "metadata": e.metadata,
-            "idempotency_key": e.idempotency_key,
-            "at": e.created_at.isoformat(),
-        }
-        for e in writes.entries
-    ]
-    usage = [
-        {
-            "user_id": user,
-            "app_id": app,
-            "day": day.isoformat(),
-            "used": used,
-            "operations": operations,
-        }
-        for (user, app, day), (used, operations) in writes.usage.items()
-    ]
+    entries = writes.entries
+    usage = writes.usage.items()
     return {
         "m_users": [b.user_id for b in changed],
         "m_balance": [b.balance for b in changed],
@@ -229,8 +205,23 @@ def parameters(writes: Writes) -> dict[str, object]:
         "a_entries": [entry_id for entry_id, _ in writes.allocations],
         "a_lots": [a.lot_id for _, a in writes.allocations],
         "a_amounts": [a.amount for _, a in writes.allocations],
-        "entries": json.dumps(entries),
-        "usage": json.dumps(usage),
+        "e_ids": [e.id for e in entries],
+        "e_users": [e.user_id for e in entries],
+        "e_types": [e.type.value for e in entries],
+        "e_amounts": [e.amount for e in entries],
+        "e_before": [e.balance_before for e in entries],
+        "e_after": [e.balance_after for e in entries],
+        "e_apps": [e.app_id for e in entries],
+        "e_descriptions": [e.description for e in entries],
+        # Text cast to jsonb by the server: most debits carry none.
+        "e_metadata": [None if e.metadata is None else json.dumps(e.metadata) for e in entries],
+        "e_keys": [e.idempotency_key for e in entries],
+        "e_at": [e.created_at for e in entries],
+        "u_users": [user for (user, _, _), _ in usage],
+        "u_apps": [app for (_, app, _), _ in usage],
+        "u_days": [day for (_, _, day), _ in usage],
+        "u_used": [used for _, (used, _) in usage],
+        "u_operations": [operations for _, (_, operations) in usage],
     }
 
 

@@ -71,8 +71,8 @@ SELECT json_agg(l) AS lots FROM credits.credit_lots l
  WHERE l.user_id = ANY(CAST(%(users)s AS varchar[])) AND l.remaining > 0
 """
 
-# Step 4: the batch travels as arrays and one JSON document (cheap to encode, parsed by
-# the server in C) and lands in five tables in one statement.
+# Step 4: the batch travels as typed arrays, one per column (`unnest` zips them back
+# into rows), and lands in five tables in one statement.
 WRITE_BATCH = """
 WITH moved AS (
     -- `= ANY` keeps the updates on the primary key whatever the table's size; a join
@@ -81,42 +81,48 @@ WITH moved AS (
        SET balance = m.balance[array_position(m.users, b.user_id)],
            total_spent = m.spent[array_position(m.users, b.user_id)],
            updated_at = m.at
-      FROM (SELECT CAST(%(m_users)s AS varchar[]) AS users,
-                   CAST(%(m_balance)s AS bigint[]) AS balance,
-                   CAST(%(m_spent)s AS bigint[]) AS spent,
-                   CAST(%(m_at)s AS timestamptz) AS at) AS m
-     WHERE b.user_id = ANY(CAST(%(m_users)s AS varchar[]))
+      FROM (SELECT CAST(%(m_users)b AS varchar[]) AS users,
+                   CAST(%(m_balance)b AS bigint[]) AS balance,
+                   CAST(%(m_spent)b AS bigint[]) AS spent,
+                   CAST(%(m_at)b AS timestamptz) AS at) AS m
+     WHERE b.user_id = ANY(CAST(%(m_users)b AS varchar[]))
 ),
 burned AS (
     UPDATE credits.credit_lots l
        SET remaining = v.remaining[array_position(v.ids, l.id)],
            expired_at = COALESCE(l.expired_at, v.expired[array_position(v.ids, l.id)])
-      FROM (SELECT CAST(%(l_ids)s AS varchar[]) AS ids,
-                   CAST(%(l_remaining)s AS bigint[]) AS remaining,
-                   CAST(%(l_expired)s AS timestamptz[]) AS expired) AS v
-     WHERE l.id = ANY(CAST(%(l_ids)s AS varchar[]))
+      FROM (SELECT CAST(%(l_ids)b AS varchar[]) AS ids,
+                   CAST(%(l_remaining)b AS bigint[]) AS remaining,
+                   CAST(%(l_expired)b AS timestamptz[]) AS expired) AS v
+     WHERE l.id = ANY(CAST(%(l_ids)b AS varchar[]))
 ),
 allocated AS (
     INSERT INTO credits.lot_allocations (entry_id, lot_id, amount)
-    SELECT * FROM unnest(CAST(%(a_entries)s AS varchar[]), CAST(%(a_lots)s AS varchar[]),
-                         CAST(%(a_amounts)s AS bigint[]))
+    SELECT * FROM unnest(CAST(%(a_entries)b AS varchar[]), CAST(%(a_lots)b AS varchar[]),
+                         CAST(%(a_amounts)b AS bigint[]))
 ),
 entries AS (
     INSERT INTO credits.transactions
         (id, user_id, type, status, amount, balance_before, balance_after, app_id,
          description, metadata, idempotency_key, created_at, completed_at)
     SELECT e.id, e.user_id, e.type, 'completed', e.amount, e.balance_before,
-           e.balance_after, e.app_id, e.description, e.metadata, e.idempotency_key,
-           e.at, e.at
-      FROM json_to_recordset(CAST(%(entries)s AS json))
-        AS e(id text, user_id text, type text, amount bigint, balance_before bigint,
-             balance_after bigint, app_id text, description text, metadata jsonb,
-             idempotency_key text, at timestamptz)
+           e.balance_after, e.app_id, e.description, CAST(e.metadata AS jsonb),
+           e.idempotency_key, e.at, e.at
+      FROM unnest(CAST(%(e_ids)b AS varchar[]), CAST(%(e_users)b AS varchar[]),
+                  CAST(%(e_types)b AS varchar[]), CAST(%(e_amounts)b AS bigint[]),
+                  CAST(%(e_before)b AS bigint[]), CAST(%(e_after)b AS bigint[]),
+                  CAST(%(e_apps)b AS varchar[]), CAST(%(e_descriptions)b AS varchar[]),
+                  CAST(%(e_metadata)b AS text[]), CAST(%(e_keys)b AS varchar[]),
+                  CAST(%(e_at)b AS timestamptz[]))
+        AS e(id, user_id, type, amount, balance_before, balance_after, app_id,
+             description, metadata, idempotency_key, at)
 )
 INSERT INTO credits.usage_stats AS u (user_id, app_id, day, credits_used, operations)
 SELECT s.user_id, s.app_id, s.day, s.used, s.operations
-  FROM json_to_recordset(CAST(%(usage)s AS json))
-    AS s(user_id text, app_id text, day date, used bigint, operations bigint)
+  FROM unnest(CAST(%(u_users)b AS varchar[]), CAST(%(u_apps)b AS varchar[]),
+              CAST(%(u_days)b AS date[]), CAST(%(u_used)b AS bigint[]),
+              CAST(%(u_operations)b AS bigint[]))
+    AS s(user_id, app_id, day, used, operations)
 ON CONFLICT (user_id, app_id, day) DO UPDATE
    SET credits_used = u.credits_used + EXCLUDED.credits_used,
        operations = u.operations + EXCLUDED.operations

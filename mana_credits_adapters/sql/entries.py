@@ -25,13 +25,24 @@ from .ledger_counts import SqlLedgerCounts
 from .statements import driver_query
 from .tables import transactions
 
+# Enum lookups by value, without the enum machinery's call per row (history pages
+# build 50 entries each).
+_TYPES = {t.value: t for t in TransactionType}
+_STATUSES = {s.value: s for s in TransactionStatus}
+
+
+def _utc(moment: datetime) -> datetime:
+    # The driver's reads already come in UTC (`driver_reads`): no conversion then.
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
 
 def entry_from(row: Any) -> LedgerEntry:
+    completed = row.completed_at
     return LedgerEntry(
         id=row.id,
         user_id=row.user_id,
-        type=TransactionType(row.type),
-        status=TransactionStatus(row.status),
+        type=_TYPES.get(row.type) or TransactionType(row.type),
+        status=_STATUSES.get(row.status) or TransactionStatus(row.status),
         amount=row.amount,
         balance_before=row.balance_before,
         balance_after=row.balance_after,
@@ -39,8 +50,8 @@ def entry_from(row: Any) -> LedgerEntry:
         description=row.description,
         metadata=row.metadata,
         idempotency_key=row.idempotency_key,
-        created_at=row.created_at.astimezone(UTC),
-        completed_at=None if row.completed_at is None else row.completed_at.astimezone(UTC),
+        created_at=_utc(row.created_at),
+        completed_at=None if completed is None else _utc(completed),
     )
 
 

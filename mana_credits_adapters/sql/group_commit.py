@@ -38,7 +38,16 @@ from .store import SqlStore
 
 @dataclass(frozen=True, slots=True)
 class BatchSettings:
-    """How debits are grouped. Each writer holds one connection while it has work."""
+    """How debits are grouped. Each writer holds one connection while it has work.
+
+    `max_batch`: most debits in one transaction. `max_wait` (seconds): how long a writer
+    waits for company before a batch; 0 takes whatever queued while the previous batch
+    committed. `writers`: writers per process, users hashed among them (a user's debits
+    stay in arrival order; balances are locked in user order, so writers never
+    deadlock). More writers overlap their commits but split the queue into smaller
+    batches, each with its own fixed cost: on a machine whose cores are busy that costs
+    more than the overlap saves (docs/performance.md, "Commit path and reads"), hence 1.
+    """
 
     max_batch: int = 256
     max_wait: float = 0.0

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mana_credits_core.errors import StoreUnavailable
 
+from .driver_reads import DeferredConnection
+
 
 def insert_for(connection: AsyncConnection, table: sa.Table) -> Any:
     """The dialect's INSERT, which has `on_conflict_do_*` on PostgreSQL and SQLite."""
@@ -27,7 +29,10 @@ async def driver_query(
     row_factory: Any = tuple_row,
 ) -> list[Any]:
     """Run a read on the driver under `connection` (PostgreSQL). A lost connection is
-    `StoreUnavailable` (503) and is dropped from the pool, as SQLAlchemy would do."""
+    `StoreUnavailable` (503) and is dropped from the pool, as SQLAlchemy would do.
+    A reader that has not connected yet runs it on `DriverReads` instead."""
+    if isinstance(connection, DeferredConnection):
+        return await connection.reads.query(sql, params, row_factory)
     raw = await connection.get_raw_connection()
     try:
         cursor = raw.driver_connection.cursor(row_factory=row_factory)  # type: ignore[union-attr]

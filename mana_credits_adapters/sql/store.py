@@ -7,7 +7,7 @@ import sqlite3
 import weakref
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -19,6 +19,7 @@ from mana_credits_core.errors import StoreUnavailable
 
 from ..errors import CorruptDatabase, DatabaseUnreachable, SetupError
 from .balances import SqlBalances
+from .driver_reads import DeferredConnection, DriverReads
 from .entries import SqlLedger
 from .gifts import SqlGifts
 from .lots import SqlLots
@@ -130,6 +131,7 @@ class SqlStore:
         # they give them back before the engine goes.
         self._holders: weakref.WeakSet[Closeable] = weakref.WeakSet()
         self._readers: AsyncEngine | None = None
+        self._driver_reads: DriverReads | None = None
         # A damaged SQLite file stays damaged: once seen, readiness says so.
         self.damage: CorruptDatabase | None = None
 
@@ -150,6 +152,22 @@ class SqlStore:
         if self._readers is None:
             self._readers = reader_engine_for(self.engine)
         return self._readers
+
+    @property
+    def driver_reads(self) -> DriverReads:
+        """The pool of the two hottest reads (PostgreSQL), sized as the reader engine's."""
+        if self._driver_reads is None:
+            pool = self.engine.pool
+            size = pool.size() if isinstance(pool, sa.QueuePool) else 10
+            timeout = pool.timeout() if isinstance(pool, sa.QueuePool) else 5.0
+            self._driver_reads = DriverReads(
+                self.engine.url,
+                size=size,
+                limit=2 * size,
+                timeout=timeout,
+                connect_timeout=CONNECT_TIMEOUT,
+            )
+        return self._driver_reads
 
     def holds_connections(self, holder: Closeable) -> None:
         self._holders.add(holder)
@@ -218,6 +236,8 @@ class SqlStore:
     async def close(self) -> None:
         for holder in list(self._holders):
             await holder.close()
+        if self._driver_reads is not None:
+            await self._driver_reads.close()
         if self._readers is not None:
             await self._readers.dispose()
         await self.engine.dispose()
@@ -230,12 +250,17 @@ class SqlUnitOfWork:
         self._store = store
         self._read_only = read_only
         self._connection: AsyncConnection | None = None
+        # A PostgreSQL reader connects only when a statement needs it (`driver_reads`).
+        self._deferred: DeferredConnection | None = None
 
     @property
     def connection(self) -> AsyncConnection:
-        if self._connection is None:
-            raise RuntimeError("unit of work used outside `async with`")
-        return self._connection
+        if self._connection is not None:
+            return self._connection
+        if self._deferred is not None:
+            # It offers what repositories use of a connection; see `DeferredConnection`.
+            return cast(AsyncConnection, self._deferred)
+        raise RuntimeError("unit of work used outside `async with`")
 
     @property
     def balances(self) -> SqlBalances:
@@ -290,6 +315,24 @@ class SqlUnitOfWork:
         return SqlUserData(self.connection)
 
     async def __aenter__(self) -> Self:
+        store = self._store
+        if self._read_only and store.dialect == "postgresql":
+            self._deferred = DeferredConnection(
+                store.engine.dialect, store.driver_reads, self._connect_reader
+            )
+            return self
+        await self._open()
+        return self
+
+    async def _connect_reader(self) -> AsyncConnection:
+        if self._deferred is None:
+            raise RuntimeError("unit of work used outside `async with`")
+        if self._connection is None:
+            await self._open()
+        assert self._connection is not None
+        return self._connection
+
+    async def _open(self) -> None:
         try:
             if self._read_only:
                 # No BEGIN/ROLLBACK around reads: each statement is its own snapshot.
@@ -308,7 +351,6 @@ class SqlUnitOfWork:
             if fault is not None:
                 raise fault from exc
             raise StoreUnavailable() from exc
-        return self
 
     async def __aexit__(
         self,
@@ -333,6 +375,7 @@ class SqlUnitOfWork:
         of work abandoned half-way must never keep its transaction, and on SQLite the
         write lock, until the connection is garbage collected.
         """
+        self._deferred = None
         connection, self._connection = self._connection, None
         if connection is not None:
             await _uncancellable(_release(connection, cancelled=cancelled))

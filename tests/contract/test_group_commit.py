@@ -9,6 +9,7 @@ one batch, a batch the database refuses, a database that is away, shutdown.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 
@@ -96,6 +97,33 @@ async def test_a_users_debits_are_decided_in_arrival_order(
     expected = [1000 - sum(amounts[:i]) for i in range(len(amounts))]
     assert befores == expected
     assert applier.transactions == 1
+
+
+async def test_with_several_writers_each_users_debits_keep_arrival_order(
+    clean_pg_store: SqlStore, services: Services
+) -> None:
+    writers = GroupCommitDebits(clean_pg_store, BatchSettings(writers=3, linger=0.05))
+    users = [f"u{n}" for n in range(12)]  # spread over the three writers
+    try:
+        for user in users:
+            await services.credits.credit(user, 100, TransactionType.GRANT, "funds")
+        amounts = [30, 50, 40, 10]  # the third does not fit once the first two are in
+        outcomes = await asyncio.gather(
+            *(
+                writers.apply(debit(user, a, f"{user}-{i}"))
+                for i, a in enumerate(amounts)
+                for user in users
+            )
+        )
+        for n in range(len(users)):
+            mine = outcomes[n :: len(users)]
+            assert [type(o) for o in mine] == [Applied, Applied, Refused, Applied]
+            befores = [o.entry.balance_before for o in mine if isinstance(o, Applied)]
+            assert befores == [100, 70, 20]
+        assert {b.balance for b in [await services.credits.balance(u) for u in users]} == {10}
+        assert len({zlib.crc32(u.encode()) % 3 for u in users}) == 3  # every writer had work
+    finally:
+        await writers.close()
 
 
 async def test_a_key_repeated_inside_one_batch_is_applied_once(
