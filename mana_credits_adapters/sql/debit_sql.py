@@ -26,11 +26,12 @@ SELECT json_agg(b ORDER BY b.user_id) AS balances FROM (
 # and not expired yet (a debit expires those first), and the first `FIRST_LOTS`
 # spendable lots in burn order, cut after the first whose free credits reach what the
 # batch asks of the user. The ORDER BY is `lots.burn_key` (NULL expiries sort last; ids
-# compared byte by byte, as Python compares them), walked along the index of open lots,
-# so a user with 20 lots costs a debit what a user with one does. The lots left out all
+# compared byte by byte, as Python compares them): the index of open lots in that very
+# order since migration 0008, so the read stops after those lots and a user with 20
+# lots costs a debit what a user with one does. The lots left out all
 # come after the ones read, so no debit of the batch would burn them, unless the first
 # lots fall short (`short_users`): those users' lots are then read in full.
-FIRST_LOTS = 4
+FIRST_LOTS = 2
 LOOK_UP = f"""
 WITH asked AS (
     SELECT * FROM unnest(CAST(%(users)s AS varchar[]), CAST(%(needs)s AS bigint[]))
