@@ -149,3 +149,21 @@ async def test_overview_refuses_a_bad_window(ops: Services, days: int) -> None:
     with pytest.raises(InvalidInput) as raised:
         await ops.overview.overview(days)
     assert raised.value.field == "days"
+
+
+async def test_reconcile_watch_remembers_the_last_check(ops: Services, clock: ManualClock) -> None:
+    watch = ops.reconcile_watch
+    assert watch.last is None  # nothing checked yet in this process
+    await grant(ops, "alice", 50)
+    clock.set(NOW)
+    first = await watch.check()
+    assert (first.checked_at, first.ok, first.drifts, first.users_checked) == (NOW, True, 0, 1)
+    assert watch.last == first
+
+    await set_balance(ops.store, "alice", 45)  # behind the service's back
+    clock.advance(timedelta(minutes=5))
+    second = await watch.check()
+    assert (second.checked_at, second.ok) == (NOW + timedelta(minutes=5), False)
+    # balance = ledger - held, and lots remaining = balance + held
+    assert second.drifts == 2
+    assert watch.last == second
