@@ -20,8 +20,10 @@ from mana_credits_core.services import (
     CreditsService,
     GiftsService,
     LotsService,
+    OverviewService,
     PurchasesService,
     ReconcileService,
+    ReconcileWatch,
     ReservationsService,
     Services,
     SyncService,
@@ -164,6 +166,8 @@ def build_services(
     events = Events()  # one for all the use cases, so one listener hears them all
     alerts = LowBalanceAlerts(notifier, settings.low_balance_credits)
     debit_applier = debits or open_debits(store, settings)
+    reconcile = ReconcileService(store)
+    watch = ReconcileWatch(reconcile, clock)
     return Services(
         store=store,
         credits=CreditsService(store, clock, ids, debit_applier, events, alerts),
@@ -177,9 +181,11 @@ def build_services(
         purchases=PurchasesService(store, clock, ids, payments, events),
         gifts=GiftsService(store, clock, ids, codes or SecretCodes(), events),
         sync=SyncService(store, clock, ids, notifier, events),
-        reconcile=ReconcileService(store),
+        reconcile=reconcile,
         users=UsersService(store, clock, ids, events),
         lots=LotsService(store, clock, notifier),
+        reconcile_watch=watch,
+        overview=OverviewService(store, clock, watch),
         payments=payments,
         notifier=notifier,
         events=events,

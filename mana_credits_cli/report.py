@@ -1,17 +1,21 @@
-"""`mana-credits report`: credits used per app and day, credits about to expire."""
+"""`mana-credits report`: credits used per app and day, credits about to expire, and the
+overview of the whole service."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from mana_credits_core import UsageStat
 from mana_credits_core.ports import Expiring
+from mana_credits_core.services import Overview
 from mana_credits_core.services.lots import MAX_EXPIRING_DAYS
+from mana_credits_core.services.overview import EXPIRING_WITHIN, MAX_OVERVIEW_DAYS
 
+from .purchases import euros
 from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, print_table, run
 
 app = typer.Typer(help="Reports.", no_args_is_help=True, rich_markup_mode=None)
@@ -102,3 +106,134 @@ def expiring(
     console.print(
         f"credits expiring in the next {days} days: {found.credits} credits of {users} ({lots})"
     )
+
+
+@app.command()
+def overview(
+    days: Annotated[
+        int,
+        typer.Option(help="How many days back, today included.", min=1, max=MAX_OVERVIEW_DAYS),
+    ] = 30,
+    reconcile: Annotated[
+        bool, typer.Option("--reconcile", help="Run reconcile first and show its result.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    json: JsonOutput = False,
+) -> None:
+    """What the service owes, sold and saw used: the console's overview.
+
+    Credits owed to users (spendable and held), debt, credits sold and used over the
+    last --days days, Cloud Sync subscriptions, gift codes, credits expiring within
+    30 days, and credits used per app. The last reconcile is known to the server that
+    ran it; here it is shown only with --reconcile, which runs it (reads only).
+
+    \b
+    Example:
+      mana-credits report overview --days 7 --reconcile
+    """
+
+    async def work() -> Overview:
+        async with open_services(database_url, read_only=True) as services:
+            if reconcile:
+                await services.reconcile_watch.check()
+            return await services.overview.overview(days)
+
+    found = run(work)
+    if json:
+        print_json(overview_json(found))
+        return
+    for label, value in overview_lines(found):
+        console.print(f"{label:<20} {value}", highlight=False)
+    per_app: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for s in found.usage:
+        per_app[s.app_id][0] += s.credits_used
+        per_app[s.app_id][1] += s.operations
+    if per_app:
+        table = Table("app", "credits", "operations", title=f"usage, last {days} days")
+        for app_id, (credits, operations) in sorted(per_app.items()):
+            table.add_row(app_id, str(credits), str(operations))
+        print_table(table, shortened=False)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def overview_lines(o: Overview) -> list[tuple[str, str]]:
+    """The overview as (label, value) lines for a terminal."""
+    expiring_days = EXPIRING_WITHIN.days
+    if o.reconcile is None:
+        checked = "not checked here (pass --reconcile)"
+    else:
+        r = o.reconcile
+        found = "ok" if r.ok else f"{plural(r.drifts, 'drift')} (run mana-credits reconcile)"
+        checked = (
+            f"{found}, {plural(r.users_checked, 'user')}, at {r.checked_at:%Y-%m-%d %H:%M} UTC"
+        )
+    return [
+        ("period", f"{o.since} to {o.as_of:%Y-%m-%d} UTC ({plural(o.days, 'day')})"),
+        (
+            "owed to users",
+            f"{o.outstanding} credits ({o.balances} spendable in "
+            f"{plural(o.users, 'balance')}, {o.held} held by reservations)",
+        ),
+        ("debt", f"{o.debt} credits"),
+        (
+            "sold",
+            f"{o.credits_sold} credits for {euros(o.euro_cents_sold)} "
+            f"({plural(o.purchases, 'purchase')} completed)",
+        ),
+        ("used by apps", f"{o.credits_used} credits"),
+        ("Cloud Sync", f"{o.sync_active} active, {o.sync_paused} paused, {o.sync_gifted} gifted"),
+        ("gift codes", f"{o.gifts_active} active, holding {o.gift_credits} credits"),
+        (
+            f"expiring in {expiring_days} days",
+            f"{o.expiring.credits} credits of {plural(o.expiring.users, 'user')} "
+            f"({plural(o.expiring.lots, 'lot')})",
+        ),
+        ("last reconcile", checked),
+    ]
+
+
+def overview_json(o: Overview) -> dict[str, Any]:
+    """The overview's `--json` shape: credits and euro cents as integers, times in UTC."""
+    r = o.reconcile
+    return {
+        "asOf": o.as_of.isoformat(),
+        "days": o.days,
+        "since": o.since.isoformat(),
+        "outstandingCredits": o.outstanding,
+        "balanceCredits": o.balances,
+        "heldCredits": o.held,
+        "debtCredits": o.debt,
+        "users": o.users,
+        "purchases": o.purchases,
+        "creditsSold": o.credits_sold,
+        "euroCentsSold": o.euro_cents_sold,
+        "creditsUsed": o.credits_used,
+        "sync": {"active": o.sync_active, "paused": o.sync_paused, "gifted": o.sync_gifted},
+        "gifts": {"active": o.gifts_active, "credits": o.gift_credits},
+        "expiring": {
+            "days": EXPIRING_WITHIN.days,
+            "credits": o.expiring.credits,
+            "users": o.expiring.users,
+            "lots": o.expiring.lots,
+        },
+        "reconcile": None
+        if r is None
+        else {
+            "checkedAt": r.checked_at.isoformat(),
+            "ok": r.ok,
+            "drifts": r.drifts,
+            "usersChecked": r.users_checked,
+        },
+        "usage": [
+            {
+                "day": s.day.isoformat(),
+                "appId": s.app_id,
+                "credits": s.credits_used,
+                "operations": s.operations,
+            }
+            for s in o.usage
+        ],
+    }

@@ -27,6 +27,7 @@ from .purchases import PackageRepository as PackageRepository
 from .purchases import PaymentEventRepository as PaymentEventRepository
 from .purchases import PurchaseRepository as PurchaseRepository
 from .reports import ReportRepository as ReportRepository
+from .reports import StoreTotals as StoreTotals
 from .store import DebitApplier as DebitApplier
 from .store import Store as Store
 from .store import UnitOfWork as UnitOfWork
@@ -59,6 +60,7 @@ __all__ = [
     "ReportRepository",
     "ReservationRepository",
     "Store",
+    "StoreTotals",
     "SyncRepository",
     "UnitOfWork",
     "UsageRepository",

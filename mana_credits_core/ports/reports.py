@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Protocol
 
 from ..ledger import Balance
 from ..purchases import Purchase, PurchaseStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StoreTotals:
+    """Figures over the whole store, read at once for the operator overview.
+
+    `balances`: credits in every balance (spendable); `held`: credits set aside by
+    pending reservations; `debt`: credits owed by users after claw-backs; `users`:
+    balance rows. `purchases`, `purchased_credits`, `purchased_euro_cents`: purchases
+    completed at or after the moment asked about, their credits and their price (euro
+    cents). `sync_active` (paid and running), `sync_paused` (paused because a charge did
+    not fit), `sync_gifted` (running and gifted): Cloud Sync subscriptions.
+    `gifts_active`: gift codes not redeemed, cancelled or expired yet, and
+    `gift_credits` the credits they hold in escrow."""
+
+    balances: int = 0
+    held: int = 0
+    debt: int = 0
+    users: int = 0
+    purchases: int = 0
+    purchased_credits: int = 0
+    purchased_euro_cents: int = 0
+    sync_active: int = 0
+    sync_paused: int = 0
+    sync_gifted: int = 0
+    gifts_active: int = 0
+    gift_credits: int = 0
 
 
 class ReportRepository(Protocol):
@@ -32,4 +60,9 @@ class ReportRepository(Protocol):
         """Purchases of every user, newest first (ties by id, descending), optionally of
         one user or status; `clawed_back`: only those whose credits were taken back, in
         part or in full (`clawed_back` > 0)."""
+        ...
+
+    async def totals(self, completed_since: datetime) -> StoreTotals:
+        """The store's figures (`StoreTotals`), purchases counted when completed at or
+        after `completed_since`; one statement on SQL stores."""
         ...

@@ -10,11 +10,15 @@ from .credits import CreditsService as CreditsService
 from .credits import LedgerResult as LedgerResult
 from .gifts import GiftsService as GiftsService
 from .lots import LotsService as LotsService
+from .overview import Overview as Overview
+from .overview import OverviewService as OverviewService
 from .purchases import PurchasesService as PurchasesService
 from .purchases import StartedPurchase as StartedPurchase
 from .reconcile import Drift as Drift
 from .reconcile import ReconcileReport as ReconcileReport
 from .reconcile import ReconcileService as ReconcileService
+from .reconcile_watch import ReconcileStatus as ReconcileStatus
+from .reconcile_watch import ReconcileWatch as ReconcileWatch
 from .reservations import ReservationsService as ReservationsService
 from .sync import SyncService as SyncService
 from .users import LotRecord as LotRecord
@@ -36,6 +40,8 @@ class Services:
     reconcile: ReconcileService
     users: UsersService  # a person's data: export and account deletion
     lots: LotsService  # credit lots: the expiry sweep, a user's lots
+    reconcile_watch: ReconcileWatch  # this process's last reconcile run
+    overview: OverviewService  # the operator overview's figures
     payments: PaymentGateway
     notifier: Notifier
     events: Events  # what the use cases above did, for observers such as metrics
@@ -53,9 +59,13 @@ __all__ = [
     "LedgerResult",
     "LotRecord",
     "LotsService",
+    "Overview",
+    "OverviewService",
     "PurchasesService",
     "ReconcileReport",
     "ReconcileService",
+    "ReconcileStatus",
+    "ReconcileWatch",
     "ReservationsService",
     "Services",
     "StartedPurchase",

@@ -227,6 +227,7 @@ READ_COMMANDS = [
     ["reconcile"],
     ["ledger", "export"],
     ["report", "usage"],
+    ["report", "overview"],
     ["packages", "list"],
     ["gifts", "list"],
     ["gifts", "show", "ABCD-EFGH"],
