@@ -211,26 +211,33 @@ async def test_a_notice_claim_waits_for_the_balance_lock_as_every_writer_of_lots
     # (balance first, then lots) is about to update while waiting for one it holds.
     s = build_services(clean_pg_store, settings, clock=clock)
     await grant(s, "ana", 10, clock.now() + 3 * DAY)
-    async with clean_pg_store.engine.connect() as holder:
-        await holder.execute(
-            sa.text("SELECT 1 FROM credits.balances WHERE user_id = 'ana' FOR UPDATE")
-        )
-        async with clean_pg_store.unit_of_work() as uow:
+    blocked = sa.text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE CAST(:holder AS integer) = ANY(pg_blocking_pids(pid))"
+    )
+    async with clean_pg_store.unit_of_work() as uow:
+        async with clean_pg_store.engine.connect() as holder:
+            holder_pid = await holder.scalar(sa.text("SELECT pg_backend_pid()"))
+            await holder.execute(
+                sa.text("SELECT 1 FROM credits.balances WHERE user_id = 'ana' FOR UPDATE")
+            )
             claim = asyncio.create_task(uow.lots.claim_notices("ana", clock.now()))
-            async with clean_pg_store.engine.connect() as watcher:
-                waiting = sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND query LIKE '%credits.balances%'"
-                )
-                for _ in range(500):  # the claim reaches the lock within a few ms
-                    if await watcher.scalar(waiting):
-                        break
-                    await asyncio.sleep(0.01)
-                else:
-                    pytest.fail("the claim did not wait for the balance lock")
-            assert not claim.done()
-            await holder.rollback()
-            claimed = await claim
-            await uow.commit()
-    assert [lot.remaining for lot in claimed] == [10]
+            try:
+                async with clean_pg_store.engine.connect() as watcher:
+                    waited = False
+                    for _ in range(3000):  # bounded: 30 s
+                        if await watcher.scalar(blocked, {"holder": holder_pid}):
+                            waited = True
+                            break
+                        if claim.done():
+                            break
+                        await asyncio.sleep(0.01)
+                finished_early = claim.done()
+            finally:
+                await holder.rollback()  # the lock goes, whatever happened above
+        claimed = await claim
+        await uow.commit()
     await s.close()
+    assert waited, "the claim did not wait for the balance lock"
+    assert not finished_early
+    assert [lot.remaining for lot in claimed] == [10]
