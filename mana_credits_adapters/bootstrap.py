@@ -17,6 +17,7 @@ from mana_credits_core.ports import (
     Store,
 )
 from mana_credits_core.services import (
+    ConsoleService,
     CreditsService,
     GiftsService,
     LotsService,
@@ -164,9 +165,10 @@ def build_services(
     events = Events()  # one for all the use cases, so one listener hears them all
     alerts = LowBalanceAlerts(notifier, settings.low_balance_credits)
     debit_applier = debits or open_debits(store, settings)
+    credits = CreditsService(store, clock, ids, debit_applier, events, alerts)
     return Services(
         store=store,
-        credits=CreditsService(store, clock, ids, debit_applier, events, alerts),
+        credits=credits,
         reservations=ReservationsService(
             store,
             clock,
@@ -182,6 +184,7 @@ def build_services(
         lots=LotsService(store, clock, notifier),
         payments=payments,
         notifier=notifier,
+        console=ConsoleService(store, clock, credits),
         events=events,
     )
 
