@@ -36,6 +36,8 @@ async def render(
         "title": title,
         "operator": await operator_of(request),
         "csrf": await csrf_token(request),
+        "error": None,
+        "notice": None,
         **context,
     }
     response = aiohttp_jinja2.render_template(template, request, values, status=status)
