@@ -35,8 +35,10 @@ def console_services(store: Store, http_settings: Settings, clock: TickingClock)
 @pytest.fixture
 async def server(console_services: Services, http_settings: Settings) -> AsyncIterator[TestServer]:
     app = create_app(http_settings, services=console_services)
-    async with TestServer(app, host="127.0.0.1") as test_server:
-        yield test_server
+    test_server = TestServer(app, host="127.0.0.1")
+    await test_server.start_server()
+    yield test_server
+    await test_server.close()
 
 
 @pytest.fixture
