@@ -56,6 +56,8 @@ class ConsoleService:
     async def issue_link(self, operator: str, ttl_seconds: int = LINK_TTL_SECONDS) -> IssuedLink:
         """A single-use sign-in link for `operator`, valid `ttl_seconds` (seconds).
         Raises `InvalidInput` ("operator") for a blank or over-long name."""
+        if not operator.strip():
+            raise InvalidInput("operator", "operator must not be empty, name who signs in")
         operator = v.identifier(operator.strip(), "operator", MAX_OPERATOR)
         token = secrets.token_urlsafe(32)
         now = self._clock.now()

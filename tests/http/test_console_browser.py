@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import BrowserContext, Page, Route, async_playwright
+from playwright.async_api import BrowserContext, Page, Route, ViewportSize, async_playwright
 
 from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import TickingClock
@@ -28,7 +28,8 @@ from .conftest import Jwks
 from .console_client import Client
 from .test_api_docs import FLAGS, chromium
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ async def test_operator_grants_credits_in_the_browser(
     )
     assert overflow is False  # wide tables scroll inside their own box
     await page.screenshot(path=artifacts / "console-user-phone.png")
-    await page.set_viewport_size({"width": 1280, "height": 800})
+    await page.set_viewport_size(DESKTOP)
 
     await page.click("text=Audit log")
     row = await page.inner_text("table.audit tbody tr:first-child")
