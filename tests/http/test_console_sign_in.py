@@ -4,6 +4,7 @@ included), expiry, admin tokens only, CSRF on every form, the session cookie's f
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from mana_credits_adapters.settings import Settings
 from mana_credits_core.ports import Store
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
+from mana_credits_http.console.session import SESSION_SECONDS
 
 from .conftest import Jwks, settings_like
 from .console_client import Client, csrf_of, redeem, signed_in_as
@@ -190,3 +192,17 @@ async def test_the_cookie_is_secure_when_served_over_https(
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         page = await client.get("/console/sign-in")
         assert page.cookies["mana_console"]["secure"] is True
+
+
+@pytest.mark.parametrize("store", ["memory"], indirect=True)
+async def test_a_session_ends_after_eight_hours(
+    browser: Client, console_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = await console_services.console.issue_link("carol")
+    await redeem(browser, link.token)
+    assert await signed_in_as(browser) == "carol"
+    started = time.time()
+    monkeypatch.setattr(time, "time", lambda: started + SESSION_SECONDS - 60)
+    assert await signed_in_as(browser) == "carol"
+    monkeypatch.setattr(time, "time", lambda: started + SESSION_SECONDS + 1)
+    assert await signed_in_as(browser) is None
