@@ -17,6 +17,7 @@ from mana_credits_core.ports import (
     Store,
 )
 from mana_credits_core.services import (
+    ConsoleService,
     CreditsService,
     GiftsService,
     LotsService,
@@ -168,9 +169,10 @@ def build_services(
     debit_applier = debits or open_debits(store, settings)
     reconcile = ReconcileService(store)
     watch = ReconcileWatch(reconcile, clock)
+    credits = CreditsService(store, clock, ids, debit_applier, events, alerts)
     return Services(
         store=store,
-        credits=CreditsService(store, clock, ids, debit_applier, events, alerts),
+        credits=credits,
         reservations=ReservationsService(
             store,
             clock,
@@ -188,6 +190,7 @@ def build_services(
         overview=OverviewService(store, clock, watch),
         payments=payments,
         notifier=notifier,
+        console=ConsoleService(store, clock, credits),
         events=events,
     )
 

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Self
 
+from mana_credits_core.console import AuditEntry, SignInLink
 from mana_credits_core.gifts import GiftCode, GiftRedemption
 from mana_credits_core.ledger import Balance, LedgerEntry, UsageStat
 from mana_credits_core.lots import Allocation, Lot
@@ -19,6 +20,7 @@ from mana_credits_core.reservations import Reservation
 from mana_credits_core.sync import SyncSubscription
 
 from .memory_balances import MemoryBalances
+from .memory_console import MemoryConsole
 from .memory_entries import MemoryLedger
 from .memory_gifts import MemoryGifts
 from .memory_lots import MemoryLots
@@ -53,6 +55,8 @@ class MemoryState:
         self.allocations: dict[str, list[Allocation]] = {}  # by debit entry id
         self.holds: dict[str, list[Allocation]] = {}  # by pending reservation id
         self.notified: dict[str, datetime] = {}  # lot id -> when its expiry was announced
+        self.links: dict[str, SignInLink] = {}  # console sign-in links by token hash
+        self.audit: dict[str, AuditEntry] = {}  # the console's audit log by entry id
 
 
 class MemoryStore:
@@ -97,6 +101,7 @@ class MemoryUnitOfWork:
         self._sync = MemorySync(state, self._undo)
         self._reports = MemoryReports(state)
         self._users = MemoryUserData(state, self._undo)
+        self._console = MemoryConsole(state, self._undo)
 
     @property
     def balances(self) -> MemoryBalances:
@@ -149,6 +154,10 @@ class MemoryUnitOfWork:
     @property
     def users(self) -> MemoryUserData:
         return self._users
+
+    @property
+    def console(self) -> MemoryConsole:
+        return self._console
 
     async def __aenter__(self) -> Self:
         await self._store.lock.acquire()

@@ -129,6 +129,9 @@ class MemoryUserData:
         if balance is not None:
             self._pop(s.balances, user)
             count += self._put(s.balances, alias, replace(balance, user_id=alias))
+        for a in list(s.audit.values()):
+            if a.subject == user:
+                count += self._put(s.audit, a.id, replace(a, subject=alias))
         return count
 
     def _move_entries(self, user: str, alias: str) -> int:

@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     stripe_api_base: str = Field("", alias="STRIPE_API_BASE")
     cors_origins: str = Field("", alias="CORS_ORIGINS")
     notify_url: str = Field("", alias="MANA_NOTIFY_URL")
+    # The operator console's session key; empty: a random one kept in the home folder.
+    console_secret: str = Field("", alias="MANA_CONSOLE_SECRET")
 
     db_pool_size: int = Field(10, alias="MANA_CREDITS_DB_POOL_SIZE", ge=1)
     db_max_overflow: int = Field(10, alias="MANA_CREDITS_DB_MAX_OVERFLOW", ge=0)

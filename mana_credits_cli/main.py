@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ledger": ("ledger", "app", "Export the ledger."),
     "report": ("report", "app", "Reports."),
     "users": ("users", "app", "A person's data: export it, delete the account."),
+    "console": ("console", "app", "The operator console: single-use sign-in links."),
     "reconcile": (
         "reconcile",
         "reconcile",

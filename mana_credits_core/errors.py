@@ -225,3 +225,11 @@ class SyncStateError(Conflict):
 class SubscriptionNotFound(NotFound):
     code = "subscription_not_found"
     default_message = "No sync subscription found for user"
+
+
+class SignInRefused(Unauthenticated):
+    """A console sign-in link that is unknown, used or expired, or a token without
+    the admin role: nothing was changed."""
+
+    code = "sign_in_refused"
+    default_message = "This sign-in link is unknown, used or expired"

@@ -19,6 +19,7 @@ from mana_credits_core.services import Services
 from . import apidocs, openapi
 from .background import periodic, watch_reachability
 from .connections import ConnectionGuard
+from .console import console_app
 from .cors import cors
 from .errors import FAULTS_LOGGED, error_middleware
 from .jsonout import json_response
@@ -145,6 +146,7 @@ def create_app(
         app.router.add_route(route.method, route.path, route.handler)
     document.update(openapi.document(routes))
     apidocs.add_routes(app)
+    app.add_subapp("/console", console_app(settings))
     return app
 
 

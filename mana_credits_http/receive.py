@@ -59,4 +59,5 @@ async def receive(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def answering(request: web.Request, response: web.StreamResponse) -> None:
     """`on_response_prepare`: the client's next byte starts a new request's clock."""
-    request.app[CONNECTIONS].answered(request)
+    # `config_dict`: on a sub-application's route (the console) `request.app` is it.
+    request.config_dict[CONNECTIONS].answered(request)

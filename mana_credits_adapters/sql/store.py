@@ -19,6 +19,7 @@ from mana_credits_core.errors import StoreUnavailable
 
 from ..errors import CorruptDatabase, DatabaseUnreachable, SetupError
 from .balances import SqlBalances
+from .console import SqlConsole
 from .driver_reads import DeferredConnection, DriverReads
 from .entries import SqlLedger
 from .gifts import SqlGifts
@@ -313,6 +314,10 @@ class SqlUnitOfWork:
     @property
     def users(self) -> SqlUserData:
         return SqlUserData(self.connection)
+
+    @property
+    def console(self) -> SqlConsole:
+        return SqlConsole(self.connection)
 
     async def __aenter__(self) -> Self:
         store = self._store

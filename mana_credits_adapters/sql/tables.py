@@ -325,5 +325,33 @@ hold_allocations = sa.Table(
     schema=CREDITS,
 )
 
+# The operator console: single-use sign-in links (only the token's hash) and its audit
+# log, one row per change an operator made.
+console_links = sa.Table(
+    "console_links",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("operator", sa.String(255), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("used_at", UtcDateTime, nullable=True),
+    schema=CREDITS,
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("operator", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("details", Json, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index("ix_audit_log_created_at", "created_at", "id"),
+    sa.Index("ix_audit_log_subject", "subject", "created_at", "id"),
+    schema=CREDITS,
+)
+
 SQLITE_SCHEMA_MAP: dict[str | None, str | None] = {CREDITS: None, GIFTS: None}
 """SQLite has no schemas: every table lives in the one database file."""

@@ -18,6 +18,7 @@ from .lookups import redemption_from
 from .purchases import purchase_from
 from .reservations import reservation_from
 from .tables import (
+    audit_log,
     balances,
     credit_lots,
     gift_codes,
@@ -150,6 +151,7 @@ class SqlUserData:
             .values(gifted_by=alias),
             sa.update(credit_lots).where(credit_lots.c.user_id == user).values(user_id=alias),
             sa.update(balances).where(balances.c.user_id == user).values(user_id=alias),
+            sa.update(audit_log).where(audit_log.c.subject == user).values(subject=alias),
         ]
         count = 0
         for statement in statements:

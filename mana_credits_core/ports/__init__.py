@@ -5,6 +5,7 @@ hands out (`ledger`, `lots`, `purchases`, `gifts`, `sync`, `reports`, `users`), 
 outside the store (`providers`). Callers import every port from this package.
 """
 
+from .console import ConsoleRepository as ConsoleRepository
 from .gifts import GiftRepository as GiftRepository
 from .ledger import BalanceRepository as BalanceRepository
 from .ledger import LedgerRepository as LedgerRepository
@@ -39,6 +40,7 @@ __all__ = [
     "BalanceRepository",
     "Clock",
     "CodeGenerator",
+    "ConsoleRepository",
     "CustomerRepository",
     "DebitApplier",
     "Erasure",

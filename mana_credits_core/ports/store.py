@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from ..ledger import Debit, DebitOutcome
+from .console import ConsoleRepository
 from .gifts import GiftRepository
 from .ledger import BalanceRepository, LedgerRepository, ReservationRepository, UsageRepository
 from .lots import LotRepository
@@ -61,6 +62,9 @@ class UnitOfWork(Protocol):
 
     @property
     def users(self) -> UserDataRepository: ...
+
+    @property
+    def console(self) -> ConsoleRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

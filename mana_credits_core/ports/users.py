@@ -72,7 +72,8 @@ class Erasure:
     Pseudonymized, `user_id` replaced by `pseudonym` everywhere: balance, ledger
     entries (description reduced to the entry type, metadata and idempotency key
     cleared), purchases (payment customer cleared), gifts, redemptions, the Cloud Sync
-    subscription (stopped) and the `gifted_by` of subscriptions the user gifted.
+    subscription (stopped), the `gifted_by` of subscriptions the user gifted, and the
+    subject of the console's audit entries about the user.
     """
 
     user_id: str

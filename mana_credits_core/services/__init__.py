@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..events import Events
 from ..ports import Notifier, PaymentGateway, Store
+from .console import ConsoleService as ConsoleService
 from .credits import CreditsService as CreditsService
 from .credits import LedgerResult as LedgerResult
 from .gifts import GiftsService as GiftsService
@@ -44,6 +45,7 @@ class Services:
     overview: OverviewService  # the operator overview's figures
     payments: PaymentGateway
     notifier: Notifier
+    console: ConsoleService  # the operator console: sign-in links, audited changes
     events: Events  # what the use cases above did, for observers such as metrics
 
     async def close(self) -> None:
@@ -53,6 +55,7 @@ class Services:
 
 
 __all__ = [
+    "ConsoleService",
     "CreditsService",
     "Drift",
     "GiftsService",

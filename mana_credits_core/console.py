@@ -1,0 +1,48 @@
+"""The operator console's records: single-use sign-in links and the audit log."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+LINK_TTL_SECONDS = 600
+"""How long a sign-in link may be redeemed (seconds)."""
+
+MAX_OPERATOR = 255
+MAX_ACTION = 64
+MAX_SUBJECT = 255
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a sign-in token: SHA-256, hex (64 characters). The token is
+    256 random bits, so a plain hash suffices: nothing to guess, nothing to salt."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SignInLink:
+    """A sign-in link as stored: only the token's hash, never the token."""
+
+    token_hash: str
+    operator: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One change an operator made through the console.
+
+    `action` names the use case (e.g. `grant`), `subject` what it touched (a user id),
+    `details` what it did (e.g. the ledger entry id and amount in credits)."""
+
+    id: str
+    operator: str
+    action: str
+    subject: str
+    reason: str
+    details: dict[str, Any]
+    created_at: datetime

@@ -1,0 +1,185 @@
+"""The console in a real browser (Debian's chromium, headless): sign in with a link,
+find a user, grant credits, see the ledger, balance and audit log change; refusals of
+a used link, a non-admin token and a form without its CSRF token.
+
+Screenshots of each page go to `$MANA_CREDITS_ARTIFACTS` (else the test's temporary
+folder); docs/img/console-*.png are copies of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import BrowserContext, Page, Route, ViewportSize, async_playwright
+
+from mana_credits_adapters.bootstrap import build_services
+from mana_credits_adapters.clock import TickingClock
+from mana_credits_adapters.memory import MemoryStore
+from mana_credits_adapters.settings import Settings
+from mana_credits_core.services import Services
+from mana_credits_http import create_app
+
+from .conftest import Jwks
+from .console_client import Client
+from .test_api_docs import FLAGS, chromium
+
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("MANA_CREDITS_ARTIFACTS") or tmp_path) / "console"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def console_services(http_settings: Settings) -> Services:
+    """The pages do not depend on the store (the HTTP tests run on all three)."""
+    return build_services(MemoryStore(), http_settings, clock=TickingClock())
+
+
+@pytest.fixture
+async def site(console_services: Services, http_settings: Settings) -> AsyncIterator[Client]:
+    app = create_app(http_settings, services=console_services)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        yield client
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
+    executable = chromium()
+
+    async def only_loopback(route: Route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            await route.continue_()
+        else:
+            await route.abort()
+
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=executable, headless=True, args=FLAGS
+        )
+        await context.route("**/*", only_loopback)
+        try:
+            yield context
+        finally:
+            await context.close()
+
+
+async def fresh_page(browser: BrowserContext) -> Page:
+    """A page without the console's cookie (as another person's browser)."""
+    await browser.clear_cookies()
+    return await browser.new_page()
+
+
+async def test_operator_grants_credits_in_the_browser(
+    site: Client, browser: BrowserContext, console_services: Services, artifacts: Path
+) -> None:
+    await console_services.credits.grant("dave", 5, "opening balance", "setup")
+    link = await console_services.console.issue_link("carol")
+    page = await browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+
+    await page.goto(str(site.make_url(f"/console/link/{link.token}")))
+    await page.screenshot(path=artifacts / "console-link.png")
+    await page.click("#continue")
+    await page.wait_for_url("**/console")
+    assert await page.text_content("#operator") == "carol"
+    assert await page.is_visible("#overview-figures")
+    await page.screenshot(path=artifacts / "console-overview.png", full_page=True)
+
+    await page.click("text=Users")
+    await page.fill("#q", "da")
+    await page.press("#q", "Enter")  # the keyboard is enough
+    await page.wait_for_selector("#results")
+    await page.screenshot(path=artifacts / "console-users.png", full_page=True)
+    await page.click("#results a:text-is('dave')")
+    assert await page.text_content("#balance") == "5"
+
+    await page.fill("#amount", "100")
+    await page.fill("#reason", "support ticket 4711")
+    await page.click("#grant button[type=submit]")
+    await page.wait_for_selector("#notice")
+    assert await page.text_content("#balance") == "105"
+    first_row = await page.inner_text("#ledger tbody tr:first-child")
+    assert "grant" in first_row
+    assert "100" in first_row
+    assert "support ticket 4711" in first_row
+    await page.screenshot(path=artifacts / "console-user.png", full_page=True)
+
+    await page.set_viewport_size(PHONE)
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+    )
+    assert overflow is False  # wide tables scroll inside their own box
+    await page.screenshot(path=artifacts / "console-user-phone.png")
+    await page.set_viewport_size(DESKTOP)
+
+    await page.click("text=Audit log")
+    row = await page.inner_text("table.audit tbody tr:first-child")
+    assert "carol" in row
+    assert "grant" in row
+    assert "dave" in row
+    assert "support ticket 4711" in row
+    await page.screenshot(path=artifacts / "console-audit.png", full_page=True)
+    assert (await console_services.credits.balance("dave")).balance == 105
+    assert problems == []
+
+    # The link is used up: another browser opening it is refused.
+    other = await fresh_page(browser)
+    await other.goto(str(site.make_url(f"/console/link/{link.token}")))
+    async with other.expect_response(lambda r: r.request.method == "POST") as posted:
+        await other.click("#continue")
+    assert (await posted.value).status == 403
+    assert "unknown, used or expired" in (await other.text_content("#refused") or "")
+    await other.screenshot(path=artifacts / "console-link-refused.png")
+
+
+async def test_a_non_admin_token_is_refused_in_the_browser(
+    site: Client, browser: BrowserContext, jwks: Jwks, artifacts: Path
+) -> None:
+    page = await fresh_page(browser)
+    await page.goto(str(site.make_url("/console")))
+    assert page.url.endswith("/console/sign-in")
+    await page.screenshot(path=artifacts / "console-sign-in.png", full_page=True)
+    await page.fill("#token", jwks.token("mallory"))
+    async with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        await page.click("button[type=submit]")
+    assert (await posted.value).status == 403
+    assert "not an admin" in (await page.text_content("#refused") or "")
+    await page.goto(str(site.make_url("/console")))
+    assert page.url.endswith("/console/sign-in")  # still signed out
+
+    await page.fill("#token", jwks.token("root", role="admin", email="ops@example.com"))
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/console")
+    assert await page.text_content("#operator") == "ops@example.com"
+
+
+async def test_a_form_without_its_csrf_token_is_refused_in_the_browser(
+    site: Client, browser: BrowserContext, console_services: Services, artifacts: Path
+) -> None:
+    await console_services.credits.grant("dave", 5, "opening balance", "setup")
+    link = await console_services.console.issue_link("carol")
+    page = await fresh_page(browser)
+    await page.goto(str(site.make_url(f"/console/link/{link.token}")))
+    await page.click("#continue")
+    await page.goto(str(site.make_url("/console/users/dave")))
+    await page.evaluate("document.querySelector('#grant input[name=csrf]').remove()")
+    await page.fill("#amount", "100")
+    await page.fill("#reason", "forged")
+    async with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        await page.click("#grant button[type=submit]")
+    assert (await posted.value).status == 403
+    assert "did not come from the console" in (await page.text_content("#refused") or "")
+    await page.screenshot(path=artifacts / "console-csrf-refused.png")
+    assert (await console_services.credits.balance("dave")).balance == 5
+    assert (await console_services.console.audit()).entries == []

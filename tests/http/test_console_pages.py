@@ -1,0 +1,147 @@
+"""Console pages over HTTP on every store: search, a user's page, granting credits
+through `CreditsService.grant` (recorded once in the audit log), refused input."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from mana_credits_adapters.bootstrap import build_services
+from mana_credits_adapters.clock import TickingClock
+from mana_credits_adapters.settings import Settings
+from mana_credits_core.ledger import TransactionType
+from mana_credits_core.ports import Store
+from mana_credits_core.services import Services
+from mana_credits_http import create_app
+
+from .console_client import Client, csrf_of, redeem
+
+KEY = re.compile(r'name="key" value="([^"]+)"')
+
+
+@pytest.fixture
+def console_services(store: Store, http_settings: Settings) -> Services:
+    return build_services(store, http_settings, clock=TickingClock())
+
+
+@pytest.fixture
+async def operator(console_services: Services, http_settings: Settings) -> AsyncIterator[Client]:
+    """A browser signed in as `carol`."""
+    app = create_app(http_settings, services=console_services)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        link = await console_services.console.issue_link("carol")
+        assert (await redeem(client, link.token)).status == 303
+        yield client
+
+
+async def grant_form(client: Client, user_id: str) -> dict[str, str]:
+    page = await client.get(f"/console/users/{user_id}")
+    assert page.status == 200
+    key = KEY.search(await page.text())
+    assert key is not None
+    return {"csrf": await csrf_of(client, f"/console/users/{user_id}"), "key": key.group(1)}
+
+
+async def test_search_finds_users_by_id_prefix(
+    operator: Client, console_services: Services
+) -> None:
+    for user_id in ("dave", "dana", "erin"):
+        await console_services.credits.grant(user_id, 1, "opening", "test")
+    page = await operator.get("/console/users", params={"q": "da"})
+    text = await page.text()
+    assert page.status == 200
+    assert 'href="/console/users/dana"' in text
+    assert 'href="/console/users/dave"' in text
+    assert "erin" not in text
+    none = await (await operator.get("/console/users", params={"q": "zz"})).text()
+    assert "No user with a balance" in none
+
+
+async def test_granting_credits_moves_the_ledger_and_is_audited_once(
+    operator: Client, console_services: Services
+) -> None:
+    await console_services.credits.grant("dave", 5, "opening", "test")
+    form = await grant_form(operator, "dave")
+    data = {**form, "amount": "100", "reason": "support ticket 4711", "expires_in_days": "30"}
+    done = await operator.post("/console/users/dave/grant", data=data, allow_redirects=False)
+    assert (done.status, done.headers["Location"]) == (303, "/console/users/dave?granted=1")
+    # The same form sent again (a double click, a reload) grants nothing more.
+    again = await operator.post("/console/users/dave/grant", data=data, allow_redirects=False)
+    assert again.status == 303
+
+    assert (await console_services.credits.balance("dave")).balance == 105
+    entry = (await console_services.credits.transactions("dave"))[0]
+    assert (entry.type, entry.amount) == (TransactionType.GRANT, 100)
+    assert entry.metadata == {"operator": "carol", "reason": "support ticket 4711"}
+    lots = await console_services.lots.of_user("dave")
+    assert any(lot.amount == 100 and lot.expires_at is not None for lot in lots)
+    audit = (await console_services.console.audit()).entries
+    assert [(a.operator, a.action, a.subject, a.reason) for a in audit] == [
+        ("carol", "grant", "dave", "support ticket 4711")
+    ]
+    assert audit[0].details["entryId"] == entry.id
+
+    page = await (await operator.get("/console/users/dave?granted=1")).text()
+    assert '<b id="balance">105</b>' in page
+    assert "support ticket 4711" in page
+    log = await (await operator.get("/console/audit")).text()
+    assert "support ticket 4711" in log
+    assert "carol" in log
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason", "days", "message"),
+    [
+        ("", "why", "", "amount must be a whole number"),
+        ("ten", "why", "", "amount must be a whole number"),
+        ("0", "why", "", "amount must be at least 1"),
+        ("100", "  ", "", "reason must not be empty"),
+        ("100", "why", "0", "expiry must be 1 to 3650 days"),
+        ("100", "why", "-3", "expires in days must be a whole number"),
+    ],
+)
+async def test_refused_grants_reshow_the_form_and_change_nothing(
+    operator: Client, console_services: Services, amount: str, reason: str, days: str, message: str
+) -> None:
+    await console_services.credits.grant("dave", 5, "opening", "test")
+    data = {
+        **await grant_form(operator, "dave"),
+        "amount": amount,
+        "reason": reason,
+        "expires_in_days": days,
+    }
+    answer = await operator.post("/console/users/dave/grant", data=data, allow_redirects=False)
+    text = await answer.text()
+    assert answer.status == 400
+    assert message in text
+    assert f'name="amount" min="1" step="1" required value="{amount}"' in text
+    assert (await console_services.credits.balance("dave")).balance == 5
+    assert (await console_services.console.audit()).entries == []
+
+
+async def test_unknown_users_and_bad_pages_are_4xx(operator: Client) -> None:
+    assert (await operator.get("/console/users/nobody")).status == 404
+    assert (await operator.get("/console/users/nobody?ledger=garbage")).status == 404
+    assert (await operator.get("/console/audit?page=0")).status == 400
+    assert (await operator.get("/console/audit?page=x")).status == 400
+    assert (await operator.get("/console/users", params={"q": "a\x01"})).status == 400
+
+
+async def test_text_is_escaped(operator: Client, console_services: Services) -> None:
+    await console_services.credits.grant("<b>x</b>", 5, "<script>alert(1)</script>", "test")
+    page = await (await operator.get("/console/users/%3Cb%3Ex%3C%2Fb%3E")).text()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+async def test_pages_need_a_session(http_settings: Settings, console_services: Services) -> None:
+    app = create_app(http_settings, services=console_services)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        for path in ("/console", "/console/users", "/console/users/dave", "/console/audit"):
+            answer = await client.get(path, allow_redirects=False)
+            assert (answer.status, answer.headers["Location"]) == (303, "/console/sign-in")
+        css = await client.get("/console/static/console.css")
+        assert (css.status, css.content_type) == (200, "text/css")
