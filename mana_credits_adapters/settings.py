@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     auto_migrate: bool | None = Field(None, alias="MANA_CREDITS_AUTO_MIGRATE")
     reservation_ttl_seconds: int = Field(900, alias="MANA_CREDITS_RESERVATION_TTL", ge=1)
     sweep_interval_seconds: float = Field(60.0, alias="MANA_CREDITS_SWEEP_INTERVAL", gt=0)
+    # The console's reconcile status: a full read of balances, lots and holds, hourly.
+    reconcile_interval_seconds: float = Field(3600.0, alias="MANA_CREDITS_RECONCILE_INTERVAL", gt=0)
     # Credits; a debit taking the spendable balance below it notifies the user. 0: never.
     low_balance_credits: int = Field(50, alias="MANA_CREDITS_LOW_BALANCE", ge=0)
     max_body_bytes: int = Field(64 * 1024, alias="MANA_CREDITS_MAX_BODY_BYTES", ge=1024)

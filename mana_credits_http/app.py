@@ -131,7 +131,7 @@ def create_app(
             yield
 
     app.cleanup_ctx.extend(
-        [services_ctx, identity_ctx, database_watch, reservation_sweep, gift_expiry]
+        [services_ctx, identity_ctx, database_watch, reservation_sweep, gift_expiry, reconcile]
     )
     if settings.billing_enabled:
         app.cleanup_ctx.append(billing_run)
@@ -177,6 +177,22 @@ async def reservation_sweep(app: web.Application) -> AsyncIterator[None]:
         return done + await services.lots.send_expiry_notices()
 
     async with periodic("reservation sweep", app[SETTINGS].sweep_interval_seconds, job):
+        yield
+
+
+async def reconcile(app: web.Application) -> AsyncIterator[None]:
+    """Check the ledger's invariants every `MANA_CREDITS_RECONCILE_INTERVAL` seconds for
+    the console's overview (it only reads; the console's "Check now" runs it at once)."""
+
+    async def job() -> int:
+        status = await app[SERVICES].reconcile_watch.check()
+        if not status.ok:
+            log.warning(
+                "reconcile: %d broken invariants; run `mana-credits reconcile`", status.drifts
+            )
+        return 0  # nothing done to report: the check only reads
+
+    async with periodic("reconcile check", app[SETTINGS].reconcile_interval_seconds, job):
         yield
 
 

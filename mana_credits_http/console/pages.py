@@ -1,4 +1,4 @@
-"""The console's pages: overview, user search, a user's page with its grant form, and
+"""The console's pages: user search, a user's page with its grant form, and
 the audit log. Reads and changes go through the core's use cases only."""
 
 from __future__ import annotations
@@ -18,11 +18,6 @@ from .views import refused, render, signed_in
 
 LEDGER_PAGE = 25
 FOUND_AT_MOST = 50
-
-
-@signed_in
-async def overview(request: web.Request, operator: str) -> web.StreamResponse:
-    return await render(request, "overview.html", "Overview")
 
 
 @signed_in
@@ -132,7 +127,6 @@ async def audit(request: web.Request, operator: str) -> web.StreamResponse:
 
 
 ROUTES = [
-    ("GET", "", overview),
     ("GET", "/users", users),
     ("GET", "/users/{user_id}", user),
     ("POST", "/users/{user_id}/grant", grant),

@@ -9,6 +9,7 @@ folder); docs/img/console-*.png are copies of them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -82,7 +83,9 @@ async def fresh_page(browser: BrowserContext) -> Page:
 async def test_operator_grants_credits_in_the_browser(
     site: Client, browser: BrowserContext, console_services: Services, artifacts: Path
 ) -> None:
-    await console_services.credits.grant("dave", 5, "opening balance", "setup")
+    await console_services.credits.grant("dave", 25, "opening balance", "setup")
+    for app, amount in (("chat", 7), ("image", 10), ("chat", 3)):  # two apps: two series
+        await console_services.credits.use("dave", amount, app, "used")
     link = await console_services.console.issue_link("carol")
     page = await browser.new_page()
     problems: list[str] = []
@@ -94,6 +97,13 @@ async def test_operator_grants_credits_in_the_browser(
     await page.wait_for_url("**/console")
     assert await page.text_content("#operator") == "carol"
     assert await page.is_visible("#overview-figures")
+    assert await page.text_content("#outstanding") == "5"
+    assert await page.text_content("#used") == "20"
+    assert await page.evaluate("document.querySelector('#usage-chart').naturalWidth") > 0
+    chart = await page.request.get(str(site.make_url("/console/usage.svg")))
+    assert chart.headers["content-type"].startswith("image/svg+xml")
+    svg = await chart.text()
+    assert sorted(set(re.findall(r'class="series (serie-\d+)', svg))) == ["serie-0", "serie-1"]
     await page.screenshot(path=artifacts / "console-overview.png", full_page=True)
 
     await page.click("text=Users")
@@ -167,7 +177,9 @@ async def test_a_non_admin_token_is_refused_in_the_browser(
 async def test_a_form_without_its_csrf_token_is_refused_in_the_browser(
     site: Client, browser: BrowserContext, console_services: Services, artifacts: Path
 ) -> None:
-    await console_services.credits.grant("dave", 5, "opening balance", "setup")
+    await console_services.credits.grant("dave", 25, "opening balance", "setup")
+    for app, amount in (("chat", 7), ("image", 10), ("chat", 3)):  # two apps: two series
+        await console_services.credits.use("dave", amount, app, "used")
     link = await console_services.console.issue_link("carol")
     page = await fresh_page(browser)
     await page.goto(str(site.make_url(f"/console/link/{link.token}")))

@@ -145,3 +145,29 @@ async def test_pages_need_a_session(http_settings: Settings, console_services: S
             assert (answer.status, answer.headers["Location"]) == (303, "/console/sign-in")
         css = await client.get("/console/static/console.css")
         assert (css.status, css.content_type) == (200, "text/css")
+
+
+async def test_the_overview_shows_the_figures_and_checks_reconcile_on_demand(
+    operator: Client, console_services: Services
+) -> None:
+    await console_services.credits.grant("erin", 40, "opening", "setup")
+    await console_services.credits.use("erin", 15, "chat", "used")
+    page = await (await operator.get("/console")).text()
+    assert re.search(r'id="outstanding">25<', page)
+    assert re.search(r'id="used">15<', page)
+    assert "Not checked by this server process yet" in page
+
+    csrf = await csrf_of(operator, "/console")
+    refused = await operator.post("/console/reconcile", data={}, allow_redirects=False)
+    assert refused.status == 403  # no CSRF token: nothing run
+    assert console_services.reconcile_watch.last is None
+    checked = await operator.post("/console/reconcile", data={"csrf": csrf}, allow_redirects=False)
+    assert checked.status == 303
+    page = await (await operator.get(checked.headers["Location"])).text()
+    assert "No drift" in page
+    assert "in 1 balances" in page
+
+    chart = await operator.get("/console/usage.svg")
+    assert chart.status == 200
+    assert "default-src 'none'" in chart.headers["Content-Security-Policy"]
+    assert "chat" in await chart.text()
