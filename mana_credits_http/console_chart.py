@@ -9,6 +9,7 @@ no address but the SVG namespace. Without pygal's script, each bar carries a `<t
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -19,6 +20,12 @@ import pygal
 from pygal.style import DefaultStyle
 
 from mana_credits_core.ledger import UsageStat
+
+# pygal appends to `sys.meta_path` a finder for its map plugins (`pygal.maps.*`, not
+# used here) that has no `find_spec`: on Python 3.11 every import that fails anywhere
+# in the process then also raises an ImportWarning about it (an error under warnings
+# as errors). Without map plugins the finder never finds anything: take it out.
+sys.meta_path[:] = [f for f in sys.meta_path if type(f).__module__ != "pygal"]
 
 TITLE = "Credits used per app and day"
 SVG = "{http://www.w3.org/2000/svg}"
