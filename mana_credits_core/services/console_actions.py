@@ -27,7 +27,7 @@ from ..errors import (
 )
 from . import Services
 
-MAX_FORM_KEY = 64
+MAX_FORM_KEY = 128
 
 
 class ActionRefused(Conflict):
