@@ -126,6 +126,10 @@ class ConsoleService:
         )
         return result
 
+    def now(self) -> datetime:
+        """The time audit entries are stamped with (the service's clock, UTC)."""
+        return self._clock.now()
+
     async def record(self, entry: AuditEntry) -> bool:
         """Append `entry` to the audit log; False when its id was recorded before."""
         async with self._store.unit_of_work() as uow:

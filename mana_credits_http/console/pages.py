@@ -37,20 +37,33 @@ async def users(request: web.Request, operator: str) -> web.StreamResponse:
 
 @signed_in
 async def user(request: web.Request, operator: str) -> web.StreamResponse:
-    form = {"key": secrets.token_urlsafe(16), "amount": "", "reason": "", "expires_in_days": ""}
     notice = "Credits granted." if request.query.get("granted") else None
-    return await user_page(request, form, notice=notice)
+    done = request.query.get("done", "")
+    return await user_page(request, notice=notice or DONE.get(done))
+
+
+# What the user page says after one of its actions (`?done=<action>`).
+DONE = {
+    "refund": "Purchase refunded: its credits were taken back.",
+    "sync-gift": "Cloud Sync gifted.",
+    "sync-revoke": "Cloud Sync gift revoked.",
+    "gift-cancel": "Gift cancelled: its credits went back to this user.",
+}
 
 
 async def user_page(
     request: web.Request,
-    form: dict[str, str],
+    form: dict[str, str] | None = None,
     *,
     status: int = 200,
     error: str | None = None,
     notice: str | None = None,
+    refill: dict[str, str] | None = None,
 ) -> web.StreamResponse:
-    """The user's page; `form` refills the grant form (after a refused grant)."""
+    """The user's page; `form` refills the grant form (after a refused grant),
+    `refill` the action form named by its "form" (after a refused action)."""
+    if form is None:
+        form = {"key": new_key(), "amount": "", "reason": "", "expires_in_days": ""}
     services = request.config_dict[SERVICES]
     user_id = request.match_info["user_id"]
     cursor = request.query.get("ledger") or None
@@ -70,6 +83,10 @@ async def user_page(
         "records": await services.users.records(user_id),
         "audit": await services.console.audit(1, subject=user_id),
         "form": form,
+        # Each action form's key is this page's key and what the form names, so two
+        # forms on one page never share one; a refused form keeps its own.
+        "page_key": new_key(),
+        "refill": refill or {"form": ""},
         "error": error,
         "notice": notice,
     }
@@ -106,6 +123,11 @@ async def grant(request: web.Request, operator: str) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/console/users/{user_id}?granted=1")
 
 
+def new_key() -> str:
+    """A form's idempotency key: 128 random bits, URL-safe."""
+    return secrets.token_urlsafe(16)
+
+
 def whole_number(text: str, name: str) -> int:
     """`text` as a whole number (digits only). Raises `InvalidInput` naming `name`."""
     if not text.isdecimal() or len(text) > 12:
@@ -123,7 +145,10 @@ async def audit(request: web.Request, operator: str) -> web.StreamResponse:
         found = await request.config_dict[SERVICES].console.audit(page, subject)
     except InvalidInput as exc:
         return await refused(request, "Cannot show this page", exc.message, 400)
-    return await render(request, "audit.html", "Audit log", audit=found, subject=subject)
+    notice = "User deleted." if request.query.get("deleted") else None
+    return await render(
+        request, "audit.html", "Audit log", audit=found, subject=subject, notice=notice
+    )
 
 
 ROUTES = [

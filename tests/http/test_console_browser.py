@@ -1,6 +1,6 @@
 """The console in a real browser (Debian's chromium, headless): sign in with a link,
-find a user, grant credits, see the ledger, balance and audit log change; refusals of
-a used link, a non-admin token and a form without its CSRF token.
+find a user, grant credits, refund a purchase, see the ledger, balance and audit log
+change; refusals of a used link, a non-admin token and a form without its CSRF token.
 
 Screenshots of each page go to `$MANA_CREDITS_ARTIFACTS` (else the test's temporary
 folder); docs/img/console-*.png are copies of them.
@@ -21,7 +21,9 @@ from playwright.async_api import BrowserContext, Page, Route, ViewportSize, asyn
 from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import TickingClock
 from mana_credits_adapters.memory import MemoryStore
+from mana_credits_adapters.payments.dev import dev_payment
 from mana_credits_adapters.settings import Settings
+from mana_credits_core import Principal
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
 
@@ -195,3 +197,31 @@ async def test_a_form_without_its_csrf_token_is_refused_in_the_browser(
     await page.screenshot(path=artifacts / "console-csrf-refused.png")
     assert (await console_services.credits.balance("dave")).balance == 5
     assert (await console_services.console.audit()).entries == []
+
+
+async def test_operator_refunds_a_purchase_in_the_browser(
+    site: Client, browser: BrowserContext, console_services: Services, artifacts: Path
+) -> None:
+    package = await console_services.purchases.add_package("Plus", 1000, 1100)
+    purchase = (await console_services.purchases.start("dave", package.id)).purchase
+    await console_services.purchases.handle(dev_payment(purchase))
+    await console_services.gifts.create(Principal("dave"), 200)
+    link = await console_services.console.issue_link("carol")
+    page = await fresh_page(browser)
+    await page.goto(str(site.make_url(f"/console/link/{link.token}")))
+    await page.click("#continue")
+    await page.goto(str(site.make_url("/console/users/dave")))
+    assert await page.text_content("#balance") == "800"
+
+    await page.fill(f"#refund-reason-{purchase.id}", "charged twice, ticket 4711")
+    await page.click("button:text('Refund 1100 euro cents')")
+    await page.wait_for_selector("#notice")
+    assert "Purchase refunded" in (await page.text_content("#notice") or "")
+    assert await page.text_content("#balance") == "0"
+    assert await page.text_content("#debt") == "200"  # the gift held 200 of the credits
+    assert await page.locator("button:text('Refund 1100 euro cents')").count() == 0
+    row = await page.inner_text("table.audit tbody tr:first-child")
+    assert "refund" in row
+    assert "charged twice, ticket 4711" in row
+    await page.screenshot(path=artifacts / "console-user-actions.png", full_page=True)
+    assert (await console_services.purchases.get(purchase.id)).clawed_back == 1000
