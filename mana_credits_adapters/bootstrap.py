@@ -193,7 +193,7 @@ def build_services(
         payments=payments,
         notifier=notifier,
         console=ConsoleService(store, clock, credits),
-        catalogue=ConsoleCatalogue(clock, purchases),
+        catalogue=ConsoleCatalogue(store, clock, purchases),
         events=events,
     )
 

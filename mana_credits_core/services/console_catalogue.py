@@ -16,8 +16,9 @@ from typing import Any
 from .. import validation as v
 from ..console import AuditEntry
 from ..errors import Conflict, InvalidInput, PackageNotFound
-from ..ports import Clock
+from ..ports import Clock, Store
 from ..purchases import Package
+from .console import AUDIT_PAGE
 from .packages import UpdateAudit
 from .purchases import PurchasesService
 
@@ -51,7 +52,8 @@ class NothingToChange(InvalidInput):
 class ConsoleCatalogue:
     """The catalogue changes an operator makes in the console, audited."""
 
-    def __init__(self, clock: Clock, purchases: PurchasesService) -> None:
+    def __init__(self, store: Store, clock: Clock, purchases: PurchasesService) -> None:
+        self._store = store
         self._clock = clock
         self._purchases = purchases
 
@@ -146,10 +148,19 @@ class ConsoleCatalogue:
         }
         changes = {f: value for f, value in wanted.items() if getattr(current, f) != value}
         if not changes:
+            if await self._recorded(_change_id("package-edit", current.id, key), current.id):
+                return current  # this very form was applied already: a resend
             raise NothingToChange("package", "nothing to change: every value is as it was")
         return await self._purchases.update_package(
             current.id, **changes, audit=self._change_audit(operator, key, "package-edit", reason)
         )
+
+    async def _recorded(self, entry_id: str, subject: str) -> bool:
+        """Whether the audit entry `entry_id` is among the newest about `subject`
+        (where a form sent a moment ago has its entry)."""
+        async with self._store.reader() as uow:
+            recent = await uow.console.audit(AUDIT_PAGE, 0, subject)
+        return any(entry.id == entry_id for entry in recent)
 
     async def set_on_sale(
         self, operator: str, key: str, reason: str, package_id: str, on_sale: bool
@@ -176,8 +187,7 @@ class ConsoleCatalogue:
                 old, new = getattr(before, field), getattr(after, field)
                 if old != new:
                     details[label] = f"{old} → {new}"
-            # One entry per form and package; a UUID keeps the id within its column.
-            entry_id = f"{action}:{uuid.uuid5(PACKAGE_IDS, f'{before.id}:{key}')}"
+            entry_id = _change_id(action, before.id, key)
             return self._entry(entry_id, operator, action, before.id, reason, details)
 
         return audit
@@ -200,6 +210,12 @@ class ConsoleCatalogue:
             details=details,
             created_at=self._clock.now(),
         )
+
+
+def _change_id(action: str, package_id: str, key: str) -> str:
+    """The audit id of a change: one per form and package; a UUID keeps the id within
+    its column."""
+    return f"{action}:{uuid.uuid5(PACKAGE_IDS, f'{package_id}:{key}')}"
 
 
 def _reason(reason: str) -> str:

@@ -18,7 +18,7 @@ from .session import check_csrf
 from .signin import BAD_FORM
 from .views import refused, render, signed_in
 
-FIELDS = ("key", "reason", "name", "description", "credits", "price", "sort_order")
+FIELDS = ("key", "reason", "name", "description", "credits", "price", "sort_order", "same_name")
 DONE = {
     "added": "Package added.",
     "edited": "Package changed.",
@@ -39,9 +39,7 @@ async def posted_form(request: web.Request) -> dict[str, str] | None:
     posted = await request.post()
     if not await check_csrf(request, posted):
         return None
-    form = {name: str(posted.get(name, "")).strip() for name in FIELDS}
-    form["same_name"] = "1" if posted.get("same_name") else ""
-    return form
+    return {name: str(posted.get(name, "")).strip() for name in FIELDS}
 
 
 def sort_order(text: str) -> int:
