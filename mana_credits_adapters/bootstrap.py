@@ -17,6 +17,7 @@ from mana_credits_core.ports import (
     Store,
 )
 from mana_credits_core.services import (
+    ConsoleCatalogue,
     ConsoleService,
     CreditsService,
     GiftsService,
@@ -170,6 +171,7 @@ def build_services(
     reconcile = ReconcileService(store)
     watch = ReconcileWatch(reconcile, clock)
     credits = CreditsService(store, clock, ids, debit_applier, events, alerts)
+    purchases = PurchasesService(store, clock, ids, payments, events)
     return Services(
         store=store,
         credits=credits,
@@ -180,7 +182,7 @@ def build_services(
             ttl=timedelta(seconds=settings.reservation_ttl_seconds),
             alerts=alerts,
         ),
-        purchases=PurchasesService(store, clock, ids, payments, events),
+        purchases=purchases,
         gifts=GiftsService(store, clock, ids, codes or SecretCodes(), events),
         sync=SyncService(store, clock, ids, notifier, events),
         reconcile=reconcile,
@@ -191,6 +193,7 @@ def build_services(
         payments=payments,
         notifier=notifier,
         console=ConsoleService(store, clock, credits),
+        catalogue=ConsoleCatalogue(store, clock, purchases),
         events=events,
     )
 

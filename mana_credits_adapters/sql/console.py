@@ -54,9 +54,11 @@ class SqlConsole:
                 created_at=entry.created_at,
             )
             .on_conflict_do_nothing(index_elements=["id"])
+            # RETURNING rather than rowcount: a conflict returns no row on every driver.
+            .returning(audit_log.c.id)
         )
-        result = await self._c.execute(query)
-        return bool(result.rowcount)
+        inserted = await self._c.execute(query)
+        return inserted.first() is not None
 
     async def audit(
         self, limit: int, offset: int = 0, subject: str | None = None

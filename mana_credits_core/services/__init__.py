@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..events import Events
 from ..ports import Notifier, PaymentGateway, Store
 from .console import ConsoleService as ConsoleService
+from .console_catalogue import ConsoleCatalogue as ConsoleCatalogue
 from .credits import CreditsService as CreditsService
 from .credits import LedgerResult as LedgerResult
 from .gifts import GiftsService as GiftsService
@@ -46,6 +47,7 @@ class Services:
     payments: PaymentGateway
     notifier: Notifier
     console: ConsoleService  # the operator console: sign-in links, audited changes
+    catalogue: ConsoleCatalogue  # the console's audited package changes
     events: Events  # what the use cases above did, for observers such as metrics
 
     async def close(self) -> None:
@@ -55,6 +57,7 @@ class Services:
 
 
 __all__ = [
+    "ConsoleCatalogue",
     "ConsoleService",
     "CreditsService",
     "Drift",

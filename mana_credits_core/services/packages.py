@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from .. import validation as v
+from ..console import AuditEntry
 from ..errors import InvalidInput, PackageNotFound
 from ..ports import Clock, IdGenerator, Store
 from ..purchases import DEFAULT_CATALOGUE, Package
 
 MAX_PRICE_CENTS = 1_000_000  # ten thousand euros: no package costs more
+
+AddAudit = Callable[[Package], AuditEntry]
+"""The audit entry of a package being added (the console's record of it)."""
+UpdateAudit = Callable[[Package, Package], AuditEntry]
+"""The audit entry of a package change, given the package before and after it."""
 
 
 class PackageCatalogue:
@@ -34,14 +41,21 @@ class PackageCatalogue:
         sort_order: int | None = None,
         stripe_price_id: str | None = None,
         metadata: dict[str, Any] | None = None,
+        package_id: str | None = None,
+        audit: AddAudit | None = None,
     ) -> Package:
-        """Put a package on sale; without `sort_order` it goes after the last package.
+        """Put a package on sale (`credits` in credits, `price_euro_cents` in euro
+        cents); without `sort_order` it goes after the last package.
 
-        Raises `InvalidInput` for a bad name, credits, price or sort order.
+        With `audit`, its entry is recorded in the same transaction, before the
+        package is written: when that entry's id is recorded already (the same change
+        sent again), nothing is added and the package of that id as it is now is
+        returned, so `package_id` (else a new id) must follow from what makes the change
+        unique. Raises `InvalidInput` for a bad name, credits, price or sort order.
         """
         now = self._clock.now()
         package = Package(
-            id=self._ids.new_id(),
+            id=self._ids.new_id() if package_id is None else v.identifier(package_id, "packageId"),
             name=v.text(name, "name", 100, multiline=False),
             description=v.optional_text(description, "description", v.MAX_DESCRIPTION),
             credits=v.amount(credits, "credits"),
@@ -59,6 +73,8 @@ class PackageCatalogue:
             if sort_order is None:
                 orders = [p.sort_order for p in await uow.packages.list(active_only=False)]
                 package = replace(package, sort_order=max(orders, default=-1) + 1)
+            if audit is not None and not await uow.console.record(audit(package)):
+                return await uow.packages.get(package.id) or package
             await uow.packages.add(package)
             await uow.commit()
         return package
@@ -73,8 +89,14 @@ class PackageCatalogue:
         price_euro_cents: int | None = None,
         sort_order: int | None = None,
         active: bool | None = None,
+        audit: UpdateAudit | None = None,
     ) -> Package:
-        """Change a package; purchases already started keep the terms they had."""
+        """Change a package; purchases already started keep the terms they had.
+
+        With `audit`, its entry (given the package before and after) is recorded in the
+        same transaction: when its id is recorded already (the same change sent again),
+        nothing is changed and the package as it is returned. Raises `PackageNotFound`,
+        `InvalidInput` for a bad field."""
         async with self._store.unit_of_work() as uow:
             found = await uow.packages.get(v.identifier(package_id, "packageId"))
             if found is None:
@@ -93,6 +115,8 @@ class PackageCatalogue:
                 active=found.active if active is None else active,
                 updated_at=self._clock.now(),
             )
+            if audit is not None and not await uow.console.record(audit(found, changed)):
+                return found
             await uow.packages.update(changed)
             await uow.commit()
         return changed

@@ -16,7 +16,7 @@ from aiohttp_session import session_middleware
 from mana_credits_adapters.console_key import console_key
 from mana_credits_adapters.settings import Settings
 
-from . import actions, overview, pages, signin
+from . import actions, catalogue, overview, pages, signin
 from .session import ConsoleCookies
 
 HERE = Path(__file__).parent
@@ -34,7 +34,13 @@ def console_app(settings: Settings) -> web.Application:
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         undefined=jinja2.StrictUndefined,
     )
-    for method, path, handler in [*signin.ROUTES, *overview.ROUTES, *pages.ROUTES, *actions.ROUTES]:
+    for method, path, handler in [
+        *signin.ROUTES,
+        *overview.ROUTES,
+        *pages.ROUTES,
+        *actions.ROUTES,
+        *catalogue.ROUTES,
+    ]:
         app.router.add_route(method, path, handler)
     app.router.add_static("/static", HERE / "static", append_version=False)
     return app

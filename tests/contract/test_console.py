@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from mana_credits_adapters.clock import TickingClock
-from mana_credits_core.console import token_hash
+from mana_credits_core.console import AuditEntry, token_hash
 from mana_credits_core.errors import InvalidInput, SignInRefused
 from mana_credits_core.services import Services
 from mana_credits_core.services.console import AUDIT_PAGE
@@ -95,3 +95,10 @@ async def test_an_account_deletion_pseudonymizes_the_audit_subject(services: Ser
     assert entries[0].subject != "dave"
     assert entries[0].subject.startswith(PSEUDONYM_PREFIX)
     assert (await services.console.audit(subject="dave")).entries == []
+
+
+async def test_an_audit_id_is_recorded_once(services: Services) -> None:
+    entry = AuditEntry("edit:1", "carol", "package-edit", "p1", "why", {}, TickingClock().now())
+    assert await services.console.record(entry) is True
+    assert await services.console.record(entry) is False  # the store says it was taken
+    assert len((await services.console.audit()).entries) == 1
