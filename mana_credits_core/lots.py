@@ -194,19 +194,33 @@ def priority(value: int | None) -> int:
     return value
 
 
+MAX_EXPIRY = timedelta(days=3660)
+"""The furthest a lot's expiry may lie ahead (about ten years, as the CLI's
+`--expires-in`): credits meant to last longer should not expire at all, and a bound
+keeps every expiry a storable UTC moment (year 9999 with a negative offset is not)."""
+
+
 def expiry(value: object, now: datetime, *, purchased: bool = False) -> datetime | None:
     """When credits granted at `now` expire, from input: None (never) or an aware
-    datetime after `now`. Purchased credits never expire. Raises `InvalidInput` (field
-    `expiresAt`)."""
+    datetime after `now` and at most `MAX_EXPIRY` (3,660 days) later, returned in UTC.
+    Purchased credits never expire. Raises `InvalidInput` (field `expiresAt`)."""
     if value is None:
         return None
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidInput("expiresAt", "expiresAt must be a date and time with a time zone")
     if purchased:
         raise InvalidInput("expiresAt", "purchased credits never expire")
-    if value <= now:
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:  # past year 9999 once in UTC
+        moment = None
+    if moment is None or moment > now + MAX_EXPIRY:
+        raise InvalidInput(
+            "expiresAt", f"expiresAt must be at most {MAX_EXPIRY.days} days ahead, or absent"
+        )
+    if moment <= now:
         raise InvalidInput("expiresAt", "expiresAt must be in the future")
-    return value
+    return moment
 
 
 def total(allocations: Sequence[Allocation]) -> int:

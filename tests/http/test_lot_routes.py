@@ -98,6 +98,9 @@ async def test_listings_need_their_credentials(client: Client, jwks: Jwks) -> No
         ("expiresAt", {"expiresAt": "next month"}),
         ("expiresAt", {"expiresAt": 1800000000}),  # seconds are not a date
         ("expiresAt", {"expiresAt": "2026-02-30T10:00:00Z"}),
+        ("expiresAt", {"expiresAt": "9999-12-31T23:59:59-14:00"}),  # past year 9999 in UTC
+        ("expiresAt", {"expiresAt": "9999-12-31T23:59:59Z"}),  # beyond 3,660 days
+        ("expiresAt", {"expiresAt": "2040-01-01T00:00:00Z"}),
         ("priority", {"priority": -1}),
         ("priority", {"priority": 101}),
         ("priority", {"priority": "10"}),
