@@ -12,16 +12,25 @@ matter (the stores keep parsed JSON), numbers compare by value (`1` and `1.0` ar
 JSON number) but a boolean is never a number. Absent, `null` and `{}` all mean "no
 metadata" and are the same request.
 
+A credit's replay also compares the lot the original created: the same priority, and
+the same expiry, either the same moment or the same term after the grant (within a
+second), so that a command saying "expires in 30 days" replayed later is the same
+request while one saying "10 days" is another.
+
 The comparison runs only when a key is found (a replay), never on a first request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from .errors import IdempotencyKeyReused
 from .ledger import Credit, Debit, LedgerEntry
+from .lots import Lot
+
+SAME_TERM = timedelta(seconds=1)
 
 
 def same_json(a: object, b: object) -> bool:
@@ -42,12 +51,25 @@ def same_metadata(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> b
     return same_json(a or {}, b or {})
 
 
-def check_replay(original: LedgerEntry, request: Debit | Credit) -> None:
+def same_expiry(lot: Lot, request: Credit) -> bool:
+    """Whether `request` asks for the expiry `lot` got: never for both, the same
+    moment, or the same term after the grant (within `SAME_TERM`)."""
+    if lot.expires_at is None or request.expires_at is None:
+        return lot.expires_at is None and request.expires_at is None
+    if lot.expires_at == request.expires_at:
+        return True
+    term = lot.expires_at - lot.created_at
+    return abs(term - (request.expires_at - request.now)) <= SAME_TERM
+
+
+def check_replay(original: LedgerEntry, request: Debit | Credit, lot: Lot | None = None) -> None:
     """Raise `IdempotencyKeyReused` unless `request` (whose key found `original`)
-    asks for exactly what `original` did.
+    asks for exactly what `original` did; for a credit, `lot` is the lot `original`
+    created (None: none to compare, e.g. an imported entry).
 
     The error's details name the original's amount (credits) and app, and what differs
-    (`differs`: among `operation`, `amount`, `appId`, `description`, `metadata`).
+    (`differs`: among `operation`, `amount`, `appId`, `description`, `metadata`,
+    `priority`, `expiresAt`).
     """
     differs = [
         name
@@ -60,6 +82,11 @@ def check_replay(original: LedgerEntry, request: Debit | Credit) -> None:
         )
         if not same
     ]
+    if isinstance(request, Credit) and lot is not None:
+        if lot.priority != request.priority:
+            differs.append("priority")
+        if not same_expiry(lot, request):
+            differs.append("expiresAt")
     if differs:
         raise IdempotencyKeyReused(
             original_amount=abs(original.amount),

@@ -43,6 +43,7 @@ from ..rewards import (
     Reward,
     reward_key,
 )
+from .lots import lot_created_by
 from .notices import LowBalanceAlerts
 
 SYSTEM_APP = "system"
@@ -246,7 +247,7 @@ class CreditsService:
             outcome: CreditOutcome = await uow.balances.credit(credit)
             await uow.commit()
         if isinstance(outcome, Replayed):
-            check_replay(outcome.entry, credit)
+            check_replay(outcome.entry, credit, await lot_created_by(self._store, outcome.entry))
             return LedgerResult(outcome.entry, None, replayed=True)
         if credit.type == TransactionType.GRANT:
             self._events.emit(EventKind.GRANT, credits=credit.amount)

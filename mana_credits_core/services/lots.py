@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from .. import validation as v
 from ..errors import InvalidInput
+from ..ledger import LedgerEntry
 from ..lot_book import LotsOutOfStep
 from ..lots import Allocation, Lot, burn_key, expiry_notices
 from ..ports import Clock, Expiring, Notifier, Store
@@ -153,3 +154,11 @@ class LotsService:
         entry_id = v.identifier(entry_id, "entryId", 36)
         async with self._store.reader() as reader:
             return await reader.lots.allocations(entry_id)
+
+
+async def lot_created_by(store: Store, entry: LedgerEntry) -> Lot | None:
+    """The lot that the credit `entry` created (None for an entry without one, such as
+    an imported entry whose credits are in the user's opening lot)."""
+    async with store.reader() as reader:
+        found = await reader.lots.of_user(entry.user_id)
+    return next((lot for lot in found if lot.entry_id == entry.id), None)

@@ -5,6 +5,7 @@ the internal balance reports."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,15 @@ from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import TickingClock
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import SqlStore
-from mana_credits_core import InvalidInput, TransactionStatus, TransactionType
+from mana_credits_core import (
+    IdempotencyKeyReused,
+    InvalidInput,
+    TransactionStatus,
+    TransactionType,
+)
 from mana_credits_core.events import Event, EventKind
 from mana_credits_core.rewards import REWARD_APP, reward_key
-from mana_credits_core.services import Services
+from mana_credits_core.services import LedgerResult, Services
 
 RACERS = 20
 
@@ -178,3 +184,26 @@ async def test_the_summary_counts_every_entry_of_the_user(services: Services) ->
     await services.reservations.commit(held.reservation.id)
     assert (await services.credits.balance_summary("alice")).transactions_count == 4
     assert (await services.credits.balance_summary("bob")).transactions_count == 1
+
+
+async def test_a_replayed_grant_key_must_ask_for_the_same_lot_terms(
+    services: Services, clock: TickingClock
+) -> None:
+    async def grant(days: int, priority: int | None = None) -> LedgerResult:
+        expiry = clock.now() + timedelta(days=days)
+        return await services.credits.grant(
+            "ina", 100, "promo", "ops", idempotency_key="g1", expires_at=expiry, priority=priority
+        )
+
+    first = await grant(30, 10)
+    clock.advance(timedelta(minutes=5))  # "expires in 30 days" said again later: the same
+    again = await grant(30, 10)
+    assert again.replayed
+    assert again.entry.id == first.entry.id
+    for days, priority, differs in ((10, 10, "expiresAt"), (30, 20, "priority")):
+        with pytest.raises(IdempotencyKeyReused) as refused:
+            await grant(days, priority)
+        assert refused.value.details["differs"] == [differs]
+    with pytest.raises(IdempotencyKeyReused):  # never expiring is another request too
+        await services.credits.grant("ina", 100, "promo", "ops", idempotency_key="g1", priority=10)
+    assert [lot.amount for lot in await services.lots.of_user("ina")] == [100]
