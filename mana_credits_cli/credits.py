@@ -392,3 +392,4 @@ def entry_json(e: LedgerEntry) -> dict[str, object]:
 
 app.command(context_settings=AMOUNT_SETTINGS)(rewards.reward)
 app.command()(lots.lots)
+app.command()(lots.expire)

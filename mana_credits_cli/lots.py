@@ -122,3 +122,27 @@ def lot_json(lot: Lot) -> dict[str, object]:
         "expiresAt": None if lot.expires_at is None else lot.expires_at.isoformat(),
         "createdAt": lot.created_at.isoformat(),
     }
+
+
+def expire(database_url: DatabaseUrl = None, json: JsonOutput = False) -> None:
+    """Expire the credits of every lot past its expiry date, now.
+
+    Each lot's free credits leave its owner's balance once, with one `expire` ledger
+    entry; held credits expire when their reservation is released. The server runs
+    this sweep every MANA_CREDITS_SWEEP_INTERVAL seconds; running it here as well is
+    safe.
+
+    \b
+    Example:
+      mana-credits credits expire
+    """
+
+    async def work() -> int:
+        async with open_services(database_url) as services:
+            return await services.lots.expire()
+
+    expired = run(work)
+    if json:
+        print_json({"expired": expired})
+    else:
+        console.print(f"expired the credits of {expired} lot(s)")
