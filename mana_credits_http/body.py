@@ -3,6 +3,7 @@ deep nesting."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, TypeVar
 
@@ -94,6 +95,32 @@ def parse_json(raw: bytes) -> Any:
     return value
 
 
+def _folded(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()
+
+
+@functools.cache
+def _spellings(model: type[BaseModel]) -> tuple[frozenset[str], dict[str, str]]:
+    """The keys `model` takes (field names and aliases), and each field's alias by its
+    folded name."""
+    fields = model.model_fields.items()
+    spellings = frozenset(s for name, f in fields for s in (name, f.alias or name))
+    return spellings, {_folded(name): field.alias or name for name, field in fields}
+
+
+def refuse_near_misses(data: dict[str, Any], model: type[BaseModel]) -> None:
+    """Raise `InvalidInput` for a key that is a known field misspelt only in case,
+    `_` or `-` (`idempotencykey`, `IdempotencyKey`): ignored like other unknown keys,
+    it would silently drop what the caller meant, such as the idempotency key that
+    keeps a retried debit from being applied twice. Other unknown keys stay ignored,
+    as the old service ignored them."""
+    spellings, meant = _spellings(model)
+    for key in data:
+        if key not in spellings and _folded(key) in meant:
+            field = meant[_folded(key)]
+            raise InvalidInput(field, f"unknown field {key!r}: the field is spelt {field!r}")
+
+
 async def read_body(request: web.Request, model: type[M]) -> M:
     """The request's JSON body validated into `model` (400 naming the field if not)."""
     if request.content_type != "application/json":
@@ -104,6 +131,7 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     data = parse_json(raw)
     if not isinstance(data, dict):
         raise InvalidInput("body", "The JSON body must be an object")
+    refuse_near_misses(data, model)
     try:
         return model.model_validate(data)
     except ValidationError as error:

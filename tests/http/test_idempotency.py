@@ -85,3 +85,28 @@ async def test_a_refund_key_replayed_with_another_description_is_409(
     )
     assert (status, conflict["code"]) == (409, "idempotency_key_reused")
     assert (await app_services.credits.balance("u1")).balance == 5
+
+
+@pytest.mark.parametrize("spelling", ["idempotencykey", "IdempotencyKey", "idempotency-key"])
+@pytest.mark.parametrize(
+    ("path", "user"),
+    [("/api/v1/credits/use", None), ("/api/v1/internal/credits/use", "alice")],
+)
+async def test_a_misspelt_idempotency_key_is_400_not_a_debit_without_a_key(
+    client: Client, jwks: Jwks, app_services: Services, path: str, user: str | None, spelling: str
+) -> None:
+    # Ignored like other unknown keys, the retry would be debited a second time.
+    await app_services.credits.credit("alice", 100, TransactionType.GRANT, "funds")
+    headers = bearer(jwks.token()) if user is None else service()
+    body = {k: v for k, v in BODY.items() if k != "idempotencyKey"} | {spelling: "req-9"}
+    if user is not None:
+        body["userId"] = user
+    status, answer = await post_raw(client, path, json.dumps(body), headers)
+    assert status == 400
+    assert answer["details"]["field"] == "idempotencyKey"
+    assert spelling in answer["message"]
+    assert (await app_services.credits.balance("alice")).balance == 100
+    # Keys the model does not know at all are still ignored, as the old service did.
+    harmless = BODY | {"clientVersion": "4.2"} | ({"userId": user} if user else {})
+    status, _ = await post_raw(client, path, json.dumps(harmless), headers)
+    assert status == 200
