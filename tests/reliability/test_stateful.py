@@ -65,7 +65,7 @@ STEPS = 30
 # the in-memory store (fast) runs the most; SQLite and PostgreSQL run the first of the
 # same fixed examples, enough to exercise their persistence of every rule in the suite's
 # time budget.
-STORE_SHARE = {"memory": 2.0, "sqlite": 0.5, "postgres": 0.6}
+STORE_SHARE = {"memory": 1.5, "sqlite": 0.4, "postgres": 0.4}
 DERANDOMIZE = os.environ.get("MANA_CREDITS_STATEFUL_RANDOM") != "1"
 ERASED = "<erased>"  # a reservation, or a gift's addressee, removed by an account deletion
 PSEUDONYM = "<pseudonym>"  # the creator of a deleted user's gifts
