@@ -178,7 +178,7 @@ class ConsoleActions:
         `InvalidInput` ("confirm" when it is not), `ActionRefused` when nothing is
         held about the user."""
         reason, form_key = _reason(reason), _key(form_key)
-        if confirmation.strip() != user_id:
+        if confirmation != user_id:
             raise InvalidInput("confirm", "type the user's id exactly to confirm the deletion")
         if await self._replayed("user-delete", user_id, form_key):
             return ActionDone("User deleted.", replayed=True)

@@ -7,6 +7,7 @@ A sub-application of its own: its session middleware and templates touch no API 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp_jinja2
 import jinja2
@@ -22,18 +23,25 @@ from .session import ConsoleCookies
 HERE = Path(__file__).parent
 
 
+def path_segment(value: object) -> str:
+    """`value` percent-encoded whole, `/` included (Jinja's own `urlencode` keeps `/`,
+    so a user id holding one would point at another route)."""
+    return quote(str(value), safe="")
+
+
 def console_app(settings: Settings) -> web.Application:
     """The console, to mount at `/console`. Reads (or creates) its session key now:
     raises what `console_key` raises."""
     key = console_key(settings.console_secret, settings.home)
     https = settings.base_url.startswith("https://")
     app = web.Application(middlewares=[session_middleware(ConsoleCookies(key, https=https))])
-    aiohttp_jinja2.setup(
+    templates = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         undefined=jinja2.StrictUndefined,
     )
+    templates.filters["urlencode"] = path_segment
     for method, path, handler in [
         *signin.ROUTES,
         *overview.ROUTES,

@@ -24,7 +24,12 @@ Action = Callable[[ConsoleActions, str, str, dict[str, str]], Awaitable[ActionDo
 
 
 def fields(posted: Mapping[str, object], *names: str) -> dict[str, str]:
-    return {name: str(posted.get(name, "")).strip() for name in names}
+    """The posted fields, trimmed, except the typed confirmation: it must be the user
+    id exactly."""
+    return {
+        name: str(posted.get(name, "")) if name == "confirm" else str(posted.get(name, "")).strip()
+        for name in names
+    }
 
 
 async def run(
@@ -37,8 +42,11 @@ async def run(
         return await refused(request, "Refused", BAD_FORM, 403)
     form = fields(posted, "key", "reason", *extra)
     user_id = request.match_info["user_id"]
-    actions = ConsoleActions(request.config_dict[SERVICES])
+    services = request.config_dict[SERVICES]
+    actions = ConsoleActions(services)
     try:
+        if name != "user-delete":  # a deletion sent again finds its audit entry instead
+            await services.credits.existing_balance(user_id)  # only users the ledger knows
         await action(actions, operator, user_id, form)
     except UserNotFound:
         return await refused(request, "No such user", "No user with this id.", 404)

@@ -26,7 +26,7 @@ DONE = {
     "activated": "Package back on sale.",
     "unchanged": "Nothing changed: the package was so already.",
 }
-_SIGNED = re.compile(r"-?\d{1,7}")
+_SIGNED = re.compile(r"-?[0-9]{1,7}")  # ASCII digits only: int() takes others too
 
 
 def blank_form() -> dict[str, str]:

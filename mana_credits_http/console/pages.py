@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -103,24 +104,30 @@ async def grant(request: web.Request, operator: str) -> web.StreamResponse:
         for name in ("key", "amount", "reason", "expires_in_days")
     }
     user_id = request.match_info["user_id"]
+    services = request.config_dict[SERVICES]
     try:
+        if not form["key"]:
+            raise InvalidInput("key", "the form is incomplete: reload the page and try again")
+        # Only users the ledger knows, as the user page: a form left open since an
+        # account's deletion, or a hand-made one, must not create a balance.
+        await services.credits.existing_balance(user_id)
         amount = whole_number(form["amount"], "amount")
         expiry = form["expires_in_days"]
         days = whole_number(expiry, "expires in days") if expiry else None
-        await request.config_dict[SERVICES].console.grant(
+        await services.console.grant(
             operator,
             user_id,
             amount,
             form["reason"],
             expires_in_days=days,
-            idempotency_key=f"console:{form['key']}" if form["key"] else None,
+            idempotency_key=f"console:{form['key']}",
         )
     except UserNotFound:
         return await refused(request, "No such user", "No user with this id.", 404)
     except CreditsError as exc:
         status = 400 if isinstance(exc, InvalidInput) else 409
         return await user_page(request, form, status=status, error=f"Not granted: {exc.message}")
-    raise web.HTTPSeeOther(f"/console/users/{user_id}?granted=1")
+    raise web.HTTPSeeOther(f"/console/users/{quote(user_id, safe='')}?granted=1")
 
 
 def new_key() -> str:
@@ -129,8 +136,10 @@ def new_key() -> str:
 
 
 def whole_number(text: str, name: str) -> int:
-    """`text` as a whole number (digits only). Raises `InvalidInput` naming `name`."""
-    if not text.isdecimal() or len(text) > 12:
+    """`text` as a whole number (ASCII digits only: `int` also reads other scripts'
+    digits, which no one types into an amount on purpose). Raises `InvalidInput`
+    naming `name`."""
+    if not (text.isascii() and text.isdecimal()) or len(text) > 12:
         raise InvalidInput(name, f"{name} must be a whole number")
     return int(text)
 

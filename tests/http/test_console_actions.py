@@ -15,6 +15,7 @@ from mana_credits_adapters.clock import TickingClock
 from mana_credits_adapters.payments.dev import DevGateway, DevPayments, dev_payment
 from mana_credits_adapters.settings import Settings
 from mana_credits_core import Principal
+from mana_credits_core.errors import UserNotFound
 from mana_credits_core.ledger import TransactionType
 from mana_credits_core.ports import Store
 from mana_credits_core.purchases import Purchase
@@ -194,8 +195,9 @@ async def test_deleting_a_user_needs_their_id_typed(
     action = "/console/users/dave/delete"
     data = {**await form(operator, "dave", action), "reason": "erasure request 12"}
 
-    status, text = await post(operator, action, {**data, "confirm": "dav"})
-    assert status == 400
+    for wrong in ("dav", "dave ", " dave", "dave\n"):  # the id exactly, nothing around it
+        status, text = await post(operator, action, {**data, "confirm": wrong})
+        assert status == 400, wrong
     assert "type the user&#39;s id exactly" in text
     assert (
         'id="delete-reason" name="reason" maxlength="200" required value="erasure request 12"'
@@ -216,3 +218,20 @@ async def test_deleting_a_user_needs_their_id_typed(
     assert (await operator.get("/console/users/dave")).status == 404
     log = await (await operator.get("/console/audit?subject=dave&deleted=1")).text()
     assert "User deleted." in log
+
+
+async def test_actions_on_a_user_the_ledger_does_not_know_are_404_and_change_nothing(
+    operator: Client, console_services: Services
+) -> None:
+    # A form left open since the account was deleted, or one made by hand.
+    await console_services.credits.grant("dave", 5, "opening", "test")
+    data = {**await form(operator, "dave", "/console/users/dave/sync/gift"), "reason": "x"}
+    status, _ = await post(operator, "/console/users/ghost/sync/gift", data)
+    assert status == 404
+    grant = {**data, "amount": "7", "reason": "x", "expires_in_days": ""}
+    status, _ = await post(operator, "/console/users/ghost/grant", grant)
+    assert status == 404
+    with pytest.raises(UserNotFound):
+        await console_services.credits.existing_balance("ghost")
+    assert await console_services.sync.find("ghost") is None
+    assert await audited(console_services) == []

@@ -33,6 +33,7 @@ from .test_api_docs import FLAGS, chromium
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+OVERFLOWS = "document.documentElement.scrollWidth > document.documentElement.clientWidth"
 
 
 @pytest.fixture
@@ -107,6 +108,9 @@ async def test_operator_grants_credits_in_the_browser(
     svg = await chart.text()
     assert sorted(set(re.findall(r'class="series (serie-\d+)', svg))) == ["serie-0", "serie-1"]
     await page.screenshot(path=artifacts / "console-overview.png", full_page=True)
+    await page.set_viewport_size(PHONE)
+    assert await page.evaluate(OVERFLOWS) is False  # the chart shrinks to the page
+    await page.set_viewport_size(DESKTOP)
 
     await page.click("text=Users")
     await page.fill("#q", "da")
@@ -128,10 +132,7 @@ async def test_operator_grants_credits_in_the_browser(
     await page.screenshot(path=artifacts / "console-user.png", full_page=True)
 
     await page.set_viewport_size(PHONE)
-    overflow = await page.evaluate(
-        "document.documentElement.scrollWidth > document.documentElement.clientWidth"
-    )
-    assert overflow is False  # wide tables scroll inside their own box
+    assert await page.evaluate(OVERFLOWS) is False  # wide tables scroll inside their box
     await page.screenshot(path=artifacts / "console-user-phone.png")
     await page.set_viewport_size(DESKTOP)
 

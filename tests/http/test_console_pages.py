@@ -165,9 +165,38 @@ async def test_the_overview_shows_the_figures_and_checks_reconcile_on_demand(
     assert checked.status == 303
     page = await (await operator.get(checked.headers["Location"])).text()
     assert "No drift" in page
-    assert "in 1 balances" in page
+    assert "in 1 balance," in page
 
     chart = await operator.get("/console/usage.svg")
     assert chart.status == 200
     assert "default-src 'none'" in chart.headers["Content-Security-Policy"]
     assert "chat" in await chart.text()
+
+
+async def test_a_user_id_with_a_slash_or_percent_keeps_its_own_page(
+    operator: Client, console_services: Services
+) -> None:
+    for user_id, path in (("del/user", "del%2Fuser"), ("pct%41", "pct%2541")):
+        await console_services.credits.grant(user_id, 5, "opening", "test")
+        found = await (await operator.get("/console/users", params={"q": user_id[:3]})).text()
+        assert f'href="/console/users/{path}"' in found
+        form = await grant_form(operator, path)
+        data = {**form, "amount": "3", "reason": "why", "expires_in_days": ""}
+        done = await operator.post(f"/console/users/{path}/grant", data=data, allow_redirects=False)
+        assert (done.status, done.headers["Location"]) == (303, f"/console/users/{path}?granted=1")
+        assert (await console_services.credits.balance(user_id)).balance == 8
+
+
+@pytest.mark.parametrize("amount", ["\uff11\uff12", "\u0661\u0662", "+5", "1_000"])
+async def test_only_ascii_digits_are_an_amount(
+    operator: Client, console_services: Services, amount: str
+) -> None:
+    await console_services.credits.grant("dave", 5, "opening", "test")
+    data = {**await grant_form(operator, "dave"), "amount": amount, "reason": "why"}
+    data["expires_in_days"] = ""
+    done = await operator.post("/console/users/dave/grant", data=data, allow_redirects=False)
+    assert done.status == 400
+    no_key = {**data, "amount": "5", "key": ""}  # a form without its key would grant twice
+    done = await operator.post("/console/users/dave/grant", data=no_key, allow_redirects=False)
+    assert done.status == 400
+    assert (await console_services.credits.balance("dave")).balance == 5
