@@ -17,8 +17,11 @@ from mana_credits_adapters.clock import TickingClock
 from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql.store import SqlStore
+from mana_credits_core.ports import Store
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
+
+from .console_client import Client, redeem
 
 SERVICE_KEYS = ("svc-key-current", "svc-key-previous")
 ORIGIN = "http://localhost:5173"
@@ -113,3 +116,20 @@ def service(app_id: str | None = None, key: str = SERVICE_KEYS[0]) -> dict[str, 
 
 def b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+# The console's tests: services on the test's store (a module may define its own), and a
+# client signed in to the console as `carol`.
+@pytest.fixture
+def console_services(store: Store, http_settings: Settings) -> Services:
+    return build_services(store, http_settings, clock=TickingClock())
+
+
+@pytest.fixture
+async def operator(console_services: Services, http_settings: Settings) -> AsyncIterator[Client]:
+    """A browser signed in as `carol`."""
+    app = create_app(http_settings, services=console_services)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        link = await console_services.console.issue_link("carol")
+        assert (await redeem(client, link.token)).status == 303
+        yield client

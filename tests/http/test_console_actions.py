@@ -5,10 +5,8 @@ more) with one audit entry, needs the CSRF token, and a refusal changes nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import TickingClock
@@ -20,9 +18,8 @@ from mana_credits_core.ledger import TransactionType
 from mana_credits_core.ports import Store
 from mana_credits_core.purchases import Purchase
 from mana_credits_core.services import Services
-from mana_credits_http import create_app
 
-from .console_client import CSRF, Client, redeem
+from .console_client import CSRF, Client
 
 FORM = re.compile(r'<form method="post" action="([^"]+)"[^>]*>(.*?)</form>', re.S)
 KEY = re.compile(r'name="key" value="([^"]+)"')
@@ -37,16 +34,6 @@ def payments() -> DevPayments:
 def console_services(store: Store, http_settings: Settings, payments: DevPayments) -> Services:
     gateway = DevGateway("http://127.0.0.1:3061", payments=payments)
     return build_services(store, http_settings, clock=TickingClock(), payments=gateway)
-
-
-@pytest.fixture
-async def operator(console_services: Services, http_settings: Settings) -> AsyncIterator[Client]:
-    """A browser signed in as `carol`."""
-    app = create_app(http_settings, services=console_services)
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-        link = await console_services.console.issue_link("carol")
-        assert (await redeem(client, link.token)).status == 303
-        yield client
 
 
 async def form(client: Client, user_id: str, action: str) -> dict[str, str]:

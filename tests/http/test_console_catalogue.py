@@ -6,38 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from mana_credits_adapters.bootstrap import build_services
-from mana_credits_adapters.clock import TickingClock
 from mana_credits_adapters.settings import Settings
 from mana_credits_core.gifts import GiftType
-from mana_credits_core.ports import Principal, Store
+from mana_credits_core.ports import Principal
 from mana_credits_core.purchases import Package
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
 
-from .console_client import Client, csrf_of, redeem
+from .console_client import Client, csrf_of
 
 KEY = re.compile(r'name="key" value="([^"]+)"')
-
-
-@pytest.fixture
-def console_services(store: Store, http_settings: Settings) -> Services:
-    return build_services(store, http_settings, clock=TickingClock())
-
-
-@pytest.fixture
-async def operator(console_services: Services, http_settings: Settings) -> AsyncIterator[Client]:
-    """A browser signed in as `carol`."""
-    app = create_app(http_settings, services=console_services)
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-        link = await console_services.console.issue_link("carol")
-        assert (await redeem(client, link.token)).status == 303
-        yield client
 
 
 async def form_on(client: Client, path: str, nth: int = 0) -> dict[str, str]:
