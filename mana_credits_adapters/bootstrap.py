@@ -29,6 +29,7 @@ from mana_credits_core.services import (
     ReservationsService,
     Services,
     SyncService,
+    UserEmails,
     UsersService,
 )
 from mana_credits_core.services.credits import UnitOfWorkDebits
@@ -172,6 +173,7 @@ def build_services(
     watch = ReconcileWatch(reconcile, clock)
     credits = CreditsService(store, clock, ids, debit_applier, events, alerts)
     purchases = PurchasesService(store, clock, ids, payments, events)
+    emails = UserEmails(store, clock)
     return Services(
         store=store,
         credits=credits,
@@ -186,7 +188,7 @@ def build_services(
         gifts=GiftsService(store, clock, ids, codes or SecretCodes(), events),
         sync=SyncService(store, clock, ids, notifier, events),
         reconcile=reconcile,
-        users=UsersService(store, clock, ids, events),
+        users=UsersService(store, clock, ids, events, emails),
         lots=LotsService(store, clock, notifier),
         reconcile_watch=watch,
         overview=OverviewService(store, clock, watch),
@@ -194,6 +196,7 @@ def build_services(
         notifier=notifier,
         console=ConsoleService(store, clock, credits),
         catalogue=ConsoleCatalogue(store, clock, purchases),
+        emails=emails,
         events=events,
     )
 

@@ -38,6 +38,7 @@ class MemoryState:
 
     def __init__(self) -> None:
         self.balances: dict[str, Balance] = {}
+        self.emails: dict[str, str] = {}  # the e-mail column of the balances, by user id
         self.entries: dict[str, LedgerEntry] = {}
         self.entries_by_user: defaultdict[str, list[str]] = defaultdict(list)
         self.idempotency: dict[tuple[str, str], str] = {}

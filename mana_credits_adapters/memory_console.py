@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from mana_credits_core.console import AuditEntry, SignInLink
+from mana_credits_core.console import AuditEntry, SignInLink, UserMatch
 
 from .memory_undo import undoable_set
 
@@ -45,5 +45,14 @@ class MemoryConsole:
         found.sort(key=lambda e: (e.created_at, e.id), reverse=True)
         return found[offset : offset + limit]
 
-    async def user_ids_starting_with(self, prefix: str, limit: int) -> list[str]:
-        return sorted(u for u in self._s.balances if u.startswith(prefix))[:limit]
+    async def find_users(
+        self, prefix: str, email_prefix: str | None, limit: int
+    ) -> list[UserMatch]:
+        emails = self._s.emails
+        found = [
+            UserMatch(u, emails.get(u))
+            for u in sorted(self._s.balances)
+            if u.startswith(prefix)
+            or (email_prefix is not None and emails.get(u, "").startswith(email_prefix))
+        ]
+        return found[:limit]

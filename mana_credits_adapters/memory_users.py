@@ -70,6 +70,17 @@ class MemoryUserData:
             if r.redeemer_user_id == user_id and r.status == RedemptionStatus.SUCCESS
         }
 
+    async def record_email(self, user_id: str, email: str) -> bool | None:
+        if user_id not in self._s.balances:
+            return None
+        if self._s.emails.get(user_id) == email:
+            return False
+        self._put(self._s.emails, user_id, email)
+        return True
+
+    async def email(self, user_id: str) -> str | None:
+        return self._s.emails.get(user_id)
+
     async def erase(self, erasure: Erasure) -> int:
         s, user, alias, now = self._s, erasure.user_id, erasure.pseudonym, erasure.now
         count = 0
@@ -125,6 +136,8 @@ class MemoryUserData:
         for key, other in list(s.sync.items()):
             if other.gifted_by == user:
                 count += self._put(s.sync, key, replace(other, gifted_by=alias))
+        if user in s.emails:
+            self._pop(s.emails, user)  # the pseudonymized balance keeps no address
         balance = s.balances.get(user)
         if balance is not None:
             self._pop(s.balances, user)

@@ -13,6 +13,7 @@ LINK_TTL_SECONDS = 600
 MAX_OPERATOR = 255
 MAX_ACTION = 64
 MAX_SUBJECT = 255
+MAX_EMAIL = 254  # the longest address SMTP carries (RFC 5321)
 
 
 def token_hash(token: str) -> str:
@@ -46,3 +47,20 @@ class AuditEntry:
     reason: str
     details: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserMatch:
+    """A user the console's search found: the id, and the e-mail address last seen in
+    the user's tokens (lower-cased; None when none was recorded)."""
+
+    user_id: str
+    email: str | None
+
+
+def email_prefix(query: str) -> str | None:
+    """What of `query` to match against e-mail addresses (lower-cased), or None when
+    it cannot begin an address: blanks inside, more than one '@', or too long."""
+    if any(c.isspace() for c in query) or query.count("@") > 1 or len(query) > MAX_EMAIL:
+        return None
+    return query.lower()

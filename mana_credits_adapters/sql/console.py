@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mana_credits_core.console import AuditEntry, SignInLink
+from mana_credits_core.console import AuditEntry, SignInLink, UserMatch
 
 from .statements import insert_for
 from .tables import audit_log, balances, console_links
@@ -81,14 +81,19 @@ class SqlConsole:
             for row in await self._c.execute(query)
         ]
 
-    async def user_ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+    async def find_users(
+        self, prefix: str, email_prefix: str | None, limit: int
+    ) -> list[UserMatch]:
         b = balances.c
         # A range on the primary key instead of LIKE: no wildcard to escape, and it
         # uses the key's index on both databases.
-        query = (
-            sa.select(b.user_id)
-            .where(b.user_id >= prefix, b.user_id < prefix + "\U0010ffff")
-            .order_by(b.user_id)
-            .limit(limit)
+        wanted: sa.ColumnElement[bool] = sa.and_(
+            b.user_id >= prefix, b.user_id < prefix + "\U0010ffff"
         )
-        return [row.user_id for row in await self._c.execute(query)]
+        if email_prefix is not None:
+            # `lower(email)` as the PostgreSQL index has it (text_pattern_ops serves a
+            # LIKE prefix); autoescape makes `%`, `_` and the escape character literal.
+            by_email = sa.func.lower(b.email).startswith(email_prefix, autoescape=True)
+            wanted = sa.or_(wanted, by_email)
+        query = sa.select(b.user_id, b.email).where(wanted).order_by(b.user_id).limit(limit)
+        return [UserMatch(row.user_id, row.email) for row in await self._c.execute(query)]

@@ -60,6 +60,8 @@ balances = sa.Table(
     # The user's entries up to this moment predate credit lots (an upgraded database,
     # the legacy import): their credits are in the opening lot (docs/credits.md).
     sa.Column("lots_since", UtcDateTime, nullable=True),
+    # The address last seen in the user's tokens, lower-cased: the console's search.
+    sa.Column("email", sa.String(254), nullable=True),
     sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
     sa.CheckConstraint("debt >= 0", name="debt_not_negative"),
     schema=CREDITS,

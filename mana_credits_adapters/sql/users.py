@@ -98,6 +98,25 @@ class SqlUserData:
             query = query.with_for_update()
         return [gift_from(row) for row in await self._c.execute(query)]
 
+    async def record_email(self, user_id: str, email: str) -> bool | None:
+        b = balances.c
+        changed: Any = await self._c.execute(
+            sa.update(balances)
+            .where(b.user_id == user_id, b.email.is_distinct_from(email))
+            .values(email=email)
+        )
+        if changed.rowcount:
+            return True
+        held = await self._c.scalar(sa.select(b.user_id).where(b.user_id == user_id))
+        return False if held is not None else None
+
+    async def email(self, user_id: str) -> str | None:
+        b = balances.c
+        found: str | None = await self._c.scalar(
+            sa.select(b.email).where(b.user_id == user_id)
+        )
+        return found
+
     async def erase(self, erasure: Erasure) -> int:
         user, alias, now = erasure.user_id, erasure.pseudonym, erasure.now
         g, r, t = gift_codes.c, gift_redemptions.c, transactions.c
@@ -150,7 +169,9 @@ class SqlUserData:
             .where(sync_subscriptions.c.gifted_by == user)
             .values(gifted_by=alias),
             sa.update(credit_lots).where(credit_lots.c.user_id == user).values(user_id=alias),
-            sa.update(balances).where(balances.c.user_id == user).values(user_id=alias),
+            sa.update(balances)
+            .where(balances.c.user_id == user)
+            .values(user_id=alias, email=None),
             sa.update(audit_log).where(audit_log.c.subject == user).values(subject=alias),
         ]
         count = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from ..console import AuditEntry, SignInLink
+from ..console import AuditEntry, SignInLink, UserMatch
 
 
 class ConsoleRepository(Protocol):
@@ -30,7 +30,8 @@ class ConsoleRepository(Protocol):
         """Audit entries newest first (by time, then id), optionally of one subject."""
         ...
 
-    async def user_ids_starting_with(self, prefix: str, limit: int) -> list[str]:
-        """Ids of users holding a balance whose id begins with `prefix` (exact case),
-        in id order, at most `limit`."""
+    async def find_users(self, prefix: str, email_prefix: str | None, limit: int) -> list[UserMatch]:
+        """Users holding a balance whose id begins with `prefix` (exact case) or, when
+        `email_prefix` is given, whose recorded e-mail address begins with it (stored
+        lower-cased; `%`, `_` match only themselves), in id order, at most `limit`."""
         ...

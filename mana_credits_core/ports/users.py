@@ -55,6 +55,16 @@ class UserDataRepository(Protocol):
         of work ends."""
         ...
 
+    async def record_email(self, user_id: str, email: str) -> bool | None:
+        """Set the e-mail address on the user's balance row in one conditional write
+        (`email IS DISTINCT FROM` it): True when it changed, False when the row held it
+        already (nothing written), None when the user holds no balance."""
+        ...
+
+    async def email(self, user_id: str) -> str | None:
+        """The e-mail address recorded on the user's balance row, if any."""
+        ...
+
     async def erase(self, erasure: Erasure) -> int:
         """Delete and pseudonymize what identifies the user (see `Erasure`); returns
         the rows deleted or changed. Run it last, after the user's credits moved."""
@@ -66,9 +76,10 @@ class Erasure:
     """What an account deletion removes, all in the caller's unit of work.
 
     Deleted: the user's usage statistics, reservations and payment customer mapping.
-    Cleared: the message, target e-mail (and creator name, for their own) of gifts the
-    user created, redeemed, or that are addressed to one of `email_keys`; descriptions
-    naming the user on the ledger entries of the people who redeemed their gifts.
+    Cleared: the e-mail address recorded on the user's balance; the message, target
+    e-mail (and creator name, for their own) of gifts the user created, redeemed, or
+    that are addressed to one of `email_keys`; descriptions naming the user on the
+    ledger entries of the people who redeemed their gifts.
     Pseudonymized, `user_id` replaced by `pseudonym` everywhere: balance, ledger
     entries (description reduced to the entry type, metadata and idempotency key
     cleared), purchases (payment customer cleared), gifts, redemptions, the Cloud Sync

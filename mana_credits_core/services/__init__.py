@@ -23,6 +23,7 @@ from .reconcile_watch import ReconcileStatus as ReconcileStatus
 from .reconcile_watch import ReconcileWatch as ReconcileWatch
 from .reservations import ReservationsService as ReservationsService
 from .sync import SyncService as SyncService
+from .emails import UserEmails as UserEmails
 from .users import LotRecord as LotRecord
 from .users import UserDeleted as UserDeleted
 from .users import UserRecords as UserRecords
@@ -48,6 +49,7 @@ class Services:
     notifier: Notifier
     console: ConsoleService  # the operator console: sign-in links, audited changes
     catalogue: ConsoleCatalogue  # the console's audited package changes
+    emails: UserEmails  # each user's e-mail address from their tokens, for the console
     events: Events  # what the use cases above did, for observers such as metrics
 
     async def close(self) -> None:
@@ -77,6 +79,7 @@ __all__ = [
     "StartedPurchase",
     "SyncService",
     "UserDeleted",
+    "UserEmails",
     "UserRecords",
     "UsersService",
 ]

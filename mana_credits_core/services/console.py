@@ -17,6 +17,8 @@ from ..console import (
     MAX_OPERATOR,
     AuditEntry,
     SignInLink,
+    UserMatch,
+    email_prefix,
     token_hash,
 )
 from ..errors import InvalidInput, SignInRefused
@@ -146,9 +148,13 @@ class ConsoleService:
             found = await uow.console.audit(AUDIT_PAGE + 1, (page - 1) * AUDIT_PAGE, subject)
         return AuditPage(found[:AUDIT_PAGE], page, len(found) > AUDIT_PAGE)
 
-    async def find_users(self, query: str, limit: int = v.MAX_PAGE_SIZE) -> list[str]:
-        """Ids of users holding a balance whose id begins with `query` (blanks
-        stripped), at most `limit`. Raises `InvalidInput` ("q") for a blank query."""
+    async def find_users(self, query: str, limit: int = v.MAX_PAGE_SIZE) -> list[UserMatch]:
+        """Users holding a balance whose id begins with `query` (blanks stripped, exact
+        case) or whose recorded e-mail address begins with it (any case), in id order,
+        at most `limit`. Addresses are searched whenever the query could begin one (no
+        blank inside, at most one '@'): a support request names a person by address,
+        and its first characters are often all an operator has. Raises `InvalidInput`
+        ("q") for a blank query."""
         wanted = v.identifier(query.strip(), "q")
         async with self._store.reader() as uow:
-            return await uow.console.user_ids_starting_with(wanted, limit)
+            return await uow.console.find_users(wanted, email_prefix(wanted), limit)

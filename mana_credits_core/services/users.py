@@ -18,6 +18,7 @@ from ..ports import Clock, Erasure, IdGenerator, Store, UnitOfWork
 from ..purchases import Purchase
 from ..reservations import ReleaseHold, Reservation, ReservationStatus
 from ..sync import SyncSubscription
+from .emails import UserEmails
 from .gift_returns import return_gift
 
 SYSTEM_APP = "system"
@@ -73,6 +74,7 @@ class UserRecords:
     streams. Lists are oldest first."""
 
     user_id: str
+    email: str | None  # the address last seen in the user's tokens (lower-cased)
     balance: Balance | None
     purchases: list[Purchase]
     gifts_created: list[GiftCode]
@@ -101,12 +103,18 @@ class UsersService:
     """
 
     def __init__(
-        self, store: Store, clock: Clock, ids: IdGenerator, events: Events | None = None
+        self,
+        store: Store,
+        clock: Clock,
+        ids: IdGenerator,
+        events: Events | None = None,
+        emails: UserEmails | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids
         self._events = events or Events()
+        self._emails = emails
 
     async def delete(self, user_id: str, *, email: str | None = None) -> UserDeleted:
         """Delete a user's account data in one transaction (idempotent).
@@ -152,6 +160,9 @@ class UsersService:
             forfeited = await self._forfeit(uow, user_id, self._clock.now())
             count = await data.erase(Erasure(user_id, pseudonym, keys, self._clock.now()))
             await uow.commit()
+        if self._emails is not None:
+            # A later token of the same id records its address on a new balance at once.
+            self._emails.forget(user_id)
         for gift in cancelled:
             self._events.emit(EventKind.GIFT_CANCELLED, credits=gift.total_credits)
         return UserDeleted(count, forfeited, len(cancelled))
@@ -190,6 +201,7 @@ class UsersService:
             data = uow.users
             return UserRecords(
                 user_id=user_id,
+                email=await data.email(user_id),
                 balance=await uow.balances.get(user_id),
                 purchases=await data.purchases(user_id),
                 gifts_created=await data.gifts_created(user_id),
