@@ -21,6 +21,7 @@ from .background import periodic, watch_reachability
 from .connections import ConnectionGuard
 from .console import console_app
 from .cors import cors
+from .emails import remember_email
 from .errors import FAULTS_LOGGED, error_middleware
 from .jsonout import json_response
 from .keys import CONNECTIONS, GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
@@ -89,10 +90,11 @@ def create_app(
     Services or an identity passed in belong to the caller, who closes them.
     """
     quiet_client_mistakes()
-    # `receive` last: the body is read (or found late, or its client gone) before any
-    # handler runs, and what reading it raises (413) gets the error envelope and CORS.
+    # `receive` next to last: the body is read (or found late, or its client gone)
+    # before any handler runs, and what reading it raises (413) gets the error envelope
+    # and CORS. `remember_email` innermost: it follows the handler.
     app = web.Application(
-        middlewares=[observe, cors, error_middleware, receive],
+        middlewares=[observe, cors, error_middleware, receive, remember_email],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

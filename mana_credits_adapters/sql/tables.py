@@ -64,6 +64,16 @@ balances = sa.Table(
     sa.Column("email", sa.String(254), nullable=True),
     sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
     sa.CheckConstraint("debt >= 0", name="debt_not_negative"),
+    # The console's search by address prefix; on PostgreSQL `text_pattern_ops` serves
+    # a LIKE prefix whatever the database's collation.
+    sa.Index(
+        "ix_balances_email",
+        sa.func.lower(sa.column("email")).label("email_lower"),
+        postgresql_ops={"email_lower": "text_pattern_ops"},
+    ).ddl_if(dialect="postgresql"),
+    # SQLite reflects no index on an expression: a plain one (addresses are stored
+    # lower-cased already).
+    sa.Index("ix_balances_email_sqlite", "email").ddl_if(dialect="sqlite"),
     schema=CREDITS,
 )
 

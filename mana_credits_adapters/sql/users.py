@@ -112,9 +112,7 @@ class SqlUserData:
 
     async def email(self, user_id: str) -> str | None:
         b = balances.c
-        found: str | None = await self._c.scalar(
-            sa.select(b.email).where(b.user_id == user_id)
-        )
+        found: str | None = await self._c.scalar(sa.select(b.email).where(b.user_id == user_id))
         return found
 
     async def erase(self, erasure: Erasure) -> int:
@@ -169,9 +167,7 @@ class SqlUserData:
             .where(sync_subscriptions.c.gifted_by == user)
             .values(gifted_by=alias),
             sa.update(credit_lots).where(credit_lots.c.user_id == user).values(user_id=alias),
-            sa.update(balances)
-            .where(balances.c.user_id == user)
-            .values(user_id=alias, email=None),
+            sa.update(balances).where(balances.c.user_id == user).values(user_id=alias, email=None),
             sa.update(audit_log).where(audit_log.c.subject == user).values(subject=alias),
         ]
         count = 0

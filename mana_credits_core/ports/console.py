@@ -30,7 +30,9 @@ class ConsoleRepository(Protocol):
         """Audit entries newest first (by time, then id), optionally of one subject."""
         ...
 
-    async def find_users(self, prefix: str, email_prefix: str | None, limit: int) -> list[UserMatch]:
+    async def find_users(
+        self, prefix: str, email_prefix: str | None, limit: int
+    ) -> list[UserMatch]:
         """Users holding a balance whose id begins with `prefix` (exact case) or, when
         `email_prefix` is given, whose recorded e-mail address begins with it (stored
         lower-cased; `%`, `_` match only themselves), in id order, at most `limit`."""

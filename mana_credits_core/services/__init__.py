@@ -10,6 +10,7 @@ from .console import ConsoleService as ConsoleService
 from .console_catalogue import ConsoleCatalogue as ConsoleCatalogue
 from .credits import CreditsService as CreditsService
 from .credits import LedgerResult as LedgerResult
+from .emails import UserEmails as UserEmails
 from .gifts import GiftsService as GiftsService
 from .lots import LotsService as LotsService
 from .overview import Overview as Overview
@@ -23,7 +24,6 @@ from .reconcile_watch import ReconcileStatus as ReconcileStatus
 from .reconcile_watch import ReconcileWatch as ReconcileWatch
 from .reservations import ReservationsService as ReservationsService
 from .sync import SyncService as SyncService
-from .emails import UserEmails as UserEmails
 from .users import LotRecord as LotRecord
 from .users import UserDeleted as UserDeleted
 from .users import UserRecords as UserRecords

@@ -13,7 +13,9 @@ from mana_credits_adapters.clock import TickingClock
 from mana_credits_core.console import AuditEntry, token_hash
 from mana_credits_core.errors import InvalidInput, SignInRefused
 from mana_credits_core.services import Services
+from mana_credits_core.ports import Store
 from mana_credits_core.services.console import AUDIT_PAGE
+from mana_credits_core.services.emails import NO_BALANCE_RECHECK, RECHECK
 from mana_credits_core.services.users import PSEUDONYM_PREFIX
 
 
@@ -79,12 +81,95 @@ async def test_a_refused_grant_records_nothing(services: Services) -> None:
 async def test_users_are_found_by_id_prefix(services: Services) -> None:
     for user_id in ("dave", "dana", "da%", "da_x", "erin"):
         await services.credits.grant(user_id, 1, "opening", "test")
-    assert await services.console.find_users("da") == ["da%", "da_x", "dana", "dave"]
-    assert await services.console.find_users("da%") == ["da%"]  # no wildcard
-    assert await services.console.find_users("da_") == ["da_x"]
-    assert await services.console.find_users(" dav ") == ["dave"]
-    assert await services.console.find_users("da", limit=2) == ["da%", "da_x"]
-    assert await services.console.find_users("z") == []
+
+    async def ids(query: str, limit: int = 50) -> list[str]:
+        return [m.user_id for m in await services.console.find_users(query, limit)]
+
+    assert await ids("da") == ["da%", "da_x", "dana", "dave"]
+    assert await ids("da%") == ["da%"]  # no wildcard
+    assert await ids("da_") == ["da_x"]
+    assert await ids(" dav ") == ["dave"]
+    assert await ids("da", limit=2) == ["da%", "da_x"]
+    assert await ids("z") == []
+
+
+async def test_users_are_found_by_e_mail_prefix_in_any_case(services: Services) -> None:
+    addresses = {
+        "u-1": "Ann.Lee@Example.org",
+        "u-2": "annie@example.org",
+        "u-3": "a%b_c@example.org",
+        "u-4": "axbyc@example.org",
+        "u-5": None,
+    }
+    for user_id, email in addresses.items():
+        await services.credits.grant(user_id, 1, "opening", "test")
+        await services.emails.note(user_id, email)
+    found = await services.console.find_users("ANN")
+    assert [(m.user_id, m.email) for m in found] == [
+        ("u-1", "ann.lee@example.org"),
+        ("u-2", "annie@example.org"),
+    ]
+
+    async def ids(query: str) -> list[str]:
+        return [m.user_id for m in await services.console.find_users(query)]
+
+    assert await ids("ann.lee@example.org") == ["u-1"]
+    assert await ids("annie@") == ["u-2"]
+    assert await ids("a%b") == ["u-3"]  # '%' and '_' match only themselves
+    assert await ids("a_b") == []
+    assert await ids("a%") == ["u-3"]
+    assert await ids("u-") == ["u-1", "u-2", "u-3", "u-4", "u-5"]  # ids as before
+    assert await ids("ann lee") == []  # a blank inside: no address begins so
+    assert (await services.console.find_users("u-5"))[0].email is None
+
+
+async def test_the_address_is_written_only_when_new_or_changed(
+    services: Services, store: Store, clock: TickingClock
+) -> None:
+    await services.credits.grant("ann", 1, "opening", "test")
+    assert await services.emails.note("ann", " Ann@Example.org ")
+    for _ in range(5):  # the memo answers: no statement
+        assert not await services.emails.note("ann", "ann@example.org")
+    assert (await services.users.records("ann")).email == "ann@example.org"
+    assert await services.emails.note("ann", "ann.lee@example.org")  # changed
+    assert (await services.users.records("ann")).email == "ann.lee@example.org"
+    assert not await services.emails.note("ann", "not an address")
+    assert not await services.emails.note("ann", None)
+    # The store's write is conditional: the same address again changes no row.
+    async with store.unit_of_work() as uow:
+        assert await uow.users.record_email("ann", "ann.lee@example.org") is False
+        assert await uow.users.record_email("ann", "ann@example.org") is True
+        assert await uow.users.record_email("nobody", "ann@example.org") is None
+        await uow.rollback()
+    # After the recheck interval the memo asks again (another process may have
+    # written since), and the write changes nothing.
+    clock.advance(RECHECK + timedelta(seconds=1))
+    assert await services.emails.note("ann", "ann.lee@example.org")
+    assert (await services.users.records("ann")).email == "ann.lee@example.org"
+
+
+async def test_a_user_without_a_balance_gets_the_address_with_one(
+    services: Services, clock: TickingClock
+) -> None:
+    assert await services.emails.note("bea", "bea@example.org")  # no balance: no row
+    assert not await services.emails.note("bea", "bea@example.org")  # not asked again
+    assert (await services.users.records("bea")).email is None
+    await services.credits.grant("bea", 1, "opening", "test")
+    clock.advance(NO_BALANCE_RECHECK + timedelta(seconds=1))
+    assert await services.emails.note("bea", "bea@example.org")
+    assert (await services.users.records("bea")).email == "bea@example.org"
+    assert [m.user_id for m in await services.console.find_users("bea@")] == ["bea"]
+
+
+async def test_a_deletion_clears_the_address_and_the_memo(services: Services) -> None:
+    await services.credits.grant("cid", 1, "opening", "test")
+    await services.emails.note("cid", "cid@example.org")
+    await services.users.delete("cid")
+    assert await services.console.find_users("cid") == []
+    # The same id back with a new balance: its next token records the address again.
+    await services.credits.grant("cid", 1, "opening", "test")
+    assert await services.emails.note("cid", "cid@example.org")
+    assert (await services.users.records("cid")).email == "cid@example.org"
 
 
 async def test_an_account_deletion_pseudonymizes_the_audit_subject(services: Services) -> None:

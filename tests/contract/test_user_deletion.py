@@ -96,6 +96,7 @@ async def world(store: Store, settings: Settings) -> World:
     await s.reservations.reserve(ZELDA.user_id, 50, "Render of zelda-project")
     await s.sync.activate(ZELDA.user_id)
     await s.sync.gift("bob", ZELDA.user_id)  # zelda, an admin, gifted bob Cloud Sync
+    assert await s.emails.note(ZELDA.user_id, ZELDA.email)  # as her token states it
     assert (await s.reconcile.run()).ok
     return World(s, store, started.purchase.stripe_customer_id, waiting.id, kept.id, clock)
 
@@ -227,6 +228,7 @@ async def test_deletion_keeps_the_accounts_and_forgets_the_person(world: World) 
     assert await s.purchases.purchases(zelda) == []
     assert await s.sync.find(zelda) is None
     records = await s.users.records(zelda)
+    assert records.email is None
     assert records.balance is None
     assert records.subscription is None
     assert not (records.purchases)
@@ -269,6 +271,8 @@ async def test_deletion_keeps_the_accounts_and_forgets_the_person(world: World) 
     assert not (await s.sync.status(pseudonym)).active
     assert (await s.sync.status("bob")).gifted  # bob keeps what zelda gifted him
     redemptions = await s.users.records(pseudonym)
+    assert redemptions.email is None  # the address identifies the person
+    assert await s.console.find_users("zelda") == []
     assert {r.status for r in redemptions.redemptions} == {
         RedemptionStatus.SUCCESS,
         RedemptionStatus.FAILED_WRONG_USER,
@@ -327,6 +331,7 @@ async def test_export_holds_everything_about_the_user(world: World) -> None:
     s = world.services
     zelda = ZELDA.user_id
     records = await s.users.records(zelda)
+    assert records.email == "zelda.quist@example.org"  # trimmed and lower-cased
     assert records.balance is not None
     assert records.balance.balance == 925
     assert [p.credits for p in records.purchases] == [1100]

@@ -23,6 +23,7 @@ branch_labels = None
 depends_on = None
 
 INDEX = "ix_balances_email"
+SQLITE_INDEX = "ix_balances_email_sqlite"  # plain: SQLite reflects no expression index
 
 
 def upgrade() -> None:
@@ -33,10 +34,11 @@ def upgrade() -> None:
             INDEX, "balances", [sa.text("lower(email) text_pattern_ops")], schema=credits
         )
     else:
-        op.create_index(INDEX, "balances", ["email"], schema=credits)
+        op.create_index(SQLITE_INDEX, "balances", ["email"], schema=credits)
 
 
 def downgrade() -> None:
     credits = schema("credits")
-    op.drop_index(INDEX, "balances", schema=credits)
+    postgres = op.get_bind().dialect.name == "postgresql"
+    op.drop_index(INDEX if postgres else SQLITE_INDEX, "balances", schema=credits)
     op.drop_column("balances", "email", schema=credits)
