@@ -12,8 +12,8 @@ import pytest
 from mana_credits_adapters.clock import TickingClock
 from mana_credits_core.console import AuditEntry, token_hash
 from mana_credits_core.errors import InvalidInput, SignInRefused
-from mana_credits_core.services import Services
 from mana_credits_core.ports import Store
+from mana_credits_core.services import Services
 from mana_credits_core.services.console import AUDIT_PAGE
 from mana_credits_core.services.emails import NO_BALANCE_RECHECK, RECHECK
 from mana_credits_core.services.users import PSEUDONYM_PREFIX

@@ -13,6 +13,7 @@ from mana_credits_core.ledger import TransactionType
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
 
+from .conftest import Jwks, bearer
 from .console_client import Client, csrf_of
 
 KEY = re.compile(r'name="key" value="([^"]+)"')
@@ -39,6 +40,53 @@ async def test_search_finds_users_by_id_prefix(
     assert "erin" not in text
     none = await (await operator.get("/console/users", params={"q": "zz"})).text()
     assert "No user with a balance" in none
+
+
+async def test_search_finds_users_by_the_e_mail_of_their_tokens(
+    operator: Client, console_services: Services, jwks: Jwks
+) -> None:
+    """The address comes from a JWT request, is written once while it stays the same,
+    again when it changes, and the search and the user page show it."""
+    await console_services.credits.grant("u-41", 5, "opening", "test")
+    await console_services.credits.grant("u-42", 5, "opening", "test")
+    writes = count_email_writes(console_services)
+    for _ in range(3):
+        token = jwks.token("u-41", email=" Ann.Lee@Example.ORG ")
+        answer = await operator.get("/api/v1/credits/balance", headers=bearer(token))
+        assert answer.status == 200
+    assert writes == ["ann.lee@example.org"]  # one write, not one per request
+    page = await (await operator.get("/console/users", params={"q": "ANN.l"})).text()
+    assert 'href="/console/users/u-41"' in page
+    assert "ann.lee@example.org" in page
+    assert "u-42" not in page
+    for query in ("ann%", "ann_lee"):  # wildcards match only themselves
+        none = await (await operator.get("/console/users", params={"q": query})).text()
+        assert "No user with a balance" in none
+    changed = jwks.token("u-41", email="ann@example.net")
+    assert (await operator.get("/api/v1/credits/balance", headers=bearer(changed))).status == 200
+    assert writes == ["ann.lee@example.org", "ann@example.net"]
+    user = await (await operator.get("/console/users/u-41")).text()
+    assert 'id="email"' in user and "ann@example.net" in user
+    by_id = await (await operator.get("/console/users", params={"q": "u-4"})).text()
+    assert "u-41" in by_id and "u-42" in by_id and "ann@example.net" in by_id
+
+
+def count_email_writes(services: Services) -> list[str]:
+    """The addresses `UserEmails.note` asked the store to write, in order (a spy)."""
+    writes: list[str] = []
+    emails = services.emails
+    note = emails.note
+
+    async def spying(user_id: str, email: str | None) -> bool:
+        asked = await note(user_id, email)
+        if asked:
+            written = (await services.users.records(user_id)).email
+            assert written is not None
+            writes.append(written)
+        return asked
+
+    emails.note = spying  # type: ignore[method-assign]
+    return writes
 
 
 async def test_granting_credits_moves_the_ledger_and_is_audited_once(
