@@ -87,7 +87,7 @@ def test_export_then_delete_then_nothing_is_left(database_url: str) -> None:
     assert code == 0, err
     exported = json.loads(out)
     assert set(exported) == {
-        "userId", "balance", "purchases", "giftsCreated", "giftsReceived", "redemptions",
+        "userId", "email", "balance", "purchases", "giftsCreated", "giftsReceived", "redemptions",
         "subscription", "reservations", "usage", "lots", "ledger",
     }  # fmt: skip
     assert exported["balance"]["balance"] == 1100 - 100 - 50 - 30 - 3 + 20
