@@ -19,12 +19,12 @@ log = logging.getLogger("mana_credits.http")
 
 @web.middleware
 async def remember_email(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except Exception:  # a refused request still proved who sent it; cancellation did not
+    # Only after an answer the handler gave: a refusal raised (a 402, a database that is
+    # away) passes untouched, so a request never waits on a second call to a store that
+    # just failed it; the next answered request records the address.
+    response = await handler(request)
+    if response.status < 500:
         await _note(request)
-        raise
-    await _note(request)
     return response
 
 
