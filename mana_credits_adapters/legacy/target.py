@@ -71,6 +71,7 @@ def balance_values(row: ImportedBalance) -> dict[str, Any]:
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "lots_since": row.lots_since,
+        "email": None,  # the old service kept none; recorded at the user's next request
     }
 
 
