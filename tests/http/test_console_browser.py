@@ -187,6 +187,7 @@ async def test_a_form_without_its_csrf_token_is_refused_in_the_browser(
     page = await fresh_page(browser)
     await page.goto(str(site.make_url(f"/console/link/{link.token}")))
     await page.click("#continue")
+    await page.wait_for_url("**/console")  # signed in before leaving the page
     await page.goto(str(site.make_url("/console/users/dave")))
     await page.evaluate("document.querySelector('#grant input[name=csrf]').remove()")
     await page.fill("#amount", "100")
@@ -211,6 +212,7 @@ async def test_operator_refunds_a_purchase_in_the_browser(
     page = await fresh_page(browser)
     await page.goto(str(site.make_url(f"/console/link/{link.token}")))
     await page.click("#continue")
+    await page.wait_for_url("**/console")  # signed in before leaving the page
     await page.goto(str(site.make_url("/console/users/dave")))
     assert await page.text_content("#balance") == "800"
 
