@@ -66,6 +66,21 @@ def lot_from(row: Any) -> Lot:
     )
 
 
+async def lock_balances(
+    connection: AsyncConnection, which: sa.ColumnElement[bool]
+) -> list[Balance]:
+    """Lock the balance rows `which` selects, in user order (as every writer of
+    balances and lots takes them, so two writers never deadlock); returns them."""
+    b = balances.c
+    locked = await connection.execute(
+        sa.select(b.user_id, b.balance, b.total_earned, b.total_spent, b.debt)
+        .where(which)
+        .order_by(b.user_id)
+        .with_for_update()
+    )
+    return [Balance(*row) for row in locked]
+
+
 async def locked_book(
     connection: AsyncConnection, user_ids: Iterable[str], keys: Iterable[tuple[str, str]] = ()
 ) -> LotBook:
@@ -77,14 +92,7 @@ async def locked_book(
     the locking statement would not. SQLite writers are serialised by BEGIN IMMEDIATE.
     """
     users = sorted(set(user_ids))
-    b = balances.c
-    locked = await connection.execute(
-        sa.select(b.user_id, b.balance, b.total_earned, b.total_spent, b.debt)
-        .where(b.user_id.in_(users))
-        .order_by(b.user_id)
-        .with_for_update()
-    )
-    found = [Balance(*row) for row in locked]
+    found = await lock_balances(connection, balances.c.user_id.in_(users))
     lots = await connection.execute(
         sa.select(credit_lots).where(l.user_id.in_(users), l.remaining > 0)
     )
@@ -233,9 +241,7 @@ class SqlLots:
         # The balance row first, as every writer of lots takes it: a claim then never
         # holds a lot row that a sweep or a debit (which lock the balance first) is
         # about to update, so the two cannot deadlock.
-        await self._c.execute(
-            sa.select(balances.c.user_id).where(balances.c.user_id == user_id).with_for_update()
-        )
+        await lock_balances(self._c, balances.c.user_id == user_id)
         # One conditional UPDATE: a concurrent claim of the same row waits for the
         # row lock, then re-checks `notified_at IS NULL` (PostgreSQL READ COMMITTED)
         # or is serialised by BEGIN IMMEDIATE (SQLite), so each lot is claimed once.
@@ -251,12 +257,8 @@ class SqlLots:
     async def release_notices(self, lot_ids: Sequence[str], claimed_at: datetime) -> None:
         if lot_ids:
             owners = sa.select(l.user_id).where(l.id.in_(list(lot_ids)))
-            await self._c.execute(  # the owners' balance rows first, as in claim_notices
-                sa.select(balances.c.user_id)
-                .where(balances.c.user_id.in_(owners))
-                .order_by(balances.c.user_id)
-                .with_for_update()
-            )
+            # The owners' balance rows first, as in claim_notices.
+            await lock_balances(self._c, balances.c.user_id.in_(owners))
             await self._c.execute(
                 sa.update(credit_lots)
                 .where(l.id.in_(list(lot_ids)), l.notified_at == claimed_at)
