@@ -34,8 +34,10 @@ async def overview(request: web.Request, operator: str) -> web.StreamResponse:
 
 @signed_in
 async def usage_chart(request: web.Request, operator: str) -> web.StreamResponse:
-    figures = await request.config_dict[SERVICES].overview.overview(DAYS)
-    svg = usage_chart_svg(figures.usage, DAYS, figures.as_of.date())
+    # The usage alone (the overview's other figures would cost the page's reads again).
+    services = request.config_dict[SERVICES]
+    today = services.console.now().date()
+    svg = usage_chart_svg(await services.credits.usage_report(DAYS), DAYS, today)
     return web.Response(body=svg.encode(), headers=CHART_HEADERS)
 
 
