@@ -21,7 +21,9 @@ One run starts a PostgreSQL with the settings of a default install (`fsync` and
 Rows 1-3 run at 1, 16 and 64 clients, for 10,000 random users and for one hot user,
 and show their ratio to row 1 at the same concurrency and user mix.
 BENCH_ONLY=lots runs rows 8 and 9 alone (the schema, then their own seeded users);
-BENCH_ONLY=http runs rows 1 and 3 alone (the database's limit and the server).
+BENCH_ONLY=http runs rows 1 and 3 alone (the database's limit and the server);
+BENCH_ONLY=reads runs row 4 alone (the schema, the funded users and the ledger it reads).
+BENCH_LEDGER_ENTRIES (default 1,000,000) sets row 4's seeded ledger entries.
 BENCH_WORKERS=1,2,4 runs row 3 once per server worker count (default 1); every run of
 row 3 shows the server's CPU time per request (all its processes, user + system).
 BENCH_PROFILE=debit.svg records a py-spy flame graph of the server (every worker) during
@@ -72,9 +74,9 @@ def main() -> None:
     workers = worker_counts(os.environ.get("BENCH_WORKERS", "1"))
     profile = os.environ.get("BENCH_PROFILE") or None
     only = os.environ.get("BENCH_ONLY", "")
-    if only not in ("", "lots", "http"):
+    if only not in ("", "lots", "http", "reads"):
         raise SystemExit(
-            f"error: BENCH_ONLY={only!r}: unknown, use 'lots', 'http' or leave it unset"
+            f"error: BENCH_ONLY={only!r}: unknown, use 'lots', 'http', 'reads' or leave it unset"
         )
     started = time.monotonic()
     startup = None if only else cli_startup()
@@ -85,6 +87,13 @@ def main() -> None:
             db.prepare(USERS)
             limits = pgbench_rows(db, rows, seconds)
             server_rows(db, rows, seconds, workers, limits, profile)
+            print_table(rows, seconds, workers, time.monotonic() - started)
+            return
+        if only == "reads":
+            db.prepare(USERS)
+            key = SigningKey.generate()
+            with load.jwks_endpoint(key) as issuer:
+                reads(db, rows, seconds, workers[0], key, issuer)
             print_table(rows, seconds, workers, time.monotonic() - started)
             return
         if only:
@@ -213,8 +222,9 @@ def debit_rows(
 def reads(
     db: BenchDatabase, rows: list[Row], seconds: float, workers: int, key: SigningKey, issuer: str
 ) -> None:
-    """Row 4: balance and history reads once the ledger holds LEDGER_ENTRIES entries."""
-    db.fill_ledger(LEDGER_ENTRIES, USERS)
+    """Row 4: balance and history reads once the ledger holds BENCH_LEDGER_ENTRIES
+    entries (LEDGER_ENTRIES by default)."""
+    db.fill_ledger(int(os.environ.get("BENCH_LEDGER_ENTRIES", LEDGER_ENTRIES)), USERS)
     entries = db.count("credits.transactions")
     tokens = [key.mint(user(n), issuer=issuer) for n in range(1, 1001)]
     with load.server(db, issuer, workers) as server:
