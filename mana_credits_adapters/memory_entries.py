@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from mana_credits_core.ledger import LedgerEntry, TransactionStatus, totals_of
 from mana_credits_core.ports import LedgerTotals
 
+from .entry_json import entries_json
 from .memory_counts import MemoryLedgerCounts
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ class MemoryLedger(MemoryLedgerCounts):
         if before is not None:
             entries = [e for e in entries if (e.created_at, e.id) < before]
         return entries[offset : offset + limit]
+
+    async def list_json(self, user_id: str, *, limit: int, offset: int = 0) -> bytes:
+        return entries_json(await self.list(user_id, limit=limit, offset=offset))
 
     async def page_forward(
         self,

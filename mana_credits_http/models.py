@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
 
+from mana_credits_adapters.entry_json import entry_json
+from mana_credits_adapters.entry_json import iso as iso
 from mana_credits_core import Balance, LedgerEntry, TransactionStatus, TransactionType
 from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
 from mana_credits_core.sync import BillingInterval, SyncStatus
@@ -18,11 +19,6 @@ class Camel(BaseModel):
 
     def render(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="json")
-
-
-def iso(moment: datetime) -> str:
-    """Timestamps as the previous service wrote them: UTC, milliseconds, `Z`."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def drop_none(body: dict[str, Any]) -> dict[str, Any]:
@@ -125,23 +121,9 @@ class TransactionOut(Camel):
 
     @staticmethod
     def render_entry(e: LedgerEntry) -> dict[str, Any]:
-        """`TransactionOut.of(e).render()` without building the model: history pages
-        render fifty of these per request (a test keeps the two identical)."""
-        return {
-            "id": e.id,
-            "userId": e.user_id,
-            "type": e.type.value,
-            "status": e.status.value,
-            "amount": e.amount,
-            "balanceBefore": e.balance_before,
-            "balanceAfter": e.balance_after,
-            "appId": e.app_id,
-            "description": e.description,
-            "metadata": e.metadata,
-            "idempotencyKey": e.idempotency_key,
-            "createdAt": iso(e.created_at),
-            "completedAt": None if e.completed_at is None else iso(e.completed_at),
-        }
+        """`TransactionOut.of(e).render()` without building the model: the stores render
+        history pages with the same function (a test keeps the two identical)."""
+        return entry_json(e)
 
 
 class NewBalanceOut(Camel):

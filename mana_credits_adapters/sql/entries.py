@@ -21,6 +21,8 @@ from mana_credits_core.ledger import (
 )
 from mana_credits_core.ports import LedgerTotals
 
+from ..entry_json import entries_json
+from .entries_json import PG_HISTORY_JSON, history_page
 from .ledger_counts import SqlLedgerCounts
 from .statements import driver_query
 from .tables import transactions
@@ -148,6 +150,15 @@ class SqlLedger(SqlLedgerCounts):
             params = (user_id, *before, limit, offset)
             rows = await driver_query(self._c, PG_HISTORY_BEFORE, params, namedtuple_row)
         return [entry_from(row) for row in rows]
+
+    async def list_json(self, user_id: str, *, limit: int, offset: int = 0) -> bytes:
+        if self._c.dialect.name == "postgresql":
+            # PostgreSQL writes the page (`entries_json.py`): one row, one value.
+            rows = await driver_query(self._c, PG_HISTORY_JSON, (user_id, limit, offset))
+            page = history_page(*rows[0])
+            if page is not None:
+                return page
+        return entries_json(await self.list(user_id, limit=limit, offset=offset))
 
     async def page_forward(
         self,

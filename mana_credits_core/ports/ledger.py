@@ -91,6 +91,13 @@ class LedgerRepository(Protocol):
         """Entries newest first; `before` = (created_at, id) of the last entry seen."""
         ...
 
+    async def list_json(self, user_id: str, *, limit: int, offset: int = 0) -> bytes:
+        """The entries `list` gives, as the HTTP API answers them: one compact JSON
+        array in UTF-8 of the contract's Transaction shape (camelCase keys, timestamps in
+        UTC with milliseconds and `Z`), byte for byte what
+        `mana_credits_adapters.entry_json.entries_json` renders of them."""
+        ...
+
     async def page_forward(
         self,
         *,

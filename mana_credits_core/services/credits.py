@@ -390,6 +390,14 @@ class CreditsService:
         async with self._store.reader() as uow:
             return await uow.ledger.list(user_id, limit=size, offset=skip)
 
+    async def transactions_json(self, user_id: str, limit: int = 50, offset: int = 0) -> bytes:
+        """`transactions` as the HTTP API answers it: one JSON array in UTF-8 of the
+        Transaction shape (`LedgerRepository.list_json`), written by the store itself."""
+        user_id = v.identifier(user_id, "userId")
+        size, skip = v.page_size(limit), v.offset(offset)
+        async with self._store.reader() as uow:
+            return await uow.ledger.list_json(user_id, limit=size, offset=skip)
+
     async def transactions_page(
         self, user_id: str, limit: int = 50, cursor: str | None = None
     ) -> LedgerPage:

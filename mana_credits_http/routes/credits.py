@@ -11,7 +11,7 @@ from mana_credits_core.services import LedgerResult
 
 from ..auth import require_user
 from ..body import query_int, read_body
-from ..jsonout import json_response
+from ..jsonout import json_body, json_response
 from ..keys import METRICS, SERVICES
 from ..lot_models import LotsOut
 from ..models import BalanceOut, TransactionOut, UseCreditsBody, UseCreditsOut
@@ -73,10 +73,11 @@ async def transactions(request: web.Request) -> web.Response:
     user = await require_user(request)
     limit = query_int(request, "limit")
     offset = query_int(request, "offset")
-    entries = await request.app[SERVICES].credits.transactions(
+    # The store writes the body (on PostgreSQL the database does): no entry is built.
+    body = await request.app[SERVICES].credits.transactions_json(
         user.user_id, limit=50 if limit is None else limit, offset=offset or 0
     )
-    return json_response([TransactionOut.render_entry(e) for e in entries])
+    return json_body(body)
 
 
 async def lots(request: web.Request) -> web.Response:
