@@ -28,7 +28,7 @@ from mana_credits_core.lot_book import LotBook, lot_for
 
 from .entries import SqlLedger, entry_values
 from .lots import add_lot, locked_book, write
-from .statements import driver_query, insert_for
+from .statements import driver_query_batched, insert_for
 from .tables import balances, transactions
 
 IDEMPOTENCY_CONSTRAINT = "uq_transactions_idempotency"
@@ -57,6 +57,14 @@ PG_BALANCE_OF = (
     "SELECT user_id, balance, total_earned, total_spent, debt FROM credits.balances"
     " WHERE user_id = %s"
 )
+# The same for several users, one row per user found, tagged with its user's position.
+# `LIMIT 1` keeps the sub-query a look-up per user (the planner would otherwise join the
+# list to the whole table).
+PG_BALANCES_OF = (
+    "SELECT q.n, b.* FROM unnest(%s::text[]) WITH ORDINALITY AS q(user_id, n)"
+    " CROSS JOIN LATERAL (SELECT user_id, balance, total_earned, total_spent, debt"
+    " FROM credits.balances WHERE user_id = q.user_id LIMIT 1) b"
+)
 
 
 class SqlBalances:
@@ -67,7 +75,7 @@ class SqlBalances:
         if self._c.dialect.name == "postgresql":
             # The hottest read goes straight to the driver on the same connection (and
             # transaction): the statement layer costs more than the query itself.
-            rows = await driver_query(self._c, PG_BALANCE_OF, (user_id,))
+            rows = await driver_query_batched(self._c, PG_BALANCE_OF, PG_BALANCES_OF, (user_id,))
             return Balance(*rows[0]) if rows else None
         row = (await self._c.execute(BALANCE_OF, {"user_id": user_id})).first()
         return None if row is None else balance_from(row)

@@ -22,9 +22,9 @@ from mana_credits_core.ledger import (
 from mana_credits_core.ports import LedgerTotals
 
 from ..entry_json import entries_json
-from .entries_json import PG_HISTORY_JSON, history_page
+from .entries_json import PG_HISTORIES_JSON, PG_HISTORY_JSON, history_page
 from .ledger_counts import SqlLedgerCounts
-from .statements import driver_query
+from .statements import driver_query, driver_query_batched
 from .tables import transactions
 
 # Enum lookups by value, without the enum machinery's call per row (history pages
@@ -154,7 +154,8 @@ class SqlLedger(SqlLedgerCounts):
     async def list_json(self, user_id: str, *, limit: int, offset: int = 0) -> bytes:
         if self._c.dialect.name == "postgresql":
             # PostgreSQL writes the page (`entries_json.py`): one row, one value.
-            rows = await driver_query(self._c, PG_HISTORY_JSON, (user_id, limit, offset))
+            params = (user_id, limit, offset)
+            rows = await driver_query_batched(self._c, PG_HISTORY_JSON, PG_HISTORIES_JSON, params)
             page = history_page(*rows[0])
             if page is not None:
                 return page

@@ -26,26 +26,40 @@ _ORDER = "ORDER BY created_at DESC, id DESC"
 # SQL NULL, or JSON null (SQLAlchemy's JSON type writes Python's None as the latter).
 _NO_METADATA = "metadata IS NULL OR jsonb_typeof(metadata) = 'null'"
 
-PG_HISTORY_JSON = (
-    "SELECT '[' || string_agg("
-    "'{\"id\":' || to_json(id)::text"
-    " || ',\"userId\":' || to_json(user_id)::text"
-    " || ',\"type\":' || to_json(type)::text"
-    " || ',\"status\":' || to_json(status)::text"
-    " || ',\"amount\":' || amount::text"
-    " || ',\"balanceBefore\":' || balance_before::text"
-    " || ',\"balanceAfter\":' || balance_after::text"
-    " || ',\"appId\":' || to_json(app_id)::text"
-    " || ',\"description\":' || to_json(description)::text"
-    f" || ',\"metadata\":' || CASE WHEN {_NO_METADATA} THEN 'null' ELSE chr(1) END"
-    " || ',\"idempotencyKey\":' || coalesce(to_json(idempotency_key)::text, 'null')"
-    f" || ',\"createdAt\":\"' || to_char(created_at AT TIME ZONE 'UTC', {_STAMP})"
-    ' || \'","completedAt":\' || coalesce('
-    f"'\"' || to_char(completed_at AT TIME ZONE 'UTC', {_STAMP}) || '\"', 'null')"
-    f" || '}}', ',' {_ORDER}) || ']',"
-    f" array_agg(metadata::text {_ORDER}) FILTER (WHERE NOT ({_NO_METADATA}))"
-    " FROM (SELECT * FROM credits.transactions WHERE user_id = %s"
-    f" {_ORDER} LIMIT %s OFFSET %s) page"
+
+def _page(user_id: str, limit: str, offset: str) -> str:
+    """The page's text and its metadata values, for one user's page."""
+    return (
+        "SELECT '[' || string_agg("
+        "'{\"id\":' || to_json(id)::text"
+        " || ',\"userId\":' || to_json(user_id)::text"
+        " || ',\"type\":' || to_json(type)::text"
+        " || ',\"status\":' || to_json(status)::text"
+        " || ',\"amount\":' || amount::text"
+        " || ',\"balanceBefore\":' || balance_before::text"
+        " || ',\"balanceAfter\":' || balance_after::text"
+        " || ',\"appId\":' || to_json(app_id)::text"
+        " || ',\"description\":' || to_json(description)::text"
+        f" || ',\"metadata\":' || CASE WHEN {_NO_METADATA} THEN 'null' ELSE chr(1) END"
+        " || ',\"idempotencyKey\":' || coalesce(to_json(idempotency_key)::text, 'null')"
+        f" || ',\"createdAt\":\"' || to_char(created_at AT TIME ZONE 'UTC', {_STAMP})"
+        ' || \'","completedAt":\' || coalesce('
+        f"'\"' || to_char(completed_at AT TIME ZONE 'UTC', {_STAMP}) || '\"', 'null')"
+        f" || '}}', ',' {_ORDER}) || ']' AS body,"
+        f" array_agg(metadata::text {_ORDER}) FILTER (WHERE NOT ({_NO_METADATA})) AS metadata"
+        f" FROM (SELECT * FROM credits.transactions WHERE user_id = {user_id}"
+        f" {_ORDER} LIMIT {limit} OFFSET {offset}) page"
+    )
+
+
+PG_HISTORY_JSON = _page("%s", "%s", "%s")
+# The same for several pages (`DriverReads.batched`): one row per page, tagged with its
+# position among them.
+PG_HISTORIES_JSON = (
+    "SELECT q.n, page.body, page.metadata"
+    " FROM unnest(%s::text[], %s::int8[], %s::int8[]) WITH ORDINALITY"
+    " AS q(user_id, size, skip, n)"
+    f" CROSS JOIN LATERAL ({_page('q.user_id', 'q.size', 'q.skip')}) page"
 )
 
 

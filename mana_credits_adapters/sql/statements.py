@@ -42,3 +42,15 @@ async def driver_query(
         await connection.invalidate(exc)
         raise StoreUnavailable() from exc
     return rows
+
+
+async def driver_query_batched(
+    connection: AsyncConnection, sql: str, batched_sql: str, params: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    """A read on the driver (tuples) that, on a reader not connected yet, runs in one
+    statement with the same reads of other requests (`DriverReads.batched`:
+    `batched_sql` is `sql` over arrays of parameters, tagged with each read's
+    position). Inside a unit of work it runs `sql` alone, on the work's connection."""
+    if isinstance(connection, DeferredConnection):
+        return await connection.reads.batched(batched_sql, params)
+    return await driver_query(connection, sql, params)

@@ -16,7 +16,8 @@ from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import TickingClock
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql import migrate
-from mana_credits_adapters.sql.driver_reads import DriverReads
+from mana_credits_adapters.sql.balances import PG_BALANCES_OF
+from mana_credits_adapters.sql.driver_reads import BATCH_LIMIT, DriverReads
 from mana_credits_adapters.sql.store import SqlStore, create_engine
 from mana_credits_core import StoreUnavailable
 from mana_credits_core.services import Services
@@ -169,3 +170,77 @@ async def test_reads_run_in_utc_and_keep_the_urls_own_options(pg_url: str) -> No
         await reads.close()
     assert rows == [("UTC", "1234ms", datetime(2030, 1, 2, 1, 4, 5, tzinfo=UTC))]
     assert rows[0][2].tzinfo is UTC  # entries keep it without a conversion
+
+
+@pytest.fixture
+def statements(clean_pg_store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements the driver's pool runs meanwhile (the real ones still run)."""
+    reads = clean_pg_store.driver_reads
+    ran: list[str] = []
+    query = reads.query
+
+    async def counted(sql: str, params: tuple[object, ...], row_factory: object) -> list[object]:
+        ran.append(sql)
+        return await query(sql, params, row_factory)
+
+    monkeypatch.setattr(reads, "query", counted)
+    return ran
+
+
+async def test_concurrent_reads_share_statements_and_answer_as_alone(
+    services: Services, statements: list[str]
+) -> None:
+    users = [f"user-{n}" for n in range(BATCH_LIMIT + 6)]
+    for n, user in enumerate(users[:20]):
+        await services.credits.grant(user, n + 1, "test", "welcome")
+        for k in range(n % 4):
+            await services.credits.use(user, 1, "chat", f"message {k}")
+    alone_balances = [await services.credits.balance(u) for u in users[:20]]
+    sizes = ((2, 0), (50, 1))
+    pages = [(u, limit, offset) for u in [*users[:20], "nobody"] for limit, offset in sizes]
+    alone_pages = [await services.credits.transactions_json(*page) for page in pages]
+    statements.clear()
+
+    # More reads than one statement takes; duplicates; users without a balance (created).
+    asked = [*users, users[3], users[3]]
+    balances, histories = await asyncio.gather(
+        asyncio.gather(*(services.credits.balance(u) for u in asked)),
+        asyncio.gather(*(services.credits.transactions_json(*page) for page in pages)),
+    )
+
+    assert balances[:20] == alone_balances
+    assert balances[-2:] == [alone_balances[3]] * 2
+    assert [b.balance for b in balances[20 : len(users)]] == [0] * (len(users) - 20)
+    assert histories == alone_pages
+    batched = [sql for sql in statements if "WITH ORDINALITY" in sql]
+    # Balances: two statements of the first turn (BATCH_LIMIT reads, then the rest), the
+    # users found missing read again after their rows were created. History: one.
+    assert len(batched) <= 5 < len(asked) + len(pages)
+
+
+async def test_a_batch_that_fails_fails_each_of_its_reads() -> None:
+    url = sa.make_url(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none")
+    reads = DriverReads(url, size=2, limit=4, timeout=1, connect_timeout=5)
+    try:
+        results = await asyncio.gather(
+            *(reads.batched(PG_BALANCES_OF, (f"user-{n}",)) for n in range(5)),
+            return_exceptions=True,
+        )
+    finally:
+        await reads.close()
+    assert all(isinstance(r, StoreUnavailable) for r in results)
+    assert len({id(r) for r in results}) == 5  # each read its own exception
+
+
+async def test_a_cancelled_read_leaves_the_others_of_its_batch(
+    services: Services,
+) -> None:
+    for user in ("ann", "ben"):
+        await services.credits.grant(user, 4, "test", "welcome")
+    ann = asyncio.create_task(services.credits.balance("ann"))
+    ben = asyncio.create_task(services.credits.balance("ben"))
+    await asyncio.sleep(0)  # both joined the batch
+    ann.cancel()
+    assert (await ben).balance == 4
+    with pytest.raises(asyncio.CancelledError):
+        await ann
