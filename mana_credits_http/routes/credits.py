@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mana_credits_core import InsufficientCredits
+from mana_credits_core import Balance, InsufficientCredits
 from mana_credits_core.services import LedgerResult
 
 from ..auth import require_user
@@ -23,7 +23,17 @@ ALREADY_PROCESSED = "Transaction already processed"
 async def balance(request: web.Request) -> web.Response:
     user = await require_user(request)
     found = await request.app[SERVICES].credits.balance(user.user_id)
-    return json_response(BalanceOut.of(found).render())
+    return json_response(balance_answer(found))
+
+
+def balance_answer(found: Balance) -> dict[str, Any]:
+    """`BalanceOut.of(found).render()` built directly, as `use_answer` is (every balance
+    read answers one; tests/unit/test_render.py keeps the two identical)."""
+    return {
+        "balance": found.balance,
+        "totalEarned": found.total_earned,
+        "totalSpent": found.total_spent,
+    }
 
 
 async def use(request: web.Request) -> web.Response:

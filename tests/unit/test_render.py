@@ -1,4 +1,5 @@
-"""The fast history rendering says exactly what the response model says."""
+"""The fast renderings (history entries, debit and balance answers) say exactly what
+the response models say."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 
 from mana_credits_core.ledger import Balance, LedgerEntry, TransactionStatus, TransactionType
 from mana_credits_core.services import LedgerResult
-from mana_credits_http.models import NewBalanceOut, TransactionOut, UseCreditsOut
-from mana_credits_http.routes.credits import ALREADY_PROCESSED, use_answer
+from mana_credits_http.models import BalanceOut, NewBalanceOut, TransactionOut, UseCreditsOut
+from mana_credits_http.routes.credits import ALREADY_PROCESSED, balance_answer, use_answer
 
 AT = datetime(2026, 11, 24, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -51,3 +52,13 @@ def test_use_answer_matches_the_model_when_replayed() -> None:
     answer = use_answer(LedgerResult(USAGE, None, replayed=True))
     assert answer == model.render()
     assert list(answer) == list(model.render())
+
+
+@pytest.mark.parametrize(
+    "balance",
+    [Balance("alice", 5, 10, 5), Balance("bob", 0, 0, 0, 7), Balance("c", 2**62, 2**62, 0)],
+)
+def test_balance_answer_matches_the_model(balance: Balance) -> None:
+    answer = balance_answer(balance)
+    assert answer == BalanceOut.of(balance).render()
+    assert list(answer) == list(BalanceOut.of(balance).render())
