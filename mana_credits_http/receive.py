@@ -28,8 +28,10 @@ async def receive(request: web.Request, handler: Handler) -> web.StreamResponse:
     deadline = guard.body_deadline(request)
     if request.content.is_eof():
         # Received whole with its headers (a small body usually is, and a request
-        # without one always): nothing to wait for, so no timer to arm and cancel.
-        await request.read()
+        # without one always): nothing to wait for, so no timer to arm and cancel; and
+        # without a body (most GETs) nothing to copy.
+        if request.body_exists:
+            await request.read()
         guard.body_received(request)
         return await handler(request)
     try:
