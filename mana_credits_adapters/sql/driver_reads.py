@@ -109,35 +109,42 @@ class DriverReads:
         finally:
             self._slots.release()
 
-    async def batched(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        """The rows of one read, run in one statement with the other reads of `sql` asked
-        in the same turn of the event loop (up to BATCH_LIMIT).
+    async def batched(
+        self, sql: str, batched_sql: str, params: tuple[Any, ...]
+    ) -> list[tuple[Any, ...]]:
+        """The rows of one read (`sql` with `params`), run in one statement with the
+        other reads of `sql` asked in the same turn of the event loop (up to BATCH_LIMIT).
 
-        `sql` takes one array per parameter (the reads' `params`, column by column) and
-        answers rows whose first column is the 1-based position of the read they belong
-        to (`unnest(...) WITH ORDINALITY`). Returns this read's rows, in the statement's
-        order, without that column. Raises as `query` does; a read that is cancelled
-        leaves the others' statement running."""
+        `batched_sql` takes one array per parameter (the reads' `params`, column by
+        column) and answers rows whose first column is the 1-based position of the read
+        they belong to (`unnest(...) WITH ORDINALITY`); a read alone runs `sql` (cheaper
+        for the database). Returns this read's rows as tuples, in the statement's order.
+        Raises as `query` does; a read that is cancelled leaves the others' statement
+        running."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[tuple[Any, ...]]] = loop.create_future()
-        batch = self._open.get(sql)
+        batch = self._open.get(batched_sql)
         if batch is None or len(batch.waiters) >= BATCH_LIMIT:
-            batch = self._open[sql] = _Batch()
+            batch = self._open[batched_sql] = _Batch()
             # The task's first step runs on the loop's next turn: the reads asked on this
             # one have joined the batch by then.
-            task = loop.create_task(self._run_batch(sql, batch))
+            task = loop.create_task(self._run_batch(sql, batched_sql, batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         batch.params.append(params)
         batch.waiters.append(future)
         return await future
 
-    async def _run_batch(self, sql: str, batch: _Batch) -> None:
-        if self._open.get(sql) is batch:
-            del self._open[sql]  # later reads start a batch of their own
-        columns = tuple(list(column) for column in zip(*batch.params, strict=True))
+    async def _run_batch(self, sql: str, batched_sql: str, batch: _Batch) -> None:
+        if self._open.get(batched_sql) is batch:
+            del self._open[batched_sql]  # later reads start a batch of their own
+        alone = len(batch.params) == 1
         try:
-            rows = await self.query(sql, columns, tuple_row)
+            if alone:
+                rows = [(1, *row) for row in await self.query(sql, batch.params[0], tuple_row)]
+            else:
+                columns = tuple(list(column) for column in zip(*batch.params, strict=True))
+                rows = await self.query(batched_sql, columns, tuple_row)
         except BaseException as exc:
             for waiter in batch.waiters:
                 if not waiter.done():

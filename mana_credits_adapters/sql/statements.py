@@ -52,5 +52,5 @@ async def driver_query_batched(
     `batched_sql` is `sql` over arrays of parameters, tagged with each read's
     position). Inside a unit of work it runs `sql` alone, on the work's connection."""
     if isinstance(connection, DeferredConnection):
-        return await connection.reads.batched(batched_sql, params)
+        return await connection.reads.batched(sql, batched_sql, params)
     return await driver_query(connection, sql, params)

@@ -16,7 +16,7 @@ from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import TickingClock
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql import migrate
-from mana_credits_adapters.sql.balances import PG_BALANCES_OF
+from mana_credits_adapters.sql.balances import PG_BALANCE_OF, PG_BALANCES_OF
 from mana_credits_adapters.sql.driver_reads import BATCH_LIMIT, DriverReads
 from mana_credits_adapters.sql.store import SqlStore, create_engine
 from mana_credits_core import StoreUnavailable
@@ -223,7 +223,7 @@ async def test_a_batch_that_fails_fails_each_of_its_reads() -> None:
     reads = DriverReads(url, size=2, limit=4, timeout=1, connect_timeout=5)
     try:
         results = await asyncio.gather(
-            *(reads.batched(PG_BALANCES_OF, (f"user-{n}",)) for n in range(5)),
+            *(reads.batched(PG_BALANCE_OF, PG_BALANCES_OF, (f"user-{n}",)) for n in range(5)),
             return_exceptions=True,
         )
     finally:

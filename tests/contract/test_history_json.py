@@ -6,6 +6,7 @@ timestamps with and without (milli/micro)seconds."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import replace
@@ -58,7 +59,7 @@ def entries_of_every_shape(user: str) -> list[LedgerEntry]:
         completed = None if n % 3 == 0 else created + timedelta(microseconds=n * 77_777)
         entries.append(
             LedgerEntry(
-                id=f"entry-{n:03d}-\"'",
+                id=f"{user[:8]}-{n:03d}-\"'",
                 user_id=user,
                 type=types[n % len(types)],
                 status=statuses[n % len(statuses)],
@@ -74,10 +75,10 @@ def entries_of_every_shape(user: str) -> list[LedgerEntry]:
             )
         )
     # Two entries at the same moment: the id decides their order.
-    entries.append(replace(entries[1], id="entry-001-b", idempotency_key="another"))
+    entries.append(replace(entries[1], id=f"{user[:8]}-001-b", idempotency_key="another"))
     # A year before 1000 and a moment at a whole second.
     old = datetime(999, 1, 2, tzinfo=UTC)
-    entries.append(replace(entries[2], id="entry-old", idempotency_key=None, created_at=old))
+    entries.append(replace(entries[2], id=f"{user[:8]}-old", idempotency_key=None, created_at=old))
     return entries
 
 
@@ -148,3 +149,23 @@ async def test_a_metadata_integer_beyond_64_bits_is_encoded_as_before(store: Sto
 async def test_an_unknown_user_has_an_empty_page(store: Store) -> None:
     async with store.reader() as uow:
         assert await uow.ledger.list_json("nobody", limit=50, offset=0) == b"[]"
+
+
+async def test_pages_read_together_equal_the_rendered_entries(store: Store) -> None:
+    """Pages asked at once (on PostgreSQL: one statement for them all), a page needing
+    the standard library's encoder among them."""
+    await add_entries(store, entries_of_every_shape(USER), sql_null=False)
+    odd = entries_of_every_shape("big-int-user")
+    odd[0] = replace(odd[0], metadata={"huge": -(2**70)})
+    await add_entries(store, odd, sql_null=True)
+    asked = [(user, *page) for user in (USER, "big-int-user", "nobody") for page in PAGES]
+
+    async def read(user: str, limit: int, offset: int) -> bytes:
+        async with store.reader() as uow:
+            return await uow.ledger.list_json(user, limit=limit, offset=offset)
+
+    together = await asyncio.gather(*(read(*page) for page in asked))
+    async with store.reader() as uow:
+        for (user, limit, offset), page in zip(asked, together, strict=True):
+            entries = await uow.ledger.list(user, limit=limit, offset=offset)
+            assert page == old_answer(entries), (user, limit, offset)
