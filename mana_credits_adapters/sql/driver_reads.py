@@ -145,7 +145,7 @@ class DriverReads:
             else:
                 columns = tuple(list(column) for column in zip(*batch.params, strict=True))
                 rows = await self.query(batched_sql, columns, tuple_row)
-        except BaseException as exc:
+        except Exception as exc:
             for waiter in batch.waiters:
                 if not waiter.done():
                     # Each its own exception: one raised in several tasks would gather
@@ -154,9 +154,11 @@ class DriverReads:
                     if failure is not exc:
                         failure.__cause__ = exc.__cause__
                     waiter.set_exception(failure)
-            if not isinstance(exc, Exception):
-                raise
             return
+        except BaseException:  # cancelled (the loop shutting down): so are the reads
+            for waiter in batch.waiters:
+                waiter.cancel()
+            raise
         answers: list[list[tuple[Any, ...]]] = [[] for _ in batch.waiters]
         for row in rows:
             answers[row[0] - 1].append(row[1:])
