@@ -111,9 +111,8 @@ async def test_a_run_while_the_owners_spend_charges_each_period_once(
                 pass
         return spent
 
-    billed, *spent = await asyncio.gather(
-        s.sync.charge_due(batch_size=5), *(spend(user) for user in users)
-    )
+    spending = asyncio.gather(*(spend(user) for user in users))
+    billed, spent = await asyncio.gather(s.sync.charge_due(batch_size=5), spending)
 
     assert billed.errors == 0
     assert billed.charged + billed.paused == len(users)
