@@ -47,8 +47,10 @@ WITH due AS (
        FOR UPDATE SKIP LOCKED
 ),
 locked AS (
+    -- `= ANY(ARRAY(...))`: a probe of the primary key per user (`IN` may be planned
+    -- as a scan of every balance).
     SELECT b.user_id FROM credits.balances b
-     WHERE b.user_id IN (SELECT user_id FROM due)
+     WHERE b.user_id = ANY(ARRAY(SELECT user_id FROM due))
      ORDER BY b.user_id
        FOR UPDATE
 )
@@ -80,10 +82,12 @@ WITH given AS (
            usage, interval, months_paid, next_charge_at)
 ),
 checked AS (
-    -- The two checks are EXISTS in the select list, fenced by OFFSET 0: each stays a
-    -- probe of an index per charge whatever the planner guesses of the tables' sizes
+    -- Every read is a probe of an index per charge, whatever the planner guesses of the
+    -- arrays' length and the tables' sizes (a generic plan guesses ten rows): the
+    -- balance and the first lot as LATERAL subqueries with a LIMIT, which stay
+    -- subqueries, and the two checks as EXISTS in the select list, fenced by OFFSET 0
     -- (a NOT EXISTS in the WHERE clause becomes a join, and an EXISTS without the fence
-    -- may be hashed: either may be planned as a scan of the whole ledger).
+    -- may be hashed: either may be planned as a scan of the whole table).
     SELECT g.*, b.balance, f.id AS lot_id, f.free,
            EXISTS (
                SELECT FROM credits.credit_lots d
@@ -93,8 +97,9 @@ checked AS (
                SELECT FROM credits.transactions t
                 WHERE t.user_id = g.user_id AND t.idempotency_key = g.key OFFSET 0) AS replayed
       FROM given g
-      JOIN credits.balances b
-        ON b.user_id = g.user_id AND b.user_id = ANY(%(users)b::varchar[])
+     CROSS JOIN LATERAL (
+        SELECT b.balance FROM credits.balances b WHERE b.user_id = g.user_id LIMIT 1
+     ) AS b
      CROSS JOIN LATERAL (
         SELECT l.id, l.remaining - l.held AS free FROM credits.credit_lots l
          WHERE l.user_id = g.user_id AND l.remaining > 0 AND l.remaining > l.held
