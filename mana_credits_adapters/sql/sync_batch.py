@@ -235,7 +235,7 @@ async def charge_batch(
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
-    cursor = driver.cursor(row_factory=dict_row)
+    cursor = driver.cursor()
     await cursor.execute(DUE, {"now": now, "limit": limit})
     due = [_subscription(row) for row in await cursor.fetchall()]
     if not due:
@@ -310,27 +310,24 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
 
-def _subscription(row: dict[str, Any]) -> SyncSubscription:
-    anchor_at, created_at, updated_at = (
-        row["anchor_at"].astimezone(UTC),
-        row["created_at"].astimezone(UTC),
-        row["updated_at"].astimezone(UTC),
-    )
-    following = row["next_interval"]
+def _subscription(row: tuple[Any, ...]) -> SyncSubscription:
+    """A row of `DUE` (its columns in the order of `SyncSubscription`'s fields)."""
+    (user_id, active, interval, following, anchor_at, months_paid, next_charge_at,
+     paused_at, is_gifted, gifted_by, gifted_at, created_at, updated_at) = row  # fmt: skip
     return SyncSubscription(
-        user_id=row["user_id"],
-        active=row["active"],
-        interval=BillingInterval(row["interval"]),
-        next_interval=None if following is None else BillingInterval(following),
-        anchor_at=anchor_at,
-        months_paid=row["months_paid"],
-        next_charge_at=_utc(row["next_charge_at"]),
-        paused_at=_utc(row["paused_at"]),
-        is_gifted=row["is_gifted"],
-        gifted_by=row["gifted_by"],
-        gifted_at=_utc(row["gifted_at"]),
-        created_at=created_at,
-        updated_at=updated_at,
+        user_id,
+        active,
+        BillingInterval(interval),
+        None if following is None else BillingInterval(following),
+        anchor_at.astimezone(UTC),
+        months_paid,
+        _utc(next_charge_at),
+        _utc(paused_at),
+        is_gifted,
+        gifted_by,
+        _utc(gifted_at),
+        created_at.astimezone(UTC),
+        updated_at.astimezone(UTC),
     )
 
 
