@@ -42,7 +42,9 @@ WITH due AS (
       FROM credits.sync_subscriptions
      WHERE active AND NOT is_gifted AND next_charge_at IS NOT NULL
        AND next_charge_at <= %(now)s
-     ORDER BY next_charge_at, user_id
+     -- Oldest first, in the order of the due index alone: a tie-break on user_id
+     -- would sort every row due at the same instant (often most of them) each batch.
+     ORDER BY next_charge_at
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
 ),
