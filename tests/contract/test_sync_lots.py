@@ -1,7 +1,7 @@
 """Cloud Sync charges burn credit lots as debits do, on every store, in one billing run
 that mixes every case (a batch decides them together): a first lot that pays it all,
-first lots that fall short, the burn order's keys, held credits, lots past their expiry,
-credits lacking; and a run while the owners spend."""
+first lots that fall short (the first two too), the burn order's keys, held credits,
+lots past their expiry, credits lacking; and a run while the owners spend."""
 
 from __future__ import annotations
 
@@ -35,12 +35,15 @@ async def test_one_run_burns_each_users_lots_in_the_debit_order(
     services: Services, clock: TickingClock
 ) -> None:
     s, t0 = services, clock.now()
-    users = ["plain", "short", "ranked", "expiring", "lapsing", "lapsing-poor", "held", "poor"]
+    users = ["plain", "short", "thin", "ranked", "expiring", "lapsing", "lapsing-poor", "held"]
+    users.append("poor")
     for user in users:
         await activate(s, user)
     plain = await grant(s, "plain", 100)
     short_first = await grant(s, "short", 10, priority=10)
     short_next = await grant(s, "short", 50)
+    thin = [await grant(s, "thin", 10, priority=p) for p in (10, 20, 30)]  # two fall short
+    thin_last = await grant(s, "thin", 50)
     await grant(s, "ranked", 40)
     await grant(s, "ranked", 40, expires_at=t0 + 90 * DAY)
     ranked = await grant(s, "ranked", 40, priority=40)  # newest, but burned first
@@ -58,9 +61,11 @@ async def test_one_run_burns_each_users_lots_in_the_debit_order(
     clock.advance(32 * DAY)
     report = await s.sync.charge_due(batch_size=100)
 
-    assert (report.charged, report.paused, report.errors) == (6, 2, 0)
+    assert (report.charged, report.paused, report.errors) == (7, 2, 0)
     assert await last_charge(s, "plain") == {plain: 30}
     assert await last_charge(s, "short") == {short_first: 10, short_next: 20}
+    assert await last_charge(s, "thin") == dict.fromkeys(thin, 10)
+    assert (await lots_of(s, "thin"))[thin_last].remaining == 50
     assert await last_charge(s, "ranked") == {ranked: 30}
     assert await last_charge(s, "expiring") == {expiring: 30}
     assert await last_charge(s, "lapsing") == {kept: 30}
@@ -75,6 +80,7 @@ async def test_one_run_burns_each_users_lots_in_the_debit_order(
     assert balances == {
         "plain": 70,
         "short": 30,
+        "thin": 50,
         "ranked": 90,
         "expiring": 50,
         "lapsing": 20,
