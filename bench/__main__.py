@@ -24,6 +24,7 @@ BENCH_ONLY=lots runs rows 8 and 9 alone (the schema, then their own seeded users
 BENCH_ONLY=http runs rows 1 and 3 alone (the database's limit and the server);
 BENCH_ONLY=reads runs row 4 alone (the schema, the funded users and the ledger it reads).
 BENCH_LEDGER_ENTRIES (default 1,000,000) sets row 4's seeded ledger entries.
+BENCH_ONLY=billing runs row 5 alone, over BENCH_SUBSCRIPTIONS (100,000) due subscriptions.
 BENCH_WORKERS=1,2,4 runs row 3 once per server worker count (default 1); every run of
 row 3 shows the server's CPU time per request (all its processes, user + system).
 BENCH_PROFILE=debit.svg records a py-spy flame graph of the server (every worker) during
@@ -52,6 +53,7 @@ USERS = 10_000
 CLIENTS = (1, 16, 64)
 MIXES = ((USERS, "10k random"), (1, "1 hot"))
 LEDGER_ENTRIES = 1_000_000
+ONLY = ("lots", "http", "reads", "billing")  # BENCH_ONLY: the rows run alone
 
 
 @dataclass
@@ -74,9 +76,9 @@ def main() -> None:
     workers = worker_counts(os.environ.get("BENCH_WORKERS", "1"))
     profile = os.environ.get("BENCH_PROFILE") or None
     only = os.environ.get("BENCH_ONLY", "")
-    if only not in ("", "lots", "http", "reads"):
+    if only not in ("", *ONLY):
         raise SystemExit(
-            f"error: BENCH_ONLY={only!r}: unknown, use 'lots', 'http', 'reads' or leave it unset"
+            f"error: BENCH_ONLY={only!r}: unknown, use one of {', '.join(ONLY)} or leave it unset"
         )
     started = time.monotonic()
     startup = None if only else cli_startup()
@@ -94,6 +96,11 @@ def main() -> None:
             key = SigningKey.generate()
             with load.jwks_endpoint(key) as issuer:
                 reads(db, rows, seconds, workers[0], key, issuer)
+            print_table(rows, seconds, workers, time.monotonic() - started)
+            return
+        if only == "billing":
+            db.prepare(0)  # the schema alone: the billing run seeds its own users
+            billing_row(db, rows)
             print_table(rows, seconds, workers, time.monotonic() - started)
             return
         if only:
@@ -192,7 +199,6 @@ def debit_rows(
     db: BenchDatabase, rows: list[Row], seconds: float, workers: list[int], profile: str | None
 ) -> ImportResult:
     """Rows 1 to 7 (all but the CLI's start); returns the legacy import's result."""
-    subscriptions = int(os.environ.get("BENCH_SUBSCRIPTIONS", "100000"))
     import_entries = int(os.environ.get("BENCH_IMPORT_ENTRIES", "1000000"))
     import_users = int(os.environ.get("BENCH_IMPORT_USERS", "100000"))
     db.prepare(USERS)
@@ -207,9 +213,7 @@ def debit_rows(
     with load.jwks_endpoint(key) as issuer:
         server_rows(db, rows, seconds, workers, limits, profile, issuer)
         reads(db, rows, seconds, workers[0], key, issuer)
-    charged, elapsed = asyncio.run(billing_run(db.url, subscriptions))
-    rows.append(Row(5, "billing run (subscriptions)", f"{charged:,} due", 1, charged / elapsed))
-    progress(rows[-1])
+    billing_row(db, rows)
     imported = legacy_import(db, import_users, import_entries)
     what = "legacy import (rows written)"
     mix = f"{imported.entries:,} entries"
@@ -217,6 +221,14 @@ def debit_rows(
     rows.append(Row(7, what, mix, 1, rate, imported.reference_rows_per_second))
     progress(rows[-1])
     return imported
+
+
+def billing_row(db: BenchDatabase, rows: list[Row]) -> None:
+    """Row 5: the billing run over BENCH_SUBSCRIPTIONS (100,000) due subscriptions."""
+    subscriptions = int(os.environ.get("BENCH_SUBSCRIPTIONS", "100000"))
+    charged, elapsed = asyncio.run(billing_run(db.url, subscriptions))
+    rows.append(Row(5, "billing run (subscriptions)", f"{charged:,} due", 1, charged / elapsed))
+    progress(rows[-1])
 
 
 def reads(

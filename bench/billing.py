@@ -20,7 +20,8 @@ START = datetime(2027, 1, 15, 12, 0, tzinfo=UTC)
 
 
 async def seed(store: SqlStore, subscriptions: int) -> None:
-    """Users with credits and a monthly subscription due now (bulk inserts, no charges)."""
+    """Users with credits and a monthly subscription due now (bulk inserts, no charges),
+    then the tables analyzed, as autovacuum would have done after such inserts."""
     now = START
     users = [f"bench-{i:07d}" for i in range(subscriptions)]
     async with store.engine.begin() as connection:
@@ -60,6 +61,10 @@ async def seed(store: SqlStore, subscriptions: int) -> None:
                     for u in chunk
                 ],
             )
+    async with store.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        for table in (balances, credit_lots, sync_subscriptions):
+            await autocommit.exec_driver_sql(f"ANALYZE {table.fullname}")
 
 
 async def billing_run(url: str, subscriptions: int) -> tuple[int, float]:

@@ -9,16 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mana_credits_core.ledger import Applied, Debit, Replayed
-from mana_credits_core.sync import (
-    BatchOutcome,
-    BillingInterval,
-    SyncSubscription,
-    advance,
-    pause,
-)
+from mana_credits_core.ledger import Debit
+from mana_credits_core.sync import BatchOutcome, BillingInterval, SyncSubscription
 
-from .lots import locked_book, write
 from .statements import insert_for
 from .tables import sync_subscriptions
 
@@ -123,55 +116,8 @@ class SqlSync:
     ) -> BatchOutcome | None:
         if self._c.dialect.name != "postgresql":
             return None  # SQLite bills row by row through the core
-        return await charge_batch(self, self._c, now, limit, charge)
+        # Imported here: the batch shares the debit batches' code, which imports the
+        # store, which imports this module.
+        from .sync_batch import charge_batch
 
-
-async def charge_batch(
-    sync: SqlSync,
-    connection: AsyncConnection,
-    now: datetime,
-    limit: int,
-    charge: Callable[[SyncSubscription], Debit],
-) -> BatchOutcome:
-    """One billing batch in a handful of statements, whatever its size: lock the due
-    rows (skipping rows another run holds), lock their balances in user order (as
-    debit batches do: the two never wait on each other in a cycle) and read their lots
-    and period keys, decide every charge in Python (`LotBook`, the rules every debit
-    follows), then write the entries, balances, lots and allocations, and advance or
-    pause each subscription."""
-    due = await sync.due(now, limit)
-    if not due:
-        return BatchOutcome(processed=0, charged=0, paused=[])
-    debits = [charge(sub) for sub in due]
-    keys = [(d.user_id, d.idempotency_key) for d in debits if d.idempotency_key is not None]
-    book = await locked_book(connection, (sub.user_id for sub in due), keys)
-    saved: list[SyncSubscription] = []
-    stopped: list[tuple[str, BillingInterval]] = []
-    for sub, debit in zip(due, debits, strict=True):
-        if isinstance(book.debit(debit), Applied | Replayed):
-            saved.append(advance(sub, now))
-        else:
-            saved.append(pause(sub, now))
-            stopped.append((sub.user_id, sub.billed_interval))
-    await write(connection, book.writes)
-    rows = []
-    for sub in saved:
-        values = subscription_values(sub)
-        rows.append({f"s_{key}": values[key] for key in ("user_id", *SAVED)})
-    await connection.execute(
-        sa.update(sync_subscriptions)
-        .where(s.user_id == sa.bindparam("s_user_id"))
-        .values(
-            {
-                column: sa.bindparam(f"s_{column}", type_=sync_subscriptions.c[column].type)
-                for column in SAVED
-            }
-        ),
-        rows,
-    )
-    return BatchOutcome(processed=len(due), charged=len(due) - len(stopped), paused=stopped)
-
-
-SAVED = ("active", "interval", "next_interval", "months_paid", "next_charge_at", "paused_at",
-         "updated_at")  # fmt: skip
-"""The columns a billing run changes."""
+        return await charge_batch(self._c, now, limit, charge)

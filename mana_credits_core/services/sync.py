@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,6 +27,8 @@ from ..sync import (
 log = logging.getLogger("mana_credits.sync")
 
 SYNC_APP = "sync"
+BATCHES_IN_FLIGHT = 2
+"""Batches of one billing run in flight at once (see `SyncService.charge_due`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +220,11 @@ class SyncService:
         charges and the moves to the next period commit together, so a run killed
         half-way leaves every subscription either charged and advanced, or untouched.
         Missed periods after downtime are charged one by one, each once.
+
+        `BATCHES_IN_FLIGHT` batches run at once, each in its own transaction on rows the
+        others skip: one is decided while the database writes another. After a failed
+        batch the run stops once the batches in flight end; `errors` counts the failed
+        batches. `progress` is called with each batch's number of subscriptions.
         """
         now = self._clock.now()
         if dry_run:
@@ -224,29 +232,38 @@ class SyncService:
                 due = await uow.sync.count_due(now)
             return BillingReport(total=due)
         report = BillingReport()
-        while True:
-            try:
-                processed, charged, paused = await self._charge_batch(now, batch_size)
-            except Exception:
-                # The batch rolled back whole: its subscriptions stay due for the next
-                # run, none is charged twice. Stop here rather than spin on a fault.
-                log.exception("billing batch failed; its subscriptions stay due")
-                return replace(report, errors=report.errors + 1, total=report.total + 1)
-            for _ in range(charged):
-                self._events.emit(EventKind.SYNC_CHARGED)
-            for user_id, interval in paused:
-                self._events.emit(EventKind.SYNC_PAUSED)
-                await self._notify(user_id, interval)
-            report = BillingReport(
-                report.charged + charged,
-                report.paused + len(paused),
-                report.errors,
-                report.total + charged + len(paused),
-            )
-            if progress is not None:
-                progress(processed)
-            if not processed:  # a charged subscription may be due again (missed periods)
-                return report
+        failed = False
+
+        async def run_batches() -> None:
+            nonlocal report, failed
+            while not failed:
+                try:
+                    processed, charged, paused = await self._charge_batch(now, batch_size)
+                except Exception:
+                    # The batch rolled back whole: its subscriptions stay due for the
+                    # next run, none is charged twice. Stop rather than spin on a fault.
+                    log.exception("billing batch failed; its subscriptions stay due")
+                    failed = True
+                    report = replace(report, errors=report.errors + 1, total=report.total + 1)
+                    return
+                for _ in range(charged):
+                    self._events.emit(EventKind.SYNC_CHARGED)
+                report = BillingReport(
+                    report.charged + charged,
+                    report.paused + len(paused),
+                    report.errors,
+                    report.total + charged + len(paused),
+                )
+                for user_id, interval in paused:
+                    self._events.emit(EventKind.SYNC_PAUSED)
+                    await self._notify(user_id, interval)
+                if progress is not None:
+                    progress(processed)
+                if not processed:  # a charged subscription may be due again (missed periods)
+                    return
+
+        await asyncio.gather(*(run_batches() for _ in range(BATCHES_IN_FLIGHT)))
+        return report
 
     async def _charge_batch(
         self, now: datetime, batch_size: int
