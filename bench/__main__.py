@@ -21,7 +21,8 @@ One run starts a PostgreSQL with the settings of a default install (`fsync` and
 Rows 1-3 run at 1, 16 and 64 clients, for 10,000 random users and for one hot user,
 and show their ratio to row 1 at the same concurrency and user mix.
 BENCH_ONLY=lots runs rows 8 and 9 alone (the schema, then their own seeded users);
-BENCH_ONLY=http runs rows 1 and 3 alone (the database's limit and the server).
+BENCH_ONLY=http runs rows 1 and 3 alone (the database's limit and the server);
+BENCH_ONLY=library runs rows 1 and 2 alone (the database's limit and the library).
 BENCH_WORKERS=1,2,4 runs row 3 once per server worker count (default 1); every run of
 row 3 shows the server's CPU time per request (all its processes, user + system).
 BENCH_PROFILE=debit.svg records a py-spy flame graph of the server (every worker) during
@@ -72,9 +73,9 @@ def main() -> None:
     workers = worker_counts(os.environ.get("BENCH_WORKERS", "1"))
     profile = os.environ.get("BENCH_PROFILE") or None
     only = os.environ.get("BENCH_ONLY", "")
-    if only not in ("", "lots", "http"):
+    if only not in ("", "lots", "http", "library"):
         raise SystemExit(
-            f"error: BENCH_ONLY={only!r}: unknown, use 'lots', 'http' or leave it unset"
+            f"error: BENCH_ONLY={only!r}: unknown, use 'lots', 'http', 'library' or leave it unset"
         )
     started = time.monotonic()
     startup = None if only else cli_startup()
@@ -85,6 +86,11 @@ def main() -> None:
             db.prepare(USERS)
             limits = pgbench_rows(db, rows, seconds)
             server_rows(db, rows, seconds, workers, limits, profile)
+            print_table(rows, seconds, workers, time.monotonic() - started)
+            return
+        if only == "library":
+            db.prepare(USERS)
+            library_rows(db, rows, seconds, pgbench_rows(db, rows, seconds))
             print_table(rows, seconds, workers, time.monotonic() - started)
             return
         if only:
@@ -138,6 +144,15 @@ def pgbench_rows(db: BenchDatabase, rows: list[Row], seconds: float) -> Limits:
     return limits
 
 
+def library_rows(db: BenchDatabase, rows: list[Row], seconds: float, limits: Limits) -> None:
+    """Row 2: the library in-process, against row 1's `limits`."""
+    for users, mix in MIXES:
+        for clients in CLIENTS:
+            rate = asyncio.run(library_debits(db.url, clients, users, seconds))
+            rows.append(Row(2, "library in-process", mix, clients, rate, limits[(users, clients)]))
+            progress(rows[-1])
+
+
 def server_rows(
     db: BenchDatabase,
     rows: list[Row],
@@ -188,12 +203,7 @@ def debit_rows(
     import_users = int(os.environ.get("BENCH_IMPORT_USERS", "100000"))
     db.prepare(USERS)
     limits = pgbench_rows(db, rows, seconds)
-    for users, mix in MIXES:
-        for clients in CLIENTS:
-            rate = asyncio.run(library_debits(db.url, clients, users, seconds))
-            limit = limits[(users, clients)]
-            rows.append(Row(2, "library in-process", mix, clients, rate, limit))
-            progress(rows[-1])
+    library_rows(db, rows, seconds, limits)
     key = SigningKey.generate()
     with load.jwks_endpoint(key) as issuer:
         server_rows(db, rows, seconds, workers, limits, profile, issuer)
