@@ -2,9 +2,15 @@
 
 The writer talks to psycopg directly, in pipeline mode, so that a batch costs two round
 trips whatever its size, a lone debit included: BEGIN, the lock of the balances and the
-read of the lots and keys it needs (two statements, one flight); then the one statement
-that writes everything, and COMMIT. A third comes only when a user's first lots fall
-short of what the batch asks of them. No per-statement overhead above the driver.
+read of the lots and keys it needs (three statements, one flight); then the one statement
+that writes everything, and COMMIT (one flight). A third comes only when a user's first
+lots fall short of what the batch asks of them. No per-statement overhead above the
+driver.
+
+The connection runs in autocommit mode and the writer sends BEGIN and COMMIT itself:
+psycopg, left to open the transaction, sends its BEGIN in a flight of its own and waits
+for the answer, and every pipeline ends with a sync of its own. SQLAlchemy restores the
+isolation level when the connection goes back to the pool.
 """
 
 from __future__ import annotations
@@ -24,7 +30,16 @@ from mana_credits_core.ledger import Balance, Debit, DebitOutcome, LedgerEntry, 
 from mana_credits_core.lot_book import LotBook, Writes
 from mana_credits_core.lots import Lot, LotSource
 
-from .debit_sql import ALL_LOTS, ENTRY_BY_KEY, FIRST_LOTS, LOCK, LOOK_UP, WRITE_BATCH
+from .debit_sql import (
+    ALL_LOTS,
+    BEGIN,
+    COMMIT,
+    ENTRY_BY_KEY,
+    FIRST_LOTS,
+    LOCK,
+    LOOK_UP,
+    WRITE_BATCH,
+)
 from .entries import RowView, entry_from
 from .store import CONNECT_FAILURES
 
@@ -52,7 +67,14 @@ class WriterConnection:
             pooled = await engine.connect()
         except CONNECT_FAILURES as exc:
             raise StoreUnavailable() from exc
-        raw = await pooled.get_raw_connection()
+        try:
+            # BEGIN and COMMIT travel in the flights of `_apply` (module docstring).
+            await pooled.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await pooled.get_raw_connection()
+        except CONNECT_FAILURES as exc:
+            await pooled.invalidate()
+            await pooled.close()
+            raise StoreUnavailable() from exc
         driver = raw.driver_connection
         assert isinstance(driver, psycopg.AsyncConnection)
         return cls(pooled, driver)
@@ -107,7 +129,10 @@ class WriterConnection:
         ]
         driver = self._driver
         try:
+            # Flight 1. LOOK_UP is a statement of its own after LOCK: it reads what the
+            # lock's previous holder committed (`debit_sql`).
             async with driver.pipeline():
+                await driver.execute(BEGIN, prepare=False)
                 locking = driver.cursor(row_factory=dict_row)
                 await locking.execute(LOCK, {"users": users})
                 reading = driver.cursor(row_factory=dict_row)
@@ -120,30 +145,33 @@ class WriterConnection:
                         "keys": json.dumps(keyed),
                     },
                 )
-                locked = await locking.fetchone()
-                found = await reading.fetchone()
-                assert locked is not None
-                assert found is not None
-                lots = [lot_from_json(lot) for lot in found["lots"] or ()]
-                short = short_users(lots, asked, now)
-                if short:
-                    await reading.execute(ALL_LOTS, {"users": short})
-                    complete = await reading.fetchone()
-                    assert complete is not None
-                    lots = [lot for lot in lots if lot.user_id not in short]
-                    lots += (lot_from_json(lot) for lot in complete["lots"] or ())
-                book = LotBook(
-                    (Balance(**b) for b in locked["balances"] or ()),
-                    lots,
-                    {
-                        (e["user_id"], e["idempotency_key"]): entry_from_json(e)
-                        for e in found["prior"] or ()
-                    },
-                )
-                outcomes = [book.debit(d) for d in debits]
+            locked = await locking.fetchone()
+            found = await reading.fetchone()
+            assert locked is not None
+            assert found is not None
+            lots = [lot_from_json(lot) for lot in found["lots"] or ()]
+            short = short_users(lots, asked, now)
+            if short:
+                await reading.execute(ALL_LOTS, {"users": short})
+                complete = await reading.fetchone()
+                assert complete is not None
+                lots = [lot for lot in lots if lot.user_id not in short]
+                lots += (lot_from_json(lot) for lot in complete["lots"] or ())
+            book = LotBook(
+                (Balance(**b) for b in locked["balances"] or ()),
+                lots,
+                {
+                    (e["user_id"], e["idempotency_key"]): entry_from_json(e)
+                    for e in found["prior"] or ()
+                },
+            )
+            outcomes = [book.debit(d) for d in debits]
+            # Flight 2: a refused write makes the server skip COMMIT; `_recover` then
+            # rolls the transaction back.
+            async with driver.pipeline():
                 if book.writes:
                     await locking.execute(WRITE_BATCH, parameters(book.writes))
-                await driver.commit()
+                await driver.execute(COMMIT, prepare=False)
         except psycopg.Error:
             raise
         except BaseException:

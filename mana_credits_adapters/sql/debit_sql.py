@@ -4,6 +4,10 @@ Step 1 locks the batch's balances, step 2 reads the lots and keys it needs, step
 (rarely) reads the lots of users whose first lots fall short, step 4 writes everything.
 """
 
+# The writer's connection is in autocommit mode: it opens and ends its transactions.
+BEGIN = "BEGIN"
+COMMIT = "COMMIT"
+
 ENTRY_BY_KEY = (
     "SELECT * FROM credits.transactions WHERE user_id = %(user_id)s AND idempotency_key = %(key)s"
 )
