@@ -122,11 +122,7 @@ class WriterConnection:
             asked[d.user_id] = asked.get(d.user_id, 0) + d.amount
         users = sorted(asked)
         now = max(d.now for d in debits)
-        keyed = [
-            {"user_id": d.user_id, "key": d.idempotency_key}
-            for d in debits
-            if d.idempotency_key is not None
-        ]
+        keyed = [d for d in debits if d.idempotency_key is not None]
         driver = self._driver
         try:
             # Flight 1. LOOK_UP is a statement of its own after LOCK: it reads what the
@@ -142,7 +138,8 @@ class WriterConnection:
                         "users": users,
                         "needs": [asked[u] for u in users],
                         "now": now,
-                        "keys": json.dumps(keyed),
+                        "key_users": [d.user_id for d in keyed],
+                        "keys": [d.idempotency_key for d in keyed],
                     },
                 )
             locked = await locking.fetchone()

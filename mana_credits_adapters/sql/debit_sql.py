@@ -61,9 +61,16 @@ wanted AS (
     ) AS d
 )
 SELECT (SELECT json_agg(w) FROM wanted w) AS lots,
-       (SELECT json_agg(t) FROM credits.transactions t
-          JOIN json_to_recordset(CAST(%(keys)s AS json)) AS k(user_id text, key text)
-            ON t.user_id = k.user_id AND t.idempotency_key = k.key) AS prior
+       (SELECT json_agg(t)
+          FROM unnest(CAST(%(key_users)s AS varchar[]), CAST(%(keys)s AS varchar[]))
+            AS k(user_id, key)
+         CROSS JOIN LATERAL (
+            -- LIMIT 1 (the key is unique) keeps this a look-up in the key's index per
+            -- key: joined freely, a small ledger's statistics would pick a scan of the
+            -- whole table.
+            SELECT * FROM credits.transactions t
+             WHERE t.user_id = k.user_id AND t.idempotency_key = k.key LIMIT 1
+         ) AS t) AS prior
 """.replace(
     "{LOT_COLUMNS}",
     "l.id, l.user_id, l.source, l.amount, l.remaining, l.held, l.priority, l.expires_at,"
