@@ -34,8 +34,10 @@ from .debit_sql import (
     ALL_LOTS,
     BEGIN,
     COMMIT,
+    DEFAULT_PLANS,
     ENTRY_BY_KEY,
     FIRST_LOTS,
+    GENERIC_PLANS,
     LOCK,
     LOOK_UP,
     WRITE_BATCH,
@@ -77,12 +79,28 @@ class WriterConnection:
             raise StoreUnavailable() from exc
         driver = raw.driver_connection
         assert isinstance(driver, psycopg.AsyncConnection)
-        return cls(pooled, driver)
+        connection = cls(pooled, driver)
+        try:
+            await driver.execute(GENERIC_PLANS)
+        except psycopg.Error as exc:
+            connection.broken = True
+            await connection.close()
+            raise StoreUnavailable() from exc
+        return connection
 
     async def close(self) -> None:
-        if self.broken:
-            await self._pooled.invalidate()
-        await self._pooled.close()
+        """Return the connection to the pool with the session's defaults, or drop it."""
+        reset = False
+        try:
+            if not self.broken:
+                await self._driver.execute(DEFAULT_PLANS)
+                reset = True
+        except psycopg.Error:
+            pass
+        finally:
+            if not reset:  # broken, or keeping the writer's setting: not for reuse
+                await self._pooled.invalidate()
+            await self._pooled.close()
 
     async def apply_batch(self, debits: Sequence[Debit]) -> list[DebitOutcome]:
         """Lock, look up, decide and write the batch in one transaction; raises
@@ -130,7 +148,7 @@ class WriterConnection:
             async with driver.pipeline():
                 await driver.execute(BEGIN, prepare=False)
                 locking = driver.cursor(row_factory=dict_row)
-                await locking.execute(LOCK, {"users": users})
+                await locking.execute(LOCK, {"users": users}, prepare=True)
                 reading = driver.cursor(row_factory=dict_row)
                 await reading.execute(
                     LOOK_UP,
@@ -141,6 +159,7 @@ class WriterConnection:
                         "key_users": [d.user_id for d in keyed],
                         "keys": [d.idempotency_key for d in keyed],
                     },
+                    prepare=True,
                 )
             locked = await locking.fetchone()
             found = await reading.fetchone()
@@ -167,7 +186,7 @@ class WriterConnection:
             # rolls the transaction back.
             async with driver.pipeline():
                 if book.writes:
-                    await locking.execute(WRITE_BATCH, parameters(book.writes))
+                    await locking.execute(WRITE_BATCH, parameters(book.writes), prepare=True)
                 await driver.execute(COMMIT, prepare=False)
         except psycopg.Error:
             raise

@@ -8,6 +8,15 @@ Step 1 locks the batch's balances, step 2 reads the lots and keys it needs, step
 BEGIN = "BEGIN"
 COMMIT = "COMMIT"
 
+# The writer's statements are prepared once per connection and planned once: left to
+# choose, PostgreSQL plans them afresh at every execution (a plan for the given arrays
+# looks cheaper than one for any arrays), and planning cost more than running them. Their
+# generic plans walk the same indexes: every read and write goes through `= ANY` of the
+# batch's keys or a lateral look-up per key. Reset before the connection goes back to the
+# pool.
+GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
+DEFAULT_PLANS = "RESET plan_cache_mode"
+
 ENTRY_BY_KEY = (
     "SELECT * FROM credits.transactions WHERE user_id = %(user_id)s AND idempotency_key = %(key)s"
 )
