@@ -62,6 +62,7 @@ class WriterConnection:
         self._pooled = pooled
         self._driver = driver
         self.broken = False
+        self._generic = False  # whether GENERIC_PLANS has committed on this session
 
     @classmethod
     async def open(cls, engine: AsyncEngine) -> WriterConnection:
@@ -79,14 +80,7 @@ class WriterConnection:
             raise StoreUnavailable() from exc
         driver = raw.driver_connection
         assert isinstance(driver, psycopg.AsyncConnection)
-        connection = cls(pooled, driver)
-        try:
-            await driver.execute(GENERIC_PLANS)
-        except psycopg.Error as exc:
-            connection.broken = True
-            await connection.close()
-            raise StoreUnavailable() from exc
-        return connection
+        return cls(pooled, driver)
 
     async def close(self) -> None:
         """Return the connection to the pool with the session's defaults, or drop it."""
@@ -147,6 +141,10 @@ class WriterConnection:
             # lock's previous holder committed (`debit_sql`).
             async with driver.pipeline():
                 await driver.execute(BEGIN, prepare=False)
+                if not self._generic:
+                    # Rides the first flight rather than a round trip of its own; inside
+                    # the transaction, it holds once that commits.
+                    await driver.execute(GENERIC_PLANS, prepare=False)
                 locking = driver.cursor(row_factory=dict_row)
                 await locking.execute(LOCK, {"users": users}, prepare=True)
                 reading = driver.cursor(row_factory=dict_row)
@@ -188,6 +186,7 @@ class WriterConnection:
                 if book.writes:
                     await locking.execute(WRITE_BATCH, parameters(book.writes), prepare=True)
                 await driver.execute(COMMIT, prepare=False)
+            self._generic = True
         except psycopg.Error:
             raise
         except BaseException:
