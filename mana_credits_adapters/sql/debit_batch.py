@@ -2,10 +2,10 @@
 
 The writer talks to psycopg directly, in pipeline mode, so that a batch costs two round
 trips whatever its size, a lone debit included: BEGIN, the lock of the balances and the
-read of the lots and keys it needs (three statements, one flight); then the one statement
-that writes everything, and COMMIT (one flight). A third comes only when a user's first
-lots fall short of what the batch asks of them. No per-statement overhead above the
-driver.
+read of the lots and keys it needs (three statements, one flight; a session's first batch
+also sets its plans, `debit_sql.GENERIC_PLANS`); then the one statement that writes
+everything, and COMMIT (one flight). A third comes only when a user's first lots fall
+short of what the batch asks of them. No per-statement overhead above the driver.
 
 The connection runs in autocommit mode and the writer sends BEGIN and COMMIT itself:
 psycopg, left to open the transaction, sends its BEGIN in a flight of its own and waits
