@@ -25,6 +25,7 @@ BENCH_ONLY=http runs rows 1 and 3 alone (the database's limit and the server);
 BENCH_ONLY=reads runs row 4 alone (the schema, the funded users and the ledger it reads).
 BENCH_LEDGER_ENTRIES (default 1,000,000) sets row 4's seeded ledger entries.
 BENCH_ONLY=billing runs row 5 alone, over BENCH_SUBSCRIPTIONS (100,000) due subscriptions.
+BENCH_ONLY=library runs rows 1 and 2 alone (the database's limit and the library).
 BENCH_WORKERS=1,2,4 runs row 3 once per server worker count (default 1); every run of
 row 3 shows the server's CPU time per request (all its processes, user + system).
 BENCH_PROFILE=debit.svg records a py-spy flame graph of the server (every worker) during
@@ -53,7 +54,7 @@ USERS = 10_000
 CLIENTS = (1, 16, 64)
 MIXES = ((USERS, "10k random"), (1, "1 hot"))
 LEDGER_ENTRIES = 1_000_000
-ONLY = ("lots", "http", "reads", "billing")  # BENCH_ONLY: the rows run alone
+ONLY = ("lots", "http", "library", "reads", "billing")  # BENCH_ONLY: the rows run alone
 
 
 @dataclass
@@ -101,6 +102,11 @@ def main() -> None:
         if only == "billing":
             db.prepare(0)  # the schema alone: the billing run seeds its own users
             billing_row(db, rows)
+            print_table(rows, seconds, workers, time.monotonic() - started)
+            return
+        if only == "library":
+            db.prepare(USERS)
+            library_rows(db, rows, seconds, pgbench_rows(db, rows, seconds))
             print_table(rows, seconds, workers, time.monotonic() - started)
             return
         if only:
@@ -154,6 +160,15 @@ def pgbench_rows(db: BenchDatabase, rows: list[Row], seconds: float) -> Limits:
     return limits
 
 
+def library_rows(db: BenchDatabase, rows: list[Row], seconds: float, limits: Limits) -> None:
+    """Row 2: the library in-process, against row 1's `limits`."""
+    for users, mix in MIXES:
+        for clients in CLIENTS:
+            rate = asyncio.run(library_debits(db.url, clients, users, seconds))
+            rows.append(Row(2, "library in-process", mix, clients, rate, limits[(users, clients)]))
+            progress(rows[-1])
+
+
 def server_rows(
     db: BenchDatabase,
     rows: list[Row],
@@ -203,12 +218,7 @@ def debit_rows(
     import_users = int(os.environ.get("BENCH_IMPORT_USERS", "100000"))
     db.prepare(USERS)
     limits = pgbench_rows(db, rows, seconds)
-    for users, mix in MIXES:
-        for clients in CLIENTS:
-            rate = asyncio.run(library_debits(db.url, clients, users, seconds))
-            limit = limits[(users, clients)]
-            rows.append(Row(2, "library in-process", mix, clients, rate, limit))
-            progress(rows[-1])
+    library_rows(db, rows, seconds, limits)
     key = SigningKey.generate()
     with load.jwks_endpoint(key) as issuer:
         server_rows(db, rows, seconds, workers, limits, profile, issuer)

@@ -2,9 +2,15 @@
 
 The writer talks to psycopg directly, in pipeline mode, so that a batch costs two round
 trips whatever its size, a lone debit included: BEGIN, the lock of the balances and the
-read of the lots and keys it needs (two statements, one flight); then the one statement
-that writes everything, and COMMIT. A third comes only when a user's first lots fall
+read of the lots and keys it needs (three statements, one flight; a session's first batch
+also sets its plans, `debit_sql.GENERIC_PLANS`); then the one statement that writes
+everything, and COMMIT (one flight). A third comes only when a user's first lots fall
 short of what the batch asks of them. No per-statement overhead above the driver.
+
+The connection runs in autocommit mode and the writer sends BEGIN and COMMIT itself:
+psycopg, left to open the transaction, sends its BEGIN in a flight of its own and waits
+for the answer, and every pipeline ends with a sync of its own. SQLAlchemy restores the
+isolation level when the connection goes back to the pool.
 """
 
 from __future__ import annotations
@@ -24,7 +30,18 @@ from mana_credits_core.ledger import Balance, Debit, DebitOutcome, LedgerEntry, 
 from mana_credits_core.lot_book import LotBook, Writes
 from mana_credits_core.lots import Lot, LotSource
 
-from .debit_sql import ALL_LOTS, ENTRY_BY_KEY, FIRST_LOTS, LOCK, LOOK_UP, WRITE_BATCH
+from .debit_sql import (
+    ALL_LOTS,
+    BEGIN,
+    COMMIT,
+    DEFAULT_PLANS,
+    ENTRY_BY_KEY,
+    FIRST_LOTS,
+    GENERIC_PLANS,
+    LOCK,
+    LOOK_UP,
+    WRITE_BATCH,
+)
 from .entries import RowView, entry_from
 from .store import CONNECT_FAILURES
 
@@ -45,6 +62,7 @@ class WriterConnection:
         self._pooled = pooled
         self._driver = driver
         self.broken = False
+        self._generic = False  # whether GENERIC_PLANS has committed on this session
 
     @classmethod
     async def open(cls, engine: AsyncEngine) -> WriterConnection:
@@ -52,15 +70,31 @@ class WriterConnection:
             pooled = await engine.connect()
         except CONNECT_FAILURES as exc:
             raise StoreUnavailable() from exc
-        raw = await pooled.get_raw_connection()
+        try:
+            # BEGIN and COMMIT travel in the flights of `_apply` (module docstring).
+            await pooled.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await pooled.get_raw_connection()
+        except CONNECT_FAILURES as exc:
+            await pooled.invalidate()
+            await pooled.close()
+            raise StoreUnavailable() from exc
         driver = raw.driver_connection
         assert isinstance(driver, psycopg.AsyncConnection)
         return cls(pooled, driver)
 
     async def close(self) -> None:
-        if self.broken:
-            await self._pooled.invalidate()
-        await self._pooled.close()
+        """Return the connection to the pool with the session's defaults, or drop it."""
+        reset = False
+        try:
+            if not self.broken:
+                await self._driver.execute(DEFAULT_PLANS)
+                reset = True
+        except psycopg.Error:
+            pass
+        finally:
+            if not reset:  # broken, or keeping the writer's setting: not for reuse
+                await self._pooled.invalidate()
+            await self._pooled.close()
 
     async def apply_batch(self, debits: Sequence[Debit]) -> list[DebitOutcome]:
         """Lock, look up, decide and write the batch in one transaction; raises
@@ -100,16 +134,19 @@ class WriterConnection:
             asked[d.user_id] = asked.get(d.user_id, 0) + d.amount
         users = sorted(asked)
         now = max(d.now for d in debits)
-        keyed = [
-            {"user_id": d.user_id, "key": d.idempotency_key}
-            for d in debits
-            if d.idempotency_key is not None
-        ]
+        keyed = [d for d in debits if d.idempotency_key is not None]
         driver = self._driver
         try:
+            # Flight 1. LOOK_UP is a statement of its own after LOCK: it reads what the
+            # lock's previous holder committed (`debit_sql`).
             async with driver.pipeline():
+                await driver.execute(BEGIN, prepare=False)
+                if not self._generic:
+                    # Rides the first flight rather than a round trip of its own; inside
+                    # the transaction, it holds once that commits.
+                    await driver.execute(GENERIC_PLANS, prepare=False)
                 locking = driver.cursor(row_factory=dict_row)
-                await locking.execute(LOCK, {"users": users})
+                await locking.execute(LOCK, {"users": users}, prepare=True)
                 reading = driver.cursor(row_factory=dict_row)
                 await reading.execute(
                     LOOK_UP,
@@ -117,33 +154,39 @@ class WriterConnection:
                         "users": users,
                         "needs": [asked[u] for u in users],
                         "now": now,
-                        "keys": json.dumps(keyed),
+                        "key_users": [d.user_id for d in keyed],
+                        "keys": [d.idempotency_key for d in keyed],
                     },
+                    prepare=True,
                 )
-                locked = await locking.fetchone()
-                found = await reading.fetchone()
-                assert locked is not None
-                assert found is not None
-                lots = [lot_from_json(lot) for lot in found["lots"] or ()]
-                short = short_users(lots, asked, now)
-                if short:
-                    await reading.execute(ALL_LOTS, {"users": short})
-                    complete = await reading.fetchone()
-                    assert complete is not None
-                    lots = [lot for lot in lots if lot.user_id not in short]
-                    lots += (lot_from_json(lot) for lot in complete["lots"] or ())
-                book = LotBook(
-                    (Balance(**b) for b in locked["balances"] or ()),
-                    lots,
-                    {
-                        (e["user_id"], e["idempotency_key"]): entry_from_json(e)
-                        for e in found["prior"] or ()
-                    },
-                )
-                outcomes = [book.debit(d) for d in debits]
+            locked = await locking.fetchone()
+            found = await reading.fetchone()
+            assert locked is not None
+            assert found is not None
+            lots = [lot_from_json(lot) for lot in found["lots"] or ()]
+            short = short_users(lots, asked, now)
+            if short:
+                await reading.execute(ALL_LOTS, {"users": short})
+                complete = await reading.fetchone()
+                assert complete is not None
+                lots = [lot for lot in lots if lot.user_id not in short]
+                lots += (lot_from_json(lot) for lot in complete["lots"] or ())
+            book = LotBook(
+                (Balance(**b) for b in locked["balances"] or ()),
+                lots,
+                {
+                    (e["user_id"], e["idempotency_key"]): entry_from_json(e)
+                    for e in found["prior"] or ()
+                },
+            )
+            outcomes = [book.debit(d) for d in debits]
+            # Flight 2: a refused write makes the server skip COMMIT; `_recover` then
+            # rolls the transaction back.
+            async with driver.pipeline():
                 if book.writes:
-                    await locking.execute(WRITE_BATCH, parameters(book.writes))
-                await driver.commit()
+                    await locking.execute(WRITE_BATCH, parameters(book.writes), prepare=True)
+                await driver.execute(COMMIT, prepare=False)
+            self._generic = True
         except psycopg.Error:
             raise
         except BaseException:

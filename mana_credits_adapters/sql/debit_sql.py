@@ -4,6 +4,19 @@ Step 1 locks the batch's balances, step 2 reads the lots and keys it needs, step
 (rarely) reads the lots of users whose first lots fall short, step 4 writes everything.
 """
 
+# The writer's connection is in autocommit mode: it opens and ends its transactions.
+BEGIN = "BEGIN"
+COMMIT = "COMMIT"
+
+# The writer's statements are prepared once per connection and planned once: left to
+# choose, PostgreSQL plans them afresh at every execution (a plan for the given arrays
+# looks cheaper than one for any arrays), and planning cost more than running them. Their
+# generic plans walk the same indexes: every read and write goes through `= ANY` of the
+# batch's keys or a lateral look-up per key. Reset before the connection goes back to the
+# pool.
+GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
+DEFAULT_PLANS = "RESET plan_cache_mode"
+
 ENTRY_BY_KEY = (
     "SELECT * FROM credits.transactions WHERE user_id = %(user_id)s AND idempotency_key = %(key)s"
 )
@@ -57,9 +70,16 @@ wanted AS (
     ) AS d
 )
 SELECT (SELECT json_agg(w) FROM wanted w) AS lots,
-       (SELECT json_agg(t) FROM credits.transactions t
-          JOIN json_to_recordset(CAST(%(keys)s AS json)) AS k(user_id text, key text)
-            ON t.user_id = k.user_id AND t.idempotency_key = k.key) AS prior
+       (SELECT json_agg(t)
+          FROM unnest(CAST(%(key_users)s AS varchar[]), CAST(%(keys)s AS varchar[]))
+            AS k(user_id, key)
+         CROSS JOIN LATERAL (
+            -- LIMIT 1 (the key is unique) keeps this a look-up in the key's index per
+            -- key: joined freely, a small ledger's statistics would pick a scan of the
+            -- whole table.
+            SELECT * FROM credits.transactions t
+             WHERE t.user_id = k.user_id AND t.idempotency_key = k.key LIMIT 1
+         ) AS t) AS prior
 """.replace(
     "{LOT_COLUMNS}",
     "l.id, l.user_id, l.source, l.amount, l.remaining, l.held, l.priority, l.expires_at,"
