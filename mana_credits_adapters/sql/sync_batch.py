@@ -270,11 +270,7 @@ async def _book(driver: psycopg.AsyncConnection[Any], debits: Sequence[Debit]) -
         asked[d.user_id] = asked.get(d.user_id, 0) + d.amount
     users = sorted(asked)
     now = max(d.now for d in debits)
-    keyed = [
-        {"user_id": d.user_id, "key": d.idempotency_key}
-        for d in debits
-        if d.idempotency_key is not None
-    ]
+    keyed = [d for d in debits if d.idempotency_key is not None]
     async with driver.pipeline():
         locking = driver.cursor(row_factory=dict_row)
         await locking.execute(LOCK, {"users": users})
@@ -285,7 +281,8 @@ async def _book(driver: psycopg.AsyncConnection[Any], debits: Sequence[Debit]) -
                 "users": users,
                 "needs": [asked[u] for u in users],
                 "now": now,
-                "keys": json.dumps(keyed),
+                "key_users": [d.user_id for d in keyed],
+                "keys": [d.idempotency_key for d in keyed],
             },
         )
         locked = await locking.fetchone()
