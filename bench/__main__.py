@@ -28,6 +28,9 @@ BENCH_ONLY=billing runs row 5 alone, over BENCH_SUBSCRIPTIONS (100,000) due subs
 BENCH_ONLY=library runs rows 1 and 2 alone (the database's limit and the library).
 BENCH_WORKERS=1,2,4 runs row 3 once per server worker count (default 1); every run of
 row 3 shows the server's CPU time per request (all its processes, user + system).
+Rows 1 and 3 also show `all µs`: the whole machine's busy CPU per debit (the load
+generator, the server and PostgreSQL together), which tells whether the machine's cores,
+not the code's waits, set the rate; row 1's p50/p99 come from pgbench's own log.
 BENCH_PROFILE=debit.svg records a py-spy flame graph of the server (every worker) during
 row 3's 64-client, random-user run with the first worker count.
 """
@@ -70,6 +73,7 @@ class Row:
     errors: int | None = None
     rss_mb: float | None = None
     cpu_us: float | None = None  # the server's CPU time per request, all its processes
+    machine_us: float | None = None  # the whole machine's busy CPU per request
 
 
 def main() -> None:
@@ -153,9 +157,13 @@ def pgbench_rows(db: BenchDatabase, rows: list[Row], seconds: float) -> Limits:
     limits: Limits = {}
     for users, mix in MIXES:
         for clients in CLIENTS:
-            tps = pgbench_debits(db, clients, users, seconds)
+            bench = pgbench_debits(db, clients, users, seconds)
+            tps = bench.tps
             limits[(users, clients)] = tps
-            rows.append(Row(1, "pgbench: one debit's SQL", mix, clients, tps, tps))
+            what = "pgbench: one debit's SQL"
+            latency = (bench.p50_ms, bench.p99_ms, 0)
+            machine = bench.machine_cpu_us
+            rows.append(Row(1, what, mix, clients, tps, tps, *latency, machine_us=machine))
             progress(rows[-1])
     return limits
 
@@ -295,6 +303,7 @@ def http_row(
         result.errors,
         result.peak_rss_mb,
         result.cpu_us_per_request,
+        result.machine_cpu_us,
     )
 
 
@@ -311,7 +320,8 @@ def print_table(rows: list[Row], seconds: float, workers: list[int], total: floa
 
     header = (
         f"{'row':>3}  {'what':<32} {'users':<20} {'clients':>7} {'per second':>11} "
-        f"{'x row 1':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'RSS MB':>7} {'CPU µs':>7}"
+        f"{'x row 1':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'RSS MB':>7} "
+        f"{'CPU µs':>7} {'all µs':>7}"
     )
     print()
     print(
@@ -326,7 +336,7 @@ def print_table(rows: list[Row], seconds: float, workers: list[int], total: floa
             f"{r.row:>3}  {r.what:<32} {r.users:<20} {r.clients:>7} {r.per_second:>11,.0f} "
             f"{ratio:>8} {optional(r.p50_ms, '.2f'):>7} {optional(r.p99_ms, '.2f'):>7} "
             f"{optional(r.errors, 'd'):>6} {optional(r.rss_mb, '.0f'):>7} "
-            f"{optional(r.cpu_us, '.0f'):>7}"
+            f"{optional(r.cpu_us, '.0f'):>7} {optional(r.machine_us, '.0f'):>7}"
         )
 
 

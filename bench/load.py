@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mana_credits_adapters.identity.dev import SigningKey
 
+from .machine import busy_seconds
 from .setup import BenchDatabase, free_port, kill_group, popen, run
 
 SERVICE_KEY = "bench-service-key"
@@ -60,6 +61,7 @@ class LoadResult:
     errors: int
     peak_rss_mb: float
     cpu_us_per_request: float  # the server's CPU time (user + system, every process)
+    machine_cpu_us: float = 0.0  # busy CPU of the whole machine (wrk, server, database)
 
 
 @contextmanager
@@ -192,6 +194,7 @@ def wrk(
     sampler.start()
     recorder = None if profile is None else py_spy(target, profile, seconds)
     cpu_before = target.cpu_seconds()
+    busy_before = busy_seconds()
     try:
         result = run(
             [
@@ -215,13 +218,14 @@ def wrk(
             timeout=seconds + 120,  # wrk stops itself after `seconds`
         )
         cpu = target.cpu_seconds() - cpu_before
+        busy = busy_seconds() - busy_before
     finally:
         done.set()
         sampler.join()
         os.unlink(file.name)
         if recorder is not None:
             recorder.wait(timeout=seconds + 60)
-    return parse_wrk(result.stdout, peak, cpu)
+    return parse_wrk(result.stdout, peak, cpu, busy)
 
 
 def py_spy(target: Server, output: str, seconds: float) -> subprocess.Popen[bytes]:
@@ -239,7 +243,9 @@ def py_spy(target: Server, output: str, seconds: float) -> subprocess.Popen[byte
     )  # fmt: skip
 
 
-def parse_wrk(output: str, peak_rss_mb: float, cpu_seconds: float = 0.0) -> LoadResult:
+def parse_wrk(
+    output: str, peak_rss_mb: float, cpu_seconds: float = 0.0, machine_seconds: float = 0.0
+) -> LoadResult:
     def latency(label: str) -> float:
         found = re.search(rf"^\s+{label}%\s+([0-9.]+)(us|ms|s)\s*$", output, re.M)
         if found is None:
@@ -259,8 +265,15 @@ def parse_wrk(output: str, peak_rss_mb: float, cpu_seconds: float = 0.0) -> Load
     done = re.search(r"(\d+) requests in", output)
     requests = int(done.group(1)) if done else 0
     cpu_us = cpu_seconds / requests * 1e6 if requests else 0.0
+    machine_us = machine_seconds / requests * 1e6 if requests else 0.0
     return LoadResult(
-        float(rate.group(1)), latency("50"), latency("99"), errors, peak_rss_mb, cpu_us
+        float(rate.group(1)),
+        latency("50"),
+        latency("99"),
+        errors,
+        peak_rss_mb,
+        cpu_us,
+        machine_us,
     )
 
 
