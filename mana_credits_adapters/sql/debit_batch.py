@@ -63,6 +63,10 @@ class WriterConnection:
         self._driver = driver
         self.broken = False
         self._generic = False  # whether GENERIC_PLANS has committed on this session
+        # One pair of cursors for every batch: a cursor's adaptation context keeps the
+        # dumpers it looked up for the batch's arrays, a new one looks them up again.
+        self._locking = driver.cursor(row_factory=dict_row)
+        self._reading = driver.cursor(row_factory=dict_row)
 
     @classmethod
     async def open(cls, engine: AsyncEngine) -> WriterConnection:
@@ -145,9 +149,9 @@ class WriterConnection:
                     # Rides the first flight rather than a round trip of its own; inside
                     # the transaction, it holds once that commits.
                     await driver.execute(GENERIC_PLANS, prepare=False)
-                locking = driver.cursor(row_factory=dict_row)
+                locking = self._locking
                 await locking.execute(LOCK, {"users": users}, prepare=True)
-                reading = driver.cursor(row_factory=dict_row)
+                reading = self._reading
                 await reading.execute(
                     LOOK_UP,
                     {
