@@ -63,10 +63,12 @@ class WriterConnection:
         self._driver = driver
         self.broken = False
         self._generic = False  # whether GENERIC_PLANS has committed on this session
-        # One pair of cursors for every batch: a cursor's adaptation context keeps the
-        # dumpers it looked up for the batch's arrays, a new one looks them up again.
+        # One cursor per statement, for every batch: a cursor keeps its adaptation
+        # context (the dumpers it looked up) while it runs the same statement, and
+        # builds a new one whenever the statement changes.
         self._locking = driver.cursor(row_factory=dict_row)
         self._reading = driver.cursor(row_factory=dict_row)
+        self._writing = driver.cursor()
 
     @classmethod
     async def open(cls, engine: AsyncEngine) -> WriterConnection:
@@ -170,8 +172,10 @@ class WriterConnection:
             lots = [lot_from_json(lot) for lot in found["lots"] or ()]
             short = short_users(lots, asked, now)
             if short:
-                await reading.execute(ALL_LOTS, {"users": short})
-                complete = await reading.fetchone()
+                # Rare: a cursor of its own would keep nothing worth keeping.
+                extra = driver.cursor(row_factory=dict_row)
+                await extra.execute(ALL_LOTS, {"users": short})
+                complete = await extra.fetchone()
                 assert complete is not None
                 lots = [lot for lot in lots if lot.user_id not in short]
                 lots += (lot_from_json(lot) for lot in complete["lots"] or ())
@@ -188,7 +192,7 @@ class WriterConnection:
             # rolls the transaction back.
             async with driver.pipeline():
                 if book.writes:
-                    await locking.execute(WRITE_BATCH, parameters(book.writes), prepare=True)
+                    await self._writing.execute(WRITE_BATCH, parameters(book.writes), prepare=True)
                 await driver.execute(COMMIT, prepare=False)
             self._generic = True
         except psycopg.Error:
