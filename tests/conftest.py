@@ -21,6 +21,9 @@ from mana_credits_core.ports import Store
 from mana_credits_core.services import Services
 
 if TYPE_CHECKING:
+    from execnet import XSpec
+    from xdist.workermanage import WorkerController
+
     from .postgres import PostgresCluster
 
 STORES = [
@@ -58,11 +61,60 @@ def own_cluster(*, durable: bool = False) -> Iterator[PostgresCluster]:
         cluster.stop()
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL server for the session; in CI its absence fails the run."""
+# With pytest-xdist (`-n N`) the controller starts one PostgreSQL cluster for the run and
+# each worker makes a database of its own on it (`pg_url`): one server's start and memory
+# instead of N, no shared tables between workers. The controller stops the cluster when
+# the run ends (its watchdog does if the controller itself is killed).
+SHARED_URL = "mana_credits_pg_url"  # keys of a worker's `workerinput`
+SHARED_ERROR = "mana_credits_pg_error"
+shared_cluster = pytest.StashKey["PostgresCluster | None"]()
+shared_postgres = pytest.StashKey[tuple[str, str]]()  # (url, why there is none)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list[XSpec]) -> None:
+    """In the controller, before any worker starts: the shared cluster, room for all."""
     from .postgres import postgres_url
 
+    try:
+        url, cluster = postgres_url(clients=len(specs))
+    except Exception as exc:  # each worker fails or skips its PostgreSQL tests with it
+        config.stash[shared_postgres] = ("", f"{type(exc).__name__}: {exc}")
+        return
+    config.stash[shared_cluster] = cluster
+    config.stash[shared_postgres] = (url, "")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: WorkerController) -> None:
+    url, error = node.config.stash.get(shared_postgres, ("", "not started"))
+    node.workerinput[SHARED_URL] = url
+    node.workerinput[SHARED_ERROR] = error
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    cluster = config.stash.get(shared_cluster, None)
+    if cluster is not None:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A PostgreSQL database for the session (or for this xdist worker); in CI its
+    absence fails the run."""
+    from .postgres import DATABASE, create_database, drop_database, postgres_url
+
+    worker: dict[str, str] | None = getattr(request.config, "workerinput", None)
+    if worker is not None and SHARED_URL in worker:
+        if not worker[SHARED_URL]:
+            postgres_missing(RuntimeError(worker[SHARED_ERROR]))
+        name = f"{DATABASE}_{worker['workerid']}"
+        url = create_database(worker[SHARED_URL], name)
+        try:
+            yield url
+        finally:
+            drop_database(worker[SHARED_URL], name)
+        return
     cluster: PostgresCluster | None = None
     try:
         url, cluster = postgres_url()
