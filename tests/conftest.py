@@ -98,6 +98,36 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         cluster.stop()
 
 
+# Modules holding tests that take many seconds (a process killed mid-import, a 100k-row
+# export, the model-based and fault tests, servers with workers), longest first. Under
+# pytest-xdist they are handed out first, so that no worker is still in one of them
+# while the others have nothing left to do. A module moves whole: its module-scoped
+# fixtures (a server, a cluster of its own) are then set up once, not once per worker.
+SLOW_MODULES = (
+    "legacy/test_import_process.py",
+    "reliability/test_stateful.py",
+    "reliability/test_faults.py",
+    "reliability/test_database_faults.py",
+    "cli/test_cli.py",
+    "http/test_process.py",
+    "reliability/test_races.py",
+    "legacy/test_target.py",
+    "http/test_serve_process.py",
+    "reliability/test_database_away.py",
+    "cli/test_setup_faults.py",
+    "reliability/test_api_fuzz.py",
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own ordering by fixture scope
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):
+        return  # a run in one process keeps pytest's order
+    root = Path(__file__).parent
+    rank = {str(root / path): index for index, path in enumerate(SLOW_MODULES)}
+    items.sort(key=lambda item: rank.get(str(item.path), len(rank)))
+
+
 @pytest.fixture(scope="session")
 def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A PostgreSQL database for the session (or for this xdist worker); in CI its
