@@ -145,18 +145,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`-n N` (xdist's `--dist load`): one test at a time to a free worker, in the order
-    above, a module of ONE_WORKER_MODULES as one unit. (`xdist_group` marks would say the
-    same, but xdist 3.8 cannot attach them to the test ids of pytest 9.)"""
+    above, a module of ONE_WORKER_MODULES all at once. (`xdist_group` marks would say the
+    same, but xdist 3.8 cannot attach them to the test ids of pytest 9; and its
+    `loadscope` schedulers go by test id, which the API fuzzing's tests share.)"""
     if config.getvalue("dist") != "load":
         return None  # another `--dist` asked for by name
-    from xdist.scheduler import LoadScopeScheduling
+    from xdist.scheduler import LoadScheduling
 
-    class SlowFirst(LoadScopeScheduling):  # type: ignore[misc]  # xdist has no type hints
-        def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return module if module in ONE_WORKER_MODULES else nodeid
+    class SlowFirst(LoadScheduling):  # type: ignore[misc]  # xdist has no type hints
+        def __init__(self, config: pytest.Config, log: Any) -> None:
+            super().__init__(config, log)
+            if config.getoption("maxschedchunk") is None:  # unless given on the command line
+                self.maxschedchunk = 1
 
-    config.option.loadscopereorder = False  # keep the order of collection
+        def _send_tests(self, node: Any, num: int) -> None:
+            batch: list[int] = self.pending[:num]
+            modules = {self._module(index) for index in batch} & ONE_WORKER_MODULES
+            batch += [i for i in self.pending[num:] if self._module(i) in modules]
+            if batch:
+                chosen = set(batch)
+                self.pending[:] = [i for i in self.pending if i not in chosen]
+                self.node2pending[node].extend(batch)
+                node.send_runtest_some(batch)
+
+        def _module(self, index: int) -> str:
+            return str(self.collection[index].split("::", 1)[0])
+
     return SlowFirst(config, log)
 
 
