@@ -4,17 +4,38 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import pwd
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import make_url
 
 from .processes import run
 
 DATABASE = "mana_credits_test"
 ENV_URL = "MANA_CREDITS_TEST_DATABASE_URL"
+CONNECTIONS = 200  # max_connections of a cluster serving one test process
+
+# A watchdog process per cluster: it waits for end of file on a pipe from the test
+# process, then stops the cluster and deletes its folder. The pipe closes when the test
+# process ends however it ends (killed, a crashed worker, Ctrl-C, `timeout`), so no
+# server outlives the run; after a normal `stop` the watchdog finds nothing left to do.
+# It runs in a session of its own: a signal to the test run's process group spares it.
+WATCHDOG = """
+import json, shutil, subprocess, sys
+stop, root = json.loads(sys.argv[1]), sys.argv[2]
+sys.stdin.buffer.read()
+subprocess.run(stop, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+shutil.rmtree(root, ignore_errors=True)
+"""
 
 
 def find_bindir() -> Path:
@@ -50,8 +71,9 @@ class PostgresCluster:
     PostgreSQL refuses to run as root, so as root the server runs as `postgres`.
     """
 
-    def __init__(self, *, durable: bool = False) -> None:
+    def __init__(self, *, durable: bool = False, connections: int = CONNECTIONS) -> None:
         self.durable = durable
+        self.connections = connections
         self.bindir = find_bindir()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="mana-credits-pg-"))
@@ -59,15 +81,20 @@ class PostgresCluster:
         self.log = self.root / "server.log"
         self.user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
         self.options = ""  # the server's options, set by `start`
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{DATABASE}"
 
-    def _run(self, *args: str) -> None:
+    def _command(self, *args: str) -> list[str]:
         command = [str(self.bindir / args[0]), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", self.user, "--", *command]
+        return command
+
+    def _run(self, *args: str) -> None:
+        command = self._command(*args)
         # pg_ctl detaches the server into a session of its own: it outlives this group.
         result = run(command, capture_output=True, text=True, cwd=self.root, timeout=300)
         if result.returncode != 0:
@@ -77,15 +104,18 @@ class PostgresCluster:
             )
 
     def start(self) -> PostgresCluster:
+        self._watch()
         if os.geteuid() == 0:
             ensure_postgres_user()
             shutil.chown(self.root, user=self.user)
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", self.user, "-E", "UTF8")
+        # --no-sync: the files are thrown away with the run, flushing them buys nothing.
+        initdb = ("initdb", "-D", str(self.data), "-A", "trust", "-U", self.user, "-E", "UTF8")
+        self._run(*initdb, "--no-sync")
         settings = [
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",
             f"-c unix_socket_directories={self.root}",
-            "-c max_connections=200",
+            f"-c max_connections={self.connections}",
         ]
         if not self.durable:
             # Test data is thrown away: durability settings only cost time here.
@@ -117,6 +147,22 @@ class PostgresCluster:
         with contextlib.suppress(RuntimeError):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None and watchdog.stdin is not None:
+            watchdog.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                watchdog.wait(timeout=60)
+
+    def _watch(self) -> None:
+        """Start the WATCHDOG for this cluster, tied to this process by a pipe."""
+        stop = self._command("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG, json.dumps(stop), str(self.root)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def ensure_postgres_user() -> None:
@@ -126,15 +172,36 @@ def ensure_postgres_user() -> None:
         run(["useradd", "--system", "--no-create-home", "postgres"], check=True, timeout=60)
 
 
-def postgres_url() -> tuple[str, PostgresCluster | None]:
-    """`MANA_CREDITS_TEST_DATABASE_URL` if set, else a freshly started cluster."""
+def postgres_url(*, clients: int = 1) -> tuple[str, PostgresCluster | None]:
+    """`MANA_CREDITS_TEST_DATABASE_URL` if set, else a freshly started cluster with room
+    for `clients` test processes."""
     configured = os.environ.get(ENV_URL)
     if configured:
         return configured, None
-    cluster = PostgresCluster()
+    cluster = PostgresCluster(connections=CONNECTIONS * clients)
     try:
         cluster.start()
     except BaseException:
         cluster.stop()
         raise
     return cluster.url, cluster
+
+
+def create_database(url: str, name: str) -> str:
+    """A new, empty database `name` on `url`'s server (one left by an earlier run is
+    dropped first); its URL."""
+    drop_database(url, name)
+    _administer(url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str, name: str) -> None:
+    """Drop database `name` on `url`'s server, whoever is connected to it."""
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+    _administer(url, statement.format(sql.Identifier(name)))
+
+
+def _administer(url: str, statement: sql.Composed) -> None:
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute(statement)

@@ -158,8 +158,13 @@ async def test_database_crash_and_restart_under_load(
         assert unavailable > 0, "requests while the database is down are 503"
         failed = [key for key, answer in answers.items() if answer.status != 200]
         await retry_until_applied(http, base, keys, failed, attempts=100)
-        after = await send(http, base + f"/api/v1/internal/credits/balance/{USERS[0]}")
-        assert after.status == 200
+        # The reads' own pool keeps its idle connections until one of them fails: when
+        # every read of the storm was answered before the crash, the first read after
+        # it is that one 503 (tests/adapters/test_driver_reads.py::
+        # test_after_a_crash_at_most_one_read_fails); the next one is answered.
+        balance = base + f"/api/v1/internal/credits/balance/{USERS[0]}"
+        after = [await send(http, balance) for _ in range(2)]
+        assert [a.status for a in after] in ([200, 200], [503, 200]), after
         assert server.returncode is None, "recovered without a restart"
     await assert_no_drift_in(database, keys)
 
