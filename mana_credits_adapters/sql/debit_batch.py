@@ -237,10 +237,12 @@ class WriterConnection:
             self.broken = True
 
 
-def parameters(writes: Writes) -> dict[str, object]:
+def parameters(writes: Writes, at: datetime | None = None) -> dict[str, object]:
     """A book's writes as `WRITE_BATCH` takes them (debits change only balances, the
-    remaining and expiry of lots, allocations, entries and usage)."""
-    assert writes.at is not None
+    remaining and expiry of lots, allocations, entries and usage); `at` stamps the
+    balances when the book wrote nothing (the billing run's batch of pauses alone)."""
+    at = writes.at or at
+    assert at is not None
     changed = list(writes.balances.values())
     lots = list(writes.lots.values())
     entries = writes.entries
@@ -249,7 +251,7 @@ def parameters(writes: Writes) -> dict[str, object]:
         "m_users": [b.user_id for b in changed],
         "m_balance": [b.balance for b in changed],
         "m_spent": [b.total_spent for b in changed],
-        "m_at": writes.at,
+        "m_at": at,
         "l_ids": [lot.id for lot in lots],
         "l_remaining": [lot.remaining for lot in lots],
         "l_expired": [lot.expired_at for lot in lots],

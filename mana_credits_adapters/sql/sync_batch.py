@@ -27,7 +27,7 @@ from mana_credits_core.ledger import Applied, Balance, Debit, Replayed
 from mana_credits_core.lot_book import LotBook, Writes
 from mana_credits_core.sync import BatchOutcome, BillingInterval, SyncSubscription, advance, pause
 
-from .debit_batch import entry_from_json, lot_from_json, short_users
+from .debit_batch import entry_from_json, lot_from_json, parameters, short_users
 from .debit_sql import ALL_LOTS, LOCK, LOOK_UP
 
 # Step 1: the due rows in billing order, locked; rows another run holds are skipped, so
@@ -165,7 +165,7 @@ SELECT user_id FROM plain
 WRITE = """
 WITH moved AS (
     UPDATE credits.balances b
-       SET balance = m.balance, total_spent = m.spent, updated_at = %(at)s
+       SET balance = m.balance, total_spent = m.spent, updated_at = %(m_at)s
       FROM unnest(%(m_users)b::varchar[], %(m_balance)b::bigint[], %(m_spent)b::bigint[])
         AS m(user_id, balance, spent)
      WHERE b.user_id = m.user_id AND b.user_id = ANY(%(m_users)b::varchar[])
@@ -355,40 +355,10 @@ def _plain(
 
 
 def _written(writes: Writes, now: datetime) -> dict[str, object]:
-    """`WRITE`'s parameters for a book's writes: a debit changes only balances, the
-    remaining credits and expiry of lots, allocations, entries and usage."""
-    changed = list(writes.balances.values())
-    lots = list(writes.lots.values())
-    entries = writes.entries
-    usage = writes.usage.items()
-    return {
-        "at": writes.at or now,
-        "m_users": [b.user_id for b in changed],
-        "m_balance": [b.balance for b in changed],
-        "m_spent": [b.total_spent for b in changed],
-        "l_ids": [lot.id for lot in lots],
-        "l_remaining": [lot.remaining for lot in lots],
-        "l_expired": [lot.expired_at for lot in lots],
-        "a_entries": [entry_id for entry_id, _ in writes.allocations],
-        "a_lots": [a.lot_id for _, a in writes.allocations],
-        "a_amounts": [a.amount for _, a in writes.allocations],
-        "e_ids": [e.id for e in entries],
-        "e_users": [e.user_id for e in entries],
-        "e_types": [e.type.value for e in entries],
-        "e_amounts": [e.amount for e in entries],
-        "e_before": [e.balance_before for e in entries],
-        "e_after": [e.balance_after for e in entries],
-        "e_apps": [e.app_id for e in entries],
-        "e_descriptions": [e.description for e in entries],
-        "e_metadata": [None if e.metadata is None else json.dumps(e.metadata) for e in entries],
-        "e_keys": [e.idempotency_key for e in entries],
-        "e_at": [e.created_at for e in entries],
-        "u_users": [user for (user, _, _), _ in usage],
-        "u_apps": [app for (_, app, _), _ in usage],
-        "u_days": [day for (_, _, day), _ in usage],
-        "u_used": [used for _, (used, _) in usage],
-        "u_operations": [operations for _, (_, operations) in usage],
-    }
+    """`WRITE`'s parameters for a book's writes, as debit batches send theirs: a debit
+    changes only balances, the remaining credits and expiry of lots, allocations,
+    entries and usage."""
+    return parameters(writes, now)
 
 
 def _saved(subs: Sequence[SyncSubscription]) -> dict[str, object]:
