@@ -34,6 +34,7 @@ from mana_credits_core.services import (
 )
 from mana_credits_core.services.credits import UnitOfWorkDebits
 from mana_credits_core.services.notices import LowBalanceAlerts
+from mana_credits_core.services.sync import BATCHES_IN_FLIGHT
 
 from .clock import SecretCodes, SystemClock, UuidGenerator
 from .settings import Settings
@@ -186,7 +187,18 @@ def build_services(
         ),
         purchases=purchases,
         gifts=GiftsService(store, clock, ids, codes or SecretCodes(), events),
-        sync=SyncService(store, clock, ids, notifier, events),
+        sync=SyncService(
+            store,
+            clock,
+            ids,
+            notifier,
+            events,
+            # SQLite serializes writers and the memory store bills row by row: one
+            # batch at a time there; on PostgreSQL one is decided while another writes.
+            batches_in_flight=(
+                BATCHES_IN_FLIGHT if getattr(store, "dialect", None) == "postgresql" else 1
+            ),
+        ),
         reconcile=reconcile,
         users=UsersService(store, clock, ids, events, emails),
         lots=LotsService(store, clock, notifier),

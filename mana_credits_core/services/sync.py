@@ -28,7 +28,8 @@ log = logging.getLogger("mana_credits.sync")
 
 SYNC_APP = "sync"
 BATCHES_IN_FLIGHT = 2
-"""Batches of one billing run in flight at once (see `SyncService.charge_due`)."""
+"""Batches of one billing run in flight at once on a store that writes batches in
+parallel (PostgreSQL; see `SyncService.charge_due`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,12 @@ class SyncService:
         ids: IdGenerator,
         notifier: Notifier,
         events: Events | None = None,
+        *,
+        batches_in_flight: int = 1,
     ) -> None:
+        """`batches_in_flight`: billing batches run at once by `charge_due` (more than
+        one pays only where the store writes batches in parallel: PostgreSQL)."""
+        self._batches_in_flight = batches_in_flight
         self._store = store
         self._clock = clock
         self._ids = ids
@@ -221,10 +227,11 @@ class SyncService:
         half-way leaves every subscription either charged and advanced, or untouched.
         Missed periods after downtime are charged one by one, each once.
 
-        `BATCHES_IN_FLIGHT` batches run at once, each in its own transaction on rows the
-        others skip: one is decided while the database writes another. After a failed
-        batch the run stops once the batches in flight end; `errors` counts the failed
-        batches. `progress` is called with each batch's number of subscriptions.
+        `batches_in_flight` batches (see the constructor) run at once, each in its own
+        transaction on rows the others skip: one is decided while the database writes
+        another. After a failed batch the run stops once the batches in flight end;
+        `errors` counts the failed batches. `progress` is called with each batch's
+        number of subscriptions.
         """
         now = self._clock.now()
         if dry_run:
@@ -262,7 +269,7 @@ class SyncService:
                 if not processed:  # a charged subscription may be due again (missed periods)
                     return
 
-        await asyncio.gather(*(run_batches() for _ in range(BATCHES_IN_FLIGHT)))
+        await asyncio.gather(*(run_batches() for _ in range(self._batches_in_flight)))
         return report
 
     async def _charge_batch(
