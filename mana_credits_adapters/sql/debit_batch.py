@@ -135,12 +135,7 @@ class WriterConnection:
         raise AssertionError("unreachable")
 
     async def _apply(self, debits: Sequence[Debit]) -> list[DebitOutcome]:
-        asked: dict[str, int] = {}
-        for d in debits:
-            asked[d.user_id] = asked.get(d.user_id, 0) + d.amount
-        users = sorted(asked)
-        now = max(d.now for d in debits)
-        keyed = [d for d in debits if d.idempotency_key is not None]
+        asked, asking = look_up(debits)
         driver = self._driver
         try:
             # Flight 1. LOOK_UP is a statement of its own after LOCK: it reads what the
@@ -152,41 +147,10 @@ class WriterConnection:
                     # the transaction, it holds once that commits.
                     await driver.execute(GENERIC_PLANS, prepare=False)
                 locking = self._locking
-                await locking.execute(LOCK, {"users": users}, prepare=True)
+                await locking.execute(LOCK, {"users": asking["users"]}, prepare=True)
                 reading = self._reading
-                await reading.execute(
-                    LOOK_UP,
-                    {
-                        "users": users,
-                        "needs": [asked[u] for u in users],
-                        "now": now,
-                        "key_users": [d.user_id for d in keyed],
-                        "keys": [d.idempotency_key for d in keyed],
-                    },
-                    prepare=True,
-                )
-            locked = await locking.fetchone()
-            found = await reading.fetchone()
-            assert locked is not None
-            assert found is not None
-            lots = [lot_from_json(lot) for lot in found["lots"] or ()]
-            short = short_users(lots, asked, now)
-            if short:
-                # Rare: a cursor of its own would keep nothing worth keeping.
-                extra = driver.cursor(row_factory=dict_row)
-                await extra.execute(ALL_LOTS, {"users": short})
-                complete = await extra.fetchone()
-                assert complete is not None
-                lots = [lot for lot in lots if lot.user_id not in short]
-                lots += (lot_from_json(lot) for lot in complete["lots"] or ())
-            book = LotBook(
-                (Balance(**b) for b in locked["balances"] or ()),
-                lots,
-                {
-                    (e["user_id"], e["idempotency_key"]): entry_from_json(e)
-                    for e in found["prior"] or ()
-                },
-            )
+                await reading.execute(LOOK_UP, asking, prepare=True)
+            book = await book_of(driver, asked, asking, locking, reading)
             outcomes = [book.debit(d) for d in debits]
             # Flight 2: a refused write makes the server skip COMMIT; `_recover` then
             # rolls the transaction back.
@@ -235,6 +199,54 @@ class WriterConnection:
             await self._driver.rollback()
         except psycopg.Error:
             self.broken = True
+
+
+def look_up(debits: Sequence[Debit]) -> tuple[dict[str, int], dict[str, Any]]:
+    """What a batch asks of each user in all (credits, by user id) and `LOOK_UP`'s
+    parameters for it (its `users` are `LOCK`'s, in user order)."""
+    asked: dict[str, int] = {}
+    for d in debits:
+        asked[d.user_id] = asked.get(d.user_id, 0) + d.amount
+    users = sorted(asked)
+    keyed = [d for d in debits if d.idempotency_key is not None]
+    return asked, {
+        "users": users,
+        "needs": [asked[u] for u in users],
+        "now": max(d.now for d in debits),
+        "key_users": [d.user_id for d in keyed],
+        "keys": [d.idempotency_key for d in keyed],
+    }
+
+
+async def book_of(
+    driver: psycopg.AsyncConnection[Any],
+    asked: dict[str, int],
+    asking: dict[str, Any],
+    locking: psycopg.AsyncCursor[dict[str, Any]],
+    reading: psycopg.AsyncCursor[dict[str, Any]],
+) -> LotBook:
+    """The `LotBook` that decides a batch, from the rows of `LOCK` (on `locking`) and
+    `LOOK_UP` (on `reading`, with `look_up`'s `asked` and `asking`); users whose first
+    lots fall short of what they are asked get all their lots read (`ALL_LOTS`)."""
+    locked = await locking.fetchone()
+    found = await reading.fetchone()
+    assert locked is not None
+    assert found is not None
+    lots = [lot_from_json(lot) for lot in found["lots"] or ()]
+    short = short_users(lots, asked, asking["now"])
+    if short:
+        # Rare: a cursor of its own would keep nothing worth keeping.
+        extra = driver.cursor(row_factory=dict_row)
+        await extra.execute(ALL_LOTS, {"users": short})
+        complete = await extra.fetchone()
+        assert complete is not None
+        lots = [lot for lot in lots if lot.user_id not in short]
+        lots += (lot_from_json(lot) for lot in complete["lots"] or ())
+    return LotBook(
+        (Balance(**b) for b in locked["balances"] or ()),
+        lots,
+        {(e["user_id"], e["idempotency_key"]): entry_from_json(e) for e in found["prior"] or ()},
+    )
 
 
 def parameters(writes: Writes, at: datetime | None = None) -> dict[str, object]:

@@ -23,12 +23,12 @@ import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mana_credits_core.ledger import Applied, Balance, Debit, Replayed
+from mana_credits_core.ledger import Applied, Debit, Replayed
 from mana_credits_core.lot_book import LotBook, Writes
 from mana_credits_core.sync import BatchOutcome, BillingInterval, SyncSubscription, advance, pause
 
-from .debit_batch import entry_from_json, lot_from_json, parameters, short_users
-from .debit_sql import ALL_LOTS, LOCK, LOOK_UP
+from .debit_batch import book_of, look_up, parameters
+from .debit_sql import LOCK, LOOK_UP
 
 # Step 1: the due rows in billing order, locked; rows another run holds are skipped, so
 # concurrent runs take disjoint batches instead of waiting on each other. Then their
@@ -264,44 +264,14 @@ async def charge_batch(
 
 async def _book(driver: psycopg.AsyncConnection[Any], debits: Sequence[Debit]) -> LotBook:
     """Lock the debits' balances, read the lots and prior entries they can touch: the
-    `LotBook` that decides them (as `debit_batch` builds it)."""
-    asked: dict[str, int] = {}
-    for d in debits:
-        asked[d.user_id] = asked.get(d.user_id, 0) + d.amount
-    users = sorted(asked)
-    now = max(d.now for d in debits)
-    keyed = [d for d in debits if d.idempotency_key is not None]
+    `LotBook` that decides them, as a debit batch builds it (`debit_batch.book_of`)."""
+    asked, asking = look_up(debits)
     async with driver.pipeline():
         locking = driver.cursor(row_factory=dict_row)
-        await locking.execute(LOCK, {"users": users})
+        await locking.execute(LOCK, {"users": asking["users"]})
         reading = driver.cursor(row_factory=dict_row)
-        await reading.execute(
-            LOOK_UP,
-            {
-                "users": users,
-                "needs": [asked[u] for u in users],
-                "now": now,
-                "key_users": [d.user_id for d in keyed],
-                "keys": [d.idempotency_key for d in keyed],
-            },
-        )
-        locked = await locking.fetchone()
-        found = await reading.fetchone()
-    assert locked is not None
-    assert found is not None
-    lots = [lot_from_json(lot) for lot in found["lots"] or ()]
-    short = short_users(lots, asked, now)
-    if short:
-        await reading.execute(ALL_LOTS, {"users": short})
-        complete = await reading.fetchone()
-        assert complete is not None
-        lots = [lot for lot in lots if lot.user_id not in short]
-        lots += (lot_from_json(lot) for lot in complete["lots"] or ())
-    return LotBook(
-        (Balance(**b) for b in locked["balances"] or ()),
-        lots,
-        {(e["user_id"], e["idempotency_key"]): entry_from_json(e) for e in found["prior"] or ()},
-    )
+        await reading.execute(LOOK_UP, asking)
+    return await book_of(driver, asked, asking, locking, reading)
 
 
 def _utc(value: datetime | None) -> datetime | None:
