@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mana_credits_core.ledger import Applied, Debit, Replayed
-from mana_credits_core.lot_book import LotBook, Writes
+from mana_credits_core.lot_book import LotBook
 from mana_credits_core.sync import BatchOutcome, BillingInterval, SyncSubscription, advance, pause
 
 from .debit_batch import book_of, look_up, parameters
@@ -258,7 +258,8 @@ async def charge_batch(
             else:
                 saved.append(pause(due[i], now))
                 stopped.append((due[i].user_id, due[i].billed_interval))
-        await driver.cursor().execute(WRITE, _written(book.writes, now) | _saved(saved))
+        # The book's writes as debit batches send theirs, plus the subscriptions.
+        await driver.cursor().execute(WRITE, parameters(book.writes, now) | _saved(saved))
     return BatchOutcome(processed=len(due), charged=len(due) - len(stopped), paused=stopped)
 
 
@@ -322,13 +323,6 @@ def _plain(
         "latest": max(d.now for d in debits),
         "now": now,
     }
-
-
-def _written(writes: Writes, now: datetime) -> dict[str, object]:
-    """`WRITE`'s parameters for a book's writes, as debit batches send theirs: a debit
-    changes only balances, the remaining credits and expiry of lots, allocations,
-    entries and usage."""
-    return parameters(writes, now)
 
 
 def _saved(subs: Sequence[SyncSubscription]) -> dict[str, object]:
