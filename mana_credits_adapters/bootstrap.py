@@ -23,6 +23,7 @@ from mana_credits_core.services import (
     GiftsService,
     LotsService,
     OverviewService,
+    PricesService,
     PurchasesService,
     ReconcileService,
     ReconcileWatch,
@@ -210,6 +211,7 @@ def build_services(
         catalogue=ConsoleCatalogue(store, clock, purchases),
         emails=emails,
         events=events,
+        prices=PricesService(store, clock, ids),
     )
 
 

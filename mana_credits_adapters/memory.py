@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Self
 
 from mana_credits_core.console import AuditEntry, SignInLink
 from mana_credits_core.gifts import GiftCode, GiftRedemption
-from mana_credits_core.ledger import Balance, LedgerEntry, UsageStat
+from mana_credits_core.ledger import Balance, LedgerEntry, OperationUsage, UsageStat
 from mana_credits_core.lots import Allocation, Lot
+from mana_credits_core.pricing import Price, PriceChange, seeded
 from mana_credits_core.purchases import Package, Purchase
 from mana_credits_core.reservations import Reservation
 from mana_credits_core.sync import SyncSubscription
@@ -24,6 +25,7 @@ from .memory_console import MemoryConsole
 from .memory_entries import MemoryLedger
 from .memory_gifts import MemoryGifts
 from .memory_lots import MemoryLots
+from .memory_prices import MemoryPrices
 from .memory_purchases import MemoryCustomers, MemoryPackages, MemoryPaymentEvents, MemoryPurchases
 from .memory_reports import MemoryReports
 from .memory_reservations import MemoryReservations
@@ -58,6 +60,10 @@ class MemoryState:
         self.notified: dict[str, datetime] = {}  # lot id -> when its expiry was announced
         self.links: dict[str, SignInLink] = {}  # console sign-in links by token hash
         self.audit: dict[str, AuditEntry] = {}  # the console's audit log by entry id
+        # A new store starts with the seeded price list, as a migrated database does.
+        self.prices: dict[str, Price] = {p.operation: p for p in seeded(datetime.now(UTC))}
+        self.price_changes: list[PriceChange] = []  # oldest first
+        self.operation_usage: dict[tuple[str, str, date], OperationUsage] = {}
 
 
 class MemoryStore:
@@ -103,6 +109,7 @@ class MemoryUnitOfWork:
         self._reports = MemoryReports(state)
         self._users = MemoryUserData(state, self._undo)
         self._console = MemoryConsole(state, self._undo)
+        self._prices = MemoryPrices(state, self._undo)
 
     @property
     def balances(self) -> MemoryBalances:
@@ -159,6 +166,10 @@ class MemoryUnitOfWork:
     @property
     def console(self) -> MemoryConsole:
         return self._console
+
+    @property
+    def prices(self) -> MemoryPrices:
+        return self._prices
 
     async def __aenter__(self) -> Self:
         await self._store.lock.acquire()

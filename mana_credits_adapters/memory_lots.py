@@ -9,8 +9,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mana_credits_core.ledger import LedgerEntry, TransactionStatus, TransactionType, UsageStat
-from mana_credits_core.lot_book import LotBook, UsageKey, Writes, expire_all
+from mana_credits_core.ledger import (
+    LedgerEntry,
+    OperationUsage,
+    TransactionStatus,
+    TransactionType,
+    UsageStat,
+)
+from mana_credits_core.lot_book import LotBook, OperationKey, UsageKey, Writes, expire_all
 from mana_credits_core.lots import Allocation, Lot, to_notify
 from mana_credits_core.ports import Expiring, LotDrift, LotTotals
 from mana_credits_core.reservations import ReservationStatus
@@ -77,6 +83,21 @@ def count_usage(
     undoable_set(state.usage, key, new, undo)
 
 
+def count_operation(
+    state: MemoryState, key: OperationKey, counts: tuple[int, int, int], undo: list[Undo]
+) -> None:
+    user_id, operation, day = key
+    calls, quantity, cost = counts
+    old = state.operation_usage.get(key) or OperationUsage(user_id, operation, day, 0, 0, 0)
+    new = replace(
+        old,
+        calls=old.calls + calls,
+        quantity=old.quantity + quantity,
+        cost_milli=old.cost_milli + cost,
+    )
+    undoable_set(state.operation_usage, key, new, undo)
+
+
 def write(state: MemoryState, writes: Writes, undo: list[Undo]) -> None:
     """Make a book's writes, each undoable."""
     for balance in writes.balances.values():
@@ -100,6 +121,8 @@ def write(state: MemoryState, writes: Writes, undo: list[Undo]) -> None:
             _undoable_pop(state.holds, reservation_id, undo)
     for key, (used, operations) in writes.usage.items():
         count_usage(state, key, used, operations, undo)
+    for op_key, counts in writes.operations.items():
+        count_operation(state, op_key, counts, undo)
 
 
 def _by_expiry(lot: Lot) -> tuple[datetime, str]:

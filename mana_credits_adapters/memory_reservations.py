@@ -62,6 +62,8 @@ class MemoryReservations:
         book = book_for(self._s, [done.user_id])
         entry = book.commit(done, commit, self._s.holds.get(done.id, []))
         write(self._s, book.writes, self._undo)
+        done = replace(done, charged=-entry.amount)
+        undoable_set(self._s.reservations, done.id, done, self._undo)
         return done, entry
 
     async def release(self, release: ReleaseHold) -> tuple[Reservation, Balance] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from mana_credits_core.ledger import UsageStat
+from mana_credits_core.ledger import OperationUsage, UsageStat
 
 if TYPE_CHECKING:
     from .memory import MemoryState
@@ -30,4 +30,23 @@ class MemoryUsage:
         return [
             UsageStat("*", app, day, credits, ops)
             for (day, app), (credits, ops) in sorted(sums.items())
+        ]
+
+    async def operations_for_user(self, user_id: str) -> list[OperationUsage]:
+        rows = [u for u in self._s.operation_usage.values() if u.user_id == user_id]
+        return sorted(rows, key=lambda u: (u.day, u.operation))
+
+    async def by_operation(self, since: date, operation: str | None = None) -> list[OperationUsage]:
+        sums: dict[tuple[date, str], tuple[int, int, int]] = {}
+        for u in self._s.operation_usage.values():
+            if u.day >= since and operation in (None, u.operation):
+                calls, quantity, cost = sums.get((u.day, u.operation), (0, 0, 0))
+                sums[(u.day, u.operation)] = (
+                    calls + u.calls,
+                    quantity + u.quantity,
+                    cost + u.cost_milli,
+                )
+        return [
+            OperationUsage("*", op, day, calls, quantity, cost)
+            for (day, op), (calls, quantity, cost) in sorted(sums.items())
         ]

@@ -86,6 +86,8 @@ class MemoryUserData:
         count = 0
         for usage_key in [k for k, u in s.usage.items() if u.user_id == user]:
             count += self._pop(s.usage, usage_key)
+        for op_key in [k for k, u in s.operation_usage.items() if u.user_id == user]:
+            count += self._pop(s.operation_usage, op_key)
         for reservation_id in [r.id for r in s.reservations.values() if r.user_id == user]:
             count += self._pop(s.reservations, reservation_id)
         if user in s.customers:
@@ -141,7 +143,9 @@ class MemoryUserData:
         balance = s.balances.get(user)
         if balance is not None:
             self._pop(s.balances, user)
-            count += self._put(s.balances, alias, replace(balance, user_id=alias))
+            # What priced debits accrued below a credit is forgiven with the account.
+            closed = replace(balance, user_id=alias, accrued_milli=0)
+            count += self._put(s.balances, alias, closed)
         for a in list(s.audit.values()):
             if a.subject == user:
                 count += self._put(s.audit, a.id, replace(a, subject=alias))

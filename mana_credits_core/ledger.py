@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .lots import DEFAULT_PRIORITY, LotSource
+from .pricing import Priced
 
 JsonObject = dict[str, Any]
 
@@ -46,6 +47,8 @@ class Balance:
 
     `balance` excludes credits held by pending reservations; `total_earned` and
     `total_spent` are the sums of the user's completed credit and debit entries.
+    `accrued_milli` (0..999) is what priced debits cost beyond the whole credits they
+    charged, in milli-credits, carried to the user's next priced debit (`pricing.accrue`).
     """
 
     user_id: str
@@ -53,6 +56,7 @@ class Balance:
     total_earned: int
     total_spent: int
     debt: int = 0  # credits owed after a clawback found the balance short
+    accrued_milli: int = 0
 
     @classmethod
     def zero(cls, user_id: str) -> Balance:
@@ -93,6 +97,11 @@ class Debit:
     The store applies it atomically: the idempotency key (scoped to the user) is
     claimed by a unique constraint, the balance moves only if it covers the amount,
     the entry is written and the day's usage is counted, or nothing happens.
+
+    A priced debit (`priced` set: an operation of the price list) charges the whole
+    credits its cost makes due with what the user accrued (`pricing.accrue`), at most
+    `amount` (= `priced.most_credits`), and carries the rest; its entry records the
+    pricing in its metadata (`pricing.PRICING_KEY`).
     """
 
     entry_id: str
@@ -106,6 +115,7 @@ class Debit:
     type: TransactionType = TransactionType.USAGE
     # A claw-back takes the credits of this purchase's lot first (docs/credits.md).
     purchase_id: str | None = None
+    priced: Priced | None = None
 
     @property
     def usage_day(self) -> date:
@@ -174,9 +184,11 @@ class Replayed:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """The debit did not fit: `available` is what the user could spend."""
+    """The debit did not fit: `available` is what the user could spend, `required`
+    what the debit needed (None: its amount)."""
 
     available: int
+    required: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +234,19 @@ class UsageStat:
     day: date
     credits_used: int
     operations: int
+
+
+@dataclass(frozen=True, slots=True)
+class OperationUsage:
+    """Priced debits of one operation on one UTC day (`user_id` "*": all users): how
+    many calls, how many units, their cost in milli-credits."""
+
+    user_id: str
+    operation: str
+    day: date
+    calls: int
+    quantity: int
+    cost_milli: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from .ledger import (
     completed_entry,
 )
 from .lots import Allocation, Lot, burn, burn_key, claw_back, derived_id, total
+from .pricing import MILLI, PRICING_KEY, accrue
 from .reservations import (
     CommitHold,
     Held,
@@ -43,6 +44,7 @@ from .reservations import (
 
 EXPIRY_APP = "system"
 UsageKey = tuple[str, str, date]
+OperationKey = tuple[str, str, date]  # (user id, operation, day)
 
 
 class LotsOutOfStep(RuntimeError):
@@ -86,8 +88,9 @@ def lot_for(credit: Credit, entry: LedgerEntry) -> Lot:
 class Writes:
     """What a book decided, for the store to write: the final state of every balance
     and existing lot it changed, the entries, lot allocations (by entry id), hold
-    allocations added (by reservation id), reservations whose holds ended, and usage
-    (user, app, day) -> (credits, operations). `at` is the newest moment of a change."""
+    allocations added (by reservation id), reservations whose holds ended, usage
+    (user, app, day) -> (credits, operations) and priced usage (user, operation, day)
+    -> (calls, quantity, milli-credits). `at` is the newest moment of a change."""
 
     balances: dict[str, Balance] = field(default_factory=dict)
     entries: list[LedgerEntry] = field(default_factory=list)
@@ -96,6 +99,7 @@ class Writes:
     holds: list[tuple[str, Allocation]] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     usage: dict[UsageKey, tuple[int, int]] = field(default_factory=dict)
+    operations: dict[OperationKey, tuple[int, int, int]] = field(default_factory=dict)
     at: datetime | None = None
 
     def __bool__(self) -> bool:
@@ -136,7 +140,9 @@ class LotBook:
 
     def debit(self, debit: Debit) -> DebitOutcome:
         """A debit (see `Debit`): replayed, refused, or burned from the lots. Lots past
-        their expiry are expired first, so only unexpired credits pay."""
+        their expiry are expired first, so only unexpired credits pay. A priced debit
+        charges the whole credits due with what the user accrued and carries the rest
+        (`pricing.accrue`); refused, it accrues nothing."""
         key = debit.idempotency_key
         if key is not None and (debit.user_id, key) in self._keys:
             return Replayed(self._keys[(debit.user_id, key)])
@@ -144,11 +150,19 @@ class LotBook:
             return NoBalance()
         self.expire_due(debit.user_id, debit.now)
         current = self._balances[debit.user_id]
-        if current.balance < debit.amount:
-            return Refused(current.balance)
-        entry = self._take(debit, self._burn(debit.user_id, debit.amount, debit.now))
+        amount, accrued = debit.amount, current.accrued_milli
+        if debit.priced is not None:
+            amount, accrued = accrue(current.accrued_milli, debit.priced.cost_milli)
+        if current.balance < amount:
+            return Refused(current.balance, None if debit.priced is None else amount)
+        entry = self._take(debit, self._burn(debit.user_id, amount, debit.now), accrued=accrued)
         if debit.counts_as_usage:
-            self._count(debit.user_id, debit.app_id, debit.usage_day, debit.amount)
+            self._count(debit.user_id, debit.app_id, debit.usage_day, amount)
+        if debit.priced is not None:
+            p = debit.priced
+            self._count_operation(
+                debit.user_id, p.operation, debit.usage_day, p.quantity, p.cost_milli
+            )
         return Applied(entry, self._balances[debit.user_id])
 
     def claw_back(self, debit: Debit) -> tuple[LedgerEntry | None, int]:
@@ -225,22 +239,47 @@ class LotBook:
     def commit(
         self, reservation: Reservation, commit: CommitHold, holds: Iterable[Allocation]
     ) -> LedgerEntry:
-        """Spend a reservation's held credits (its `holds`) as a usage entry."""
-        parts = self._holds(reservation, holds)
-        current = self._balances[reservation.user_id]
-        entry = committed_entry(reservation, commit, current.balance)
-        for part in parts:
+        """Spend what `commit` charges of a reservation's held credits (its `holds`, in
+        burn order) as a usage entry and give the rest back in the same step, as
+        `release` does (credits of lots past their expiry then expire). A priced commit
+        charges what its cost makes due with what the user accrued and carries the
+        rest. Raises ValueError for a charge above the reservation's amount."""
+        parts = sorted(
+            self._holds(reservation, holds), key=lambda p: burn_key(self._lots[p.lot_id])
+        )
+        user_id = reservation.user_id
+        current = self._balances[user_id]
+        accrued = current.accrued_milli
+        if commit.priced is not None:
+            charged, accrued = accrue(current.accrued_milli, commit.priced.cost_milli)
+        else:
+            charged = reservation.amount if commit.amount is None else commit.amount
+        if not 0 <= charged <= reservation.amount:
+            raise ValueError(f"a commit charges 0..{reservation.amount} credits, not {charged}")
+        spent, back = _split(parts, charged)
+        entry = committed_entry(reservation, commit, current.balance, charged, accrued)
+        for part in spent:
             lot = self._lots[part.lot_id]
             self._set_lot(
                 replace(lot, remaining=lot.remaining - part.amount, held=lot.held - part.amount)
             )
             self.writes.allocations.append((entry.id, part))
         self._set_balance(
-            replace(current, total_spent=current.total_spent + reservation.amount), commit.now
+            replace(current, total_spent=current.total_spent + charged, accrued_milli=accrued),
+            commit.now,
         )
         self.writes.entries.append(entry)
         self.writes.released.append(reservation.id)
-        self._count(reservation.user_id, reservation.app_id, commit.now.date(), reservation.amount)
+        day = commit.now.date()
+        self._count(user_id, reservation.app_id, day, charged)
+        if commit.priced is not None:
+            p = commit.priced
+            self._count_operation(user_id, p.operation, day, p.quantity, p.cost_milli)
+        elif reservation.priced is not None:  # an operation's reservation charged by amount
+            p = reservation.priced
+            self._count_operation(user_id, p.operation, day, p.quantity, charged * MILLI)
+        if back:
+            self._give_back(reservation, back, commit.now)
         return entry
 
     def release(
@@ -249,27 +288,30 @@ class LotBook:
         """Give a reservation's held credits back to their lots; what lies in lots past
         their expiry then expires with one `expire` entry. Returns the balance after."""
         parts = self._holds(reservation, holds)
+        self.writes.released.append(reservation.id)
+        self._give_back(reservation, parts, release.now)
+        return self._balances[reservation.user_id]
+
+    # Internals.
+
+    def _give_back(self, reservation: Reservation, parts: list[Allocation], now: datetime) -> None:
+        """Return held `parts` of a reservation to their lots and the balance; the
+        credits of lots past their expiry then expire with one `expire` entry."""
         user_id = reservation.user_id
-        self.expire_due(user_id, release.now)
+        self.expire_due(user_id, now)
         current = self._balances[user_id]
         for part in parts:
             lot = self._lots[part.lot_id]
             self._set_lot(replace(lot, held=lot.held - part.amount))
-        self._set_balance(
-            replace(current, balance=current.balance + reservation.amount), release.now
-        )
-        self.writes.released.append(reservation.id)
-        lapsed = [p for p in parts if self._lots[p.lot_id].expired(release.now)]
+        self._set_balance(replace(current, balance=current.balance + total(parts)), now)
+        lapsed = [p for p in parts if self._lots[p.lot_id].expired(now)]
         if lapsed:
             why: dict[str, object] = {"reservationId": reservation.id}
             key = held_expiry_key(reservation.id)
-            self._take(_expiry(user_id, key, total(lapsed), release.now, why), lapsed)
+            self._take(_expiry(user_id, key, total(lapsed), now, why), lapsed)
             for part in lapsed:
                 lot = self._lots[part.lot_id]
-                self._set_lot(replace(lot, expired_at=lot.expired_at or release.now))
-        return self._balances[user_id]
-
-    # Internals.
+                self._set_lot(replace(lot, expired_at=lot.expired_at or now))
 
     def _existing(self, user_id: str, now: datetime) -> Balance:
         if user_id not in self._balances:
@@ -278,6 +320,8 @@ class LotBook:
         return self._balances[user_id]
 
     def _burn(self, user_id: str, amount: int, now: datetime) -> list[Allocation]:
+        if amount == 0:  # a priced debit whose cost stays below the next whole credit
+            return []
         taken = burn(self.lots_of(user_id), amount, now)
         if taken is None:
             raise LotsOutOfStep(f"the lots of {user_id} do not cover the balance")
@@ -290,9 +334,15 @@ class LotBook:
         return parts
 
     def _take(
-        self, command: Debit, parts: list[Allocation], *, debt_change: int = 0
+        self,
+        command: Debit,
+        parts: list[Allocation],
+        *,
+        debt_change: int = 0,
+        accrued: int | None = None,
     ) -> LedgerEntry:
-        """Take the `parts` from their lots and the balance, as one entry of `command`."""
+        """Take the `parts` from their lots and the balance, as one entry of `command`;
+        a priced command leaves `accrued` milli-credits accrued, recorded in the entry."""
         current = self._balances[command.user_id]
         taken = total(parts)
         after = replace(
@@ -300,6 +350,7 @@ class LotBook:
             balance=current.balance - taken,
             total_spent=current.total_spent + taken,
             debt=current.debt + debt_change,
+            accrued_milli=current.accrued_milli if accrued is None else accrued,
         )
         if after.balance < 0:
             raise LotsOutOfStep(f"the lots of {command.user_id} hold more than the balance")
@@ -307,6 +358,9 @@ class LotBook:
             lot = self._lots[part.lot_id]
             self._set_lot(replace(lot, remaining=lot.remaining - part.amount))
         entry = completed_entry(command, -taken, current.balance, after.balance)
+        if command.priced is not None:
+            record = command.priced.record(after.accrued_milli)
+            entry = replace(entry, metadata={**(entry.metadata or {}), PRICING_KEY: record})
         self._set_balance(after, command.now)
         self.writes.entries.append(entry)
         self.writes.allocations.extend((entry.id, part) for part in parts)
@@ -329,6 +383,28 @@ class LotBook:
         key = (user_id, app_id, day)
         used, operations = self.writes.usage.get(key, (0, 0))
         self.writes.usage[key] = (used + amount, operations + 1)
+
+    def _count_operation(
+        self, user_id: str, operation: str, day: date, quantity: int, cost: int
+    ) -> None:
+        key = (user_id, operation, day)
+        calls, units, milli = self.writes.operations.get(key, (0, 0, 0))
+        self.writes.operations[key] = (calls + 1, units + quantity, milli + cost)
+
+
+def _split(parts: list[Allocation], amount: int) -> tuple[list[Allocation], list[Allocation]]:
+    """The first `amount` credits of `parts` (in their order) and the rest."""
+    spent: list[Allocation] = []
+    rest: list[Allocation] = []
+    left = amount
+    for part in parts:
+        take = min(part.amount, left)
+        left -= take
+        if take:
+            spent.append(Allocation(part.lot_id, take))
+        if part.amount > take:
+            rest.append(Allocation(part.lot_id, part.amount - take))
+    return spent, rest
 
 
 def expire_all(book: LotBook, user_ids: Iterable[str], now: datetime) -> list[LedgerEntry]:

@@ -17,6 +17,10 @@ the same expiry, either the same moment or the same term after the grant (within
 second), so that a command saying "expires in 30 days" replayed later is the same
 request while one saying "10 days" is another.
 
+A priced debit (an operation of the price list) is compared by its operation and
+quantity instead of its amount, which depends on what the user had accrued (and the
+price then); its metadata is compared without the `pricing` record the service added.
+
 The comparison runs only when a key is found (a replay), never on a first request.
 """
 
@@ -29,6 +33,7 @@ from typing import Any
 from .errors import IdempotencyKeyReused
 from .ledger import Credit, Debit, LedgerEntry
 from .lots import Lot
+from .pricing import PRICING_KEY
 
 SAME_TERM = timedelta(seconds=1)
 
@@ -68,20 +73,32 @@ def check_replay(original: LedgerEntry, request: Debit | Credit, lot: Lot | None
     created (None: none to compare, e.g. an imported entry).
 
     The error's details name the original's amount (credits) and app, and what differs
-    (`differs`: among `operation`, `amount`, `appId`, `description`, `metadata`,
-    `priority`, `expiresAt`).
+    (`differs`: among `operation`, `amount`, `quantity`, `appId`, `description`,
+    `metadata`, `priority`, `expiresAt`).
     """
-    differs = [
-        name
-        for name, same in (
+    priced = request.priced if isinstance(request, Debit) else None
+    metadata = original.metadata
+    if priced is None:
+        what = [
             ("operation", original.type == request.type),
             ("amount", abs(original.amount) == request.amount),
-            ("appId", original.app_id == request.app_id),
-            ("description", original.description == request.description),
-            ("metadata", same_metadata(original.metadata, request.metadata)),
-        )
-        if not same
+        ]
+    else:
+        metadata = dict(original.metadata or {})
+        record = metadata.pop(PRICING_KEY, None)
+        was = record if isinstance(record, Mapping) else {}
+        same_operation = was.get("operation") == priced.operation
+        what = [
+            ("operation", original.type == request.type and same_operation),
+            ("quantity", was.get("quantity") == priced.quantity),
+        ]
+    checks = [
+        *what,
+        ("appId", original.app_id == request.app_id),
+        ("description", original.description == request.description),
+        ("metadata", same_metadata(metadata, request.metadata)),
     ]
+    differs = [name for name, same in checks if not same]
     if isinstance(request, Credit) and lot is not None:
         if lot.priority != request.priority:
             differs.append("priority")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from .ledger import LedgerEntry, TransactionStatus, TransactionType
+from .pricing import PRICING_KEY, Priced
 
 
 class ReservationStatus(enum.StrEnum):
@@ -21,7 +23,10 @@ class Reservation:
     """Credits held out of a user's spendable balance until resolved exactly once.
 
     A pending reservation's amount is not spendable. Commit writes a usage entry for
-    it; refund and expiry give it back. A resolved reservation never changes again.
+    what it charges (all of it, or less: the rest goes back in the same step); refund
+    and expiry give it back. A resolved reservation never changes again. `priced` is
+    the price of an operation it was made for (its amount is then
+    `priced.most_credits`); `charged` the credits its commit charged.
     """
 
     id: str
@@ -33,6 +38,8 @@ class Reservation:
     created_at: datetime
     resolved_at: datetime | None
     transaction_id: str | None
+    priced: Priced | None = None
+    charged: int | None = None
 
 
 def past_ttl(reservation: Reservation, now: datetime, ttl: timedelta) -> bool:
@@ -54,6 +61,7 @@ class Hold:
     reason: str
     app_id: str
     now: datetime
+    priced: Priced | None = None
 
 
 def pending_reservation(hold: Hold) -> Reservation:
@@ -68,6 +76,7 @@ def pending_reservation(hold: Hold) -> Reservation:
         created_at=hold.now,
         resolved_at=None,
         transaction_id=None,
+        priced=hold.priced,
     )
 
 
@@ -79,12 +88,19 @@ class Held:
 
 @dataclass(frozen=True, slots=True)
 class CommitHold:
-    """Turn a pending reservation into a usage ledger entry."""
+    """Turn a pending reservation into a usage ledger entry.
+
+    What it charges: `priced` set, the whole credits that cost makes due with what the
+    user accrued (`pricing.accrue`); else `amount` credits (None: all that is held).
+    Either is at most the reservation's amount; the rest goes back to the balance.
+    """
 
     reservation_id: str
     entry_id: str
     description: str
     now: datetime
+    amount: int | None = None
+    priced: Priced | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,23 +112,34 @@ class ReleaseHold:
     now: datetime
 
 
-def committed_entry(reservation: Reservation, commit: CommitHold, balance: int) -> LedgerEntry:
-    """The usage entry for a committed reservation, given the spendable balance now.
+def committed_entry(
+    reservation: Reservation,
+    commit: CommitHold,
+    balance: int,
+    charged: int,
+    accrued_milli: int | None = None,
+) -> LedgerEntry:
+    """The usage entry for a committed reservation that charged `charged` credits,
+    given the spendable balance before the rest of the hold goes back.
 
     The held credits left the spendable balance at reserve time, so the entry shows
-    the balance as it was with them (`balance + amount`) and as it is (`balance`).
+    the balance as it was with the charged ones (`balance + charged`) and without them
+    (`balance`). A priced commit records its pricing and `accrued_milli` after it.
     """
+    metadata: dict[str, Any] = {"reservationId": reservation.id}
+    if commit.priced is not None:
+        metadata[PRICING_KEY] = commit.priced.record(accrued_milli or 0)
     return LedgerEntry(
         id=commit.entry_id,
         user_id=reservation.user_id,
         type=TransactionType.USAGE,
         status=TransactionStatus.COMPLETED,
-        amount=-reservation.amount,
-        balance_before=balance + reservation.amount,
+        amount=-charged,
+        balance_before=balance + charged,
         balance_after=balance,
         app_id=reservation.app_id,
         description=commit.description,
-        metadata={"reservationId": reservation.id},
+        metadata=metadata,
         idempotency_key=None,
         created_at=commit.now,
         completed_at=commit.now,

@@ -16,6 +16,7 @@ from .lots import Expiring as Expiring
 from .lots import LotDrift as LotDrift
 from .lots import LotRepository as LotRepository
 from .lots import LotTotals as LotTotals
+from .prices import PriceRepository as PriceRepository
 from .providers import Clock as Clock
 from .providers import CodeGenerator as CodeGenerator
 from .providers import IdentityVerifier as IdentityVerifier
@@ -57,6 +58,7 @@ __all__ = [
     "PackageRepository",
     "PaymentEventRepository",
     "PaymentGateway",
+    "PriceRepository",
     "Principal",
     "PurchaseRepository",
     "ReportRepository",

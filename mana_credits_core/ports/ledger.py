@@ -15,6 +15,7 @@ from ..ledger import (
     Debit,
     DebitOutcome,
     LedgerEntry,
+    OperationUsage,
     UsageStat,
 )
 from ..reservations import CommitHold, Held, Hold, ReleaseHold, Reservation
@@ -153,4 +154,13 @@ class UsageRepository(Protocol):
 
     async def by_app_and_day(self, since: date, app_id: str | None = None) -> list[UsageStat]:
         """Usage summed over all users per app and day (`user_id` is "*"), by day."""
+        ...
+
+    async def operations_for_user(self, user_id: str) -> list[OperationUsage]:
+        """The user's priced usage per operation and day, by day, then operation."""
+        ...
+
+    async def by_operation(self, since: date, operation: str | None = None) -> list[OperationUsage]:
+        """Priced usage summed over all users per operation and day (`user_id` is
+        "*"), by day, then operation."""
         ...

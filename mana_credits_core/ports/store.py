@@ -10,6 +10,7 @@ from .console import ConsoleRepository
 from .gifts import GiftRepository
 from .ledger import BalanceRepository, LedgerRepository, ReservationRepository, UsageRepository
 from .lots import LotRepository
+from .prices import PriceRepository
 from .purchases import (
     CustomerRepository,
     PackageRepository,
@@ -38,6 +39,9 @@ class UnitOfWork(Protocol):
 
     @property
     def usage(self) -> UsageRepository: ...
+
+    @property
+    def prices(self) -> PriceRepository: ...
 
     @property
     def packages(self) -> PackageRepository: ...

@@ -15,6 +15,8 @@ from .gifts import GiftsService as GiftsService
 from .lots import LotsService as LotsService
 from .overview import Overview as Overview
 from .overview import OverviewService as OverviewService
+from .prices import PriceNotFound as PriceNotFound
+from .prices import PricesService as PricesService
 from .purchases import PurchasesService as PurchasesService
 from .purchases import StartedPurchase as StartedPurchase
 from .reconcile import Drift as Drift
@@ -51,6 +53,7 @@ class Services:
     catalogue: ConsoleCatalogue  # the console's audited package changes
     emails: UserEmails  # each user's e-mail address from their tokens, for the console
     events: Events  # what the use cases above did, for observers such as metrics
+    prices: PricesService  # the price list: operations' prices and their changes
 
     async def close(self) -> None:
         """Release what the services hold themselves (the debit writers' connections);
@@ -69,6 +72,8 @@ __all__ = [
     "LotsService",
     "Overview",
     "OverviewService",
+    "PriceNotFound",
+    "PricesService",
     "PurchasesService",
     "ReconcileReport",
     "ReconcileService",

@@ -28,12 +28,14 @@ from ..ledger import (
     LedgerEntry,
     LedgerPage,
     NoBalance,
+    OperationUsage,
     Refused,
     Replayed,
     TransactionType,
     UsageStat,
 )
 from ..ports import Clock, DebitApplier, IdGenerator, Store
+from ..pricing import PRICING_KEY, operation_id
 from ..replays import check_replay
 from ..rewards import (
     MAX_REFERENCE_ID,
@@ -45,6 +47,7 @@ from ..rewards import (
 )
 from .lots import lot_created_by
 from .notices import LowBalanceAlerts
+from .prices import price_now
 
 SYSTEM_APP = "system"
 ADMIN_APP = "admin"
@@ -169,6 +172,60 @@ class CreditsService:
             idempotency_key=v.idempotency_key(idempotency_key),
             now=self._clock.now(),
         )
+        return await self._use(debit)
+
+    async def use_operation(
+        self,
+        user_id: str,
+        operation: str,
+        quantity: int | None = None,
+        *,
+        description: str | None = None,
+        app_id: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: dict[str, object] | None = None,
+    ) -> LedgerResult:
+        """Debit `quantity` units (None: 1) of a price-list `operation` at its price now.
+
+        The cost in milli-credits joins what the user has accrued; the whole credits
+        now due are charged and the rest is carried (`pricing.accrue`), so the entry's
+        amount may be 0. The entry's app is the operation's, its description the
+        given one or the operation's name, and its metadata the given one plus
+        `pricing` (operation, quantity, price, cost and the milli-credits accrued
+        after it). A replayed key returns the original (`replayed=True`) and accrues
+        nothing; it must name the same operation and quantity (`check_replay`).
+
+        Raises `InvalidInput` for an unknown or retired operation (field `operation`),
+        a quantity outside 1..`pricing.MAX_QUANTITY`, an `app_id` other than the
+        operation's, metadata using the key `pricing`; `InsufficientCredits` (nothing
+        accrued) when the balance is short of the whole credits due; and what `use`
+        raises.
+        """
+        user = v.identifier(user_id, "userId")
+        text = v.optional_text(description, "description", v.MAX_DESCRIPTION)
+        extra = v.metadata(metadata)
+        key = v.idempotency_key(idempotency_key)
+        if extra is not None and PRICING_KEY in extra:
+            raise InvalidInput("metadata", f"metadata key {PRICING_KEY!r} is the service's own")
+        price, priced = await price_now(self._store, operation, quantity)
+        if app_id is not None and app_id != price.app_id:
+            raise InvalidInput(
+                "appId", f"operation {price.operation} belongs to app {price.app_id}, not {app_id}"
+            )
+        debit = Debit(
+            entry_id=self._ids.new_id(),
+            user_id=user,
+            amount=priced.most_credits,
+            app_id=price.app_id,
+            description=text or price.name,
+            metadata=extra,
+            idempotency_key=key,
+            now=self._clock.now(),
+            priced=priced,
+        )
+        return await self._use(debit)
+
+    async def _use(self, debit: Debit) -> LedgerResult:
         outcome = await self._debits.apply(debit)
         match outcome:
             case Applied(entry, balance):
@@ -180,8 +237,10 @@ class CreditsService:
             case Replayed(entry):
                 check_replay(entry, debit)
                 return LedgerResult(entry, None, replayed=True)
-            case Refused(available):
-                raise InsufficientCredits(required=debit.amount, available=available)
+            case Refused(available, required):
+                raise InsufficientCredits(
+                    required=debit.amount if required is None else required, available=available
+                )
             case NoBalance():
                 raise BalanceNotFound()
 
@@ -365,6 +424,18 @@ class CreditsService:
         since = (self._clock.now() - timedelta(days=days - 1)).date()
         async with self._store.reader() as uow:
             return await uow.usage.by_app_and_day(since, app)
+
+    async def usage_by_operation(
+        self, days: int = 30, operation: str | None = None
+    ) -> list[OperationUsage]:
+        """Priced usage per operation and day over the last `days` days (all users):
+        calls, units and cost in milli-credits. Raises `InvalidInput`."""
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3660:
+            raise InvalidInput("days", "days must be 1..3660")
+        wanted = None if operation is None else operation_id(operation)
+        since = (self._clock.now() - timedelta(days=days - 1)).date()
+        async with self._store.reader() as uow:
+            return await uow.usage.by_operation(since, wanted)
 
     async def top_balances(self, limit: int = 10) -> list[Balance]:
         """The users holding the most credits, most first (`limit` ≤ `MAX_PAGE_SIZE`)."""

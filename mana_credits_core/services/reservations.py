@@ -5,10 +5,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import NoReturn
 
+from .. import pricing as p
 from .. import validation as v
-from ..errors import InsufficientCredits, ReservationNotFound, ReservationNotPending
+from ..errors import (
+    InsufficientCredits,
+    InvalidInput,
+    ReservationNotFound,
+    ReservationNotPending,
+)
 from ..ledger import LedgerEntry
 from ..ports import Clock, IdGenerator, Store, UnitOfWork
+from ..pricing import Priced
 from ..reservations import (
     CommitHold,
     Held,
@@ -19,6 +26,7 @@ from ..reservations import (
     past_ttl,
 )
 from .notices import LowBalanceAlerts
+from .prices import price_now
 
 DEFAULT_TTL = timedelta(minutes=15)
 
@@ -68,6 +76,45 @@ class ReservationsService:
             app_id=v.identifier(app_id, "appId", v.MAX_APP_ID),
             now=self._clock.now(),
         )
+        return await self._hold(hold)
+
+    async def reserve_operation(
+        self,
+        user_id: str,
+        operation: str,
+        quantity: int | None = None,
+        *,
+        reason: str | None = None,
+        app_id: str | None = None,
+    ) -> Held:
+        """Hold what `quantity` units (None: 1) of a price-list `operation` may cost:
+        the whole credits `Priced.most_credits` of its cost at today's price, which no
+        accrual can exceed. The commit then charges what the cost makes due with what
+        the user accrued by then, at the price held (or less: `commit`).
+
+        The reason defaults to the operation's name, the app is the operation's.
+        Raises `InvalidInput` for an unknown or retired operation, a bad quantity, an
+        `app_id` other than the operation's; `InsufficientCredits` as `reserve`.
+        """
+        user = v.identifier(user_id, "userId")
+        text = v.optional_text(reason, "reason", v.MAX_REASON)
+        price, priced = await price_now(self._store, operation, quantity)
+        if app_id is not None and app_id != price.app_id:
+            raise InvalidInput(
+                "appId", f"operation {price.operation} belongs to app {price.app_id}, not {app_id}"
+            )
+        hold = Hold(
+            reservation_id=self._ids.new_id(),
+            user_id=user,
+            amount=priced.most_credits,
+            reason=text or price.name,
+            app_id=price.app_id,
+            now=self._clock.now(),
+            priced=priced,
+        )
+        return await self._hold(hold)
+
+    async def _hold(self, hold: Hold) -> Held:
         async with self._store.unit_of_work() as uow:
             held = await uow.reservations.hold(hold)
             if held is None:
@@ -78,16 +125,37 @@ class ReservationsService:
             await self._alerts.debited(hold.user_id, held.balance + hold.amount, held.balance)
         return held
 
-    async def commit(self, reservation_id: str, description: str | None = None) -> LedgerEntry:
-        """Write the held credits to the ledger as usage; returns the entry.
+    async def commit(
+        self,
+        reservation_id: str,
+        description: str | None = None,
+        *,
+        amount: int | None = None,
+        quantity: int | None = None,
+    ) -> LedgerEntry:
+        """Write what the reservation is charged to the ledger as usage and give the
+        rest of its held credits back, in one step; returns the entry.
 
-        Raises `ReservationNotFound`, or `ReservationNotPending` for a reservation
+        Charged: `amount` credits (1..the credits held) if given; else, for a
+        reservation made for an operation, what its price held at reserve time makes
+        `quantity` units (None: the units reserved; at most those) cost with what the
+        user accrued (`pricing.accrue`; the entry may then charge 0); else all that
+        is held. This is TigerBeetle's post-pending transfer with a smaller amount.
+
+        Raises `InvalidInput` (nothing changed) for an amount above what is held, a
+        quantity above what was reserved or for a reservation made with an amount,
+        both at once; `ReservationNotFound`; `ReservationNotPending` for a reservation
         already resolved or past its time-to-live (which this call then releases).
         """
         reservation_id = v.identifier(reservation_id, "reservationId")
         text = v.optional_text(description, "description", v.MAX_DESCRIPTION)
+        if amount is not None and quantity is not None:
+            raise InvalidInput("amount", "give amount or quantity, not both")
+        charge = None if amount is None else v.amount(amount)
+        units = None if quantity is None else p.quantity(quantity)
         async with self._store.unit_of_work() as uow:
             reservation = await _pending(uow, reservation_id, "commit")
+            priced = _charged(reservation, charge, units)
             now = self._clock.now()
             if past_ttl(reservation, now, self.ttl):
                 await _expire(uow, reservation_id, now, "commit")
@@ -97,6 +165,8 @@ class ReservationsService:
                     entry_id=self._ids.new_id(),
                     description=text or reservation.reason,
                     now=now,
+                    amount=charge,
+                    priced=priced,
                 )
             )
             if done is None:  # resolved by someone else since we looked
@@ -155,6 +225,33 @@ class ReservationsService:
                 await _raise_not_pending(uow, reservation_id, action)
             await uow.commit()
         return done[1].balance
+
+
+def _charged(reservation: Reservation, amount: int | None, quantity: int | None) -> Priced | None:
+    """The pricing of a commit (None: it charges `amount`, or all that is held);
+    raises `InvalidInput` for a charge the reservation cannot take."""
+    if amount is not None:
+        if amount > reservation.amount:
+            raise InvalidInput(
+                "amount",
+                f"amount {amount} is more than the {reservation.amount} credits held; "
+                "commit at most what is held",
+            )
+        return None
+    if reservation.priced is None:
+        if quantity is not None:
+            raise InvalidInput(
+                "quantity", "quantity applies to a reservation made for an operation only"
+            )
+        return None
+    if quantity is None:
+        return reservation.priced
+    if quantity > reservation.priced.quantity:
+        raise InvalidInput(
+            "quantity",
+            f"quantity {quantity} is more than the {reservation.priced.quantity} reserved",
+        )
+    return reservation.priced.with_quantity(quantity)
 
 
 async def _pending(uow: UnitOfWork, reservation_id: str, action: str) -> Reservation:

@@ -12,7 +12,7 @@ from .. import validation as v
 from ..errors import InvalidInput
 from ..events import EventKind, Events
 from ..gifts import GiftCode, GiftRedemption, GiftStatus, email_key, looks_like_email
-from ..ledger import Balance, Debit, LedgerEntry, TransactionType, UsageStat
+from ..ledger import Balance, Debit, LedgerEntry, OperationUsage, TransactionType, UsageStat
 from ..lots import Lot, LotSource
 from ..ports import Clock, Erasure, IdGenerator, Store, UnitOfWork
 from ..purchases import Purchase
@@ -84,6 +84,7 @@ class UserRecords:
     reservations: list[Reservation]
     usage: list[UsageStat]
     lots: list[LotRecord]  # every credit lot, spent and expired ones too
+    operation_usage: list[OperationUsage]  # priced debits per operation and day
 
 
 def new_pseudonym() -> str:
@@ -211,6 +212,7 @@ class UsersService:
                 reservations=await data.reservations(user_id),
                 usage=sorted(await uow.usage.for_user(user_id), key=lambda u: (u.day, u.app_id)),
                 lots=[LotRecord.of(lot) for lot in await uow.lots.of_user(user_id)],
+                operation_usage=await uow.usage.operations_for_user(user_id),
             )
 
     async def ledger(self, user_id: str, *, page: int = 1000) -> AsyncIterator[LedgerEntry]:
