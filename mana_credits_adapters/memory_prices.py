@@ -39,7 +39,7 @@ class MemoryPrices:
         undoable_set(self._s.prices, price.operation, price, self._undo)
         changes = self._s.price_changes
         changes.append(change)
-        self._undo.append(lambda: None if changes.pop() else None)
+        self._undo.append(lambda: changes.remove(change))
 
     async def changes(
         self, operation: str | None = None, limit: int = 100

@@ -40,6 +40,11 @@ PRICING_KEY = "pricing"
 """The key of a priced ledger entry's metadata that records how it was priced
 (`Priced.record`); a client's own metadata may not use it on a priced debit."""
 
+SYNC_OPERATION = "cloud_sync"
+"""The price list's entry for Cloud Sync: its price is what one month of the
+subscription costs (`SyncService` charges it per period, in whole credits); it is not
+debited by operation and cannot be retired."""
+
 _OPERATION = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _CREDITS = re.compile(r"\d{1,9}(\.\d{1,3})?")
 
@@ -144,7 +149,13 @@ def priced_at(operation: str, price_milli: int, unit_size: int, quantity: int) -
 
 def price_of(price: Price, quantity: int) -> Priced:
     """`quantity` units of an active `price`. Raises `InvalidInput` (field `operation`)
-    for a retired price."""
+    for a retired price, and for Cloud Sync, which its subscription bills."""
+    if price.operation == SYNC_OPERATION:
+        raise InvalidInput(
+            "operation",
+            f"operation {SYNC_OPERATION} is billed by the Cloud Sync subscription "
+            "(POST /api/v1/sync/activate), not debited by operation",
+        )
     if not price.active:
         raise InvalidInput("operation", f"operation {price.operation} is retired and has no price")
     return priced_at(price.operation, price.price_milli, price.unit_size, quantity)

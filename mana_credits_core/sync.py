@@ -19,8 +19,19 @@ class BillingInterval(enum.StrEnum):
 
     @property
     def price(self) -> int:
-        """Credits per period: 30 a month, 90 a quarter, 360 a year."""
-        return 30 * self.months
+        """Credits per period at the default monthly price (`DEFAULT_MONTHLY`): 30 a
+        month, 90 a quarter, 360 a year, the old service's prices."""
+        return self.price_at(DEFAULT_MONTHLY)
+
+    def price_at(self, monthly: int) -> int:
+        """Credits per period at `monthly` credits a month (the price list's
+        `cloud_sync`): one period is that many months."""
+        return monthly * self.months
+
+
+DEFAULT_MONTHLY = 30
+"""Credits a month of Cloud Sync costs unless the price list's `cloud_sync` says
+otherwise (and the price a new store's list starts with)."""
 
 
 def add_months(anchor: datetime, months: int) -> datetime:
@@ -62,11 +73,6 @@ class SyncSubscription:
     def billed_interval(self) -> BillingInterval:
         """The interval the next charge will use."""
         return self.next_interval or self.interval
-
-    @property
-    def next_charge_amount(self) -> int:
-        """Credits the next charge will take: the price of `billed_interval`."""
-        return self.billed_interval.price
 
 
 def advance(sub: SyncSubscription, now: datetime) -> SyncSubscription:

@@ -118,6 +118,7 @@ class PricesService:
                 action = PriceAction.CHANGED if old.active else PriceAction.RESTORED
             if new.unit is None and size not in (None, 1):
                 raise InvalidInput("unitSize", "a price per call has no unit size; give a unit")
+            _check_sync(new)
             change = self._change(old, new, action, operator, reason)
             await uow.prices.put(new, change)
             await uow.commit()
@@ -137,6 +138,12 @@ class PricesService:
             if old is None:
                 raise PriceNotFound(
                     f"no operation {operation} in the price list", operation=operation
+                )
+            if operation == p.SYNC_OPERATION:
+                raise InvalidInput(
+                    "operation",
+                    f"{operation} is the monthly price of Cloud Sync subscriptions and cannot "
+                    "be retired; stop Cloud Sync by deactivating subscriptions instead",
                 )
             if not old.active:
                 return old, None
@@ -205,6 +212,19 @@ async def price_now(
     if found is None:
         raise InvalidInput("operation", f"unknown operation {operation}: not in the price list")
     return found, p.price_of(found, units)
+
+
+def _check_sync(new: Price) -> None:
+    """Cloud Sync's entry prices whole months in whole credits (`SyncService` charges
+    it per period); raises `InvalidInput` for anything else."""
+    if new.operation != p.SYNC_OPERATION:
+        return
+    if new.price_milli % p.MILLI:
+        raise InvalidInput(
+            "price", f"{new.operation} is charged per month in whole credits; give e.g. 30"
+        )
+    if new.unit != "month" or new.unit_size != 1:
+        raise InvalidInput("unit", f"{new.operation} is priced per month; keep --unit month")
 
 
 def _unit(value: str | None) -> str | None:

@@ -13,7 +13,9 @@ from ..errors import InsufficientCredits, InvalidInput, SubscriptionNotFound, Sy
 from ..events import EventKind, Events
 from ..ledger import Applied, Debit, Replayed
 from ..ports import Clock, IdGenerator, Notifier, Store, UnitOfWork
+from ..pricing import MILLI, SYNC_OPERATION
 from ..sync import (
+    DEFAULT_MONTHLY,
     BillingInterval,
     BillingReport,
     SyncStatus,
@@ -45,6 +47,10 @@ class SyncService:
     subscription (its row locked, so concurrent activations charge once). The billing
     run charges each due period once: the charge carries the period's ledger key, and
     the charge and the move to the next period commit together.
+
+    A period costs its months at the price list's `cloud_sync` price per month (whole
+    credits; `DEFAULT_MONTHLY` where the list has none), read when the period is
+    charged: a price change applies from the next charge on.
     """
 
     def __init__(
@@ -77,11 +83,18 @@ class SyncService:
             found = await reader.sync.get(v.identifier(user_id, "userId"))
         return None if found is None else SyncStatus.of(found)
 
+    async def period_price(self, interval: BillingInterval) -> int:
+        """Credits one period of `interval` costs now (the price list's `cloud_sync`
+        per month, times the period's months)."""
+        async with self._store.reader() as reader:
+            return interval.price_at(await _monthly(reader))
+
     async def activate(self, user_id: str, interval: str | None = None) -> Activated:
         user_id = v.identifier(user_id, "userId")
         chosen = _interval(interval or BillingInterval.MONTHLY)
         now = self._clock.now()
         async with self._store.unit_of_work() as uow:
+            monthly = await _monthly(uow)
             # Created in the same transaction as the charge: a refused activation leaves
             # no subscription behind.
             await uow.sync.ensure(user_id, now)
@@ -106,12 +119,13 @@ class SyncService:
                 await uow.commit()
                 self._events.emit(EventKind.SYNC_ACTIVATED)
                 return Activated(resumed, 0)
-            outcome = await uow.balances.debit(self._charge(user_id, chosen, now))
+            price = chosen.price_at(monthly)
+            outcome = await uow.balances.debit(self._charge(user_id, chosen, now, monthly))
             if isinstance(outcome, Replayed):
                 raise SyncStateError("Sync is already active")
             if not isinstance(outcome, Applied):
                 available = getattr(outcome, "available", 0)
-                raise InsufficientCredits(chosen.price, available)
+                raise InsufficientCredits(price, available)
             # A first activation, or one after a pause or after the paid period ended,
             # starts a new calendar anchored on today.
             active = replace(
@@ -128,8 +142,8 @@ class SyncService:
             await uow.sync.save(active)
             await uow.commit()
         self._events.emit(EventKind.SYNC_ACTIVATED)
-        self._events.emit(EventKind.SYNC_CHARGED, credits=chosen.price)
-        return Activated(active, chosen.price)
+        self._events.emit(EventKind.SYNC_CHARGED, credits=price)
+        return Activated(active, price)
 
     async def deactivate(self, user_id: str) -> None:
         """Stop future charges; the paid period is not refunded and data is kept."""
@@ -143,9 +157,9 @@ class SyncService:
     async def change_interval(self, user_id: str, interval: str) -> SyncSubscription:
         """Switch intervals from the next charge on; nothing is charged now.
 
-        Returns the saved subscription: its `billed_interval` is `interval` and its
-        `next_charge_amount` (credits) the new interval's price per period, which the
-        charge at `next_charge_at` will take. Raises `InvalidInput` for an unknown
+        Returns the saved subscription: its `billed_interval` is `interval`, whose
+        price per period (`period_price`, at today's price) the charge at
+        `next_charge_at` will take. Raises `InvalidInput` for an unknown
         interval and `SyncStateError` when Sync is not active or is gifted.
         """
         chosen = _interval(interval)
@@ -238,6 +252,8 @@ class SyncService:
             async with self._store.unit_of_work() as uow:
                 due = await uow.sync.count_due(now)
             return BillingReport(total=due)
+        async with self._store.reader() as reader:
+            monthly = await _monthly(reader)  # one price for the whole run
         report = BillingReport()
         failed = False
 
@@ -245,7 +261,7 @@ class SyncService:
             nonlocal report, failed
             while not failed:
                 try:
-                    processed, charged, paused = await self._charge_batch(now, batch_size)
+                    processed, charged, paused = await self._charge_batch(now, batch_size, monthly)
                 except Exception:
                     # The batch rolled back whole: its subscriptions stay due for the
                     # next run, none is charged twice. Stop rather than spin on a fault.
@@ -263,7 +279,7 @@ class SyncService:
                 )
                 for user_id, interval in paused:
                     self._events.emit(EventKind.SYNC_PAUSED)
-                    await self._notify(user_id, interval)
+                    await self._notify(user_id, interval, monthly)
                 if progress is not None:
                     progress(processed)
                 if not processed:  # a charged subscription may be due again (missed periods)
@@ -273,42 +289,50 @@ class SyncService:
         return report
 
     async def _charge_batch(
-        self, now: datetime, batch_size: int
+        self, now: datetime, batch_size: int, monthly: int
     ) -> tuple[int, int, list[tuple[str, BillingInterval]]]:
         """One batch in one transaction: (processed, charged, paused users)."""
+
+        def due_charge(sub: SyncSubscription) -> Debit:
+            return self._due_charge(sub, monthly)
+
         async with self._store.unit_of_work() as uow:
-            fast = await uow.sync.charge_due_batch(now, batch_size, self._due_charge)
+            fast = await uow.sync.charge_due_batch(now, batch_size, due_charge)
             if fast is not None:
                 await uow.commit()
                 return fast.processed, fast.charged, fast.paused
             charged, paused = 0, []
             batch = await uow.sync.due(now, batch_size)
             for sub in batch:
-                if await self._bill(uow, sub, now):
+                if await self._bill(uow, sub, now, monthly):
                     charged += 1
                 else:
                     paused.append((sub.user_id, sub.billed_interval))
             await uow.commit()
         return len(batch), charged, paused
 
-    async def _bill(self, uow: UnitOfWork, sub: SyncSubscription, now: datetime) -> bool:
-        outcome = await uow.balances.debit(self._due_charge(sub))
+    async def _bill(
+        self, uow: UnitOfWork, sub: SyncSubscription, now: datetime, monthly: int
+    ) -> bool:
+        outcome = await uow.balances.debit(self._due_charge(sub, monthly))
         if isinstance(outcome, Applied | Replayed):
             await uow.sync.save(advance(sub, now))
             return True
         await uow.sync.save(pause(sub, now))
         return False
 
-    def _due_charge(self, sub: SyncSubscription) -> Debit:
-        """The charge of `sub`'s due period."""
+    def _due_charge(self, sub: SyncSubscription, monthly: int) -> Debit:
+        """The charge of `sub`'s due period at `monthly` credits a month."""
         assert sub.next_charge_at is not None
-        return self._charge(sub.user_id, sub.billed_interval, sub.next_charge_at)
+        return self._charge(sub.user_id, sub.billed_interval, sub.next_charge_at, monthly)
 
-    def _charge(self, user_id: str, interval: BillingInterval, period_start: datetime) -> Debit:
+    def _charge(
+        self, user_id: str, interval: BillingInterval, period_start: datetime, monthly: int
+    ) -> Debit:
         return Debit(
             entry_id=self._ids.new_id(),
             user_id=user_id,
-            amount=interval.price,
+            amount=interval.price_at(monthly),
             app_id=SYNC_APP,
             description=f"Cloud Sync ({interval})",
             metadata={"interval": interval.value, "periodStart": period_start.isoformat()},
@@ -316,11 +340,11 @@ class SyncService:
             now=self._clock.now(),
         )
 
-    async def _notify(self, user_id: str, interval: BillingInterval) -> None:
+    async def _notify(self, user_id: str, interval: BillingInterval, monthly: int) -> None:
         for attempt in (1, 2):
             try:
                 await self._notifier.sync_paused(
-                    user_id, interval=interval.value, required=interval.price
+                    user_id, interval=interval.value, required=interval.price_at(monthly)
                 )
                 return
             except Exception:
@@ -331,6 +355,15 @@ class SyncService:
                     attempt,
                     exc_info=True,
                 )
+
+
+async def _monthly(uow: UnitOfWork) -> int:
+    """Credits a month of Cloud Sync costs: the price list's `cloud_sync` (whole
+    credits, see `PricesService`), else `DEFAULT_MONTHLY`."""
+    found = await uow.prices.get(SYNC_OPERATION)
+    if found is None or not found.active or found.price_milli % MILLI:
+        return DEFAULT_MONTHLY
+    return found.price_milli // MILLI
 
 
 async def _locked(uow: UnitOfWork, user_id: str) -> SyncSubscription:

@@ -57,7 +57,7 @@ async def change_interval(request: web.Request) -> web.Response:
         interval=sub.billed_interval,
         # As the old service answered: the new interval's price per period, which the
         # next charge takes (nothing is charged now).
-        amount_charged=sub.next_charge_amount,
+        amount_charged=await request.app[SERVICES].sync.period_price(sub.billed_interval),
         effective_at=None if sub.next_charge_at is None else iso(sub.next_charge_at),
     )
     return json_response(answer.render())

@@ -37,7 +37,7 @@ async def test_the_next_charge_takes_the_new_price_and_nothing_is_charged_now(
         before = await services.credits.balance_summary("alice")
         changed = await services.sync.change_interval("alice", to)
         assert changed.billed_interval == BillingInterval(to)
-        assert changed.next_charge_amount == next_charge
+        assert await services.sync.period_price(changed.billed_interval) == next_charge
         assert changed.next_charge_at == activated.subscription.next_charge_at
         after = await services.credits.balance_summary("alice")
         assert after == before  # no charge, no entry
@@ -45,6 +45,6 @@ async def test_the_next_charge_takes_the_new_price_and_nothing_is_charged_now(
         clock.set(changed.next_charge_at)
         assert (await services.sync.charge_due()).charged == 1
         charged = (await services.credits.transactions("alice", limit=1))[0]
-        assert -charged.amount == changed.next_charge_amount
+        assert -charged.amount == next_charge
     finally:
         await services.close()
