@@ -429,3 +429,8 @@ async def test_balances_carry_the_accrued_milli_credits(
         "accruedMilliCredits": 300,
         "transactionsCount": 4,
     }
+    # A debit by amount charges what it says and leaves the accrual as it is.
+    body = {"amount": 1, "appId": "chat", "description": "flat"}
+    status, answer = await debit_as(client, jwks, USE, "ned", body)
+    assert status == 200, answer
+    assert answer["newBalance"] == {"balance": 2, "totalSpent": 1, "accruedMilliCredits": 300}
