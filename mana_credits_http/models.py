@@ -52,7 +52,23 @@ AccruedMilli = Annotated[
 ]
 
 
+def one_of_amount_or_operation(*with_amount: str) -> dict[str, Any]:
+    """The OpenAPI rule of a body that gives `amount` (with `with_amount`) or
+    `operation`, never both, and `quantity` only with `operation`."""
+    return {
+        "oneOf": [
+            {
+                "required": ["amount", *with_amount],
+                "not": {"anyOf": [{"required": ["operation"]}, {"required": ["quantity"]}]},
+            },
+            {"required": ["operation"], "not": {"required": ["amount"]}},
+        ]
+    }
+
+
 class UseCreditsBody(Camel):
+    model_config = ConfigDict(json_schema_extra=one_of_amount_or_operation("appId", "description"))
+
     amount: Amount = None
     operation: Operation = None
     quantity: Quantity = None
@@ -86,6 +102,8 @@ class UserIdBody(Camel):
 
 
 class ReserveBody(Camel):
+    model_config = ConfigDict(json_schema_extra=one_of_amount_or_operation("reason"))
+
     user_id: StrictStr
     amount: Amount = None
     operation: Operation = None
