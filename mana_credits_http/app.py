@@ -37,6 +37,7 @@ from .routes import (
     gifts,
     internal,
     ops,
+    prices,
     purchases,
     sync,
 )
@@ -49,6 +50,7 @@ ROUTES: list[Route] = [
     *ops.ROUTES,
     *credits.ROUTES,
     *purchases.ROUTES,
+    *prices.ROUTES,
     *gifts.ROUTES,
     *internal.ROUTES,
     *sync.ROUTES,

@@ -59,5 +59,6 @@ class InternalBalanceOut(BalanceOut):
             balance=b.balance,
             total_earned=b.total_earned,
             total_spent=b.total_spent,
+            accrued_milli_credits=b.accrued_milli,
             transactions_count=summary.transactions_count,
         )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
 
 from mana_credits_adapters.entry_json import entry_json
 from mana_credits_adapters.entry_json import iso as iso
 from mana_credits_core import Balance, LedgerEntry, TransactionStatus, TransactionType
+from mana_credits_core.pricing import MAX_QUANTITY, MILLI
 from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
 from mana_credits_core.sync import BillingInterval, SyncStatus
 
@@ -29,10 +30,56 @@ def drop_none(body: dict[str, Any]) -> dict[str, Any]:
 # Requests. Types are strict here (no "10" for 10); the core checks ranges and text.
 
 
+# A debit or a hold gives `amount` (credits) or `operation` (and `quantity`) of the
+# price list, never both: `mana_credits_http.charges` enforces which fields go together.
+Amount = Annotated[StrictInt | None, Field(description="Credits; or give operation")]
+Operation = Annotated[
+    StrictStr | None,
+    Field(description="An operation of the price list (GET /api/v1/credits/prices); or amount"),
+]
+Quantity = Annotated[
+    StrictInt | None,
+    Field(ge=1, le=MAX_QUANTITY, description="Units of the operation (default 1)"),
+]
+AccruedMilli = Annotated[
+    int,
+    Field(
+        ge=0,
+        lt=MILLI,
+        description="Milli-credits priced debits cost beyond the whole credits they "
+        "charged, carried to the next priced debit",
+    ),
+]
+
+
+def one_of_amount_or_operation(*with_amount: str) -> dict[str, Any]:
+    """The OpenAPI rule of a body that gives `amount` (with `with_amount`) or
+    `operation`, never both, and `quantity` only with `operation`."""
+    return {
+        "oneOf": [
+            {
+                "required": ["amount", *with_amount],
+                "not": {"anyOf": [{"required": ["operation"]}, {"required": ["quantity"]}]},
+            },
+            {"required": ["operation"], "not": {"required": ["amount"]}},
+        ]
+    }
+
+
 class UseCreditsBody(Camel):
-    amount: StrictInt
-    app_id: StrictStr
-    description: StrictStr
+    model_config = ConfigDict(json_schema_extra=one_of_amount_or_operation("appId", "description"))
+
+    amount: Amount = None
+    operation: Operation = None
+    quantity: Quantity = None
+    app_id: Annotated[
+        StrictStr | None,
+        Field(description="Required with amount; with operation, must be the operation's app"),
+    ] = None
+    description: Annotated[
+        StrictStr | None,
+        Field(description="Required with amount; with operation, defaults to its name"),
+    ] = None
     idempotency_key: StrictStr | None = None
     metadata: dict[str, Any] | None = None
 
@@ -55,14 +102,29 @@ class UserIdBody(Camel):
 
 
 class ReserveBody(Camel):
+    model_config = ConfigDict(json_schema_extra=one_of_amount_or_operation("reason"))
+
     user_id: StrictStr
-    amount: StrictInt
-    reason: StrictStr
+    amount: Amount = None
+    operation: Operation = None
+    quantity: Quantity = None
+    reason: Annotated[
+        StrictStr | None,
+        Field(description="Required with amount; with operation, defaults to its name"),
+    ] = None
 
 
 class CommitBody(Camel):
     reservation_id: StrictStr
     description: StrictStr | None = None
+    amount: Annotated[
+        StrictInt | None,
+        Field(description="Credits to charge, at most those held (default: all held)"),
+    ] = None
+    quantity: Annotated[
+        StrictInt | None,
+        Field(description="Units used, at most those reserved (reservations by operation)"),
+    ] = None
 
 
 class ReservationIdBody(Camel):
@@ -76,6 +138,7 @@ class BalanceOut(Camel):
     balance: int
     total_earned: int
     total_spent: int
+    accrued_milli_credits: AccruedMilli
 
     @classmethod
     def of(cls, balance: Balance) -> BalanceOut:
@@ -83,6 +146,7 @@ class BalanceOut(Camel):
             balance=balance.balance,
             total_earned=balance.total_earned,
             total_spent=balance.total_spent,
+            accrued_milli_credits=balance.accrued_milli,
         )
 
 
@@ -129,6 +193,7 @@ class TransactionOut(Camel):
 class NewBalanceOut(Camel):
     balance: int
     total_spent: int
+    accrued_milli_credits: AccruedMilli
 
 
 class RefundedBalanceOut(Camel):
@@ -165,6 +230,7 @@ class ReserveOut(Camel):
 class CommitOut(Camel):
     success: Literal[True] = True
     transaction_id: str
+    charged: Annotated[int, Field(ge=0, description="Credits charged; the rest was released")]
 
 
 class DeletedUserOut(Camel):

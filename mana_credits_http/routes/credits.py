@@ -11,6 +11,7 @@ from mana_credits_core.services import LedgerResult
 
 from ..auth import require_user
 from ..body import query_int, read_body
+from ..charges import operation_of, required
 from ..jsonout import json_body, json_response
 from ..keys import METRICS, SERVICES
 from ..lot_models import LotsOut
@@ -33,6 +34,7 @@ def balance_answer(found: Balance) -> dict[str, Any]:
         "balance": found.balance,
         "totalEarned": found.total_earned,
         "totalSpent": found.total_spent,
+        "accruedMilliCredits": found.accrued_milli,
     }
 
 
@@ -44,17 +46,32 @@ async def use(request: web.Request) -> web.Response:
 
 
 async def debit(request: web.Request, user_id: str, body: UseCreditsBody) -> LedgerResult:
-    """The debit shared by the user and internal routes, counted in the metrics."""
+    """The debit shared by the user and internal routes, counted in the metrics: `amount`
+    credits, or `quantity` units of an `operation` at its price (`charges.operation_of`
+    says which, and refuses bodies that mix them)."""
     metrics = request.app[METRICS]
+    credits = request.app[SERVICES].credits
     try:
-        result = await request.app[SERVICES].credits.use(
-            user_id,
-            body.amount,
-            body.app_id,
-            body.description,
-            idempotency_key=body.idempotency_key,
-            metadata=body.metadata,
-        )
+        operation = operation_of(body.amount, body.operation, body.quantity)
+        if operation is not None:
+            result = await credits.use_operation(
+                user_id,
+                operation,
+                body.quantity,
+                description=body.description,
+                app_id=body.app_id,
+                idempotency_key=body.idempotency_key,
+                metadata=body.metadata,
+            )
+        else:
+            result = await credits.use(
+                user_id,
+                required(body.amount, "amount"),
+                required(body.app_id, "appId"),
+                required(body.description, "description"),
+                idempotency_key=body.idempotency_key,
+                metadata=body.metadata,
+            )
     except InsufficientCredits:
         metrics.insufficient.inc()
         raise
@@ -75,7 +92,11 @@ def use_answer(result: LedgerResult) -> dict[str, Any]:
         answer["message"] = ALREADY_PROCESSED
     else:
         balance = result.balance
-        answer["newBalance"] = {"balance": balance.balance, "totalSpent": balance.total_spent}
+        answer["newBalance"] = {
+            "balance": balance.balance,
+            "totalSpent": balance.total_spent,
+            "accruedMilliCredits": balance.accrued_milli,
+        }
     return answer
 
 
@@ -102,7 +123,8 @@ ROUTES = [
         "POST",
         "/api/v1/credits/use",
         use,
-        "Use credits (idempotent with idempotencyKey)",
+        "Use credits: an amount, or an operation of the price list (idempotent with"
+        " idempotencyKey)",
         "user",
         body=UseCreditsBody,
         response=UseCreditsOut,

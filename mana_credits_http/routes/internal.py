@@ -9,6 +9,7 @@ from mana_credits_core import validation
 
 from ..auth import require_service
 from ..body import read_body
+from ..charges import operation_of, required
 from ..internal_models import GrantBody, GrantOut, InternalBalanceOut
 from ..jsonout import json_response
 from ..keys import SERVICES
@@ -111,9 +112,17 @@ async def init(request: web.Request) -> web.Response:
 async def reserve(request: web.Request) -> web.Response:
     app_id = require_service(request)
     body = await read_body(request, ReserveBody)
-    held = await request.app[SERVICES].reservations.reserve(
-        body.user_id, body.amount, body.reason, app_id=app_id
-    )
+    reservations = request.app[SERVICES].reservations
+    operation = operation_of(body.amount, body.operation, body.quantity)
+    if operation is not None:
+        # The hold's app is the operation's: X-App-Id names the caller, which may call
+        # for several apps (a gateway), so it is not held against the operation.
+        held = await reservations.reserve_operation(
+            body.user_id, operation, body.quantity, reason=body.reason
+        )
+    else:
+        amount, reason = required(body.amount, "amount"), required(body.reason, "reason")
+        held = await reservations.reserve(body.user_id, amount, reason, app_id=app_id)
     answer = ReserveOut(reservation_id=held.reservation.id, balance=held.balance)
     return json_response(answer.render())
 
@@ -121,8 +130,12 @@ async def reserve(request: web.Request) -> web.Response:
 async def commit(request: web.Request) -> web.Response:
     require_service(request)
     body = await read_body(request, CommitBody)
-    entry = await request.app[SERVICES].reservations.commit(body.reservation_id, body.description)
-    return json_response(CommitOut(transaction_id=entry.id).render())
+    entry = await request.app[SERVICES].reservations.commit(
+        body.reservation_id, body.description, amount=body.amount, quantity=body.quantity
+    )
+    # A usage entry's amount is what it took (negative, or 0 when an operation's cost
+    # only accrued).
+    return json_response(CommitOut(transaction_id=entry.id, charged=-entry.amount).render())
 
 
 async def refund_reservation(request: web.Request) -> web.Response:
@@ -199,7 +212,8 @@ ROUTES = [
         "POST",
         PREFIX + "/reserve",
         reserve,
-        "Hold credits for a two-phase debit",
+        "Hold credits for a two-phase debit: an amount, or what an operation of the price"
+        " list may cost",
         "service",
         body=ReserveBody,
         response=ReserveOut,
@@ -208,7 +222,8 @@ ROUTES = [
         "POST",
         PREFIX + "/commit",
         commit,
-        "Commit a reservation to the ledger (once)",
+        "Commit a reservation to the ledger (once): all it holds, or less (amount or"
+        " quantity), the rest released in the same step",
         "service",
         body=CommitBody,
         response=CommitOut,

@@ -68,6 +68,7 @@ def test_the_public_routes_are_exactly_these() -> None:
         "GET /health/ready",
         "GET /metrics",
         "GET /api/v1/credits/packages",
+        "GET /api/v1/credits/prices",  # the price list, shown before signing in
         "GET /api/v1/gifts/{code}",  # the code is the secret: GiftInfo, no e-mail
         "GET /g/{code}",  # the same information as a page, behind the same guess limit
     }

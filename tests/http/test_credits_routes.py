@@ -47,7 +47,12 @@ def check_transaction(t: dict[str, Any]) -> None:
 async def test_balance_of_a_new_user_is_zero(client: Client, jwks: Jwks) -> None:
     response = await client.get("/api/v1/credits/balance", headers=bearer(jwks.token("new")))
     assert response.status == 200
-    assert await response.json() == {"balance": 0, "totalEarned": 0, "totalSpent": 0}
+    assert await response.json() == {
+        "balance": 0,
+        "totalEarned": 0,
+        "totalSpent": 0,
+        "accruedMilliCredits": 0,
+    }
 
 
 async def test_use_answers_the_contract_shape(
@@ -66,7 +71,7 @@ async def test_use_answers_the_contract_shape(
     answer = await response.json()
     assert set(answer) == {"success", "transaction", "newBalance"}
     assert answer["success"] is True
-    assert answer["newBalance"] == {"balance": 70, "totalSpent": 30}
+    assert answer["newBalance"] == {"balance": 70, "totalSpent": 30, "accruedMilliCredits": 0}
     t = answer["transaction"]
     check_transaction(t)
     assert (t["userId"], t["type"], t["status"], t["amount"]) == (
@@ -168,7 +173,7 @@ async def test_internal_routes_answer_the_contract_shapes(
     )
     assert (init.status, await init.json()) == (
         200,
-        {"balance": 0, "totalEarned": 0, "totalSpent": 0},
+        {"balance": 0, "totalEarned": 0, "totalSpent": 0, "accruedMilliCredits": 0},
     )
 
     refund = await client.post(
@@ -196,13 +201,14 @@ async def test_internal_routes_answer_the_contract_shapes(
         headers=service("images"),
     )
     used = await use.json()
-    assert used["newBalance"] == {"balance": 30, "totalSpent": 20}
+    assert used["newBalance"] == {"balance": 30, "totalSpent": 20, "accruedMilliCredits": 0}
 
     balance = await client.get("/api/v1/internal/credits/balance/u1", headers=service())
     assert await balance.json() == {
         "balance": 30,
         "totalEarned": 50,
         "totalSpent": 20,
+        "accruedMilliCredits": 0,
         "transactionsCount": 2,  # the refund (once) and the debit
     }
 
@@ -220,7 +226,8 @@ async def test_internal_routes_answer_the_contract_shapes(
         headers=service(),
     )
     committed = await commit.json()
-    assert set(committed) == {"success", "transactionId"}
+    assert set(committed) == {"success", "transactionId", "charged"}
+    assert committed["charged"] == 10
     entry = await app_services.credits.transactions("u1", limit=1)
     assert (entry[0].id, entry[0].app_id) == (committed["transactionId"], "research-app")
 

@@ -17,7 +17,13 @@ from .metrics_reading import Client, moved, scrape
 
 GRANT = "/api/v1/internal/credits/grant"
 ANSWER_KEYS = {"ok", "alreadyGranted", "newBalance", "transactionId"}
-BALANCE_KEYS = {"balance", "totalEarned", "totalSpent", "transactionsCount"}
+BALANCE_KEYS = {
+    "balance",
+    "totalEarned",
+    "totalSpent",
+    "accruedMilliCredits",
+    "transactionsCount",
+}
 RACERS = 20
 
 
@@ -67,7 +73,13 @@ async def test_a_reward_is_granted_once_and_repeats_answer_the_original(
         "transactionId": granted["transactionId"],
     }
     summary = await balance_of(client, "alice")
-    assert summary == {"balance": 20, "totalEarned": 25, "totalSpent": 5, "transactionsCount": 2}
+    assert summary == {
+        "balance": 20,
+        "totalEarned": 25,
+        "totalSpent": 5,
+        "accruedMilliCredits": 0,
+        "transactionsCount": 2,
+    }
     after = await scrape(client)
     assert moved(before, after, "mana_credits_grant") == {
         "mana_credits_grants_total": 1,
@@ -160,7 +172,7 @@ async def test_transactions_count_is_every_ledger_entry_of_the_user(
     client: Client, jwks: Jwks, app_services: Services
 ) -> None:
     fresh = await balance_of(client, "newcomer")
-    assert fresh == {"balance": 0, "totalEarned": 0, "totalSpent": 0, "transactionsCount": 0}
+    assert fresh == dict.fromkeys(BALANCE_KEYS, 0)
     await app_services.credits.refund("erin", 100, "funds")
     use = {"userId": "erin", "amount": 10, "appId": "chat", "description": "answer"}
     assert (await client.post("/api/v1/internal/credits/use", json=use, headers=service())).ok
@@ -174,9 +186,9 @@ async def test_transactions_count_is_every_ledger_entry_of_the_user(
     assert set(summary) == BALANCE_KEYS
     assert summary["transactionsCount"] == 4  # refund, debit, reward, gift hold
     assert summary["balance"] == 100 - 10 + 25 - 5
-    # The personal balance keeps the old shape.
+    # The personal balance keeps the old shape (and the accrual), without the count.
     personal = await client.get("/api/v1/credits/balance", headers=bearer(jwks.token("erin")))
-    assert set(await personal.json()) == {"balance", "totalEarned", "totalSpent"}
+    assert set(await personal.json()) == BALANCE_KEYS - {"transactionsCount"}
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,15 @@ async def test_openapi_lists_every_route(client: Client) -> None:
     use = document["paths"]["/api/v1/credits/use"]["post"]
     schema_ref = use["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[-1]]
-    assert set(schema["required"]) == {"amount", "appId", "description"}
+    # amount (with appId and description) or operation, never both.
+    assert "required" not in schema
+    amount, operation = schema["oneOf"]
+    assert (amount["required"], operation["required"]) == (
+        ["amount", "appId", "description"],
+        ["operation"],
+    )
+    internal = document["components"]["schemas"]["InternalUseCreditsBody"]
+    assert (internal["required"], internal["oneOf"]) == (["userId"], schema["oneOf"])
 
 
 async def test_dev_mode_accepts_tokens_minted_by_the_cli(tmp_path: Path, monkeypatch: Any) -> None:

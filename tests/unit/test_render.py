@@ -40,7 +40,7 @@ def test_use_answer_matches_the_model_when_applied() -> None:
     balance = Balance("alice", 5, 10, 5)
     model = UseCreditsOut(
         transaction=TransactionOut.of(USAGE),
-        new_balance=NewBalanceOut(balance=5, total_spent=5),
+        new_balance=NewBalanceOut(balance=5, total_spent=5, accrued_milli_credits=0),
     )
     answer = use_answer(LedgerResult(USAGE, balance))
     assert answer == model.render()
