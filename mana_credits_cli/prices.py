@@ -123,9 +123,10 @@ def list_prices(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """List the price list by app, then operation (with --all, retired ones too).
+    """List the prices (with --all, the retired ones too).
 
-    Prices are credits (1 credit = 1 euro cent) with up to three decimals.
+    By app, then operation. Prices are credits (1 credit = 1 euro cent) with up to three
+    decimals.
 
     \b
     Example:
@@ -184,13 +185,12 @@ def set_price(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Price OPERATION at PRICE credits, adding it, changing it or pricing a retired one
-    again.
+    """Set OPERATION's price: add, change or price again.
 
-    A new operation needs --app and --name. For a known one the options not given stay
-    as they are. The change is recorded with the operator, the reason and the price
-    before (prices history); a price that changes nothing records nothing. Debits
-    already made keep the price they were made at.
+    OPERATION is priced at PRICE credits. A new operation needs --app and --name. For a
+    known one the options not given stay as they are. The change is recorded with the
+    operator, the reason and the price before (prices history); a price that changes
+    nothing records nothing. Debits already made keep the price they were made at.
 
     \b
     Examples:
@@ -250,11 +250,11 @@ def retire(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Take OPERATION off the price list: debits and reservations naming it are refused
-    from now on.
+    """Take OPERATION off the price list.
 
-    It stays listed (prices list --all) for the entries that used it; prices set
-    prices it again. Retiring a retired operation changes nothing.
+    Debits and reservations naming it are refused from now on. It stays listed (prices list
+    --all) for the entries that used it; prices set prices it again. Retiring a retired
+    operation changes nothing.
 
     \b
     Example:
@@ -300,7 +300,9 @@ def history(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """List the changes to the price list, newest first: who, when, what, why.
+    """List the changes to the price list, newest first.
+
+    Who made each, when, the price before and after, and why.
 
     \b
     Example:

@@ -49,12 +49,13 @@ def usage(
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Credits used per app and day, with a bar chart per day; or, with --by operation,
-    priced usage per operation.
+    """Credits used per app and day, or per operation.
 
-    Per operation, the cost is exact in credits with up to three decimals (priced
-    debits charge whole credits and carry the rest per user, so the costs of a period
-    and the credits charged in it may differ by less than a credit per user).
+    By app (the default): credits charged per app and day, with a bar chart per day. With
+    --by operation: priced usage per operation over the period. Per operation, the cost
+    is exact in credits with up to three decimals (priced debits charge whole credits
+    and carry the rest per user, so the costs of a period and the credits charged in it
+    may differ by less than a credit per user).
 
     \b
     Examples:

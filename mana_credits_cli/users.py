@@ -59,8 +59,9 @@ def export(
     Balance, purchases, gifts created and received, redemption attempts, the Cloud Sync
     subscription, reservations, usage per app and day, priced usage per operation and
     day (calls, units, cost in milli-credits), the credit lots (source, amount,
-    remaining, priority, expiry) and the whole ledger, oldest first; the ledger is streamed page by page, so a long one needs no memory. A user
-    nothing is held about is an error.
+    remaining, priority, expiry) and the whole ledger, oldest first; the ledger is
+    streamed page by page, so a long one needs no memory. A user nothing is held about
+    is an error.
 
     \b
     Examples:

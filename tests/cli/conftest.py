@@ -44,7 +44,9 @@ def any_store_url(
     CLI opens a new store per command, so `memory://` here is one store shared by
     every command (and `seed`) of the test."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'cli.db'}"
+        created = f"sqlite:///{tmp_path / 'cli.db'}"
+        asyncio.run(_migrated(created))  # read-only commands need the schema there
+        return created
     if request.param == "postgres":
         url: str = request.getfixturevalue("pg_url")
         request.getfixturevalue("clean_pg_store")
@@ -59,6 +61,11 @@ def any_store_url(
 
     monkeypatch.setattr(bootstrapping, "open_store", open_shared)
     return "memory://"
+
+
+async def _migrated(url: str) -> None:
+    async with bootstrap(Settings(DATABASE_URL=url), migrate=True):
+        pass
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:

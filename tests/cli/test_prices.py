@@ -186,7 +186,11 @@ def test_retire_json(any_store_url: str) -> None:
            "--database-url", any_store_url)
     )  # fmt: skip
     assert shown["price"]["active"] is False
-    assert (shown["change"]["action"], shown["change"]["oldPrice"], shown["change"]["newPrice"]) == (
+    assert (
+        shown["change"]["action"],
+        shown["change"]["oldPrice"],
+        shown["change"]["newPrice"],
+    ) == (
         "retired",
         "3",
         None,
@@ -227,7 +231,11 @@ def test_history_newest_first_filtered_and_limited(any_store_url: str) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
-        (("set", "ai_chat_gpt4", "0.1234"), "invalid_input", "PRICE must be credits with at most 3"),
+        (
+            ("set", "ai_chat_gpt4", "0.1234"),
+            "invalid_input",
+            "PRICE must be credits with at most 3",
+        ),
         (("set", "ai_chat_gpt4", "abc"), "invalid_input", "PRICE must be credits"),
         (("set", "ai_chat_gpt4", "0"), "invalid_input", "PRICE must be 0.001..100000 credits"),
         (("set", "ai_chat_gpt4", "-1"), "invalid_input", "PRICE must be credits"),
