@@ -12,6 +12,7 @@ from rich.table import Table
 
 from mana_credits_core import Balance, InvalidInput, LedgerEntry, LedgerResult
 from mana_credits_core.errors import InsufficientCredits
+from mana_credits_core.pricing import format_credits
 from mana_credits_core.services.credits import ADMIN_APP
 from mana_credits_core.validation import MAX_CREDITS, MAX_DESCRIPTION, MAX_PAGE_SIZE
 
@@ -43,11 +44,14 @@ app = typer.Typer(
 
 
 def balance_json(found: Balance) -> dict[str, object]:
+    """A balance for `--json`: credits, and `accruedMilliCredits` (0..999) that priced
+    operations cost beyond the whole credits they charged, due with the next one."""
     return {
         "userId": found.user_id,
         "balance": found.balance,
         "totalEarned": found.total_earned,
         "totalSpent": found.total_spent,
+        "accruedMilliCredits": found.accrued_milli,
     }
 
 
@@ -75,6 +79,13 @@ def balance(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = 
             f"(earned {found.total_earned}, spent {found.total_spent}: app usage, gift codes"
             " and claw-backs)"
         )
+        if found.accrued_milli:
+            console.print(
+                f"accrued {found.accrued_milli} milli-credits"
+                f" ({format_credits(found.accrued_milli)} credits) of priced operations,"
+                " charged with the next one",
+                highlight=False,
+            )
 
 
 @app.command()

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "purchases": ("purchases", "app", "Credit purchases: list, inspect, refund."),
     "dev": ("dev", "app", "Development helpers for the embedded default."),
     "packages": ("packages", "app", "List and manage the credit packages on sale."),
+    "prices": ("prices", "app", "The price list of paid operations: list, set, retire, history."),
     "gifts": ("gifts", "app", "Gift codes: list, inspect, cancel, expire."),
     "sync": ("sync", "app", "Cloud Sync subscriptions: status, admin gifts."),
     "billing": ("sync", "billing", "The Cloud Sync billing run."),

@@ -3,7 +3,9 @@ overview of the whole service."""
 
 from __future__ import annotations
 
+import enum
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +13,7 @@ from rich.table import Table
 
 from mana_credits_core import UsageStat
 from mana_credits_core.ports import Expiring
+from mana_credits_core.pricing import format_credits
 from mana_credits_core.services import Overview
 from mana_credits_core.services.lots import MAX_EXPIRING_DAYS
 from mana_credits_core.services.overview import EXPIRING_WITHIN, MAX_OVERVIEW_DAYS
@@ -22,6 +25,11 @@ app = typer.Typer(help="Reports.", no_args_is_help=True, rich_markup_mode=None)
 BAR_WIDTH = 40
 
 
+class UsageBy(enum.StrEnum):
+    APP = "app"
+    OPERATION = "operation"
+
+
 @app.command()
 def usage(
     days: Annotated[
@@ -30,15 +38,33 @@ def usage(
     app_id: Annotated[
         str | None, typer.Option("--app", metavar="APP", help="One app only.")
     ] = None,
+    by: Annotated[
+        UsageBy,
+        typer.Option(
+            "--by",
+            help="app: credits charged per app and day; operation: priced usage per"
+            " operation over the period (calls, units, exact cost).",
+        ),
+    ] = UsageBy.APP,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
-    """Credits used per app and day, with a bar chart per day.
+    """Credits used per app and day, or per operation.
+
+    By app (the default): credits charged per app and day, with a bar chart per day. With
+    --by operation: priced usage per operation over the period. Per operation, the cost
+    is exact in credits with up to three decimals (priced debits charge whole credits
+    and carry the rest per user, so the costs of a period and the credits charged in it
+    may differ by less than a credit per user).
 
     \b
-    Example:
+    Examples:
       mana-credits report usage --days 7 --app chat
+      mana-credits report usage --by operation --json
     """
+    if by is UsageBy.OPERATION:
+        by_operation(days, app_id, database_url, json)
+        return
 
     async def work() -> list[UsageStat]:
         async with open_services(database_url, read_only=True) as services:
@@ -71,6 +97,77 @@ def usage(
         console.print(f"{day} [green]{'█' * width}[/green] {credits}")
     if not stats:
         console.print("no usage in this period")
+
+
+@dataclass(slots=True)
+class OperationTotal:
+    """One operation's priced usage over a period: calls, units, cost in milli-credits."""
+
+    operation: str
+    app_id: str | None  # from the price list (None: not listed)
+    calls: int = 0
+    quantity: int = 0
+    cost_milli: int = 0
+
+
+def by_operation(days: int, app_id: str | None, database_url: str | None, json: bool) -> None:
+    """`report usage --by operation`: totals per operation over `days` days, dearest
+    first; `app_id` keeps the operations the price list gives that app."""
+
+    async def work() -> list[OperationTotal]:
+        async with open_services(database_url, read_only=True) as services:
+            rows = await services.credits.usage_by_operation(days)
+            apps = {p.operation: p.app_id for p in await services.prices.list(include_retired=True)}
+        totals: dict[str, OperationTotal] = {}
+        for row in rows:
+            total = totals.setdefault(
+                row.operation, OperationTotal(row.operation, apps.get(row.operation))
+            )
+            total.calls += row.calls
+            total.quantity += row.quantity
+            total.cost_milli += row.cost_milli
+        kept = [t for t in totals.values() if app_id is None or t.app_id == app_id]
+        return sorted(kept, key=lambda t: (-t.cost_milli, t.operation))
+
+    totals = run(work)
+    if json:
+        print_json(
+            [
+                {
+                    "operation": t.operation,
+                    "appId": t.app_id,
+                    "calls": t.calls,
+                    "quantity": t.quantity,
+                    "costMilli": t.cost_milli,
+                    "credits": format_credits(t.cost_milli),
+                }
+                for t in totals
+            ]
+        )
+        return
+    table = Table(
+        "operation",
+        "app",
+        "calls",
+        "quantity",
+        "credits",
+        title=f"usage by operation, last {days} days",
+    )
+    for t in totals:
+        table.add_row(
+            t.operation,
+            t.app_id or "-",
+            str(t.calls),
+            str(t.quantity),
+            format_credits(t.cost_milli),
+        )
+    print_table(table, shortened=False)
+    if totals:
+        cost = format_credits(sum(t.cost_milli for t in totals))
+        calls = sum(t.calls for t in totals)
+        console.print(f"total: {cost} credits in {plural(calls, 'call')}", highlight=False)
+    else:
+        console.print("no priced usage in this period")
 
 
 @app.command()

@@ -57,10 +57,11 @@ def export(
     """Print everything held about USER_ID as one JSON document (GDPR art. 15/20).
 
     Balance, purchases, gifts created and received, redemption attempts, the Cloud Sync
-    subscription, reservations, usage per app and day, the credit lots (source,
-    amount, remaining, priority, expiry) and the whole ledger, oldest
-    first; the ledger is streamed page by page, so a long one needs no memory. A user
-    nothing is held about is an error.
+    subscription, reservations, usage per app and day, priced usage per operation and
+    day (calls, units, cost in milli-credits), the credit lots (source, amount,
+    remaining, priority, expiry) and the whole ledger, oldest first; the ledger is
+    streamed page by page, so a long one needs no memory. A user nothing is held about
+    is an error.
 
     \b
     Examples:
@@ -98,6 +99,7 @@ def _empty(records: UserRecords) -> bool:
             records.reservations,
             records.usage,
             records.lots,
+            records.operation_usage,
         )
     )
 

@@ -17,7 +17,7 @@ from aiohttp_session import session_middleware
 from mana_credits_adapters.console_key import console_key
 from mana_credits_adapters.settings import Settings
 
-from . import actions, catalogue, overview, pages, signin
+from . import actions, catalogue, overview, pages, prices, signin
 from .session import ConsoleCookies
 
 HERE = Path(__file__).parent
@@ -48,6 +48,7 @@ def console_app(settings: Settings) -> web.Application:
         *pages.ROUTES,
         *actions.ROUTES,
         *catalogue.ROUTES,
+        *prices.ROUTES,
     ]:
         app.router.add_route(method, path, handler)
     app.router.add_static("/static", HERE / "static", append_version=False)

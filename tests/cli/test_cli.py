@@ -40,6 +40,7 @@ def test_balance_and_history_as_json(database_url: str) -> None:
         "balance": 70,
         "totalEarned": 100,
         "totalSpent": 30,
+        "accruedMilliCredits": 0,
     }
     code, out = invoke("credits", "history", "alice", "--database-url", database_url, "--json")
     assert code == 0, out

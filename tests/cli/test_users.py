@@ -88,9 +88,11 @@ def test_export_then_delete_then_nothing_is_left(database_url: str) -> None:
     exported = json.loads(out)
     assert set(exported) == {
         "userId", "email", "balance", "purchases", "giftsCreated", "giftsReceived", "redemptions",
-        "subscription", "reservations", "usage", "lots", "ledger",
+        "subscription", "reservations", "usage", "operationUsage", "lots", "ledger",
     }  # fmt: skip
+    assert exported["operationUsage"] == []  # no priced debits
     assert exported["balance"]["balance"] == 1100 - 100 - 50 - 30 - 3 + 20
+    assert exported["balance"]["accruedMilli"] == 0
     purchase, grant = exported["lots"]  # oldest first
     assert set(purchase) == {
         "id", "source", "amount", "remaining", "priority", "expiresAt", "createdAt", "expiredAt",

@@ -89,6 +89,8 @@ async def test_operator_grants_credits_in_the_browser(
     await console_services.credits.grant("dave", 25, "opening balance", "setup")
     for app, amount in (("chat", 7), ("image", 10), ("chat", 3)):  # two apps: two series
         await console_services.credits.use("dave", amount, app, "used")
+    for _ in range(2):  # 0.1 credits each: accrued, no whole credit charged yet
+        await console_services.credits.use_operation("dave", "ai_chat_ollama")
     link = await console_services.console.issue_link("carol")
     page = await browser.new_page()
     problems: list[str] = []
@@ -112,6 +114,17 @@ async def test_operator_grants_credits_in_the_browser(
     assert await page.evaluate(OVERFLOWS) is False  # the chart shrinks to the page
     await page.set_viewport_size(DESKTOP)
 
+    await page.click("#prices-link")
+    await page.wait_for_url("**/console/prices")
+    usage = await page.inner_text("#operation-usage tbody tr:first-child")
+    assert usage.split("\t") == ["ai_chat_ollama", "chat", "Chat (local model)", "2", "2", "0.2"]
+    assert "prices set" in (await page.text_content("#prices-read-only") or "")
+    assert await page.locator("#prices tbody tr").count() > 1
+    await page.screenshot(path=artifacts / "console-prices.png", full_page=True)
+    await page.set_viewport_size(PHONE)
+    assert await page.evaluate(OVERFLOWS) is False  # wide tables scroll inside their box
+    await page.set_viewport_size(DESKTOP)
+
     await page.click("text=Users")
     await page.fill("#q", "da")
     await page.press("#q", "Enter")  # the keyboard is enough
@@ -119,6 +132,7 @@ async def test_operator_grants_credits_in_the_browser(
     await page.screenshot(path=artifacts / "console-users.png", full_page=True)
     await page.click("#results a:text-is('dave')")
     assert await page.text_content("#balance") == "5"
+    assert await page.text_content("#accrued") == "200"
 
     await page.fill("#amount", "100")
     await page.fill("#reason", "support ticket 4711")

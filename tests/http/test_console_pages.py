@@ -232,3 +232,50 @@ async def test_only_ascii_digits_are_an_amount(
     done = await operator.post("/console/users/dave/grant", data=no_key, allow_redirects=False)
     assert done.status == 400
     assert (await console_services.credits.balance("dave")).balance == 5
+
+
+async def test_the_prices_page_shows_usage_per_operation_and_the_read_only_list(
+    operator: Client, console_services: Services
+) -> None:
+    await console_services.credits.grant("erin", 40, "opening", "setup")
+    for _ in range(3):
+        await console_services.credits.use_operation("erin", "ai_chat_ollama")
+    await console_services.credits.use_operation("erin", "bulk_import", 25)
+    await console_services.prices.set(
+        "pdf_export", "1.5", operator="dave", reason="<b>new</b> contract"
+    )
+    await console_services.prices.retire("premium_theme", operator="dave")
+
+    overview = await (await operator.get("/console")).text()
+    assert 'href="/console/prices"' in overview
+    answer = await operator.get("/console/prices")
+    assert answer.status == 200
+    page = await answer.text()
+    usage = page[page.index('id="operation-usage"') : page.index("</table>")]
+    rows = re.findall(r"<tr><td><code>(\w+)</code></td><td>(\w+)</td>.*?</tr>", usage, re.S)
+    assert rows == [("bulk_import", "notes"), ("ai_chat_ollama", "chat")]  # dearest first
+    cells = re.findall(r'<td class="num">([\d.]+)</td>', usage)
+    assert cells == ["1", "25", "0.5", "3", "3", "0.3"]
+    assert re.search(r'id="operation-usage-total">0.8<', usage)
+
+    assert "mana-credits prices set OPERATION PRICE" in page  # changed with the CLI
+    assert page.count("<form") == 1  # sign-out only: nothing is changed here
+    bulk = page[page.index('id="price-bulk_import"') :]
+    assert "per 10 item" in bulk[: bulk.index("</tr>")]
+    theme = page[page.index('id="price-premium_theme"') :]
+    assert "retired" in theme[: theme.index("</tr>")]
+    changes = page[page.index('id="price-changes"') :]
+    assert "&lt;b&gt;new&lt;/b&gt; contract" in changes  # escaped
+    assert "1 → 1.5" in changes
+    assert "3 → —" in changes
+
+    user = await (await operator.get("/console/users/erin")).text()
+    assert re.search(r'id="accrued">800<', user)
+    assert re.search(r'id="balance">40<', user)
+
+
+async def test_the_prices_page_without_usage(operator: Client) -> None:
+    page = await (await operator.get("/console/prices")).text()
+    assert "No priced usage in this period." in page
+    assert "No changes since the list was set up." in page
+    assert 'id="price-ai_chat_gpt4"' in page
