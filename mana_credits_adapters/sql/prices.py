@@ -89,12 +89,14 @@ class SqlPrices:
         if change.old_price_milli is None:
             # A new operation: the primary key decides between two units of work that
             # add the same one (the loser's lock found no row to wait on).
-            done = await self._c.execute(
+            # RETURNING rather than rowcount: a conflict returns no row on every driver.
+            added = await self._c.scalar(
                 insert_for(self._c, prices)
                 .values(values)
                 .on_conflict_do_nothing(index_elements=["operation"])
+                .returning(p.operation)
             )
-            if not done.rowcount:
+            if added is None:
                 raise Conflict(f"operation {price.operation} was added meanwhile; try again")
         else:
             done = await self._c.execute(
