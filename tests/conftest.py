@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -15,9 +16,11 @@ from mana_credits_adapters.clock import TickingClock
 from mana_credits_adapters.memory import MemoryStore
 from mana_credits_adapters.settings import Settings
 from mana_credits_adapters.sql import migrate
+from mana_credits_adapters.sql.prices import price_values
 from mana_credits_adapters.sql.store import SqlStore, create_engine
-from mana_credits_adapters.sql.tables import metadata
+from mana_credits_adapters.sql.tables import metadata, prices
 from mana_credits_core.ports import Store
+from mana_credits_core.pricing import seeded
 from mana_credits_core.services import Services
 
 if TYPE_CHECKING:
@@ -216,9 +219,14 @@ async def pg_store(pg_url: str) -> AsyncIterator[SqlStore]:
 
 
 async def truncate(store: SqlStore) -> None:
+    """Empty every table, then seed the price list again as migration 0011 does: a test
+    on PostgreSQL starts with the price list of a new memory or SQLite store."""
     names = ", ".join(f"{t.schema}.{t.name}" for t in metadata.sorted_tables)
     async with store.engine.begin() as connection:
         await connection.execute(sa.text(f"TRUNCATE {names}"))
+        await connection.execute(
+            sa.insert(prices), [price_values(p) for p in seeded(datetime.now(UTC))]
+        )
 
 
 async def sqlite_store(path: Path) -> SqlStore:

@@ -68,6 +68,7 @@ def balance_values(row: ImportedBalance) -> dict[str, Any]:
         "total_earned": b.total_earned,
         "total_spent": b.total_spent,
         "debt": b.debt,
+        "accrued_milli": b.accrued_milli,  # the old service priced nothing below a credit
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "lots_since": row.lots_since,

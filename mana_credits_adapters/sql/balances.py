@@ -48,22 +48,23 @@ def balance_from(row: Any) -> Balance:
         total_earned=row.total_earned,
         total_spent=row.total_spent,
         debt=row.debt,
+        accrued_milli=row.accrued_milli,
     )
 
 
 # Built once: the hottest read should not rebuild its statement per request.
 BALANCE_OF = sa.select(balances).where(balances.c.user_id == sa.bindparam("user_id"))
 PG_BALANCE_OF = (
-    "SELECT user_id, balance, total_earned, total_spent, debt FROM credits.balances"
-    " WHERE user_id = %s"
+    "SELECT user_id, balance, total_earned, total_spent, debt, accrued_milli"
+    " FROM credits.balances WHERE user_id = %s"
 )
 # The same for several users, one row per user found, tagged with its user's position.
 # `LIMIT 1` keeps the sub-query a look-up per user (the planner would otherwise join the
 # list to the whole table).
 PG_BALANCES_OF = (
     "SELECT q.n, b.* FROM unnest(%s::text[]) WITH ORDINALITY AS q(user_id, n)"
-    " CROSS JOIN LATERAL (SELECT user_id, balance, total_earned, total_spent, debt"
-    " FROM credits.balances WHERE user_id = q.user_id LIMIT 1) b"
+    " CROSS JOIN LATERAL (SELECT user_id, balance, total_earned, total_spent, debt,"
+    " accrued_milli FROM credits.balances WHERE user_id = q.user_id LIMIT 1) b"
 )
 
 

@@ -250,19 +250,22 @@ async def book_of(
 
 
 def parameters(writes: Writes, at: datetime | None = None) -> dict[str, object]:
-    """A book's writes as `WRITE_BATCH` takes them (debits change only balances, the
-    remaining and expiry of lots, allocations, entries and usage); `at` stamps the
-    balances when the book wrote nothing (the billing run's batch of pauses alone)."""
+    """A book's writes as `WRITE_BATCH` takes them (debits change only balances and
+    what they accrued, the remaining and expiry of lots, allocations, entries, usage
+    and priced usage); `at` stamps the balances when the book wrote nothing (the
+    billing run's batch of pauses alone, whose `WRITE` ignores the priced parts)."""
     at = writes.at or at
     assert at is not None
     changed = list(writes.balances.values())
     lots = list(writes.lots.values())
     entries = writes.entries
     usage = writes.usage.items()
+    priced = writes.operations.items()
     return {
         "m_users": [b.user_id for b in changed],
         "m_balance": [b.balance for b in changed],
         "m_spent": [b.total_spent for b in changed],
+        "m_accrued": [b.accrued_milli for b in changed],
         "m_at": at,
         "l_ids": [lot.id for lot in lots],
         "l_remaining": [lot.remaining for lot in lots],
@@ -287,6 +290,12 @@ def parameters(writes: Writes, at: datetime | None = None) -> dict[str, object]:
         "u_days": [day for (_, _, day), _ in usage],
         "u_used": [used for _, (used, _) in usage],
         "u_operations": [operations for _, (_, operations) in usage],
+        "o_users": [user for (user, _, _), _ in priced],
+        "o_operations": [operation for (_, operation, _), _ in priced],
+        "o_days": [day for (_, _, day), _ in priced],
+        "o_calls": [calls for _, (calls, _, _) in priced],
+        "o_quantity": [quantity for _, (_, quantity, _) in priced],
+        "o_cost": [cost for _, (_, _, cost) in priced],
     }
 
 

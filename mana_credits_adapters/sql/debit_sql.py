@@ -24,7 +24,8 @@ ENTRY_BY_KEY = (
 # Step 1: lock the batch's balance rows in user order (two writers never deadlock).
 LOCK = """
 SELECT json_agg(b ORDER BY b.user_id) AS balances FROM (
-    SELECT user_id, balance, total_earned, total_spent, debt FROM credits.balances
+    SELECT user_id, balance, total_earned, total_spent, debt, accrued_milli
+      FROM credits.balances
      WHERE user_id = ANY(CAST(%(users)s AS varchar[])) ORDER BY user_id FOR UPDATE
 ) AS b
 """
@@ -93,7 +94,8 @@ SELECT json_agg(l) AS lots FROM credits.credit_lots l
 """
 
 # Step 4: the batch travels as typed arrays, one per column (`unnest` zips them back
-# into rows), and lands in five tables in one statement.
+# into rows), and lands in six tables in one statement (balances with what priced
+# debits accrued, lots, allocations, entries, priced usage, usage).
 WRITE_BATCH = """
 WITH moved AS (
     -- `= ANY` keeps the updates on the primary key whatever the table's size; a join
@@ -101,10 +103,12 @@ WITH moved AS (
     UPDATE credits.balances b
        SET balance = m.balance[array_position(m.users, b.user_id)],
            total_spent = m.spent[array_position(m.users, b.user_id)],
+           accrued_milli = m.accrued[array_position(m.users, b.user_id)],
            updated_at = m.at
       FROM (SELECT CAST(%(m_users)b AS varchar[]) AS users,
                    CAST(%(m_balance)b AS bigint[]) AS balance,
                    CAST(%(m_spent)b AS bigint[]) AS spent,
+                   CAST(%(m_accrued)b AS bigint[]) AS accrued,
                    CAST(%(m_at)b AS timestamptz) AS at) AS m
      WHERE b.user_id = ANY(CAST(%(m_users)b AS varchar[]))
 ),
@@ -137,6 +141,18 @@ entries AS (
                   CAST(%(e_at)b AS timestamptz[]))
         AS e(id, user_id, type, amount, balance_before, balance_after, app_id,
              description, metadata, idempotency_key, at)
+),
+priced AS (
+    -- Priced usage per (user, operation, day); empty arrays for amount-only debits.
+    INSERT INTO credits.operation_usage AS o
+        (user_id, operation, day, calls, quantity, cost_milli)
+    SELECT * FROM unnest(CAST(%(o_users)b AS varchar[]), CAST(%(o_operations)b AS varchar[]),
+                         CAST(%(o_days)b AS date[]), CAST(%(o_calls)b AS bigint[]),
+                         CAST(%(o_quantity)b AS bigint[]), CAST(%(o_cost)b AS bigint[]))
+    ON CONFLICT (user_id, operation, day) DO UPDATE
+       SET calls = o.calls + EXCLUDED.calls,
+           quantity = o.quantity + EXCLUDED.quantity,
+           cost_milli = o.cost_milli + EXCLUDED.cost_milli
 )
 INSERT INTO credits.usage_stats AS u (user_id, app_id, day, credits_used, operations)
 SELECT s.user_id, s.app_id, s.day, s.used, s.operations

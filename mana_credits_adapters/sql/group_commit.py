@@ -11,8 +11,8 @@ one transaction, whatever the batch size (`debit_batch.py`):
    their users' open credit lots and the idempotency keys already in the ledger;
 2. decide each debit in arrival order with the core's `LotBook`: replay, no balance,
    refused, applied (lots past their expiry expired first, the rest burned in order);
-3. write every balance change, ledger entry, lot, lot allocation and usage counter in
-   one statement; commit.
+3. write every balance change (with what priced debits accrued), ledger entry, lot, lot
+   allocation, usage counter and priced usage counter in one statement; commit.
 
 Every caller still gets its own outcome. One user always maps to the same writer, so a
 user's debits are decided in arrival order. If the database refuses the batch as a

@@ -26,7 +26,7 @@ from .tables import (
     reservations,
     transactions,
 )
-from .usage import count_usage
+from .usage import count_operation, count_usage
 
 l = credit_lots.c  # noqa: E741 - the lots table's columns, as elsewhere `b`, `t`, `r`
 
@@ -73,7 +73,7 @@ async def lock_balances(
     balances and lots takes them, so two writers never deadlock); returns them."""
     b = balances.c
     locked = await connection.execute(
-        sa.select(b.user_id, b.balance, b.total_earned, b.total_spent, b.debt)
+        sa.select(b.user_id, b.balance, b.total_earned, b.total_spent, b.debt, b.accrued_milli)
         .where(which)
         .order_by(b.user_id)
         .with_for_update()
@@ -108,8 +108,8 @@ async def locked_book(
 
 
 async def write(connection: AsyncConnection, writes: Writes) -> None:
-    """Make a book's writes: balances, entries, lots, allocations, holds, usage; one
-    statement a table on PostgreSQL (`bulk`)."""
+    """Make a book's writes: balances, entries, lots, allocations, holds, usage and
+    priced usage; one statement a table on PostgreSQL (`bulk`), one upsert a usage row."""
     if not writes:
         return
     c = connection
@@ -124,6 +124,7 @@ async def write(connection: AsyncConnection, writes: Writes) -> None:
                 "total_earned": x.total_earned,
                 "total_spent": x.total_spent,
                 "debt": x.debt,
+                "accrued_milli": x.accrued_milli,
                 "updated_at": writes.at,
             }
             for x in writes.balances.values()
@@ -165,6 +166,8 @@ async def write(connection: AsyncConnection, writes: Writes) -> None:
     )
     for key, (used, operations) in writes.usage.items():
         await count_usage(c, key, used, operations)
+    for op_key, counts in writes.operations.items():
+        await count_operation(c, op_key, counts)
 
 
 async def add_lot(connection: AsyncConnection, lot: Lot) -> None:

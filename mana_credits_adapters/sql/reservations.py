@@ -4,6 +4,7 @@ holds set credits of lots aside as the core's `LotBook` decides (`lots.py`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mana_credits_core.ledger import Balance, LedgerEntry
+from mana_credits_core.pricing import Priced
 from mana_credits_core.reservations import (
     CommitHold,
     Held,
@@ -37,10 +39,19 @@ def reservation_from(row: Any) -> Reservation:
         created_at=row.created_at,
         resolved_at=row.resolved_at,
         transaction_id=row.transaction_id,
+        priced=_priced_from(row),
+        charged=row.charged,
     )
 
 
+def _priced_from(row: Any) -> Priced | None:
+    if row.operation is None:
+        return None
+    return Priced(row.operation, row.quantity, row.price_milli, row.unit_size, row.cost_milli)
+
+
 def reservation_values(reservation: Reservation) -> dict[str, Any]:
+    priced = reservation.priced
     return {
         "id": reservation.id,
         "user_id": reservation.user_id,
@@ -51,6 +62,12 @@ def reservation_values(reservation: Reservation) -> dict[str, Any]:
         "created_at": reservation.created_at,
         "resolved_at": reservation.resolved_at,
         "transaction_id": reservation.transaction_id,
+        "operation": None if priced is None else priced.operation,
+        "quantity": None if priced is None else priced.quantity,
+        "price_milli": None if priced is None else priced.price_milli,
+        "unit_size": None if priced is None else priced.unit_size,
+        "cost_milli": None if priced is None else priced.cost_milli,
+        "charged": reservation.charged,
     }
 
 
@@ -100,7 +117,13 @@ class SqlReservations:
         book = await locked_book(self._c, [done.user_id])
         entry = book.commit(done, commit, await holds_of(self._c, done.id))
         await write(self._c, book.writes)
-        return done, entry
+        # What it charged is known once the book decided (a commit may charge less
+        # than is held); the row is ours since `_resolve` moved it.
+        charged = -entry.amount
+        await self._c.execute(
+            sa.update(reservations).where(reservations.c.id == done.id).values(charged=charged)
+        )
+        return replace(done, charged=charged), entry
 
     async def release(self, release: ReleaseHold) -> tuple[Reservation, Balance] | None:
         done = await self._resolve(release.reservation_id, release.status, release.now, None)

@@ -54,3 +54,9 @@ async def driver_query_batched(
     if isinstance(connection, DeferredConnection):
         return await connection.reads.batched(sql, batched_sql, params)
     return await driver_query(connection, sql, params)
+
+
+def bytewise(connection: AsyncConnection, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    """`column` ordered byte by byte, as Python orders strings (the memory store):
+    PostgreSQL's database collation may order `_` otherwise; SQLite's default does not."""
+    return column.collate("C") if connection.dialect.name == "postgresql" else column

@@ -24,6 +24,7 @@ from .driver_reads import DeferredConnection, DriverReads
 from .entries import SqlLedger
 from .gifts import SqlGifts
 from .lots import SqlLots
+from .prices import SqlPrices
 from .purchases import SqlCustomers, SqlPackages, SqlPaymentEvents, SqlPurchases
 from .reports import SqlReports
 from .reservations import SqlReservations
@@ -282,6 +283,10 @@ class SqlUnitOfWork:
     @property
     def usage(self) -> SqlUsage:
         return SqlUsage(self.connection)
+
+    @property
+    def prices(self) -> SqlPrices:
+        return SqlPrices(self.connection)
 
     @property
     def packages(self) -> SqlPackages:

@@ -46,6 +46,7 @@ Credits = sa.BigInteger
 Id = sa.String(36)
 UserId = sa.String(255)
 AppId = sa.String(100)
+Operation = sa.String(64)
 
 balances = sa.Table(
     "balances",
@@ -62,8 +63,12 @@ balances = sa.Table(
     sa.Column("lots_since", UtcDateTime, nullable=True),
     # The address last seen in the user's tokens, lower-cased: the console's search.
     sa.Column("email", sa.String(254), nullable=True),
+    # Milli-credits priced debits cost beyond the whole credits they charged, carried
+    # to the user's next priced debit (`pricing.accrue`).
+    sa.Column("accrued_milli", sa.BigInteger, nullable=False, server_default="0"),
     sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
     sa.CheckConstraint("debt >= 0", name="debt_not_negative"),
+    sa.CheckConstraint("accrued_milli >= 0 AND accrued_milli < 1000", name="accrued_range"),
     # The console's search by address prefix; on PostgreSQL `text_pattern_ops` serves
     # a LIKE prefix whatever the database's collation.
     sa.Index(
@@ -122,6 +127,14 @@ reservations = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("resolved_at", UtcDateTime, nullable=True),
     sa.Column("transaction_id", Id, nullable=True),
+    # A reservation made for an operation: its priced snapshot (`pricing.Priced`).
+    sa.Column("operation", Operation, nullable=True),
+    sa.Column("quantity", sa.BigInteger, nullable=True),
+    sa.Column("price_milli", sa.BigInteger, nullable=True),
+    sa.Column("unit_size", sa.Integer, nullable=True),
+    sa.Column("cost_milli", sa.BigInteger, nullable=True),
+    # Credits its commit charged (a commit may charge less than is held).
+    sa.Column("charged", Credits, nullable=True),
     sa.CheckConstraint("amount > 0", name="amount_positive"),
     sa.Index("ix_reservations_status_created", "status", "created_at"),
     sa.Index("ix_reservations_user_status", "user_id", "status"),
@@ -362,6 +375,60 @@ audit_log = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Index("ix_audit_log_created_at", "created_at", "id"),
     sa.Index("ix_audit_log_subject", "subject", "created_at", "id"),
+    schema=CREDITS,
+)
+
+# The price list (`mana_credits_core.pricing`), seeded by migration 0011, and every
+# change made to it.
+prices = sa.Table(
+    "prices",
+    metadata,
+    sa.Column("operation", Operation, primary_key=True),
+    sa.Column("app_id", AppId, nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("price_milli", sa.BigInteger, nullable=False),
+    sa.Column("unit", sa.String(32), nullable=True),
+    sa.Column("unit_size", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("retired_at", UtcDateTime, nullable=True),
+    sa.CheckConstraint("price_milli >= 1", name="price_positive"),
+    sa.CheckConstraint("unit_size >= 1", name="unit_size_positive"),
+    schema=CREDITS,
+)
+
+price_changes = sa.Table(
+    "price_changes",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("operation", Operation, nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("old_price_milli", sa.BigInteger, nullable=True),
+    sa.Column("new_price_milli", sa.BigInteger, nullable=True),
+    sa.Column("operator", sa.String(255), nullable=False),
+    sa.Column("reason", sa.String(200), nullable=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    # The other fields the change set, as they were before it.
+    sa.Column("before", Json, nullable=False),
+    # One operation's changes newest first, and all of them.
+    sa.Index("ix_price_changes_operation_at", "operation", "at", "id"),
+    sa.Index("ix_price_changes_at", "at", "id"),
+    schema=CREDITS,
+)
+
+# Priced debits per user, operation and UTC day.
+operation_usage = sa.Table(
+    "operation_usage",
+    metadata,
+    sa.Column("user_id", UserId, primary_key=True),
+    sa.Column("operation", Operation, primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("calls", sa.BigInteger, nullable=False),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+    sa.Column("cost_milli", sa.BigInteger, nullable=False),
+    # Usage summed over all users per day and operation.
+    sa.Index("ix_operation_usage_day_operation", "day", "operation"),
     schema=CREDITS,
 )
 

@@ -1,16 +1,18 @@
-"""SQL repository for usage statistics: credits used per user, app and day."""
+"""SQL repository for usage statistics: credits used per user, app and day, and priced
+usage per user, operation and day."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mana_credits_core.ledger import UsageStat
+from mana_credits_core.ledger import OperationUsage, UsageStat
 
-from .statements import insert_for
-from .tables import usage_stats
+from .statements import bytewise, insert_for
+from .tables import operation_usage, usage_stats
 
 
 async def count_usage(
@@ -29,6 +31,40 @@ async def count_usage(
                 "operations": usage_stats.c.operations + stmt.excluded.operations,
             },
         )
+    )
+
+
+async def count_operation(
+    connection: AsyncConnection, key: tuple[str, str, date], counts: tuple[int, int, int]
+) -> None:
+    """Add (calls, quantity, milli-credits) to the priced usage row of (user id,
+    operation, UTC day)."""
+    user_id, operation, day = key
+    calls, quantity, cost = counts
+    o = operation_usage.c
+    stmt = insert_for(connection, operation_usage).values(
+        user_id=user_id,
+        operation=operation,
+        day=day,
+        calls=calls,
+        quantity=quantity,
+        cost_milli=cost,
+    )
+    await connection.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["user_id", "operation", "day"],
+            set_={
+                "calls": o.calls + stmt.excluded.calls,
+                "quantity": o.quantity + stmt.excluded.quantity,
+                "cost_milli": o.cost_milli + stmt.excluded.cost_milli,
+            },
+        )
+    )
+
+
+def _operation_usage(row: Any) -> OperationUsage:
+    return OperationUsage(
+        row.user_id, row.operation, row.day, int(row.calls), int(row.quantity), int(row.cost_milli)
     )
 
 
@@ -63,5 +99,37 @@ class SqlUsage:
             query = query.where(u.app_id == app_id)
         return [
             UsageStat("*", r.app_id, r.day, int(r.credits), int(r.operations))
+            for r in await self._c.execute(query)
+        ]
+
+    async def operations_for_user(self, user_id: str) -> list[OperationUsage]:
+        o = operation_usage.c
+        query = (
+            sa.select(operation_usage)
+            .where(o.user_id == user_id)
+            .order_by(o.day, bytewise(self._c, o.operation))
+        )
+        return [_operation_usage(row) for row in await self._c.execute(query)]
+
+    async def by_operation(self, since: date, operation: str | None = None) -> list[OperationUsage]:
+        o = operation_usage.c
+        query = (
+            sa.select(
+                o.operation,
+                o.day,
+                sa.func.sum(o.calls).label("calls"),
+                sa.func.sum(o.quantity).label("quantity"),
+                sa.func.sum(o.cost_milli).label("cost_milli"),
+            )
+            .where(o.day >= since)
+            .group_by(o.day, o.operation)
+            .order_by(o.day, bytewise(self._c, o.operation))
+        )
+        if operation is not None:
+            query = query.where(o.operation == operation)
+        return [
+            OperationUsage(
+                "*", r.operation, r.day, int(r.calls), int(r.quantity), int(r.cost_milli)
+            )
             for r in await self._c.execute(query)
         ]

@@ -23,6 +23,7 @@ from .tables import (
     credit_lots,
     gift_codes,
     gift_redemptions,
+    operation_usage,
     purchases,
     reservations,
     stripe_customers,
@@ -120,6 +121,7 @@ class SqlUserData:
         g, r, t = gift_codes.c, gift_redemptions.c, transactions.c
         statements: list[Any] = [
             sa.delete(usage_stats).where(usage_stats.c.user_id == user),
+            sa.delete(operation_usage).where(operation_usage.c.user_id == user),
             sa.delete(reservations).where(reservations.c.user_id == user),
             sa.delete(stripe_customers).where(stripe_customers.c.user_id == user),
         ]
@@ -167,7 +169,10 @@ class SqlUserData:
             .where(sync_subscriptions.c.gifted_by == user)
             .values(gifted_by=alias),
             sa.update(credit_lots).where(credit_lots.c.user_id == user).values(user_id=alias),
-            sa.update(balances).where(balances.c.user_id == user).values(user_id=alias, email=None),
+            # What priced debits accrued below a credit is forgiven with the account.
+            sa.update(balances)
+            .where(balances.c.user_id == user)
+            .values(user_id=alias, email=None, accrued_milli=0),
             sa.update(audit_log).where(audit_log.c.subject == user).values(subject=alias),
         ]
         count = 0
