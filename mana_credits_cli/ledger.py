@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
+from mana_credits_core.pricing import PRICING_KEY
+
 from .credits import entry_json, utc
 from .runtime import DatabaseUrl, err_console, known_user, open_services, output_file, run
 
@@ -36,6 +38,10 @@ COLUMNS = [
     "createdAt",
     "completedAt",
 ]
+# A priced entry's record (`pricing` in its metadata) in columns of their own, for a
+# spreadsheet: the operation, what it cost and what the user had accrued after it
+# (milli-credits). Empty for entries of an amount.
+PRICED_COLUMNS = ["operation", "costMilli", "accruedMilli"]
 
 
 # A spreadsheet opening the file runs a cell that starts with one of these as a formula
@@ -106,7 +112,8 @@ async def _write(
     format: Format,
     to_file: bool,
 ) -> int:
-    writer = csv.DictWriter(out, fieldnames=COLUMNS) if format == Format.CSV else None
+    columns = COLUMNS + PRICED_COLUMNS
+    writer = csv.DictWriter(out, fieldnames=columns) if format == Format.CSV else None
     if writer is not None:
         writer.writeheader()
     count = 0
@@ -121,6 +128,7 @@ async def _write(
             row = entry_json(entry)
             if writer is not None:
                 row["metadata"] = None if entry.metadata is None else json.dumps(entry.metadata)
+                row |= _priced(entry.metadata)
                 writer.writerow({key: csv_cell(value) for key, value in row.items()})
             else:
                 out.write(json.dumps(row, separators=(",", ":")) + "\n")
@@ -128,6 +136,13 @@ async def _write(
             if count % 1000 == 0:
                 bar.update(task, completed=count)
     return count
+
+
+def _priced(metadata: dict[str, object] | None) -> dict[str, object]:
+    record = (metadata or {}).get(PRICING_KEY)
+    if not isinstance(record, dict):
+        return dict.fromkeys(PRICED_COLUMNS)
+    return {name: record.get(name) for name in PRICED_COLUMNS}
 
 
 class _stdout:

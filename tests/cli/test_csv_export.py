@@ -73,3 +73,30 @@ def test_jsonl_keeps_the_values_as_they_are(database_url: str) -> None:
     assert code == 0, err
     assert '"description":"=HYPERLINK(' in out
     assert f'"appId":"{APP}"' in out
+
+
+def test_priced_entries_show_operation_cost_and_accrual_in_columns(database_url: str) -> None:
+    async def work() -> None:
+        async with bootstrap(Settings(DATABASE_URL=database_url), migrate=True) as services:
+            await services.credits.credit("erin", 10, TransactionType.GRANT, "funds")
+            await services.credits.use_operation("erin", "bulk_import", 15)  # 0.3 credits
+            await services.credits.use_operation("erin", "ai_chat_gemini")  # 2 credits
+
+    asyncio.run(work())
+    code, out, err = invoke_split(
+        "ledger", "export", "--format", "csv", "--database-url", database_url
+    )
+    assert code == 0, err
+    grant, bulk, chat = parse(out)
+    assert (grant["operation"], grant["costMilli"], grant["accruedMilli"]) == ("", "", "")
+    assert (bulk["operation"], bulk["costMilli"], bulk["accruedMilli"]) == (
+        "bulk_import",
+        "300",
+        "300",
+    )
+    assert (bulk["amount"], chat["amount"]) == ("0", "-2")
+    assert (chat["operation"], chat["costMilli"], chat["accruedMilli"]) == (
+        "ai_chat_gemini",
+        "2000",
+        "300",
+    )
