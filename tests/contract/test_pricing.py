@@ -18,7 +18,7 @@ from mana_credits_core import (
 )
 from mana_credits_core.ledger import LedgerEntry
 from mana_credits_core.pricing import MILLI, SEED_PRICES, cost_milli
-from mana_credits_core.services import Services
+from mana_credits_core.services import LedgerResult, Services
 
 SEEDED = {s.operation: s for s in SEED_PRICES}
 
@@ -303,7 +303,7 @@ async def test_a_user_without_a_balance_is_not_found(services: Services) -> None
 async def test_each_debit_is_priced_at_its_time(services: Services) -> None:
     await funded(services, "ann", 10)
     steps = [("0.1", 100), ("0.25", 250), ("0.05", 50), ("1.2", 1200), ("0.1", 100)]
-    results = []
+    results: list[LedgerResult] = []
     for text, milli in steps:
         _, change = await services.prices.set(
             "ai_chat_ollama", text, operator="ops", reason=f"now {text}"
@@ -314,7 +314,9 @@ async def test_each_debit_is_priced_at_its_time(services: Services) -> None:
         assert results[-1].entry.metadata["pricing"]["priceMilli"] == milli
     assert [r.entry.amount for r in results] == [0, 0, 0, -1, 0]
     assert [r.balance and r.balance.accrued_milli for r in results] == [100, 350, 400, 600, 700]
-    records = [e.metadata["pricing"] for e in usage_entries(await entries_of(services, "ann"))]
+    records = [
+        (e.metadata or {})["pricing"] for e in usage_entries(await entries_of(services, "ann"))
+    ]
     assert [(r["priceMilli"], r["costMilli"]) for r in records] == [
         (100, 100), (250, 250), (50, 50), (1200, 1200), (100, 100),
     ]  # fmt: skip
@@ -388,3 +390,18 @@ async def test_the_seeded_price_list_prices_every_operation(services: Services) 
             seed.unit,
             seed.unit_size,
         )
+
+
+async def test_the_worked_example_of_the_docs(services: Services) -> None:
+    """docs/pricing.md: 3 credits, 4 local chats, a bulk import of 15 items, 7 chats."""
+    await funded(services, "ann", 3)
+    steps = [("ai_chat_ollama", None)] * 4 + [("bulk_import", 15)] + [("ai_chat_ollama", None)] * 7
+    seen = []
+    for operation, quantity in steps:
+        result = await services.credits.use_operation("ann", operation, quantity)
+        assert result.balance is not None
+        seen.append((-result.entry.amount, result.balance.accrued_milli, result.balance.balance))
+    assert seen == [
+        (0, 100, 3), (0, 200, 3), (0, 300, 3), (0, 400, 3), (0, 700, 3), (0, 800, 3),
+        (0, 900, 3), (1, 0, 2), (0, 100, 2), (0, 200, 2), (0, 300, 2), (0, 400, 2),
+    ]  # fmt: skip
