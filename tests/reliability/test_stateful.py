@@ -162,13 +162,15 @@ class ModelPrice:
         return -(-(self.milli * quantity) // self.unit_size)
 
 
-# The operations the machine uses, at the price a store starts with (ai_summary is
-# created by the machine; the others are seeded).
+# The operations the machine uses, at the price a store starts with (ai_summary and
+# ai_tokens are created by the machine, the others are seeded). A token costs a third
+# of a milli-credit, rounded up per debit.
 PRICES = {
     "ai_chat_ollama": ModelPrice("chat", 100),
     "bulk_import": ModelPrice("notes", 200, 10),
     "ai_chat_gemini": ModelPrice("chat", 2000),
     "ai_summary": ModelPrice("notes", 350),
+    "ai_tokens": ModelPrice("chat", 1, 3),
 }
 
 
@@ -541,6 +543,21 @@ class LotsMachine(RuleBasedStateMachine):
         assert result.balance.balance == self.model.balances[user]
         if key is not None:
             self.model.keys[(user, key)] = (result.entry.id, "op:" + operation, units)
+
+    @precondition(lambda self: any(v[1].startswith("op:") for v in self.model.keys.values()))
+    @rule(which=st.integers(min_value=0, max_value=7))
+    def repeat_priced_debit(self, which: int) -> None:
+        """Send a keyed priced debit again: the original answers, nothing accrues."""
+        sent = sorted(
+            (user, key, *value) for (user, key), value in self.model.keys.items()
+            if value[1].startswith("op:")
+        )  # fmt: skip
+        user, key, entry_id, operation, units = sent[which % len(sent)]
+        work = self.server.services.credits.use_operation(
+            user, operation.removeprefix("op:"), units, idempotency_key=key
+        )
+        result = self.server.call(work)
+        assert (result.replayed, result.entry.id) == (True, entry_id)
 
     @rule(
         user=users,
