@@ -10,8 +10,7 @@ Costs below a credit accrue per user (`accrue`): a debit adds its cost in
 milli-credits to what the user has accrued, charges the whole credits now due and
 carries the remainder (0..999 milli-credits) to the next debit, whatever app it comes
 from. Ten calls at 0.1 credits cost exactly 1 credit, a thousand exactly 100
-(docs/pricing.md has a worked example). Metronome and Orb bill fractional usage by
-accumulating it and invoicing whole units, which is the rule here too.
+(docs/pricing.md has a worked example).
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ subscription costs (`SyncService` charges it per period, in whole credits); it i
 debited by operation and cannot be retired."""
 
 _OPERATION = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_CREDITS = re.compile(r"\d{1,9}(\.\d{1,3})?")
+_CREDITS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")  # ASCII digits only: not `\d`
 
 
 @dataclass(frozen=True, slots=True)

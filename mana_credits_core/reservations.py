@@ -120,11 +120,12 @@ def committed_entry(
     accrued_milli: int | None = None,
 ) -> LedgerEntry:
     """The usage entry for a committed reservation that charged `charged` credits,
-    given the spendable balance before the rest of the hold goes back.
+    given the spendable balance while the hold still stood.
 
-    The held credits left the spendable balance at reserve time, so the entry shows
-    the balance as it was with the charged ones (`balance + charged`) and without them
-    (`balance`). A priced commit records its pricing and `accrued_milli` after it.
+    The held credits left the spendable balance at reserve time, so the entry shows the
+    balance as it was with all of them (`balance + amount`) and as it is once the
+    commit charged its credits and gave the rest back (`balance + amount - charged`).
+    A priced commit records its pricing and `accrued_milli` after it.
     """
     metadata: dict[str, Any] = {"reservationId": reservation.id}
     if commit.priced is not None:
@@ -135,8 +136,8 @@ def committed_entry(
         type=TransactionType.USAGE,
         status=TransactionStatus.COMPLETED,
         amount=-charged,
-        balance_before=balance + charged,
-        balance_after=balance,
+        balance_before=balance + reservation.amount,
+        balance_after=balance + reservation.amount - charged,
         app_id=reservation.app_id,
         description=commit.description,
         metadata=metadata,

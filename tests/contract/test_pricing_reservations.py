@@ -219,11 +219,6 @@ async def test_a_commit_racing_a_refund_has_exactly_one_winner(services: Service
     assert (await services.reconcile.run()).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the entry of a partial commit shows the balance before the rest of the hold "
-    "went back (20), not the balance the user has after the commit (29)",
-)
 async def test_a_partial_commits_entry_shows_the_balance_after_the_commit(
     services: Services,
 ) -> None:

@@ -42,7 +42,7 @@ def test_credits_parse_to_milli_credits(text: object, milli: int) -> None:
 @pytest.mark.parametrize(
     "value",
     [0.1, 1.0, "0.0001", "-1", "1e3", "", "0", "0.000", "1,5", ".5", "5.", "0x10", True,
-     None, "100000.001"],
+     None, "100000.001", "\u0661", "\uff15"],  # Arabic-Indic one, fullwidth five
 )  # fmt: skip
 def test_credits_that_are_no_price_are_refused_naming_the_field(value: object) -> None:
     with pytest.raises(InvalidInput) as refused:
