@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +12,7 @@ from rich.table import Table
 
 from mana_credits_core import UsageStat
 from mana_credits_core.ports import Expiring
-from mana_credits_core.pricing import format_credits
+from mana_credits_core.pricing import OperationTotal, format_credits, operation_totals
 from mana_credits_core.services import Overview
 from mana_credits_core.services.lots import MAX_EXPIRING_DAYS
 from mana_credits_core.services.overview import EXPIRING_WITHIN, MAX_OVERVIEW_DAYS
@@ -99,17 +98,6 @@ def usage(
         console.print("no usage in this period")
 
 
-@dataclass(slots=True)
-class OperationTotal:
-    """One operation's priced usage over a period: calls, units, cost in milli-credits."""
-
-    operation: str
-    app_id: str | None  # from the price list (None: not listed)
-    calls: int = 0
-    quantity: int = 0
-    cost_milli: int = 0
-
-
 def by_operation(days: int, app_id: str | None, database_url: str | None, json: bool) -> None:
     """`report usage --by operation`: totals per operation over `days` days, dearest
     first; `app_id` keeps the operations the price list gives that app."""
@@ -117,17 +105,9 @@ def by_operation(days: int, app_id: str | None, database_url: str | None, json: 
     async def work() -> list[OperationTotal]:
         async with open_services(database_url, read_only=True) as services:
             rows = await services.credits.usage_by_operation(days)
-            apps = {p.operation: p.app_id for p in await services.prices.list(include_retired=True)}
-        totals: dict[str, OperationTotal] = {}
-        for row in rows:
-            total = totals.setdefault(
-                row.operation, OperationTotal(row.operation, apps.get(row.operation))
-            )
-            total.calls += row.calls
-            total.quantity += row.quantity
-            total.cost_milli += row.cost_milli
-        kept = [t for t in totals.values() if app_id is None or t.app_id == app_id]
-        return sorted(kept, key=lambda t: (-t.cost_milli, t.operation))
+            every = await services.prices.list(include_retired=True)
+        totals = operation_totals(rows, every)
+        return [t for t in totals if app_id is None or t.app_id == app_id]
 
     totals = run(work)
     if json:

@@ -20,9 +20,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInput
+
+if TYPE_CHECKING:  # ledger imports this module
+    from .ledger import OperationUsage
 
 MILLI = 1_000
 """Milli-credits per credit."""
@@ -282,3 +285,34 @@ def seeded(now: datetime) -> list[Price]:
         )
         for s in SEED_PRICES
     ]
+
+
+@dataclass(slots=True)
+class OperationTotal:
+    """One operation's priced usage over a period: calls, units, cost in
+    milli-credits; `price` is its entry in the price list (None: not listed)."""
+
+    operation: str
+    price: Price | None
+    calls: int = 0
+    quantity: int = 0
+    cost_milli: int = 0
+
+    @property
+    def app_id(self) -> str | None:
+        return None if self.price is None else self.price.app_id
+
+
+def operation_totals(rows: list[OperationUsage], prices: list[Price]) -> list[OperationTotal]:
+    """Usage rows (per operation and day) summed per operation, dearest first, then
+    by operation id; `prices` (retired ones included) names each operation's app."""
+    listed = {p.operation: p for p in prices}
+    found: dict[str, OperationTotal] = {}
+    for row in rows:
+        total = found.get(row.operation)
+        if total is None:
+            total = found[row.operation] = OperationTotal(row.operation, listed.get(row.operation))
+        total.calls += row.calls
+        total.quantity += row.quantity
+        total.cost_milli += row.cost_milli
+    return sorted(found.values(), key=lambda t: (-t.cost_milli, t.operation))

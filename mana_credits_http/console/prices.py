@@ -4,44 +4,15 @@ records who changed them and why)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aiohttp import web
 
-from mana_credits_core.ledger import OperationUsage
-from mana_credits_core.pricing import Price, format_credits
+from mana_credits_core.pricing import Price, format_credits, operation_totals
 
 from ..keys import SERVICES
 from .overview import DAYS
 from .views import render, signed_in
 
 RECENT_CHANGES = 10
-
-
-@dataclass(slots=True)
-class OperationTotal:
-    """One operation's priced usage over the page's period; `price` from the list
-    (None: not listed)."""
-
-    operation: str
-    price: Price | None
-    calls: int = 0
-    quantity: int = 0
-    cost_milli: int = 0
-
-
-def totals(rows: list[OperationUsage], prices: list[Price]) -> list[OperationTotal]:
-    """Usage rows (per operation and day) summed per operation, dearest first."""
-    listed = {p.operation: p for p in prices}
-    found: dict[str, OperationTotal] = {}
-    for row in rows:
-        total = found.setdefault(
-            row.operation, OperationTotal(row.operation, listed.get(row.operation))
-        )
-        total.calls += row.calls
-        total.quantity += row.quantity
-        total.cost_milli += row.cost_milli
-    return sorted(found.values(), key=lambda t: (-t.cost_milli, t.operation))
 
 
 def unit_text(price: Price) -> str:
@@ -55,7 +26,7 @@ def unit_text(price: Price) -> str:
 async def prices(request: web.Request, operator: str) -> web.StreamResponse:
     services = request.config_dict[SERVICES]
     every = await services.prices.list(include_retired=True)
-    usage = totals(await services.credits.usage_by_operation(DAYS), every)
+    usage = operation_totals(await services.credits.usage_by_operation(DAYS), every)
     return await render(
         request,
         "prices.html",
