@@ -12,7 +12,7 @@ from rich.table import Table
 
 from mana_credits_core import Balance, InvalidInput, LedgerEntry, LedgerResult
 from mana_credits_core.errors import InsufficientCredits
-from mana_credits_core.pricing import format_credits
+from mana_credits_core.pricing import PRICING_KEY, format_credits
 from mana_credits_core.services.credits import ADMIN_APP
 from mana_credits_core.validation import MAX_CREDITS, MAX_DESCRIPTION, MAX_PAGE_SIZE
 
@@ -127,9 +127,20 @@ def history(
             f"{e.amount:+d}",
             str(e.balance_after),
             e.app_id,
-            e.description,
+            described(e),
         )
     print_table(table, shortened=False)
+
+
+def described(entry: LedgerEntry) -> str:
+    """An entry's description; for a debit by operation also what it priced, since its
+    amount (often 0: the cost accrued) does not say: "Chat (local model)
+    (ai_chat_ollama x1, cost 0.1)"."""
+    record = (entry.metadata or {}).get(PRICING_KEY)
+    if not isinstance(record, dict) or not isinstance(record.get("costMilli"), int):
+        return entry.description
+    cost = format_credits(record["costMilli"])
+    return f"{entry.description} ({record.get('operation')} x{record.get('quantity')}, cost {cost})"
 
 
 class RankBy(enum.StrEnum):

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from mana_credits_core.errors import InvalidInput
-from mana_credits_core.pricing import Price, PriceChange, format_credits
+from mana_credits_core.pricing import Price, PriceChange, format_credits, price_text, unit_text
 from mana_credits_core.services.prices import MAX_CHANGES, PriceNotFound
 from mana_credits_core.validation import MAX_REASON
 
@@ -57,13 +57,37 @@ PRICE_FIELDS = {
 }
 
 
-def unit_text(price: Price) -> str:
-    """How the price counts: "per call", "per month", "per 10 item"."""
-    if price.unit is None:
-        return "per call"
-    if price.unit_size == 1:
-        return f"per {price.unit}"
-    return f"per {price.unit_size} {price.unit}"
+def price_of(price: Price) -> str:
+    """ "0.2 credits per 10 items" """
+    return price_text(price.price_milli, price.unit, price.unit_size)
+
+
+def change_text(change: PriceChange, new: Price) -> str:
+    """What a change made of `new`'s entry: the price before and after (with their
+    units) and, where they moved, app and name; e.g. "0.2 credits per 10 items -> 0.2
+    credits per call", "2 credits per call (app chat -> picture)"."""
+    now = price_of(new)
+    if change.old_price_milli is None:
+        return f"{now} (new)"
+    b = change.before
+    unit = b.get("unit")
+    size = b.get("unitSize")
+    was = price_text(
+        change.old_price_milli,
+        unit if isinstance(unit, str) else None,
+        size if isinstance(size, int) else 1,
+    )
+    moved = [
+        f"{label} {b.get(key)} -> {value}"
+        for key, label, value in (("appId", "app", new.app_id), ("name", "name", new.name))
+        if b.get(key) != value
+    ]
+    if b.get("description") != new.description:
+        moved.append("description changed")
+    if b.get("retired"):
+        moved.append("priced again")
+    price = now if was == now else f"{was} -> {now}"
+    return price + (f" ({', '.join(moved)})" if moved else "")
 
 
 def price_json(price: Price) -> dict[str, object]:
@@ -144,7 +168,8 @@ def list_prices(
     columns = ["operation", "app", "name", "price", "unit"]
     table = Table(*columns, "status") if all_ else Table(*columns)
     for p in found:
-        cells = [p.operation, p.app_id, p.name, format_credits(p.price_milli), unit_text(p)]
+        per = unit_text(p.unit, p.unit_size)
+        cells = [p.operation, p.app_id, p.name, format_credits(p.price_milli), per]
         table.add_row(*cells, *(["active" if p.active else "retired"] if all_ else []))
     print_table(table, shortened=False)
     if not found:
@@ -229,14 +254,12 @@ def set_price(
             {"price": price_json(new), "change": None if change is None else change_json(change)}
         )
         return
-    now = f"{format_credits(new.price_milli)} credits {unit_text(new)}"
     if change is None:
-        console.print(f"{new.operation}: {now}, unchanged", markup=False, highlight=False)
+        console.print(f"{new.operation}: {price_of(new)}, unchanged", markup=False, highlight=False)
         return
-    action = change.action.value
-    was = credits_or_dash(change.old_price_milli)
     console.print(
-        f"{new.operation} ({new.app_id}, {new.name}): {was} -> {now} ({action})",
+        f"{new.operation} ({new.app_id}, {new.name}) {change.action.value}:"
+        f" {change_text(change, new)}",
         markup=False,
         highlight=False,
     )
@@ -280,8 +303,7 @@ def retire(
         )
     else:
         console.print(
-            f"{price.operation} ({price.app_id}, {price.name}) retired, it was"
-            f" {format_credits(price.price_milli)} credits {unit_text(price)}",
+            f"{price.operation} ({price.app_id}, {price.name}) retired, it was {price_of(price)}",
             markup=False,
             highlight=False,
         )

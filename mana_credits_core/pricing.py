@@ -19,7 +19,7 @@ import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInput
@@ -43,12 +43,14 @@ PRICING_KEY = "pricing"
 (`Priced.record`); a client's own metadata may not use it on a priced debit."""
 
 SYNC_OPERATION = "cloud_sync"
+SYNC_APP = "sync"  # the app of Cloud Sync's entries and of its price
 """The price list's entry for Cloud Sync: its price is what one month of the
 subscription costs (`SyncService` charges it per period, in whole credits); it is not
 debited by operation and cannot be retired."""
 
 _OPERATION = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_CREDITS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")  # ASCII digits only: not `\d`
+_CREDITS = re.compile(r"[0-9]+(\.[0-9]{1,3})?")  # ASCII digits only: not `\d`
+_SHOWN = 24  # characters of a refused value an error quotes
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,18 +182,22 @@ def parse_credits(value: object, field: str = "price") -> int:
     """
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise InvalidInput(field, f'{field} must be credits as text, e.g. "0.1" or "5"')
-    text = str(value).strip()
+    # No blanks trimmed: as amounts, a price is exactly what it says.
+    text = str(value)
+    shown = text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
     if not _CREDITS.fullmatch(text):
         raise InvalidInput(
-            field, f"{field} must be credits with at most 3 decimals, e.g. 0.1 or 5 (got {text!r})"
+            field,
+            f"{field} must be credits in ASCII digits with at most 3 decimals, e.g. 0.1 or 5"
+            f" (got {shown!r})",
         )
-    try:
-        milli = int(Decimal(text) * MILLI)
-    except InvalidOperation as exc:  # pragma: no cover - the pattern admits numbers only
-        raise InvalidInput(field, f"{field} is not a number") from exc
-    if not 1 <= milli <= MAX_PRICE_MILLI:
+    whole = text.partition(".")[0].lstrip("0")
+    # Length first: a 5,000-digit number is not worth converting.
+    too_big = len(whole) > len(str(MAX_PRICE_MILLI // MILLI))
+    milli = 0 if too_big else int(Decimal(text) * MILLI)
+    if too_big or not 1 <= milli <= MAX_PRICE_MILLI:
         raise InvalidInput(
-            field, f"{field} must be 0.001..{MAX_PRICE_MILLI // MILLI} credits (got {text})"
+            field, f"{field} must be 0.001..{MAX_PRICE_MILLI // MILLI} credits (got {shown})"
         )
     return milli
 
@@ -202,6 +208,21 @@ def format_credits(milli: int) -> str:
     if part == 0:
         return str(whole)
     return f"{whole}.{part:03d}".rstrip("0")
+
+
+def unit_text(unit: str | None, unit_size: int = 1) -> str:
+    """How a price counts: "per call", "per month", "per 10 items"."""
+    if unit is None:
+        return "per call"
+    if unit_size == 1:
+        return f"per {unit}"
+    return f"per {unit_size} {unit if unit.endswith('s') else unit + 's'}"
+
+
+def price_text(price_milli: int, unit: str | None = None, unit_size: int = 1) -> str:
+    """A price as people read it: "1 credit per call", "0.2 credits per 10 items"."""
+    noun = "credit" if price_milli == MILLI else "credits"
+    return f"{format_credits(price_milli)} {noun} {unit_text(unit, unit_size)}"
 
 
 def operation_id(value: object, field: str = "operation") -> str:
@@ -261,7 +282,9 @@ SEED_PRICES: tuple[SeedPrice, ...] = (
     ),
     SeedPrice("ai_suggestions", "todo", "Suggestions", "One set of suggestions.", 2000),
     SeedPrice("ai_enrichment", "contacts", "Enrichment", "One enriched record.", 2000),
-    SeedPrice("cloud_sync", "sync", "Cloud Sync", "Cloud Sync for one month.", 30000, "month", 1),
+    SeedPrice(
+        SYNC_OPERATION, SYNC_APP, "Cloud Sync", "Cloud Sync for one month.", 30000, "month", 1
+    ),
     SeedPrice("bulk_import", "notes", "Bulk import", "Items imported in bulk.", 200, "item", 10),
     SeedPrice("pdf_export", "documents", "PDF export", "One document exported as PDF.", 1000),
     SeedPrice("premium_theme", "themes", "Premium theme", "One premium theme unlocked.", 3000),

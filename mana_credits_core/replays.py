@@ -17,9 +17,14 @@ the same expiry, either the same moment or the same term after the grant (within
 second), so that a command saying "expires in 30 days" replayed later is the same
 request while one saying "10 days" is another.
 
-A priced debit (an operation of the price list) is compared by its operation and
-quantity instead of its amount, which depends on what the user had accrued (and the
-price then); its metadata is compared without the `pricing` record the service added.
+A priced debit (an operation of the price list) is compared by what its caller sent
+(`PricedRequest`): the operation and quantity instead of the amount, which depends on
+what the user had accrued (and the price then), and the app and description only where
+the caller gave them, since otherwise the price list fills them in and a change to it
+(a new name, another app, a retirement) between the two must not turn the retry of a
+charged request into a refusal. Metadata is compared without the `pricing` record the
+service added. A key that named an operation, replayed with an amount (or the other way
+round), differs in `operation`.
 
 The comparison runs only when a key is found (a replay), never on a first request.
 """
@@ -27,11 +32,12 @@ The comparison runs only when a key is found (a replay), never on a first reques
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from .errors import IdempotencyKeyReused
-from .ledger import Credit, Debit, LedgerEntry
+from .ledger import Credit, Debit, LedgerEntry, TransactionType
 from .lots import Lot
 from .pricing import PRICING_KEY
 
@@ -67,33 +73,33 @@ def same_expiry(lot: Lot, request: Credit) -> bool:
     return abs(term - (request.expires_at - request.now)) <= SAME_TERM
 
 
+@dataclass(frozen=True, slots=True)
+class PricedRequest:
+    """What a caller sent for a debit by operation, as a replay is compared: the app
+    and description None where the caller left them to the price list."""
+
+    operation: str
+    quantity: int
+    app_id: str | None
+    description: str | None
+    metadata: Mapping[str, Any] | None
+
+
 def check_replay(original: LedgerEntry, request: Debit | Credit, lot: Lot | None = None) -> None:
     """Raise `IdempotencyKeyReused` unless `request` (whose key found `original`)
     asks for exactly what `original` did; for a credit, `lot` is the lot `original`
-    created (None: none to compare, e.g. an imported entry).
+    created (None: none to compare, e.g. an imported entry). A debit by operation is
+    compared by `check_priced_replay` instead.
 
     The error's details name the original's amount (credits) and app, and what differs
-    (`differs`: among `operation`, `amount`, `quantity`, `appId`, `description`,
-    `metadata`, `priority`, `expiresAt`).
+    (`differs`: among `operation`, `amount`, `appId`, `description`, `metadata`,
+    `priority`, `expiresAt`).
     """
-    priced = request.priced if isinstance(request, Debit) else None
-    metadata = original.metadata
-    if priced is None:
-        what = [
-            ("operation", original.type == request.type),
-            ("amount", abs(original.amount) == request.amount),
-        ]
-    else:
-        metadata = dict(original.metadata or {})
-        record = metadata.pop(PRICING_KEY, None)
-        was = record if isinstance(record, Mapping) else {}
-        same_operation = was.get("operation") == priced.operation
-        what = [
-            ("operation", original.type == request.type and same_operation),
-            ("quantity", was.get("quantity") == priced.quantity),
-        ]
+    metadata = dict(original.metadata or {})
+    by_operation = metadata.pop(PRICING_KEY, None) is not None
     checks = [
-        *what,
+        ("operation", original.type == request.type and not by_operation),
+        ("amount", by_operation or abs(original.amount) == request.amount),
         ("appId", original.app_id == request.app_id),
         ("description", original.description == request.description),
         ("metadata", same_metadata(metadata, request.metadata)),
@@ -104,6 +110,31 @@ def check_replay(original: LedgerEntry, request: Debit | Credit, lot: Lot | None
             differs.append("priority")
         if not same_expiry(lot, request):
             differs.append("expiresAt")
+    _refuse(original, differs)
+
+
+def check_priced_replay(original: LedgerEntry, request: PricedRequest) -> None:
+    """Raise `IdempotencyKeyReused` unless the debit by operation `request` (whose key
+    found `original`) asks for what `original` did: the same operation and quantity,
+    the same app and description where `request` gives them, the same metadata beside
+    the `pricing` record. `differs` names among `operation`, `quantity`, `appId`,
+    `description`, `metadata`."""
+    metadata = dict(original.metadata or {})
+    record = metadata.pop(PRICING_KEY, None)
+    if original.type != TransactionType.USAGE or not isinstance(record, Mapping):
+        _refuse(original, ["operation"])  # the key named an amount, or was no debit
+        return
+    checks = [
+        ("operation", record.get("operation") == request.operation),
+        ("quantity", record.get("quantity") == request.quantity),
+        ("appId", request.app_id in (None, original.app_id)),
+        ("description", request.description in (None, original.description)),
+        ("metadata", same_metadata(metadata, request.metadata)),
+    ]
+    _refuse(original, [name for name, same in checks if not same])
+
+
+def _refuse(original: LedgerEntry, differs: list[str]) -> None:
     if differs:
         raise IdempotencyKeyReused(
             original_amount=abs(original.amount),

@@ -31,6 +31,7 @@ from .ratelimit import FailureLimiter
 from .receive import answering, receive
 from .routes import (
     Route,
+    add_route,
     credits,
     dev_checkout,
     gift_page,
@@ -147,7 +148,7 @@ def create_app(
     own = Route("GET", "/openapi.json", openapi_json, "This document (OpenAPI 3.1)", "none")
     routes = served_routes(settings, [own])
     for route in routes:
-        app.router.add_route(route.method, route.path, route.handler)
+        add_route(app, route.method, route.path, route.handler)
     document.update(openapi.document(routes))
     apidocs.add_routes(app)
     app.add_subapp("/console", console_app(settings))

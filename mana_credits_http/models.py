@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from mana_credits_adapters.entry_json import entry_json
 from mana_credits_adapters.entry_json import iso as iso
@@ -37,9 +39,51 @@ Operation = Annotated[
     StrictStr | None,
     Field(description="An operation of the price list (GET /api/v1/credits/prices); or amount"),
 ]
+
+
+def _given(value: object) -> object:
+    """Refuse an explicit null where leaving the field out picks a default: a client
+    sending `"amount": null` by mistake would otherwise commit the whole hold."""
+    if value is None:
+        raise PydanticCustomError("not_null", "Input should be an integer; leave it out, not null")
+    return value
+
+
+# Optional whole numbers: absent means the default, an explicit null is refused, and the
+# OpenAPI schema says integer (null is no value of theirs).
+NOT_NULL = BeforeValidator(_given)
 Quantity = Annotated[
     StrictInt | None,
-    Field(ge=1, le=MAX_QUANTITY, description="Units of the operation (default 1)"),
+    Field(ge=1, le=MAX_QUANTITY),
+    NOT_NULL,
+    WithJsonSchema(
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_QUANTITY,
+            "description": "Units of the operation (default 1)",
+        }
+    ),
+]
+CommitAmount = Annotated[
+    StrictInt | None,
+    NOT_NULL,
+    WithJsonSchema(
+        {
+            "type": "integer",
+            "description": "Credits to charge, at most those held (default: all held)",
+        }
+    ),
+]
+CommitQuantity = Annotated[
+    StrictInt | None,
+    NOT_NULL,
+    WithJsonSchema(
+        {
+            "type": "integer",
+            "description": "Units used, at most those reserved (reservations by operation)",
+        }
+    ),
 ]
 AccruedMilli = Annotated[
     int,
@@ -117,14 +161,8 @@ class ReserveBody(Camel):
 class CommitBody(Camel):
     reservation_id: StrictStr
     description: StrictStr | None = None
-    amount: Annotated[
-        StrictInt | None,
-        Field(description="Credits to charge, at most those held (default: all held)"),
-    ] = None
-    quantity: Annotated[
-        StrictInt | None,
-        Field(description="Units used, at most those reserved (reservations by operation)"),
-    ] = None
+    amount: CommitAmount = None
+    quantity: CommitQuantity = None
 
 
 class ReservationIdBody(Camel):

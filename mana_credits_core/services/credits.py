@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from .. import lots
+from .. import pricing as p
 from .. import validation as v
 from ..cursors import decode_cursor as decode_cursor
 from ..cursors import encode_cursor
@@ -36,7 +37,7 @@ from ..ledger import (
 )
 from ..ports import Clock, DebitApplier, IdGenerator, Store
 from ..pricing import PRICING_KEY, operation_id
-from ..replays import check_replay
+from ..replays import PricedRequest, check_priced_replay, check_replay
 from ..rewards import (
     MAX_REFERENCE_ID,
     MAX_REWARD_DESCRIPTION,
@@ -193,7 +194,8 @@ class CreditsService:
         given one or the operation's name, and its metadata the given one plus
         `pricing` (operation, quantity, price, cost and the milli-credits accrued
         after it). A replayed key returns the original (`replayed=True`) and accrues
-        nothing; it must name the same operation and quantity (`check_replay`).
+        nothing, even after the price list changed; it must name the same operation and
+        quantity (`replays.check_priced_replay`).
 
         Raises `InvalidInput` for an unknown or retired operation (field `operation`),
         a quantity outside 1..`pricing.MAX_QUANTITY`, an `app_id` other than the
@@ -207,11 +209,22 @@ class CreditsService:
         key = v.idempotency_key(idempotency_key)
         if extra is not None and PRICING_KEY in extra:
             raise InvalidInput("metadata", f"metadata key {PRICING_KEY!r} is the service's own")
-        price, priced = await price_now(self._store, operation, quantity)
-        if app_id is not None and app_id != price.app_id:
-            raise InvalidInput(
-                "appId", f"operation {price.operation} belongs to app {price.app_id}, not {app_id}"
-            )
+        app = None if app_id is None else v.identifier(app_id, "appId", v.MAX_APP_ID)
+        asked = PricedRequest(operation_id(operation), p.quantity(quantity), app, text, extra)
+        try:
+            price, priced = await price_now(self._store, asked.operation, asked.quantity)
+            if app is not None and app != price.app_id:
+                raise InvalidInput(
+                    "appId", f"operation {price.operation} belongs to app {price.app_id}, not {app}"
+                )
+        except InvalidInput:
+            # The price list may have changed since a first request under this key was
+            # charged (retired, moved to another app): its retry still gets the original.
+            original = None if key is None else await self._by_key(user, key)
+            if original is None:
+                raise
+            check_priced_replay(original, asked)
+            return LedgerResult(original, None, replayed=True)
         debit = Debit(
             entry_id=self._ids.new_id(),
             user_id=user,
@@ -223,9 +236,13 @@ class CreditsService:
             now=self._clock.now(),
             priced=priced,
         )
-        return await self._use(debit)
+        return await self._use(debit, asked)
 
-    async def _use(self, debit: Debit) -> LedgerResult:
+    async def _by_key(self, user_id: str, key: str) -> LedgerEntry | None:
+        async with self._store.reader() as reader:
+            return await reader.ledger.by_idempotency_key(user_id, key)
+
+    async def _use(self, debit: Debit, asked: PricedRequest | None = None) -> LedgerResult:
         outcome = await self._debits.apply(debit)
         match outcome:
             case Applied(entry, balance):
@@ -235,7 +252,10 @@ class CreditsService:
                     )
                 return LedgerResult(entry, balance)
             case Replayed(entry):
-                check_replay(entry, debit)
+                if asked is None:
+                    check_replay(entry, debit)
+                else:
+                    check_priced_replay(entry, asked)
                 return LedgerResult(entry, None, replayed=True)
             case Refused(available, required):
                 raise InsufficientCredits(

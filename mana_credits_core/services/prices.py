@@ -112,13 +112,14 @@ class PricesService:
                     unit_size=1 if unit_now is None else size or old.unit_size,
                     retired_at=None,
                 )
+            if new.unit is None and size not in (None, 1):
+                raise InvalidInput("unitSize", "a price per call has no unit size; give a unit")
+            _check_sync(new)
+            if old is not None:
                 if new == old:
                     return old, None
                 new = replace(new, updated_at=now)
                 action = PriceAction.CHANGED if old.active else PriceAction.RESTORED
-            if new.unit is None and size not in (None, 1):
-                raise InvalidInput("unitSize", "a price per call has no unit size; give a unit")
-            _check_sync(new)
             change = self._change(old, new, action, operator, reason)
             await uow.prices.put(new, change)
             await uow.commit()
@@ -225,6 +226,9 @@ def _check_sync(new: Price) -> None:
         )
     if new.unit != "month" or new.unit_size != 1:
         raise InvalidInput("unit", f"{new.operation} is priced per month; keep --unit month")
+    if new.app_id != p.SYNC_APP:
+        # Its charges are entries of the app `sync` (SyncService), whatever the list says.
+        raise InvalidInput("appId", f"{new.operation} belongs to app {p.SYNC_APP}; keep it there")
 
 
 def _unit(value: str | None) -> str | None:

@@ -13,7 +13,7 @@ from ..errors import InsufficientCredits, InvalidInput, SubscriptionNotFound, Sy
 from ..events import EventKind, Events
 from ..ledger import Applied, Debit, Replayed
 from ..ports import Clock, IdGenerator, Notifier, Store, UnitOfWork
-from ..pricing import MILLI, SYNC_OPERATION
+from ..pricing import MILLI, SYNC_APP, SYNC_OPERATION
 from ..sync import (
     DEFAULT_MONTHLY,
     BillingInterval,
@@ -28,7 +28,6 @@ from ..sync import (
 
 log = logging.getLogger("mana_credits.sync")
 
-SYNC_APP = "sync"
 BATCHES_IN_FLIGHT = 2
 """Batches of one billing run in flight at once on a store that writes batches in
 parallel (PostgreSQL; see `SyncService.charge_due`)."""

@@ -17,6 +17,7 @@ from aiohttp_session import session_middleware
 from mana_credits_adapters.console_key import console_key
 from mana_credits_adapters.settings import Settings
 
+from ..routes import add_route
 from . import actions, catalogue, overview, pages, prices, signin
 from .session import ConsoleCookies
 
@@ -50,6 +51,6 @@ def console_app(settings: Settings) -> web.Application:
         *catalogue.ROUTES,
         *prices.ROUTES,
     ]:
-        app.router.add_route(method, path, handler)
+        add_route(app, method, path, handler)
     app.router.add_static("/static", HERE / "static", append_version=False)
     return app

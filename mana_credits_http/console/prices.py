@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from mana_credits_core.pricing import Price, format_credits, operation_totals
+from mana_credits_core.pricing import unit_text as pricing_unit_text
 
 from ..keys import SERVICES
 from .overview import DAYS
@@ -16,10 +17,8 @@ RECENT_CHANGES = 10
 
 
 def unit_text(price: Price) -> str:
-    """How the price counts: "per call", "per month", "per 10 item"."""
-    if price.unit is None:
-        return "per call"
-    return f"per {price.unit}" if price.unit_size == 1 else f"per {price.unit_size} {price.unit}"
+    """How the price counts: "per call", "per month", "per 10 items"."""
+    return pricing_unit_text(price.unit, price.unit_size)
 
 
 @signed_in

@@ -104,6 +104,15 @@ def test_balance_shows_what_is_accrued(any_store_url: str) -> None:
     assert "accrued 800 milli-credits (0.8 credits) of priced operations" in out
 
 
+def test_history_says_what_each_debit_by_operation_priced(any_store_url: str) -> None:
+    use_priced(any_store_url)
+    out = ok("credits", "history", "alice", "--database-url", any_store_url)
+    assert out.count("(ai_chat_ollama x1, cost 0.1)") == 3
+    assert out.count("(bulk_import x25, cost 0.5)") == 1
+    assert "funds" in out
+    assert "funds (" not in out  # a credit is described as it was
+
+
 def test_export_holds_operation_usage_and_accrual(any_store_url: str) -> None:
     use_priced(any_store_url)
     exported = json.loads(ok("users", "export", "alice", "--database-url", any_store_url))

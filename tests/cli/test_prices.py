@@ -71,7 +71,7 @@ def test_list_shows_the_seeded_price_list(any_store_url: str) -> None:
     out = ok("prices", "list", "--database-url", any_store_url)
     line = next(row for row in out.splitlines() if "bulk_import" in row)
     assert "0.2" in line
-    assert "per 10 item" in line
+    assert "per 10 items" in line
     ollama = next(row for row in out.splitlines() if "ai_chat_ollama" in row)
     assert "0.1" in ollama
     assert "per call" in ollama
@@ -84,7 +84,9 @@ def test_set_changes_a_price_and_records_who_and_why(any_store_url: str) -> None
         "prices", "set", "ai_chat_gpt4", "4.5", "--reason", "new contract",
         "--operator", "carol", "--database-url", url,
     )  # fmt: skip
-    assert out == "ai_chat_gpt4 (chat, Chat (GPT-4)): 5 -> 4.5 credits per call (changed)\n"
+    assert out == (
+        "ai_chat_gpt4 (chat, Chat (GPT-4)) changed: 5 credits per call -> 4.5 credits per call\n"
+    )
     gpt4 = next(p for p in listed(url) if p["operation"] == "ai_chat_gpt4")
     assert (gpt4["price"], gpt4["priceMilli"]) == ("4.5", 4500)
 
@@ -135,7 +137,7 @@ def test_set_json_and_a_new_operation_per_unit(any_store_url: str) -> None:
     line = next(
         r for r in ok("prices", "list", "--database-url", url).splitlines() if "ai_translate" in r
     )
-    assert "per 5 page" in line
+    assert "per 5 pages" in line
 
     unchanged = json.loads(
         ok("prices", "set", "ai_translate", "0.25", "--json", "--operator", "carol",
@@ -149,16 +151,29 @@ def test_a_price_per_unit_becomes_per_call(any_store_url: str) -> None:
     url = any_store_url
     out = ok("prices", "set", "bulk_import", "0.5", "--unit", "", "--operator", "carol",
              "--database-url", url)  # fmt: skip
-    assert out.endswith("0.2 -> 0.5 credits per call (changed)\n")
+    assert out.endswith("changed: 0.2 credits per 10 items -> 0.5 credits per call\n")
     bulk = next(p for p in listed(url) if p["operation"] == "bulk_import")
     assert (bulk["unit"], bulk["unitSize"]) == (None, 1)
+
+
+def test_a_change_of_unit_app_or_name_alone_says_what_moved(any_store_url: str) -> None:
+    url = any_store_url
+    out = ok("prices", "set", "bulk_import", "0.2", "--unit", "", "--operator", "carol",
+             "--database-url", url)  # fmt: skip
+    assert out.endswith("changed: 0.2 credits per 10 items -> 0.2 credits per call\n")
+    out = ok("prices", "set", "ai_chat_qwen", "2", "--app", "picture", "--name", "Qwen",
+             "--operator", "carol", "--database-url", url)  # fmt: skip
+    assert out == (
+        "ai_chat_qwen (picture, Qwen) changed: 2 credits per call"
+        " (app chat -> picture, name Chat (Qwen) -> Qwen)\n"
+    )
 
 
 def test_retire_then_list_all_and_set_again(any_store_url: str) -> None:
     url = any_store_url
     out = ok("prices", "retire", "pdf_export", "--reason", "moved to the app",
              "--operator", "dave", "--database-url", url)  # fmt: skip
-    assert out == "pdf_export (documents, PDF export) retired, it was 1 credits per call\n"
+    assert out == "pdf_export (documents, PDF export) retired, it was 1 credit per call\n"
     assert "pdf_export" not in {p["operation"] for p in listed(url)}
     retired = next(p for p in listed(url, "--all") if p["operation"] == "pdf_export")
     assert retired["active"] is False
@@ -176,7 +191,7 @@ def test_retire_then_list_all_and_set_again(any_store_url: str) -> None:
     assert (shown["price"]["active"], shown["change"]) == (False, None)
 
     restored = ok("prices", "set", "pdf_export", "1.5", "--operator", "dave", "--database-url", url)
-    assert restored.endswith("1 -> 1.5 credits per call (restored)\n")
+    assert restored.endswith("restored: 1 credit per call -> 1.5 credits per call (priced again)\n")
     assert next(p for p in listed(url) if p["operation"] == "pdf_export")["price"] == "1.5"
 
 
@@ -234,11 +249,23 @@ def test_history_newest_first_filtered_and_limited(any_store_url: str) -> None:
         (
             ("set", "ai_chat_gpt4", "0.1234"),
             "invalid_input",
-            "PRICE must be credits with at most 3",
+            "PRICE must be credits in ASCII digits with at most 3",
         ),
         (("set", "ai_chat_gpt4", "abc"), "invalid_input", "PRICE must be credits"),
         (("set", "ai_chat_gpt4", "0"), "invalid_input", "PRICE must be 0.001..100000 credits"),
         (("set", "ai_chat_gpt4", "-1"), "invalid_input", "PRICE must be credits"),
+        (("set", "ai_chat_gpt4", " 2"), "invalid_input", "PRICE must be credits in ASCII"),
+        (("set", "ai_chat_gpt4", "2\n"), "invalid_input", "PRICE must be credits in ASCII"),
+        (("set", "ai_chat_gpt4", "\uff11"), "invalid_input", "PRICE must be credits in ASCII"),
+        (("set", "ai_chat_gpt4", "1000000000"), "invalid_input", "PRICE must be 0.001..100000"),
+        (("set", "ai_chat_gpt4", "9" * 5000), "invalid_input", "(got 999999999999999999999999…)"),
+        (
+            # The price per call is the one it has: the unit size is refused all the same.
+            ("set", "ai_chat_gpt4", "5", "--unit-size", "5"),
+            "invalid_input",
+            "a price per call has no unit size",
+        ),
+        (("set", "cloud_sync", "30", "--app", "chat"), "invalid_input", "belongs to app sync"),
         (("set", "Bad-Op", "1"), "invalid_input", "OPERATION must be an operation id"),
         (("set", "ai_new", "1"), "invalid_input", "needs --app APP and --name NAME"),
         (("set", "ai_new", "1", "--app", "notes"), "invalid_input", "needs --app APP and --name"),

@@ -232,9 +232,14 @@ async def test_a_key_reused_for_another_operation_or_quantity_is_refused(
     assert "operation" in other_operation.value.details["differs"]
     with pytest.raises(IdempotencyKeyReused) as plain:  # the key of a priced debit, unpriced
         await services.credits.use("ann", 1, "notes", "Bulk import", idempotency_key="imp")
-    assert "differs" in plain.value.details
-    assert await services.credits.balance("ann") == before
-    assert len(await entries_of(services, "ann")) == 2
+    assert plain.value.details["differs"] == ["operation"]
+    await services.credits.use("ann", 1, "notes", "plain", idempotency_key="amount")
+    with pytest.raises(IdempotencyKeyReused) as priced:  # an amount's key, by operation
+        await services.credits.use_operation("ann", "pdf_export", idempotency_key="amount")
+    assert priced.value.details["differs"] == ["operation"]
+    after = await services.credits.balance("ann")
+    assert (after.balance, after.accrued_milli) == (before.balance - 1, before.accrued_milli)
+    assert len(await entries_of(services, "ann")) == 3
 
 
 async def test_a_replay_after_a_price_change_still_answers_the_original(
@@ -247,6 +252,43 @@ async def test_a_replay_after_a_price_change_still_answers_the_original(
     assert (again.replayed, again.entry.id) == (True, first.entry.id)
     assert again.entry.metadata == first.entry.metadata
     assert (await services.credits.balance("ann")).accrued_milli == 100
+
+
+async def test_a_retry_after_the_operation_was_retired_or_moved_answers_the_original(
+    services: Services,
+) -> None:
+    """A client retrying a charged request (say after a timeout) must learn it was
+    charged, whatever the price list became in between."""
+    await funded(services, "ann", 10)
+    qwen = await services.credits.use_operation("ann", "ai_chat_qwen", idempotency_key="q")
+    chat = await services.credits.use_operation(
+        "ann", "ai_chat_gemini", app_id="chat", idempotency_key="g"
+    )
+    await services.prices.retire("ai_chat_qwen", operator="ops")
+    await services.prices.set(
+        "ai_chat_gemini", "2", app_id="research", name="Gemini", operator="ops"
+    )
+    again = await services.credits.use_operation("ann", "ai_chat_qwen", idempotency_key="q")
+    assert (again.replayed, again.entry.id, again.entry.amount) == (True, qwen.entry.id, -2)
+    again = await services.credits.use_operation(
+        "ann", "ai_chat_gemini", app_id="chat", idempotency_key="g"
+    )
+    assert (again.replayed, again.entry.id) == (True, chat.entry.id)
+    # Without the app and description, which the price list fills in: the original too.
+    again = await services.credits.use_operation("ann", "ai_chat_gemini", idempotency_key="g")
+    assert (again.replayed, again.entry.description) == (True, "Chat (Gemini)")
+    # A retry that asks for something else is still another request.
+    with pytest.raises(IdempotencyKeyReused) as other:
+        await services.credits.use_operation("ann", "ai_chat_qwen", 2, idempotency_key="q")
+    assert other.value.details["differs"] == ["quantity"]
+    with pytest.raises(InvalidInput, match="retired"):  # a new key: refused as before
+        await services.credits.use_operation("ann", "ai_chat_qwen", idempotency_key="q2")
+    with pytest.raises(InvalidInput, match="belongs to app research"):
+        await services.credits.use_operation(
+            "ann", "ai_chat_gemini", app_id="chat", idempotency_key="g2"
+        )
+    assert (await services.credits.balance("ann")).balance == 6
+    assert len(usage_entries(await entries_of(services, "ann"))) == 2
 
 
 async def test_short_of_the_credit_due_is_402_and_nothing_accrues(services: Services) -> None:

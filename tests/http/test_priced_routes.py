@@ -173,6 +173,8 @@ BAD_DEBITS = [
     ({"operation": OLLAMA, "quantity": "3"}, "quantity"),
     ({"operation": OLLAMA, "quantity": 1.5}, "quantity"),
     ({"operation": OLLAMA, "quantity": True}, "quantity"),
+    ({"operation": OLLAMA, "quantity": None}, "quantity"),  # null is no default
+    ({"operation": OLLAMA, "appId": ""}, "appId"),
     ({"operation": OLLAMA, "metadata": {"pricing": {"costMilli": 0}}}, "metadata"),
     ({"Operation": OLLAMA}, "operation"),
     ({"operation": OLLAMA, "quantitY": 3}, "quantity"),
@@ -215,6 +217,15 @@ async def test_the_message_names_what_is_wrong(
     assert status == 400
     for word in words:
         assert word in answer["message"], answer
+
+
+async def test_a_null_says_to_leave_the_field_out(client: Client, jwks: Jwks) -> None:
+    body = {"operation": OLLAMA, "quantity": None}
+    status, answer = await debit_as(client, jwks, USE, "gus", body)
+    assert (status, answer["message"]) == (
+        400,
+        "quantity: Input should be an integer; leave it out, not null",
+    )
 
 
 async def test_a_retired_operation_is_refused_by_name(
@@ -267,6 +278,7 @@ BAD_HOLDS = [
     ({"amount": 5}, "reason"),
     ({"operation": "no_such_operation"}, "operation"),
     ({"operation": OLLAMA, "quantity": 0}, "quantity"),
+    ({"operation": OLLAMA, "quantity": None}, "quantity"),
     ({"operation": OLLAMA, "Quantity": 2}, "quantity"),
     ({"OPERATION": OLLAMA}, "operation"),
 ]
@@ -305,6 +317,9 @@ async def test_a_partial_commit_charges_part_and_releases_the_rest(
         ({"quantity": 1}, "quantity"),  # the hold was made by amount
         ({"amount": "4"}, "amount"),
         ({"Amount": 4}, "amount"),
+        # A null by mistake must not commit the whole hold.
+        ({"amount": None}, "amount"),
+        ({"quantity": None}, "quantity"),
     ]
     for body, field in bad:
         status, answer = await commit(client, {"reservationId": rid, **body})

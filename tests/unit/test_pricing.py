@@ -19,6 +19,7 @@ from mana_credits_core.pricing import (
     cost_milli,
     format_credits,
     parse_credits,
+    price_text,
     priced_at,
 )
 from mana_credits_core.reservations import CommitHold, Hold
@@ -33,7 +34,7 @@ CHAT = priced_at("ai_chat_ollama", 100, 1, 1)  # 0.1 credits a call
 @pytest.mark.parametrize(
     ("text", "milli"),
     [("0.1", 100), ("5", 5000), ("0.001", 1), ("0.25", 250), ("12.345", 12345), (2, 2000),
-     (" 3 ", 3000), ("100000", MAX_PRICE_MILLI)],
+     ("003", 3000), ("100000", MAX_PRICE_MILLI), ("0100000.000", MAX_PRICE_MILLI)],
 )  # fmt: skip
 def test_credits_parse_to_milli_credits(text: object, milli: int) -> None:
     assert parse_credits(text) == milli
@@ -42,13 +43,30 @@ def test_credits_parse_to_milli_credits(text: object, milli: int) -> None:
 @pytest.mark.parametrize(
     "value",
     [0.1, 1.0, "0.0001", "-1", "1e3", "", "0", "0.000", "1,5", ".5", "5.", "0x10", True,
-     None, "100000.001", "\u0661", "\uff15"],  # Arabic-Indic one, fullwidth five
+     None, "100000.001", "\u0661", "\uff15", " 3", "3 ", "3\n", "1000000000", "9" * 5000],
 )  # fmt: skip
 def test_credits_that_are_no_price_are_refused_naming_the_field(value: object) -> None:
+    # Among them an Arabic-Indic one and a full-width five (digits to `int`, not here).
     with pytest.raises(InvalidInput) as refused:
         parse_credits(value, "newPrice")
     assert refused.value.field == "newPrice"
     assert "newPrice" in refused.value.message
+    assert len(refused.value.message) < 150  # a huge value is quoted cut short
+
+
+def test_a_price_too_big_is_refused_as_out_of_range() -> None:
+    with pytest.raises(InvalidInput, match=r"must be 0\.001\.\.100000 credits"):
+        parse_credits("1000000000")
+
+
+@pytest.mark.parametrize(
+    ("milli", "unit", "size", "text"),
+    [(1000, None, 1, "1 credit per call"), (100, None, 1, "0.1 credits per call"),
+     (200, "item", 10, "0.2 credits per 10 items"), (30000, "month", 1, "30 credits per month"),
+     (2000, "pages", 3, "2 credits per 3 pages")],
+)  # fmt: skip
+def test_prices_read_as_people_say_them(milli: int, unit: str | None, size: int, text: str) -> None:
+    assert price_text(milli, unit, size) == text
 
 
 @pytest.mark.parametrize(
