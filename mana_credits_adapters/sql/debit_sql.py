@@ -57,7 +57,7 @@ wanted AS (
                    ORDER BY s.priority, s.expires_at, s.created_at, s.id COLLATE "C"
                ) - (s.remaining - s.held) AS before
           FROM (SELECT {{LOT_COLUMNS}} FROM credits.credit_lots l
-                 WHERE l.user_id = a.user_id AND l.remaining > 0 AND l.remaining > l.held
+                 WHERE l.user_id = a.user_id AND l.is_open AND l.has_free
                    AND (l.expires_at IS NULL OR l.expires_at > CAST(%(now)s AS timestamptz))
                  ORDER BY l.priority, l.expires_at, l.created_at, l.id COLLATE "C"
                  LIMIT {FIRST_LOTS}) AS s
@@ -66,7 +66,7 @@ wanted AS (
     UNION ALL
     SELECT d.*, 0 FROM asked a CROSS JOIN LATERAL (
         SELECT {{LOT_COLUMNS}} FROM credits.credit_lots l
-         WHERE l.user_id = a.user_id AND l.remaining > 0 AND l.remaining > l.held
+         WHERE l.user_id = a.user_id AND l.is_open AND l.has_free
            AND l.expires_at <= CAST(%(now)s AS timestamptz) AND l.expired_at IS NULL
     ) AS d
 )
@@ -90,7 +90,7 @@ SELECT (SELECT json_agg(w) FROM wanted w) AS lots,
 # Step 3, rarely: the lots of users whose first lots fall short of what the batch asks.
 ALL_LOTS = """
 SELECT json_agg(l) AS lots FROM credits.credit_lots l
- WHERE l.user_id = ANY(CAST(%(users)s AS varchar[])) AND l.remaining > 0
+ WHERE l.user_id = ANY(CAST(%(users)s AS varchar[])) AND l.is_open
 """
 
 # Step 4: the batch travels as typed arrays, one per column (`unnest` zips them back

@@ -93,9 +93,7 @@ async def locked_book(
     """
     users = sorted(set(user_ids))
     found = await lock_balances(connection, balances.c.user_id.in_(users))
-    lots = await connection.execute(
-        sa.select(credit_lots).where(l.user_id.in_(users), l.remaining > 0)
-    )
+    lots = await connection.execute(sa.select(credit_lots).where(l.user_id.in_(users), l.is_open))
     open_lots = [lot_from(row) for row in lots]
     priors: dict[tuple[str, str], LedgerEntry] = {}
     wanted = list(dict.fromkeys(keys))
@@ -187,7 +185,7 @@ def _unannounced(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
     return (
         l.expires_at > now,
         l.expires_at <= now + EXPIRY_NOTICE,
-        l.remaining > 0,
+        l.is_open,
         l.notified_at.is_(None),
         l.expires_at.is_not(None),  # implied, but it lets the planner use the index
     )
@@ -212,7 +210,7 @@ class SqlLots:
     async def due(self, now: datetime, limit: int) -> list[str]:
         query = (
             sa.select(l.user_id)
-            .where(l.expires_at <= now, l.remaining > l.held, l.expired_at.is_(None))
+            .where(l.expires_at <= now, l.has_free, l.expired_at.is_(None))
             .order_by(l.expires_at)
             .limit(limit)
         )

@@ -93,7 +93,7 @@ checked AS (
     SELECT g.*, b.balance, f.id AS lot_id, f.free,
            EXISTS (
                SELECT FROM credits.credit_lots d
-                WHERE d.user_id = g.user_id AND d.remaining > 0 AND d.remaining > d.held
+                WHERE d.user_id = g.user_id AND d.is_open AND d.has_free
                   AND d.expires_at <= g.at AND d.expired_at IS NULL OFFSET 0) AS lapsed,
            EXISTS (
                SELECT FROM credits.transactions t
@@ -104,7 +104,7 @@ checked AS (
      ) AS b
      CROSS JOIN LATERAL (
         SELECT l.id, l.remaining - l.held AS free FROM credits.credit_lots l
-         WHERE l.user_id = g.user_id AND l.remaining > 0 AND l.remaining > l.held
+         WHERE l.user_id = g.user_id AND l.is_open AND l.has_free
            AND (l.expires_at IS NULL OR l.expires_at > g.at)
          ORDER BY l.priority, l.expires_at, l.created_at, l.id COLLATE "C"
          LIMIT 1

@@ -273,9 +273,13 @@ sync_subscriptions = sa.Table(
     schema=CREDITS,
 )
 
-OPEN_LOTS = "remaining > 0"
-DUE_LOTS = "remaining > held AND expired_at IS NULL"
-UNANNOUNCED_LOTS = "remaining > 0 AND notified_at IS NULL AND expires_at IS NOT NULL"
+# The partial indexes test flags the database computes (migration 0012), never
+# `remaining` or `held` themselves: a debit that changes neither flag then updates its
+# lot in place on PostgreSQL (HOT), without new entries in every index. A query must
+# name the flag (`is_open`, `has_free`) for the planner to pick these indexes.
+OPEN_LOTS = "is_open"
+DUE_LOTS = "has_free AND expired_at IS NULL"
+UNANNOUNCED_LOTS = "is_open AND notified_at IS NULL AND expires_at IS NOT NULL"
 
 credit_lots = sa.Table(
     "credit_lots",
@@ -295,6 +299,12 @@ credit_lots = sa.Table(
     sa.Column("purchase_id", Id, nullable=True),
     sa.Column("expired_at", UtcDateTime, nullable=True),
     sa.Column("notified_at", UtcDateTime, nullable=True),
+    # remaining > 0 and remaining > held, as flags of their own (see OPEN_LOTS).
+    # Stored on PostgreSQL (before 18 it computes no other kind), virtual on SQLite.
+    sa.Column("is_open", sa.Boolean, sa.Computed("remaining > 0", persisted=True), nullable=False),
+    sa.Column(
+        "has_free", sa.Boolean, sa.Computed("remaining > held", persisted=True), nullable=False
+    ),
     sa.CheckConstraint("0 <= held AND held <= remaining AND remaining <= amount", name="bounds"),
     sa.CheckConstraint("amount > 0", name="amount_positive"),
     sa.CheckConstraint("priority BETWEEN 0 AND 100", name="priority_range"),
