@@ -132,6 +132,11 @@ def main() -> None:
         f" {debits.lots} lots, {debits.clients} clients; x row 1 there is the ratio to the"
         f" 1-lot figure: {debits.many_lots / debits.one_lot:.2f}"
     )
+    w = debits.writes
+    print(
+        f"writes per debit, 1-lot group: {w.wal_bytes:,.0f} WAL bytes in {w.wal_records:.1f}"
+        f" records; lot updates in place (HOT): {w.hot_share:.0%}"
+    )
     print(
         f"expiry sweep: {sweep.lots:,} lots of {sweep.users:,} users expired in"
         f" {sweep.seconds:.1f} s ({sweep.lots_per_second:,.0f} lots/s)"

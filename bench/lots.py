@@ -38,6 +38,17 @@ class DebitsWithLots:
     clients: int
     one_lot: float  # debits per second, users holding one lot each
     many_lots: float  # debits per second, users holding `lots` lots each
+    writes: Writes  # what the 1-lot group's debits wrote
+
+
+@dataclass(frozen=True)
+class Writes:
+    """What a run of debits made PostgreSQL write: WAL bytes and records per debit, and
+    the share of lot updates made in place (heap-only tuples: no new index entries)."""
+
+    wal_bytes: float
+    wal_records: float
+    hot_share: float  # 0..1
 
 
 @dataclass(frozen=True)
@@ -90,8 +101,10 @@ def seed_grants(
     db.sql("ANALYZE credits.balances; ANALYZE credits.transactions; ANALYZE credits.credit_lots")
 
 
-async def _debits(url: str, prefix: str, clients: int, users: int, seconds: float) -> float:
-    """Debits per second from `clients` concurrent callers of `CreditsService.use`
+async def _debits(
+    url: str, prefix: str, clients: int, users: int, seconds: float
+) -> tuple[int, float]:
+    """(debits, seconds taken) of `clients` concurrent callers of `CreditsService.use`
     over users `prefix`-1 .. -`users` (as bench/library.py, other users)."""
     async with bootstrap(Settings(DATABASE_URL=url), migrate=False) as services:
         credits = services.credits
@@ -107,7 +120,22 @@ async def _debits(url: str, prefix: str, clients: int, users: int, seconds: floa
 
         started = time.perf_counter()
         total = sum(await asyncio.gather(*(client() for _ in range(clients))))
-        return total / (time.perf_counter() - started)
+        return total, time.perf_counter() - started
+
+
+COUNTERS = (
+    "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, (SELECT wal_records FROM pg_stat_wal),"
+    " n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+    " WHERE schemaname = 'credits' AND relname = 'credit_lots'"
+)
+STATS_DELAY = 1.5
+"""Seconds for the server processes to report their table statistics (PostgreSQL 15+
+sends them at most once a second) before the counters are read."""
+
+
+def _counters(db: BenchDatabase) -> tuple[int, ...]:
+    time.sleep(STATS_DELAY)
+    return tuple(int(float(v)) for v in db.sql(COUNTERS).split("|"))
 
 
 ROUNDS = 4
@@ -136,10 +164,19 @@ def debits_with_lots(
     )
     one: list[float] = []
     many: list[float] = []
+    written = [0, 0, 0, 0]  # WAL bytes, WAL records, lot updates, in place: 1-lot group
+    debited = 0
     for _ in range(ROUNDS):
-        one.append(asyncio.run(_debits(db.url, "one-lot", clients, users, seconds / ROUNDS)))
-        many.append(asyncio.run(_debits(db.url, "many-lots", clients, users, seconds / ROUNDS)))
-    return DebitsWithLots(users, lots, clients, sum(one) / ROUNDS, sum(many) / ROUNDS)
+        before = _counters(db)
+        done, took = asyncio.run(_debits(db.url, "one-lot", clients, users, seconds / ROUNDS))
+        after = _counters(db)
+        written = [w + a - b for w, a, b in zip(written, after, before, strict=True)]
+        debited += done
+        one.append(done / took)
+        done, took = asyncio.run(_debits(db.url, "many-lots", clients, users, seconds / ROUNDS))
+        many.append(done / took)
+    writes = Writes(written[0] / debited, written[1] / debited, written[3] / max(written[2], 1))
+    return DebitsWithLots(users, lots, clients, sum(one) / ROUNDS, sum(many) / ROUNDS, writes)
 
 
 async def _sweep(url: str) -> tuple[int, float]:

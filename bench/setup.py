@@ -60,8 +60,9 @@ class BenchDatabase:
     ) -> None:
         self.cluster.stop()
 
-    def sql(self, statement: str) -> None:
-        """Run SQL through psql (bulk seeding is the database's own work)."""
+    def sql(self, statement: str) -> str:
+        """Run SQL through psql (bulk seeding is the database's own work); what it
+        printed, unaligned, without headers (a query's rows, `|` between values)."""
         command = [
             str(self.cluster.bindir / "psql"),
             "-v",
@@ -75,10 +76,12 @@ class BenchDatabase:
             self.cluster.user,
             "-d",
             self.name,
+            "-A",
+            "-t",
             "-c",
             statement,
         ]
-        run(command, check=True, capture_output=True, timeout=600)
+        return run(command, check=True, capture_output=True, text=True, timeout=600).stdout.strip()
 
     def prepare(self, users: int) -> None:
         """The schema and `users` funded balances named user-1 .. user-N."""
