@@ -81,7 +81,8 @@ class BenchDatabase:
             "-c",
             statement,
         ]
-        return run(command, check=True, capture_output=True, text=True, timeout=600).stdout.strip()
+        done = run(command, check=True, capture_output=True, text=True, timeout=600)
+        return str(done.stdout).strip()
 
     def prepare(self, users: int) -> None:
         """The schema and `users` funded balances named user-1 .. user-N."""
