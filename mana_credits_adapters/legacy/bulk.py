@@ -63,6 +63,12 @@ def primary_key(table: sa.Table) -> list[str]:
     return [column.name for column in table.primary_key.columns]
 
 
+def written(table: sa.Table) -> list[sa.Column[Any]]:
+    """The columns an insert gives values for: all but those the database computes
+    (the lots' `is_open` and `has_free`)."""
+    return [column for column in table.columns if column.computed is None]
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")  # as UtcDateTime says
@@ -92,8 +98,8 @@ class PostgresBulk:
     async def insert(self, table: sa.Table, rows: Sequence[Row]) -> int:
         if not rows:
             return 0
-        names = [column.name for column in table.columns]
-        converters = [_converter(column) for column in table.columns]
+        names = [column.name for column in written(table)]
+        converters = [_converter(column) for column in written(table)]
         tuples = [
             tuple(
                 row[name] if convert is None else convert(row[name])
@@ -114,7 +120,7 @@ class PostgresBulk:
                     await cursor.execute(
                         sql.SQL(
                             "CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS"
-                            " INCLUDING CONSTRAINTS) ON COMMIT DROP"
+                            " INCLUDING CONSTRAINTS INCLUDING GENERATED) ON COMMIT DROP"
                         ).format(stage, target)
                     )
                     self._staged.add(table.name)
@@ -175,7 +181,7 @@ class SqliteBulk:
                     f"v_{column.name}",
                     type_=NULLABLE_JSON if isinstance(column.type, sa.JSON) else column.type,
                 )
-                for column in table.columns
+                for column in written(table)
             }
             found = (
                 sqlite.insert(table)
