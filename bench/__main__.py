@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -85,6 +86,9 @@ def main() -> None:
         raise SystemExit(
             f"error: BENCH_ONLY={only!r}: unknown, use one of {', '.join(ONLY)} or leave it unset"
         )
+    if only in ("", "http", "reads") and shutil.which("wrk") is None:
+        # Found out now, not after the minutes of the rows before the first wrk run.
+        raise SystemExit("error: wrk is not installed; apt-get install wrk (nox -s bench does)")
     started = time.monotonic()
     startup = None if only else cli_startup()
     rows: list[Row] = []
