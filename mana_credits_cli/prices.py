@@ -6,13 +6,21 @@ floats; `--json` adds the exact integer in milli-credits (1 credit = 1,000).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from mana_credits_core.errors import InvalidInput
-from mana_credits_core.pricing import Price, PriceChange, format_credits, price_text, unit_text
+from mana_credits_core.pricing import (
+    Price,
+    PriceAction,
+    PriceChange,
+    format_credits,
+    price_text,
+    unit_text,
+)
 from mana_credits_core.services.prices import MAX_CHANGES, PriceNotFound
 from mana_credits_core.validation import MAX_REASON
 
@@ -88,6 +96,33 @@ def change_text(change: PriceChange, new: Price) -> str:
         moved.append("priced again")
     price = now if was == now else f"{was} -> {now}"
     return price + (f" ({', '.join(moved)})" if moved else "")
+
+
+def states_after(changes: list[PriceChange], prices: list[Price]) -> list[Price | None]:
+    """Each change's entry as the change left it, for `changes` newest first: the
+    newest change of an operation left it as it is now (`prices`, retired included);
+    an older one left it as the next newer change found it (that change's `before`
+    and old price). None where neither is known."""
+    state: dict[str, Price | None] = {p.operation: p for p in prices}
+    found: list[Price | None] = []
+    for change in changes:
+        after = state.get(change.operation)
+        found.append(after)
+        b = change.before
+        if after is None or change.old_price_milli is None or not b:
+            state[change.operation] = None  # created here: nothing before it
+            continue
+        unit, size = b.get("unit"), b.get("unitSize")
+        state[change.operation] = replace(
+            after,
+            app_id=str(b.get("appId", after.app_id)),
+            name=str(b.get("name", after.name)),
+            description=str(b.get("description", after.description)),
+            unit=unit if isinstance(unit, str) else None,
+            unit_size=size if isinstance(size, int) else 1,
+            price_milli=change.old_price_milli,
+        )
+    return found
 
 
 def price_json(price: Price) -> dict[str, object]:
@@ -331,29 +366,32 @@ def history(
       mana-credits prices history ai_chat_gpt4 --limit 10
     """
 
-    async def work() -> list[PriceChange]:
+    async def work() -> tuple[list[PriceChange], list[Price]]:
         async with open_services(database_url, read_only=True) as services:
             if operation is not None:
                 try:
                     await services.prices.get(operation)
                 except PriceNotFound as exc:
                     raise known(exc, operation) from exc
-            return await services.prices.history(operation, limit)
+            changes = await services.prices.history(operation, limit)
+            return changes, await services.prices.list(include_retired=True)
 
-    changes = run(work, PRICE_FIELDS)
+    changes, prices = run(work, PRICE_FIELDS)
     if json:
         print_json([change_json(c) for c in changes])
         return
-    table = Table("when", "operation", "action", "price", "operator", "reason")
-    for c in changes:
+    table = Table("when", "operation", "action", "change", "operator", "reason")
+    for c, after in zip(changes, states_after(changes, prices), strict=True):
+        if after is None:
+            what = f"{credits_or_dash(c.old_price_milli)} -> {credits_or_dash(c.new_price_milli)}"
+        elif c.action is PriceAction.RETIRED:
+            what = f"was {price_of(after)}"  # retiring changes nothing else
+        else:
+            what = change_text(c, after)
         table.add_row(
-            c.at.isoformat(timespec="seconds"),
-            c.operation,
-            c.action.value,
-            f"{credits_or_dash(c.old_price_milli)} -> {credits_or_dash(c.new_price_milli)}",
-            c.operator,
+            c.at.isoformat(timespec="seconds"), c.operation, c.action.value, what, c.operator,
             c.reason or "",
-        )
+        )  # fmt: skip
     print_table(table, shortened=False)
     if not changes:
         console.print("no changes to the price list" + (f" of {operation}" if operation else ""))

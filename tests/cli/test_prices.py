@@ -169,6 +169,24 @@ def test_a_change_of_unit_app_or_name_alone_says_what_moved(any_store_url: str) 
     )
 
 
+def test_history_says_what_each_change_moved(any_store_url: str) -> None:
+    """Each row shows the entry before and after its change, also for older changes
+    of an operation changed again since."""
+    url = any_store_url
+    for args in (("bulk_import", "0.2", "--unit", ""), ("bulk_import", "0.3"),
+                 ("ai_chat_qwen", "2", "--app", "picture")):  # fmt: skip
+        ok("prices", "set", *args, "--operator", "carol", "--database-url", url)
+    ok("prices", "set", "ai_new", "0.5", "--app", "notes", "--name", "New", "--operator",
+       "carol", "--database-url", url)  # fmt: skip
+    rows = [r for r in ok("prices", "history", "--database-url", url).splitlines() if "carol" in r]
+    assert len(rows) == 4, rows
+    new, qwen, dearer, per_call = rows
+    assert "0.5 credits per call (new)" in new
+    assert "2 credits per call (app chat -> picture)" in qwen
+    assert "0.2 credits per call -> 0.3 credits per call" in dearer
+    assert "0.2 credits per 10 items -> 0.2 credits per call" in per_call
+
+
 def test_retire_then_list_all_and_set_again(any_store_url: str) -> None:
     url = any_store_url
     out = ok("prices", "retire", "pdf_export", "--reason", "moved to the app",
@@ -231,11 +249,11 @@ def test_history_newest_first_filtered_and_limited(any_store_url: str) -> None:
 
     table = ok("prices", "history", "--database-url", url)
     retired = next(r for r in table.splitlines() if "retired" in r)
-    assert "4 -> -" in retired
+    assert "was 4 credits per call" in retired
     assert "dave" in retired
     assert "gone" in retired
     changed = next(r for r in table.splitlines() if "carol" in r)
-    assert "5 -> 4" in changed
+    assert "5 credits per call -> 4 credits per call" in changed
     assert "r1" in changed
 
     assert changes(url, "bulk_import") == []
