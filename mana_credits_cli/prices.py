@@ -107,6 +107,8 @@ def states_after(changes: list[PriceChange], prices: list[Price]) -> list[Price 
     found: list[Price | None] = []
     for change in changes:
         after = state.get(change.operation)
+        if after is not None and change.new_price_milli is not None:
+            after = replace(after, price_milli=change.new_price_milli)  # its own record
         found.append(after)
         b = change.before
         if after is None or change.old_price_milli is None or not b:

@@ -210,13 +210,39 @@ def format_credits(milli: int) -> str:
     return f"{whole}.{part:03d}".rstrip("0")
 
 
+_UNIT = re.compile(r"[a-z]{1,32}")
+
+
+def unit_name(value: object, field: str = "unit") -> str:
+    """What a price counts, as one lower-case word of 1..32 ASCII letters, singular
+    ("item", "month", "page"): it is read after a number ("per 10 items"). Raises
+    `InvalidInput`."""
+    if not isinstance(value, str) or not _UNIT.fullmatch(value):
+        raise InvalidInput(
+            field, f"{field} must be one lower-case word, singular, e.g. item, page or month"
+        )
+    if value == "call":
+        raise InvalidInput(field, f'a price per call has no {field}; give "" for per call')
+    return value
+
+
+def plural(unit: str) -> str:
+    """A unit word's plural by the regular English rules (box -> boxes, entry ->
+    entries, page -> pages); units are single words (`unit_name`)."""
+    if unit.endswith(("s", "x", "z", "ch", "sh")):
+        return unit + "es"
+    if unit.endswith("y") and unit[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return unit[:-1] + "ies"
+    return unit + "s"
+
+
 def unit_text(unit: str | None, unit_size: int = 1) -> str:
     """How a price counts: "per call", "per month", "per 10 items"."""
     if unit is None:
         return "per call"
     if unit_size == 1:
         return f"per {unit}"
-    return f"per {unit_size} {unit if unit.endswith('s') else unit + 's'}"
+    return f"per {unit_size} {plural(unit)}"
 
 
 def price_text(price_milli: int, unit: str | None = None, unit_size: int = 1) -> str:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -12,6 +20,7 @@ from pydantic_core import PydanticCustomError
 from mana_credits_adapters.entry_json import entry_json
 from mana_credits_adapters.entry_json import iso as iso
 from mana_credits_core import Balance, LedgerEntry, TransactionStatus, TransactionType
+from mana_credits_core.errors import InvalidInput
 from mana_credits_core.pricing import MAX_QUANTITY, MILLI
 from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
 from mana_credits_core.sync import BillingInterval, SyncStatus
@@ -19,6 +28,19 @@ from mana_credits_core.sync import BillingInterval, SyncStatus
 
 class Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _each_field_once(cls, data: Any) -> Any:
+        """Refuse a body giving one field under both its names (`idempotencyKey` and
+        `idempotency_key`): one would be dropped without a word, and a retry naming it
+        the other way would be another request."""
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                alias = field.alias
+                if alias is not None and alias != name and alias in data and name in data:
+                    raise InvalidInput(alias, f"give {alias} once, not also as {name}")
+        return data
 
     def render(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="json")

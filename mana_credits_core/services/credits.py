@@ -169,7 +169,7 @@ class CreditsService:
             amount=v.amount(amount),
             app_id=v.identifier(app_id, "appId", v.MAX_APP_ID),
             description=v.text(description, "description", v.MAX_DESCRIPTION),
-            metadata=v.metadata(metadata),
+            metadata=_own_metadata(metadata),
             idempotency_key=v.idempotency_key(idempotency_key),
             now=self._clock.now(),
         )
@@ -205,10 +205,8 @@ class CreditsService:
         """
         user = v.identifier(user_id, "userId")
         text = v.optional_text(description, "description", v.MAX_DESCRIPTION)
-        extra = v.metadata(metadata)
+        extra = _own_metadata(metadata)
         key = v.idempotency_key(idempotency_key)
-        if extra is not None and PRICING_KEY in extra:
-            raise InvalidInput("metadata", f"metadata key {PRICING_KEY!r} is the service's own")
         app = None if app_id is None else v.identifier(app_id, "appId", v.MAX_APP_ID)
         asked = PricedRequest(operation_id(operation), p.quantity(quantity), app, text, extra)
         try:
@@ -502,3 +500,13 @@ class CreditsService:
         entries = entries[:size]
         next_cursor = encode_cursor(entries[-1]) if more else None
         return LedgerPage(entries, next_cursor)
+
+
+def _own_metadata(metadata: object) -> dict[str, object] | None:
+    """A debit's metadata (`validation.metadata`) without the service's own `pricing`
+    record, which only a debit by operation gets: a client's copy would make an entry
+    look priced (exports, `credits history`, replays). Raises `InvalidInput`."""
+    extra = v.metadata(metadata)
+    if extra is not None and PRICING_KEY in extra:
+        raise InvalidInput("metadata", f"metadata key {PRICING_KEY!r} is the service's own")
+    return extra

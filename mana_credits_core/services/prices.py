@@ -80,9 +80,10 @@ class PricesService:
         about = v.optional_text(description, "description", p.MAX_PRICE_DESCRIPTION)
         units = _unit(unit)
         size = None if unit_size is None else _unit_size(unit_size)
-        now = self._clock.now()
         async with self._store.unit_of_work() as uow:
             old = await uow.prices.lock(operation)
+            # After the lock: changes of one operation are timed in the order they commit.
+            now = self._clock.now()
             if old is None:
                 if app is None:
                     raise InvalidInput("appId", f"a new operation needs an app: {operation}")
@@ -232,10 +233,10 @@ def _check_sync(new: Price) -> None:
 
 
 def _unit(value: str | None) -> str | None:
-    """None: unchanged; "": per call; else a unit's name (one line, 1..32 characters)."""
+    """None: unchanged; "": per call; else a unit's name (`pricing.unit_name`)."""
     if value is None or value == "":
         return value
-    return v.text(value, "unit", p.MAX_UNIT, multiline=False)
+    return p.unit_name(value)
 
 
 def _unit_size(value: object) -> int:

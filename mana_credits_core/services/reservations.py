@@ -234,7 +234,8 @@ def _charged(reservation: Reservation, amount: int | None, quantity: int | None)
         if amount > reservation.amount:
             raise InvalidInput(
                 "amount",
-                f"amount {amount} is more than the {reservation.amount} credits held; "
+                f"amount {amount} is more than the {reservation.amount}"
+                f" credit{'' if reservation.amount == 1 else 's'} held; "
                 "commit at most what is held",
             )
         return None

@@ -57,7 +57,7 @@ def signed_in(page: Page) -> Callable[[web.Request], Awaitable[web.StreamRespons
     async def guarded(request: web.Request) -> web.StreamResponse:
         operator = await operator_of(request)
         if operator is None:
-            if request.method == "GET":
+            if request.method in ("GET", "HEAD"):
                 raise web.HTTPSeeOther("/console/sign-in")
             return await refused(
                 request, "Signed out", "Your session has ended: sign in again.", 401

@@ -5,6 +5,7 @@ alike on memory, SQLite and PostgreSQL (group commit included)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -220,3 +221,19 @@ async def test_deleting_a_user_erases_priced_usage_and_forgives_the_accrual(
         accrued = {b.user_id: b.accrued_milli async for b in reader.balances.iterate()}
     assert accrued.pop("dan") == 200
     assert list(accrued.values()) == [0]  # the pseudonymized balance
+
+
+async def test_concurrent_changes_of_one_price_form_one_chain(services: Services) -> None:
+    """Changes are timed under the operation's lock, so in time order each one starts
+    from the price the one before it left (`prices history` rebuilds entries from it)."""
+    await asyncio.gather(
+        *(services.prices.set("pdf_export", str(n), operator=f"op{n}") for n in range(2, 14))
+    )
+    changes = await services.prices.history("pdf_export")
+    assert len(changes) == 12
+    for newer, older in itertools.pairwise(changes):
+        assert newer.at >= older.at
+        assert newer.old_price_milli == older.new_price_milli, (newer, older)
+    assert changes[-1].old_price_milli == 1000  # the seeded price
+    current = await services.prices.get("pdf_export")
+    assert current.price_milli == changes[0].new_price_milli

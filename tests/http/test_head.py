@@ -35,3 +35,12 @@ async def test_head_of_a_route_without_get_is_405(client: Client) -> None:
     refused = await client.head("/api/v1/credits/use")
     assert refused.status == 405
     assert "HEAD" not in refused.headers["Allow"]
+
+
+async def test_head_of_a_console_page_without_a_session_goes_to_sign_in(client: Client) -> None:
+    for path in ("/console", "/console/prices", "/console/users"):
+        got = await client.get(path, allow_redirects=False)
+        head = await client.head(path, allow_redirects=False)
+        assert (head.status, got.status) == (303, 303), path
+        assert head.headers["Location"] == got.headers["Location"] == "/console/sign-in"
+        assert "Set-Cookie" not in head.headers

@@ -179,6 +179,11 @@ BAD_DEBITS = [
     ({"Operation": OLLAMA}, "operation"),
     ({"operation": OLLAMA, "quantitY": 3}, "quantity"),
     ({"operation": OLLAMA, "Idempotency-Key": "k"}, "idempotencyKey"),
+    # One field under both its names: one would be dropped without a word.
+    ({"operation": OLLAMA, "idempotencyKey": "a", "idempotency_key": "b"}, "idempotencyKey"),
+    ({"amount": 1, "appId": "chat", "app_id": "x", "description": "x"}, "appId"),
+    # The service's own pricing record, faked on a debit by amount.
+    ({"amount": 1, "appId": "chat", "description": "x", "metadata": {"pricing": {}}}, "metadata"),
 ]
 
 

@@ -21,6 +21,8 @@ from mana_credits_core.pricing import (
     parse_credits,
     price_text,
     priced_at,
+    unit_name,
+    unit_text,
 )
 from mana_credits_core.reservations import CommitHold, Hold
 
@@ -60,10 +62,28 @@ def test_a_price_too_big_is_refused_as_out_of_range() -> None:
 
 
 @pytest.mark.parametrize(
+    ("unit", "text"),
+    [("item", "items"), ("box", "boxes"), ("entry", "entries"), ("day", "days"),
+     ("batch", "batches"), ("page", "pages"), ("pass", "passes")],
+)  # fmt: skip
+def test_units_are_counted_in_regular_plurals(unit: str, text: str) -> None:
+    assert unit_text(unit, 2) == f"per 2 {text}"
+    assert unit_text(unit, 1) == f"per {unit}"
+
+
+@pytest.mark.parametrize("value", ["a b", "1", "item ", " item", "Item", "", "call", "x" * 33,
+                                   "ítem", 5, None])  # fmt: skip
+def test_a_unit_is_one_lower_case_word(value: object) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        unit_name(value)
+    assert refused.value.field == "unit"
+
+
+@pytest.mark.parametrize(
     ("milli", "unit", "size", "text"),
     [(1000, None, 1, "1 credit per call"), (100, None, 1, "0.1 credits per call"),
      (200, "item", 10, "0.2 credits per 10 items"), (30000, "month", 1, "30 credits per month"),
-     (2000, "pages", 3, "2 credits per 3 pages")],
+     (2000, "page", 3, "2 credits per 3 pages")],
 )  # fmt: skip
 def test_prices_read_as_people_say_them(milli: int, unit: str | None, size: int, text: str) -> None:
     assert price_text(milli, unit, size) == text
