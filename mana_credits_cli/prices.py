@@ -70,29 +70,41 @@ def price_of(price: Price) -> str:
     return price_text(price.price_milli, price.unit, price.unit_size)
 
 
+def state_before(change: PriceChange, after: Price) -> Price | None:
+    """The entry as `change` found it, from the change's `before` and old price, other
+    fields as `after` (the entry the change left); None for a created entry."""
+    b = change.before
+    if change.old_price_milli is None or not b:
+        return None
+    unit, size = b.get("unit"), b.get("unitSize")
+    return replace(
+        after,
+        app_id=str(b.get("appId", after.app_id)),
+        name=str(b.get("name", after.name)),
+        description=str(b.get("description", after.description)),
+        unit=unit if isinstance(unit, str) else None,
+        unit_size=size if isinstance(size, int) else 1,
+        price_milli=change.old_price_milli,
+    )
+
+
 def change_text(change: PriceChange, new: Price) -> str:
     """What a change made of `new`'s entry: the price before and after (with their
     units) and, where they moved, app and name; e.g. "0.2 credits per 10 items -> 0.2
     credits per call", "2 credits per call (app chat -> picture)"."""
     now = price_of(new)
-    if change.old_price_milli is None:
+    old = state_before(change, new)
+    if old is None:
         return f"{now} (new)"
-    b = change.before
-    unit = b.get("unit")
-    size = b.get("unitSize")
-    was = price_text(
-        change.old_price_milli,
-        unit if isinstance(unit, str) else None,
-        size if isinstance(size, int) else 1,
-    )
+    was = price_of(old)
     moved = [
-        f"{label} {b.get(key)} -> {value}"
-        for key, label, value in (("appId", "app", new.app_id), ("name", "name", new.name))
-        if b.get(key) != value
+        f"{label} {before} -> {after}"
+        for label, before, after in (("app", old.app_id, new.app_id), ("name", old.name, new.name))
+        if before != after
     ]
-    if b.get("description") != new.description:
+    if old.description != new.description:
         moved.append("description changed")
-    if b.get("retired"):
+    if change.before.get("retired"):
         moved.append("priced again")
     price = now if was == now else f"{was} -> {now}"
     return price + (f" ({', '.join(moved)})" if moved else "")
@@ -101,8 +113,8 @@ def change_text(change: PriceChange, new: Price) -> str:
 def states_after(changes: list[PriceChange], prices: list[Price]) -> list[Price | None]:
     """Each change's entry as the change left it, for `changes` newest first: the
     newest change of an operation left it as it is now (`prices`, retired included);
-    an older one left it as the next newer change found it (that change's `before`
-    and old price). None where neither is known."""
+    an older one left it as the next newer change found it (`state_before`). None
+    where neither is known."""
     state: dict[str, Price | None] = {p.operation: p for p in prices}
     found: list[Price | None] = []
     for change in changes:
@@ -110,20 +122,7 @@ def states_after(changes: list[PriceChange], prices: list[Price]) -> list[Price 
         if after is not None and change.new_price_milli is not None:
             after = replace(after, price_milli=change.new_price_milli)  # its own record
         found.append(after)
-        b = change.before
-        if after is None or change.old_price_milli is None or not b:
-            state[change.operation] = None  # created here: nothing before it
-            continue
-        unit, size = b.get("unit"), b.get("unitSize")
-        state[change.operation] = replace(
-            after,
-            app_id=str(b.get("appId", after.app_id)),
-            name=str(b.get("name", after.name)),
-            description=str(b.get("description", after.description)),
-            unit=unit if isinstance(unit, str) else None,
-            unit_size=size if isinstance(size, int) else 1,
-            price_milli=change.old_price_milli,
-        )
+        state[change.operation] = None if after is None else state_before(change, after)
     return found
 
 

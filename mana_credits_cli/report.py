@@ -12,7 +12,7 @@ from rich.table import Table
 
 from mana_credits_core import UsageStat
 from mana_credits_core.ports import Expiring
-from mana_credits_core.pricing import OperationTotal, format_credits, operation_totals
+from mana_credits_core.pricing import OperationTotal, counted, format_credits, operation_totals
 from mana_credits_core.services import Overview
 from mana_credits_core.services.lots import MAX_EXPIRING_DAYS
 from mana_credits_core.services.overview import EXPIRING_WITHIN, MAX_OVERVIEW_DAYS
@@ -145,7 +145,7 @@ def by_operation(days: int, app_id: str | None, database_url: str | None, json: 
     if totals:
         cost = format_credits(sum(t.cost_milli for t in totals))
         calls = sum(t.calls for t in totals)
-        console.print(f"total: {cost} credits in {plural(calls, 'call')}", highlight=False)
+        console.print(f"total: {cost} credits in {counted(calls, 'call')}", highlight=False)
     else:
         console.print("no priced usage in this period")
 
@@ -232,10 +232,6 @@ def overview(
         print_table(table, shortened=False)
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def overview_lines(o: Overview) -> list[tuple[str, str]]:
     """The overview as (label, value) lines for a terminal."""
     expiring_days = EXPIRING_WITHIN.days
@@ -243,30 +239,30 @@ def overview_lines(o: Overview) -> list[tuple[str, str]]:
         checked = "not checked here (pass --reconcile)"
     else:
         r = o.reconcile
-        found = "ok" if r.ok else f"{plural(r.drifts, 'drift')} (run mana-credits reconcile)"
+        found = "ok" if r.ok else f"{counted(r.drifts, 'drift')} (run mana-credits reconcile)"
         checked = (
-            f"{found}, {plural(r.users_checked, 'user')}, at {r.checked_at:%Y-%m-%d %H:%M} UTC"
+            f"{found}, {counted(r.users_checked, 'user')}, at {r.checked_at:%Y-%m-%d %H:%M} UTC"
         )
     return [
-        ("period", f"{o.since} to {o.as_of:%Y-%m-%d} UTC ({plural(o.days, 'day')})"),
+        ("period", f"{o.since} to {o.as_of:%Y-%m-%d} UTC ({counted(o.days, 'day')})"),
         (
             "owed to users",
             f"{o.outstanding} credits ({o.balances} spendable in "
-            f"{plural(o.users, 'balance')}, {o.held} held by reservations)",
+            f"{counted(o.users, 'balance')}, {o.held} held by reservations)",
         ),
         ("debt", f"{o.debt} credits"),
         (
             "sold",
             f"{o.credits_sold} credits for {euros(o.euro_cents_sold)} "
-            f"({plural(o.purchases, 'purchase')} completed)",
+            f"({counted(o.purchases, 'purchase')} completed)",
         ),
         ("used by apps", f"{o.credits_used} credits"),
         ("Cloud Sync", f"{o.sync_active} active, {o.sync_paused} paused, {o.sync_gifted} gifted"),
         ("gift codes", f"{o.gifts_active} active, holding {o.gift_credits} credits"),
         (
             f"expiring in {expiring_days} days",
-            f"{o.expiring.credits} credits of {plural(o.expiring.users, 'user')} "
-            f"({plural(o.expiring.lots, 'lot')})",
+            f"{o.expiring.credits} credits of {counted(o.expiring.users, 'user')} "
+            f"({counted(o.expiring.lots, 'lot')})",
         ),
         ("last reconcile", checked),
     ]

@@ -40,15 +40,16 @@ MAX_PRICE_DESCRIPTION = 500
 MAX_UNIT = 32
 PRICING_KEY = "pricing"
 """The key of a priced ledger entry's metadata that records how it was priced
-(`Priced.record`); a client's own metadata may not use it on a priced debit."""
+(`Priced.record`); a client's own metadata on a debit may not use it."""
 
 SYNC_OPERATION = "cloud_sync"
-SYNC_APP = "sync"  # the app of Cloud Sync's entries and of its price
 """The price list's entry for Cloud Sync: its price is what one month of the
 subscription costs (`SyncService` charges it per period, in whole credits); it is not
 debited by operation and cannot be retired."""
+SYNC_APP = "sync"
+"""The app of Cloud Sync's entries and of its price."""
 
-_OPERATION = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_OPERATION = re.compile(rf"[a-z][a-z0-9_]{{0,{MAX_OPERATION - 1}}}")
 _CREDITS = re.compile(r"[0-9]+(\.[0-9]{1,3})?")  # ASCII digits only: not `\d`
 _SHOWN = 24  # characters of a refused value an error quotes
 
@@ -210,7 +211,7 @@ def format_credits(milli: int) -> str:
     return f"{whole}.{part:03d}".rstrip("0")
 
 
-_UNIT = re.compile(r"[a-z]{1,32}")
+_UNIT = re.compile(rf"[a-z]{{1,{MAX_UNIT}}}")
 
 
 def unit_name(value: object, field: str = "unit") -> str:
@@ -226,23 +227,26 @@ def unit_name(value: object, field: str = "unit") -> str:
     return value
 
 
-def plural(unit: str) -> str:
-    """A unit word's plural by the regular English rules (box -> boxes, entry ->
-    entries, page -> pages); units are single words (`unit_name`)."""
-    if unit.endswith(("s", "x", "z", "ch", "sh")):
-        return unit + "es"
-    if unit.endswith("y") and unit[-2:-1] not in ("a", "e", "i", "o", "u"):
-        return unit[:-1] + "ies"
-    return unit + "s"
+def plural(noun: str) -> str:
+    """A regular English noun's plural (box -> boxes, entry -> entries, page -> pages):
+    units are such words (`unit_name`)."""
+    if noun.endswith(("s", "x", "z", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
+def counted(count: int, noun: str) -> str:
+    """`count` of a regular `noun`: "1 credit", "3 credits", "2 boxes"."""
+    return f"{count} {noun if count == 1 else plural(noun)}"
 
 
 def unit_text(unit: str | None, unit_size: int = 1) -> str:
     """How a price counts: "per call", "per month", "per 10 items"."""
     if unit is None:
         return "per call"
-    if unit_size == 1:
-        return f"per {unit}"
-    return f"per {unit_size} {plural(unit)}"
+    return f"per {unit}" if unit_size == 1 else f"per {counted(unit_size, unit)}"
 
 
 def price_text(price_milli: int, unit: str | None = None, unit_size: int = 1) -> str:

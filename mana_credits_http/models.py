@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -29,6 +29,18 @@ from mana_credits_core.sync import BillingInterval, SyncStatus
 class Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
+    # (wire name, Python name) of each field whose names differ, found once per model.
+    renamed: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.renamed = tuple(
+            (field.alias, name)
+            for name, field in cls.model_fields.items()
+            if field.alias is not None and field.alias != name
+        )
+
     @model_validator(mode="before")
     @classmethod
     def _each_field_once(cls, data: Any) -> Any:
@@ -36,9 +48,8 @@ class Camel(BaseModel):
         `idempotency_key`): one would be dropped without a word, and a retry naming it
         the other way would be another request."""
         if isinstance(data, dict):
-            for name, field in cls.model_fields.items():
-                alias = field.alias
-                if alias is not None and alias != name and alias in data and name in data:
+            for alias, name in cls.renamed:
+                if alias in data and name in data:
                     raise InvalidInput(alias, f"give {alias} once, not also as {name}")
         return data
 

@@ -210,11 +210,7 @@ class CreditsService:
         app = None if app_id is None else v.identifier(app_id, "appId", v.MAX_APP_ID)
         asked = PricedRequest(operation_id(operation), p.quantity(quantity), app, text, extra)
         try:
-            price, priced = await price_now(self._store, asked.operation, asked.quantity)
-            if app is not None and app != price.app_id:
-                raise InvalidInput(
-                    "appId", f"operation {price.operation} belongs to app {price.app_id}, not {app}"
-                )
+            price, priced = await price_now(self._store, asked.operation, asked.quantity, app)
         except InvalidInput:
             # The price list may have changed since a first request under this key was
             # charged (retired, moved to another app): its retry still gets the original.

@@ -200,19 +200,26 @@ class PricesService:
 
 
 async def price_now(
-    store: Store, operation: str, quantity: int | None = None
+    store: Store, operation: str, quantity: int | None = None, app_id: str | None = None
 ) -> tuple[Price, Priced]:
-    """The price of `operation` now and what `quantity` units (None: 1) of it cost.
+    """The price of `operation` now and what `quantity` units (None: 1) of it cost;
+    `app_id`, if given, must be the operation's app.
 
     Raises `InvalidInput` (field `operation`) for an unknown or retired operation,
-    (field `quantity`) for a quantity outside 1..`pricing.MAX_QUANTITY`.
+    (field `quantity`) for a quantity outside 1..`pricing.MAX_QUANTITY`, (field
+    `appId`) for another app than the operation's.
     """
     operation = p.operation_id(operation)
     units = p.quantity(quantity)
+    app = None if app_id is None else v.identifier(app_id, "appId", v.MAX_APP_ID)
     async with store.reader() as reader:
         found = await reader.prices.get(operation)
     if found is None:
         raise InvalidInput("operation", f"unknown operation {operation}: not in the price list")
+    if app is not None and app != found.app_id:
+        raise InvalidInput(
+            "appId", f"operation {operation} belongs to app {found.app_id}, not {app}"
+        )
     return found, p.price_of(found, units)
 
 

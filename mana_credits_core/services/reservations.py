@@ -98,11 +98,7 @@ class ReservationsService:
         """
         user = v.identifier(user_id, "userId")
         text = v.optional_text(reason, "reason", v.MAX_REASON)
-        price, priced = await price_now(self._store, operation, quantity)
-        if app_id is not None and app_id != price.app_id:
-            raise InvalidInput(
-                "appId", f"operation {price.operation} belongs to app {price.app_id}, not {app_id}"
-            )
+        price, priced = await price_now(self._store, operation, quantity, app_id)
         hold = Hold(
             reservation_id=self._ids.new_id(),
             user_id=user,
@@ -234,8 +230,8 @@ def _charged(reservation: Reservation, amount: int | None, quantity: int | None)
         if amount > reservation.amount:
             raise InvalidInput(
                 "amount",
-                f"amount {amount} is more than the {reservation.amount}"
-                f" credit{'' if reservation.amount == 1 else 's'} held; "
+                f"amount {amount} is more than the {p.counted(reservation.amount, 'credit')}"
+                " held; "
                 "commit at most what is held",
             )
         return None

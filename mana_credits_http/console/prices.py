@@ -6,19 +6,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from mana_credits_core.pricing import Price, format_credits, operation_totals
-from mana_credits_core.pricing import unit_text as pricing_unit_text
+from mana_credits_core.pricing import format_credits, operation_totals, unit_text
 
 from ..keys import SERVICES
 from .overview import DAYS
 from .views import render, signed_in
 
 RECENT_CHANGES = 10
-
-
-def unit_text(price: Price) -> str:
-    """How the price counts: "per call", "per month", "per 10 items"."""
-    return pricing_unit_text(price.unit, price.unit_size)
 
 
 @signed_in
