@@ -144,7 +144,16 @@ def children(pid: int) -> list[int]:
 
 
 @contextmanager
-def server(db: BenchDatabase, issuer: str, workers: int) -> Iterator[Server]:
+def server(
+    db: BenchDatabase,
+    issuer: str,
+    workers: int,
+    *,
+    code: Path | None = None,
+    settings: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """`mana-credits serve` on `db`; `code`: a checkout whose code to serve instead of
+    this one; `settings`: environment variables set on top of the benchmark's."""
     port = free_port()
     env = {
         **os.environ,
@@ -157,9 +166,13 @@ def server(db: BenchDatabase, issuer: str, workers: int) -> Iterator[Server]:
         "MANA_CREDITS_BILLING_ENABLED": "false",
         "MANA_CREDITS_DB_POOL_SIZE": "20",
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+        **(settings or {}),
     }
+    if code is not None:
+        # `-m` puts the working directory first on the path: the checkout's packages.
+        env["PYTHONPATH"] = str(code)
     command = [sys.executable, "-m", "mana_credits_cli", "serve", "--port", str(port)]
-    process = popen([*command, "--workers", str(workers)], env=env)
+    process = popen([*command, "--workers", str(workers)], env=env, cwd=code)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/health", timeout=120)
         yield Server(process, port)
