@@ -10,11 +10,13 @@ spaces; a side without a directory serves this checkout:
     python -m bench.ab . "MANA_CREDITS_DEBIT_BATCH_WAIT_MS=1"
 
 It starts its own PostgreSQL (as `python -m bench` does), seeds 10,000 funded users and
-runs row 3's load (`POST /api/v1/internal/credits/use` under wrk) once per side and round,
-the order reversed every round, after a one-second warm-up. BENCH_ROUNDS (4),
-BENCH_CLIENTS (64), BENCH_SECONDS (5), BENCH_WORKERS (1) and BENCH_USERS (10,000; 1 for
-one hot user) set the load. It prints every run, then each side's means and its
-throughput as a ratio of side A's.
+runs one load under wrk once per side and round, the order reversed every round, after a
+one-second warm-up. BENCH_LOAD picks it: `debits` (row 3's
+`POST /api/v1/internal/credits/use`, the default), `balance` or `history` (row 4's reads,
+by 1,000 users with bearer tokens, over BENCH_LEDGER_ENTRIES ledger entries, 1,000,000 by
+default). BENCH_ROUNDS (4), BENCH_CLIENTS (64), BENCH_SECONDS (5), BENCH_WORKERS (1) and
+BENCH_USERS (debits only: 10,000, or 1 for one hot user) set the rest. It prints every
+run, then each side's means and its throughput as a ratio of side A's.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from pathlib import Path
 from mana_credits_adapters.identity.dev import SigningKey
 
 from . import load
-from .setup import BenchDatabase
+from .setup import BenchDatabase, user
 
 USERS = 10_000
+LEDGER_ENTRIES = 1_000_000
+READS = {"balance": "/api/v1/credits/balance", "history": "/api/v1/credits/transactions"}
 
 
 @dataclass
@@ -79,21 +83,34 @@ def main() -> None:
     workers = count("BENCH_WORKERS", 1)
     users = count("BENCH_USERS", USERS)
     seconds = float(os.environ.get("BENCH_SECONDS", "5"))
+    kind = os.environ.get("BENCH_LOAD", "debits")
+    if kind != "debits" and kind not in READS:
+        raise SystemExit(f"error: BENCH_LOAD={kind!r}: use debits, balance or history")
     with BenchDatabase.start() as db:
         db.prepare(USERS)
         key = SigningKey.load_or_create(Path(tempfile.mkdtemp()))
         with load.jwks_endpoint(key) as issuer:
+            reads = ""
+            if kind != "debits":
+                db.fill_ledger(count("BENCH_LEDGER_ENTRIES", LEDGER_ENTRIES), USERS)
+                tokens = [key.mint(user(n), issuer=issuer) for n in range(1, 1001)]
+                reads = load.read_script(READS[kind], tokens)
+
+            def script() -> str:
+                # Every run of debits its own idempotency keys: a key sent again is a replay.
+                return reads or load.debit_script(users)
+
             for round_ in range(rounds):
                 for side in sides if round_ % 2 == 0 else sides[::-1]:
                     serving = load.server(
                         db, issuer, workers, code=side.code, settings=side.settings
                     )
                     with serving as target:
-                        load.wrk(target, load.debit_script(users), clients, 1)
-                        result = load.wrk(target, load.debit_script(users), clients, seconds)
+                        load.wrk(target, script(), clients, 1)
+                        result = load.wrk(target, script(), clients, seconds)
                     side.runs.append(result)
                     print(f"round {round_ + 1}  {side.label:30.30}  {line(result)}", flush=True)
-    print(f"\n{rounds} rounds, {clients} clients, {workers} worker(s), {users:,} users, "
+    print(f"\n{kind}: {rounds} rounds, {clients} clients, {workers} worker(s), "
           f"{seconds:g} s a run; means:")  # fmt: skip
     first = statistics.mean(r.requests_per_second for r in sides[0].runs)
     for side in sides:
