@@ -22,8 +22,7 @@ from mana_credits_adapters.entry_json import iso as iso
 from mana_credits_core import Balance, LedgerEntry, TransactionStatus, TransactionType
 from mana_credits_core.errors import InvalidInput
 from mana_credits_core.pricing import MAX_QUANTITY, MILLI
-from mana_credits_core.purchases import Package, Purchase, PurchaseStatus
-from mana_credits_core.sync import BillingInterval, SyncStatus
+from mana_credits_core.validation import MAX_CREDITS
 
 
 class Camel(BaseModel):
@@ -82,12 +81,19 @@ def _given(value: object) -> object:
     return value
 
 
+def _no_null_default(schema: dict[str, Any]) -> None:
+    """The field's model default is None, which pydantic writes as `"default": null`; but
+    null is refused, and the default a client gets by leaving the field out is the one
+    its description gives."""
+    schema.pop("default", None)
+
+
 # Optional whole numbers: absent means the default, an explicit null is refused, and the
-# OpenAPI schema says integer (null is no value of theirs).
+# OpenAPI schema says integer (null is no value of theirs) with their bounds.
 NOT_NULL = BeforeValidator(_given)
 Quantity = Annotated[
     StrictInt | None,
-    Field(ge=1, le=MAX_QUANTITY),
+    Field(ge=1, le=MAX_QUANTITY, json_schema_extra=_no_null_default),
     NOT_NULL,
     WithJsonSchema(
         {
@@ -100,21 +106,29 @@ Quantity = Annotated[
 ]
 CommitAmount = Annotated[
     StrictInt | None,
+    Field(json_schema_extra=_no_null_default),
     NOT_NULL,
     WithJsonSchema(
         {
             "type": "integer",
-            "description": "Credits to charge, at most those held (default: all held)",
+            "minimum": 1,
+            "maximum": MAX_CREDITS,
+            "description": "Credits to charge, at most those held (default: all held);"
+            " or give quantity",
         }
     ),
 ]
 CommitQuantity = Annotated[
     StrictInt | None,
+    Field(json_schema_extra=_no_null_default),
     NOT_NULL,
     WithJsonSchema(
         {
             "type": "integer",
-            "description": "Units used, at most those reserved (reservations by operation)",
+            "minimum": 1,
+            "maximum": MAX_QUANTITY,
+            "description": "Units used, at most those reserved (reservations by operation;"
+            " default: all reserved); or give amount",
         }
     ),
 ]
@@ -329,145 +343,3 @@ class ErrorOut(Camel):
     message: str
     code: str
     details: dict[str, Any] | None = None
-
-
-class PackageOut(Camel):
-    id: str
-    name: str
-    description: str | None
-    credits: int
-    price_euro_cents: int
-    stripe_price_id: str | None
-    active: bool
-    sort_order: int
-    metadata: dict[str, Any] | None
-    created_at: str
-    updated_at: str
-
-    @classmethod
-    def of(cls, p: Package) -> PackageOut:
-        return cls(
-            id=p.id,
-            name=p.name,
-            description=p.description,
-            credits=p.credits,
-            price_euro_cents=p.price_euro_cents,
-            stripe_price_id=p.stripe_price_id,
-            active=p.active,
-            sort_order=p.sort_order,
-            metadata=p.metadata,
-            created_at=iso(p.created_at),
-            updated_at=iso(p.updated_at),
-        )
-
-
-class PurchaseOut(Camel):
-    id: str
-    user_id: str
-    package_id: str
-    credits: int
-    price_euro_cents: int
-    stripe_payment_intent_id: str | None
-    stripe_customer_id: str | None
-    status: PurchaseStatus
-    metadata: dict[str, Any] | None
-    created_at: str
-    completed_at: str | None
-
-    @classmethod
-    def of(cls, p: Purchase) -> PurchaseOut:
-        return cls(
-            id=p.id,
-            user_id=p.user_id,
-            package_id=p.package_id,
-            credits=p.credits,
-            price_euro_cents=p.price_euro_cents,
-            stripe_payment_intent_id=p.stripe_payment_intent_id,
-            stripe_customer_id=p.stripe_customer_id,
-            status=p.status,
-            metadata=p.metadata,
-            created_at=iso(p.created_at),
-            completed_at=None if p.completed_at is None else iso(p.completed_at),
-        )
-
-
-class PurchaseBody(Camel):
-    package_id: StrictStr
-    success_url: StrictStr | None = None
-    cancel_url: StrictStr | None = None
-
-
-class PurchaseStartedOut(Camel):
-    """PaymentIntent flow: `clientSecret`; Checkout flow: `checkoutUrl`."""
-
-    purchase_id: str
-    client_secret: str | None = None
-    checkout_url: str | None = None
-    amount: int
-    credits: int
-
-    def render(self) -> dict[str, Any]:
-        return drop_none(super().render())
-
-
-class WebhookOut(Camel):
-    received: Literal[True] = True
-
-
-class SyncStatusOut(Camel):
-    active: bool
-    interval: BillingInterval
-    next_charge_at: str | None
-    paused_at: str | None
-    gifted: bool
-
-    @classmethod
-    def of(cls, status: SyncStatus) -> SyncStatusOut:
-        return cls(
-            active=status.active,
-            interval=status.interval,
-            next_charge_at=None if status.next_charge_at is None else iso(status.next_charge_at),
-            paused_at=None if status.paused_at is None else iso(status.paused_at),
-            gifted=status.gifted,
-        )
-
-
-class IntervalBody(Camel):
-    interval: StrictStr | None = None
-
-
-class ChangeIntervalBody(Camel):
-    interval: StrictStr
-
-
-class ActivatedOut(Camel):
-    success: Literal[True] = True
-    active: Literal[True] = True
-    interval: BillingInterval
-    next_charge_at: str | None
-    amount_charged: int
-
-
-class SuccessOut(Camel):
-    success: Literal[True] = True
-
-
-class IntervalChangedOut(Camel):
-    success: Literal[True] = True
-    interval: BillingInterval
-    amount_charged: int
-    effective_at: str | None
-
-
-class SyncGiftOut(Camel):
-    success: Literal[True] = True
-    user_id: str
-    gifted: bool
-    active: bool
-
-
-class BillingRunOut(Camel):
-    charged: int
-    paused: int
-    errors: int
-    total: int

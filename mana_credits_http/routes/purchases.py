@@ -12,7 +12,7 @@ from ..auth import require_user
 from ..body import query_int, read_body
 from ..jsonout import json_response
 from ..keys import SERVICES
-from ..models import (
+from ..purchase_models import (
     PackageOut,
     PurchaseBody,
     PurchaseOut,

@@ -10,7 +10,8 @@ from ..auth import require_admin, require_service, require_user
 from ..body import read_body
 from ..jsonout import json_response
 from ..keys import SERVICES
-from ..models import (
+from ..models import iso
+from ..sync_models import (
     ActivatedOut,
     BillingRunOut,
     ChangeIntervalBody,
@@ -19,7 +20,6 @@ from ..models import (
     SuccessOut,
     SyncGiftOut,
     SyncStatusOut,
-    iso,
 )
 from . import Route
 

@@ -454,3 +454,30 @@ async def test_balances_carry_the_accrued_milli_credits(
     status, answer = await debit_as(client, jwks, USE, "ned", body)
     assert status == 200, answer
     assert answer["newBalance"] == {"balance": 2, "totalSpent": 1, "accruedMilliCredits": 300}
+
+
+async def test_openapi_gives_optional_counts_as_bounded_integers_without_a_null_default(
+    client: Client,
+) -> None:
+    """Null is refused for these fields: the document must not offer it as their default."""
+    document: dict[str, Any] = await (await client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+
+    def body_of(path: str) -> dict[str, Any]:
+        content = document["paths"][path]["post"]["requestBody"]["content"]
+        ref: str = content["application/json"]["schema"]["$ref"]
+        properties: dict[str, Any] = schemas[ref.rsplit("/", 1)[-1]]["properties"]
+        return properties
+
+    bounded = [
+        (body_of(USE)["quantity"], 1, 1_000_000),
+        (body_of(INTERNAL_USE)["quantity"], 1, 1_000_000),
+        (body_of(RESERVE)["quantity"], 1, 1_000_000),
+        (body_of(COMMIT)["quantity"], 1, 1_000_000),
+        (body_of(COMMIT)["amount"], 1, 100_000_000),
+    ]
+    for field, least, most in bounded:
+        assert "default" not in field, field
+        assert (field["type"], field["minimum"], field["maximum"]) == ("integer", least, most)
+    assert "default 1" in body_of(USE)["quantity"]["description"]
+    assert "default: all held" in body_of(COMMIT)["amount"]["description"]
