@@ -88,48 +88,44 @@ def _no_null_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
+def _count_schema(least: int, most: int, description: str) -> WithJsonSchema:
+    """The OpenAPI schema of an optional whole number: an integer in least..most (null is
+    no value of theirs)."""
+    return WithJsonSchema(
+        {"type": "integer", "minimum": least, "maximum": most, "description": description}
+    )
+
+
 # Optional whole numbers: absent means the default, an explicit null is refused, and the
-# OpenAPI schema says integer (null is no value of theirs) with their bounds.
+# OpenAPI schema says integer with their bounds (which the core checks for commits).
 NOT_NULL = BeforeValidator(_given)
+NO_NULL_DEFAULT = Field(json_schema_extra=_no_null_default)
 Quantity = Annotated[
     StrictInt | None,
-    Field(ge=1, le=MAX_QUANTITY, json_schema_extra=_no_null_default),
+    Field(ge=1, le=MAX_QUANTITY),
+    NO_NULL_DEFAULT,
     NOT_NULL,
-    WithJsonSchema(
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_QUANTITY,
-            "description": "Units of the operation (default 1)",
-        }
-    ),
+    _count_schema(1, MAX_QUANTITY, "Units of the operation (default 1)"),
 ]
 CommitAmount = Annotated[
     StrictInt | None,
-    Field(json_schema_extra=_no_null_default),
+    NO_NULL_DEFAULT,
     NOT_NULL,
-    WithJsonSchema(
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_CREDITS,
-            "description": "Credits to charge, at most those held (default: all held);"
-            " or give quantity",
-        }
+    _count_schema(
+        1,
+        MAX_CREDITS,
+        "Credits to charge, at most those held (default: all held); or give quantity",
     ),
 ]
 CommitQuantity = Annotated[
     StrictInt | None,
-    Field(json_schema_extra=_no_null_default),
+    NO_NULL_DEFAULT,
     NOT_NULL,
-    WithJsonSchema(
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_QUANTITY,
-            "description": "Units used, at most those reserved (reservations by operation;"
-            " default: all reserved); or give amount",
-        }
+    _count_schema(
+        1,
+        MAX_QUANTITY,
+        "Units used, at most those reserved (reservations by operation; default: all"
+        " reserved); or give amount",
     ),
 ]
 AccruedMilli = Annotated[
