@@ -51,13 +51,11 @@ from .legacy import ImportResult, legacy_import
 from .library import library_debits
 from .lots import DebitsWithLots, Sweep, debits_with_lots, expiry_sweep
 from .pgbench import pgbench_debits
-from .setup import BenchDatabase, user
+from .setup import LEDGER_ENTRIES, USERS, BenchDatabase
 from .startup import cli_startup, print_startup
 
-USERS = 10_000
 CLIENTS = (1, 16, 64)
 MIXES = ((USERS, "10k random"), (1, "1 hot"))
-LEDGER_ENTRIES = 1_000_000
 ONLY = ("lots", "http", "library", "reads", "billing")  # BENCH_ONLY: the rows run alone
 
 
@@ -265,11 +263,11 @@ def reads(
     entries (LEDGER_ENTRIES by default)."""
     db.fill_ledger(int(os.environ.get("BENCH_LEDGER_ENTRIES", LEDGER_ENTRIES)), USERS)
     entries = db.count("credits.transactions")
-    tokens = [key.mint(user(n), issuer=issuer) for n in range(1, 1001)]
+    tokens = load.reader_tokens(key, issuer)
     with load.server(db, issuer, workers) as server:
         for path, what in (
-            ("/api/v1/credits/balance", "HTTP GET credits/balance"),
-            ("/api/v1/credits/transactions", "HTTP GET credits/transactions"),
+            (load.READ_PATHS["balance"], "HTTP GET credits/balance"),
+            (load.READ_PATHS["history"], "HTTP GET credits/transactions"),
         ):
             for clients in CLIENTS:
                 result = load.wrk(server, load.read_script(path, tokens), clients, seconds)

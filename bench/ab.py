@@ -31,11 +31,7 @@ from pathlib import Path
 from mana_credits_adapters.identity.dev import SigningKey
 
 from . import load
-from .setup import BenchDatabase, user
-
-USERS = 10_000
-LEDGER_ENTRIES = 1_000_000
-READS = {"balance": "/api/v1/credits/balance", "history": "/api/v1/credits/transactions"}
+from .setup import LEDGER_ENTRIES, USERS, BenchDatabase
 
 
 @dataclass
@@ -84,7 +80,7 @@ def main() -> None:
     users = count("BENCH_USERS", USERS)
     seconds = float(os.environ.get("BENCH_SECONDS", "5"))
     kind = os.environ.get("BENCH_LOAD", "debits")
-    if kind != "debits" and kind not in READS:
+    if kind != "debits" and kind not in load.READ_PATHS:
         raise SystemExit(f"error: BENCH_LOAD={kind!r}: use debits, balance or history")
     with BenchDatabase.start() as db:
         db.prepare(USERS)
@@ -93,8 +89,7 @@ def main() -> None:
             reads = ""
             if kind != "debits":
                 db.fill_ledger(count("BENCH_LEDGER_ENTRIES", LEDGER_ENTRIES), USERS)
-                tokens = [key.mint(user(n), issuer=issuer) for n in range(1, 1001)]
-                reads = load.read_script(READS[kind], tokens)
+                reads = load.read_script(load.READ_PATHS[kind], load.reader_tokens(key, issuer))
 
             def script() -> str:
                 # Every run of debits its own idempotency keys: a key sent again is a replay.

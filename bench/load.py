@@ -21,7 +21,7 @@ from pathlib import Path
 from mana_credits_adapters.identity.dev import SigningKey
 
 from .machine import busy_seconds
-from .setup import BenchDatabase, free_port, kill_group, popen, run
+from .setup import BenchDatabase, free_port, kill_group, popen, run, user
 
 SERVICE_KEY = "bench-service-key"
 ISSUER_PATH = "api/auth/jwks"
@@ -292,6 +292,15 @@ def parse_wrk(
 
 def debit_script(users: int) -> str:
     return DEBIT_SCRIPT.format(users=users, tag=uuid.uuid4().hex[:8], key=SERVICE_KEY)
+
+
+READERS = 1_000  # users reading in row 4, each with a bearer token
+READ_PATHS = {"balance": "/api/v1/credits/balance", "history": "/api/v1/credits/transactions"}
+
+
+def reader_tokens(key: SigningKey, issuer: str) -> list[str]:
+    """Bearer tokens of users 1 .. READERS, signed by `key` for `issuer`."""
+    return [key.mint(user(n), issuer=issuer) for n in range(1, READERS + 1)]
 
 
 def read_script(path: str, tokens: list[str]) -> str:

@@ -19,9 +19,20 @@ sys.path.insert(0, os.getcwd())
 from tests.postgres import DATABASE, PostgresCluster, free_port
 from tests.processes import kill_group, popen, run
 
-__all__ = ["BenchDatabase", "free_port", "kill_group", "popen", "run", "user"]
+__all__ = [
+    "LEDGER_ENTRIES",
+    "USERS",
+    "BenchDatabase",
+    "free_port",
+    "kill_group",
+    "popen",
+    "run",
+    "user",
+]
 
 FUNDS = 10**12  # no debit in the benchmark is ever refused for lack of credits
+USERS = 10_000  # funded users, user-1 .. user-10000
+LEDGER_ENTRIES = 1_000_000  # row 4's ledger, unless BENCH_LEDGER_ENTRIES says otherwise
 
 
 def user(n: int) -> str:
