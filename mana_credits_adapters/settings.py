@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     request_read_timeout_seconds: float = Field(
         30.0, alias="MANA_CREDITS_REQUEST_READ_TIMEOUT", gt=0
     )
+    # On SIGTERM: how long requests under way get to finish. `serve --workers N` kills a
+    # worker still stopping after twice that plus 5 s (its cleanup's share).
+    shutdown_timeout_seconds: float = Field(
+        10.0, alias="MANA_CREDITS_SHUTDOWN_TIMEOUT", gt=0, le=3600
+    )
     # Per client address and process; 0: no cap. Trusted proxies are never capped.
     max_connections_per_client: int = Field(
         128, alias="MANA_CREDITS_MAX_CONNECTIONS_PER_CLIENT", ge=0

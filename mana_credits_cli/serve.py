@@ -8,12 +8,13 @@ import ctypes
 import errno
 import gc
 import logging
-import multiprocessing
 import os
 import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
+from multiprocessing.context import SpawnProcess
+from multiprocessing.synchronize import Event
 from typing import Annotated
 
 import typer
@@ -28,6 +29,7 @@ from mana_credits_http.observability import configure_logging
 from mana_credits_http.server import run_app
 
 from .runtime import console, reported
+from .supervise import Supervisor, spawn_context
 from .workers import auto_workers, connections_per_worker, parse_workers, usable_cpus
 
 log = logging.getLogger("mana_credits.serve")
@@ -104,34 +106,23 @@ def serve(
                     raise
                 raise listen_error(host, bind_port, exc) from exc  # taken since the check
         return
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(
-            target=run_worker, args=(host, bind_port, True), kwargs={"parent": os.getpid()}
+    context = spawn_context()
+
+    def worker(ready: Event) -> SpawnProcess:
+        return context.Process(
+            target=run_worker,
+            args=(host, bind_port, True),
+            kwargs={"parent": os.getpid(), "ready": ready},
         )
-        for _ in range(count)
-    ]
-    for process in processes:
-        process.start()
 
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        if stopping:  # one SIGTERM per worker: a second would cut its shutdown short
-            return
-        stopping = True
-        for process in processes:
-            if process.pid is not None and process.is_alive():
-                process.terminate()  # SIGTERM: each worker shuts down gracefully
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for process in processes:
-        process.join()
-    failed = [p.exitcode for p in processes if p.exitcode not in (0, -signal.SIGTERM)]
-    if failed:
+    grace = 2 * settings.shutdown_timeout_seconds + STOP_CLEANUP
+    if Supervisor(context, worker, count, grace).run():
         raise typer.Exit(1)
+
+
+# Seconds a stopping worker gets beyond its requests' time: the app's cleanup (the
+# debit writers' last batch, the pools) before `serve` kills it.
+STOP_CLEANUP = 5.0
 
 
 async def _prepare(settings: Settings, *, limit: bool = False) -> int | None:
@@ -178,9 +169,12 @@ def listen_error(host: str, port: int, error: OSError) -> PortInUse | CannotList
     )
 
 
-def run_worker(host: str, port: int, reuse_port: bool, parent: int | None = None) -> None:
+def run_worker(
+    host: str, port: int, reuse_port: bool, parent: int | None = None, ready: Event | None = None
+) -> None:
     """Serve on `host`:`port` until SIGTERM/SIGINT. `parent`: the pid of the `serve`
-    process that started this worker; the worker stops when that process is gone."""
+    process that started this worker; the worker stops when that process is gone.
+    `ready` is set once the server listens."""
     if parent is not None:
         # A worker outliving its parent would keep the port (and whatever pipes it
         # inherited) with nobody left to stop it: SIGTERM as soon as the parent dies.
@@ -200,7 +194,15 @@ def run_worker(host: str, port: int, reuse_port: bool, parent: int | None = None
         app.cleanup_ctx.append(_parent_watchdog(parent))
     try:
         # Signals are stop_once_on's: a second one must not cut the cleanup short.
-        run_app(app, host, port, reuse_port=reuse_port, shutdown_timeout=10.0, loop=loop)
+        run_app(
+            app,
+            host,
+            port,
+            reuse_port=reuse_port,
+            shutdown_timeout=settings.shutdown_timeout_seconds,
+            loop=loop,
+            listening=None if ready is None else ready.set,
+        )
     finally:
         # Closing the loop gave the signals back their default (die at once) while the
         # interpreter still winds down: stopping is already under way, ignore them.

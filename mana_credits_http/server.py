@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -52,15 +52,19 @@ def run_app(
     reuse_port: bool,
     shutdown_timeout: float,
     loop: asyncio.AbstractEventLoop,
+    listening: Callable[[], object] | None = None,
 ) -> None:
     """Serve `app` in `loop` until `web.GracefulExit` (or KeyboardInterrupt) is raised
     there, then stop gracefully and close `loop`: `aiohttp.web.run_app` on a
-    `GuardedSite`. Errors while starting (the app's startup, the bind) propagate."""
+    `GuardedSite`. `listening` is called once the app has started and its socket
+    listens. Errors while starting (the app's startup, the bind) propagate."""
 
     async def main() -> None:
         async with serving(
             app, host, port, reuse_port=reuse_port, shutdown_timeout=shutdown_timeout
         ):
+            if listening is not None:
+                listening()
             await asyncio.Event().wait()  # until cancelled
 
     task = loop.create_task(main())

@@ -190,3 +190,33 @@ async def test_the_watchdog_notices_a_new_parent() -> None:
     with pytest.raises(TimeoutError):  # the real parent: nothing happens
         await asyncio.wait_for(watch_parent(os.getppid(), lambda: orphaned.append(True), 0.01), 0.3)
     assert orphaned == [True]
+
+
+async def test_a_worker_killed_while_serving_is_replaced(tmp_path: Path) -> None:
+    port = free_port()
+    server = await spawn(
+        *CLI, "serve", "--port", str(port), "--workers", "2",
+        env=embedded_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            await wait_ready(http, base + "/health/ready", server)
+            first = workers_of(server.pid)
+            assert len(first) == 2, first
+            os.kill(first[0], signal.SIGKILL)  # as the out-of-memory killer would
+            replaced = await until(
+                lambda: len(now := workers_of(server.pid)) == 2 and first[0] not in now, EXIT
+            )
+            assert replaced, f"no new worker within {EXIT:.0f} s: {workers_of(server.pid)}"
+            await wait_ready(http, base + "/health/ready", server)
+            for _ in range(20):  # whichever worker the kernel picks answers
+                async with http.get(base + "/api/v1/credits/packages") as response:
+                    assert response.status == 200
+        server.send_signal(signal.SIGTERM)
+        output = (await asyncio.wait_for(server.communicate(), timeout=EXIT))[0].decode()
+        assert server.returncode == 0, output
+        assert "a worker died while serving: starting another" in output
+        assert "Traceback" not in output
+    finally:
+        await reap(server)
