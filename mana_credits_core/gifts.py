@@ -21,6 +21,7 @@ MAX_MESSAGE = 500
 DEFAULT_EXPIRATION_DAYS = 90
 MAX_EXPIRATION_DAYS = 3650
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 
@@ -102,6 +103,21 @@ def email_key(email: str) -> str:
 
 def looks_like_email(value: str) -> bool:
     return bool(_EMAIL.match(value.strip()))
+
+
+MAX_CREATOR_NAME = 255  # characters, as stored
+
+
+def creator_name(name: str | None, email: str | None) -> str:
+    """The name a gift shows for its creator (public: the gift page, the redeemer's
+    ledger entry): the identity's display `name` with control characters made spaces,
+    runs of blanks made one and cut to `MAX_CREATOR_NAME` characters. When that leaves
+    nothing or is an e-mail address, `masked_name` of the address instead: the contract
+    forbids an e-mail address as `creatorName`."""
+    shown = " ".join(_CONTROL.sub(" ", name or "").split())[:MAX_CREATOR_NAME].rstrip()
+    if looks_like_email(shown):
+        return masked_name(shown)
+    return shown or masked_name(email)
 
 
 def masked_name(email: str | None) -> str:

@@ -48,6 +48,12 @@ def text(value: object, field: str, max_length: int, *, multiline: bool = True) 
     return value
 
 
+def one_line(value: str) -> bool:
+    """Whether `value` holds no control character, line breaks and tabs included (as an
+    id must not)."""
+    return _ID_CONTROL.search(value) is None
+
+
 def optional_text(value: object, field: str, max_length: int) -> str | None:
     return None if value is None else text(value, field, max_length)
 

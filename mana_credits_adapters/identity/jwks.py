@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mana_credits_core.errors import Unauthenticated
 from mana_credits_core.ports import Principal
+from mana_credits_core.validation import MAX_USER_ID, one_line
 
 log = logging.getLogger("mana_credits.identity")
 
@@ -145,7 +146,6 @@ class JwksVerifier:
         # Compared here too, exactly: PyJWT 2.10.0 took any part of the issuer for it.
         if claims.get("iss") != self.issuer:
             raise Unauthenticated()
-        # `exp` is required and was checked (a number) by `jwt.decode`.
         return principal_from(claims), float(claims["exp"]) + self._leeway, kid, key
 
     def _may_fetch(self) -> bool:
@@ -252,9 +252,19 @@ def parse_jwks(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def principal_from(claims: Mapping[str, Any]) -> Principal:
+    """The caller a verified token's claims name. Raises `Unauthenticated` when `sub` is
+    not a user id this service takes (a non-blank string of at most 255 characters, one
+    line without control characters) or a time claim is not a NumericDate (RFC 7519
+    section 2: a JSON number; PyJWT also takes a string of digits)."""
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub.strip() or len(sub) > 255:
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_USER_ID:
         raise Unauthenticated()
+    if not one_line(sub):
+        raise Unauthenticated()
+    for claim in ("exp", "nbf", "iat"):
+        moment = claims.get(claim)
+        if claim in claims and (isinstance(moment, bool) or not isinstance(moment, int | float)):
+            raise Unauthenticated()
     email, role, name = claims.get("email"), claims.get("role"), claims.get("name")
     return Principal(
         user_id=sub,

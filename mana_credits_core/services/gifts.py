@@ -26,8 +26,8 @@ from ..gifts import (
     GiftType,
     ReceivedGift,
     RedemptionStatus,
+    creator_name,
     email_key,
-    masked_name,
     normalise_code,
 )
 from ..ledger import Applied, Credit, Debit, TransactionType
@@ -110,7 +110,7 @@ class GiftsService(GiftReturns):
                 id=self._ids.new_id(),
                 code=self._codes.new_code(),
                 creator_id=v.identifier(creator.user_id, "userId"),
-                creator_name=creator.name or masked_name(creator.email),
+                creator_name=creator_name(creator.name, creator.email),
                 total_credits=credits,
                 redeemed=0,
                 type=kind,

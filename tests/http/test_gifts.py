@@ -110,6 +110,30 @@ async def test_create_redeem_and_lists(client: Client, jwks: Jwks, funded: Servi
     assert (await funded.credits.balance("bob")).balance == 250
 
 
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("N" * 300, "N" * 255),  # the stored bound; PostgreSQL answered 500 past it
+        ("Al\x00ice\n\t Smith ", "Al ice Smith"),  # NUL: PostgreSQL text refuses it
+        ("alice@example.com", "a***"),  # an address is never shown
+        (" \x07 ", "a***"),  # nothing left: the masked e-mail address, as without a name
+    ],
+)
+async def test_the_token_name_is_made_fit_to_show_as_the_creator(
+    client: Client, jwks: Jwks, funded: Services, name: str, shown: str
+) -> None:
+    alice = jwks.token("alice", email="alice@example.com", name=name)
+    gift = await create(client, alice, totalCredits=5)
+    assert gift["creatorName"] == shown
+    info = await (await client.get(f"/api/v1/gifts/{gift['code']}")).json()
+    assert info["creatorName"] == shown
+    bob = jwks.token("bob")
+    redeemed = await client.post(f"/api/v1/gifts/{gift['code']}/redeem", headers=bearer(bob))
+    assert (await redeemed.json())["creatorName"] == shown
+    history = await funded.credits.transactions("bob")
+    assert [e.description for e in history] == [f"Gift from {shown}"]
+
+
 async def test_create_errors(client: Client, jwks: Jwks, funded: Services) -> None:
     alice = jwks.token("alice")
     short = await client.post("/api/v1/gifts", json={"totalCredits": 1001}, headers=bearer(alice))

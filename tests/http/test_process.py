@@ -79,6 +79,26 @@ def workers_of(parent: int) -> list[int]:
     return found
 
 
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on 127.0.0.1:`port` (Linux /proc):
+    a worker that has started serving."""
+    try:
+        inodes = {
+            os.readlink(fd)[len("socket:[") : -1]
+            for fd in Path(f"/proc/{pid}/fd").iterdir()
+            if os.readlink(fd).startswith("socket:[")
+        }
+        table = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    for line in table:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if local.endswith(f":{port:04X}") and state == "0A" and inode in inodes:
+            return True
+    return False
+
+
 def running(pid: int) -> bool:
     """Whether `pid` is a live process (a zombie waiting for its reaper is not)."""
     try:
@@ -204,6 +224,10 @@ async def test_a_worker_killed_while_serving_is_replaced(tmp_path: Path) -> None
             await wait_ready(http, base + "/health/ready", server)
             first = workers_of(server.pid)
             assert len(first) == 2, first
+            # Both serving: one that dies before it serves stops the server instead.
+            serving = await until(lambda: all(listens(pid, port) for pid in first), EXIT)
+            assert serving, f"the workers {first} do not all listen on {port}"
+            await asyncio.sleep(0.5)  # from listening to telling the parent: instructions
             os.kill(first[0], signal.SIGKILL)  # as the out-of-memory killer would
             replaced = await until(
                 lambda: len(now := workers_of(server.pid)) == 2 and first[0] not in now, EXIT
