@@ -134,12 +134,16 @@ class CreditsService:
         return found
 
     async def balance_summary(self, user_id: str) -> BalanceSummary:
-        """The user's balance (created at zero if absent, like `balance`) and how many
-        ledger entries they have, of every type and status (one count query)."""
-        found = await self.balance(user_id)
+        """The user's balance and how many ledger entries they have, of every type and
+        status. A read only: a user without a balance (never seen, or deleted) gets a
+        zero balance that is not stored, so that the auth service's data summary of a
+        deleted account does not bring its balance back. Raises `InvalidInput` for a
+        malformed id."""
+        user_id = v.identifier(user_id, "userId")
         async with self._store.reader() as reader:
-            count = await reader.ledger.count(found.user_id)
-        return BalanceSummary(found, count)
+            found = await reader.balances.get(user_id)
+            count = await reader.ledger.count(user_id)
+        return BalanceSummary(found or Balance.zero(user_id), count)
 
     async def use(
         self,

@@ -20,6 +20,7 @@ from mana_credits_core import (
     TransactionStatus,
     TransactionType,
 )
+from mana_credits_core.errors import UserNotFound
 from mana_credits_core.events import Event, EventKind
 from mana_credits_core.rewards import REWARD_APP, reward_key
 from mana_credits_core.services import LedgerResult, Services
@@ -171,7 +172,9 @@ async def test_racing_rewards_beside_racing_debits_on_postgres(
 
 async def test_the_summary_counts_every_entry_of_the_user(services: Services) -> None:
     fresh = await services.credits.balance_summary("nobody-yet")
-    assert (fresh.balance.balance, fresh.transactions_count) == (0, 0)  # created at zero
+    assert (fresh.balance.balance, fresh.transactions_count) == (0, 0)
+    with pytest.raises(UserNotFound):  # a read: no balance was created
+        await services.credits.existing_balance("nobody-yet")
     await services.credits.refund("alice", 100, "funds")
     await services.credits.use("alice", 10, "chat", "d")
     await services.credits.reward("alice", 5, "feedback", "fb")

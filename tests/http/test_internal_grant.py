@@ -234,3 +234,23 @@ async def test_openapi_documents_the_grant_and_the_entry_count(client: Client) -
     assert set(answer["properties"]) == ANSWER_KEYS
     balance = document["paths"]["/api/v1/internal/credits/balance/{user_id}"]["get"]
     assert set(schema_of(balance["responses"]["200"]["content"])["properties"]) == BALANCE_KEYS
+
+
+async def test_the_data_summary_is_a_read_that_stores_nothing(
+    client: Client, app_services: Services
+) -> None:
+    # A user never seen: zero, and still no balance afterwards (a debit finds none).
+    assert await balance_of(client, "nobody") == dict.fromkeys(BALANCE_KEYS, 0)
+    use = {"userId": "nobody", "amount": 1, "appId": "chat", "description": "d"}
+    debit = await client.post("/api/v1/internal/credits/use", json=use, headers=service())
+    assert (debit.status, (await debit.json())["message"]) == (404, "User balance not found")
+    # A deleted user: the summary the auth service shows afterwards brings nothing back.
+    await app_services.credits.refund("carol", 10, "funds")
+    deleted = await client.delete("/api/v1/internal/credits/balance/carol", headers=service())
+    assert (await deleted.json())["deletedCount"] > 0
+    assert await balance_of(client, "carol") == dict.fromkeys(BALANCE_KEYS, 0)
+    again = await client.delete("/api/v1/internal/credits/balance/carol", headers=service())
+    assert (await again.json())["deletedCount"] == 0
+    kept = {b.user_id for b in await app_services.credits.top_balances(10)}
+    assert len(kept) == 1  # the pseudonymous balance kept for the accounts
+    assert not kept & {"carol", "nobody"}
