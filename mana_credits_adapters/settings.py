@@ -44,6 +44,17 @@ _OUR_DRIVERS = {
 }
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level_setting(value: str) -> str:
+    """`LOG_LEVEL`: one of `LOG_LEVELS`, in any case; upper-cased."""
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"pass one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
 def normalise_database_url(url: str) -> str:
     """Accept the URLs operators already have (`postgres://`, `postgresql+psycopg2://`,
     `sqlite:///`...) and pick our async drivers for them; anything else is left as is."""
@@ -106,7 +117,7 @@ class Settings(BaseSettings):
     debit_batch_max: int = Field(256, alias="MANA_CREDITS_DEBIT_BATCH_MAX", ge=1, le=10_000)
     debit_batch_wait_ms: float = Field(0.0, alias="MANA_CREDITS_DEBIT_BATCH_WAIT_MS", ge=0, le=100)
     debit_writers: int = Field(1, alias="MANA_CREDITS_DEBIT_WRITERS", ge=1, le=64)
-    log_level: str = Field("INFO", alias="LOG_LEVEL")
+    log_level: Annotated[str, AfterValidator(log_level_setting)] = Field("INFO", alias="LOG_LEVEL")
     billing_enabled: bool = Field(True, alias="MANA_CREDITS_BILLING_ENABLED")
     billing_interval_seconds: float = Field(3600.0, alias="MANA_CREDITS_BILLING_INTERVAL", gt=0)
     gift_failures_allowed: int = Field(30, alias="MANA_CREDITS_GIFT_FAILURES", ge=1)
@@ -223,8 +234,8 @@ _ALIASES = {name: field.alias for name, field in Settings.model_fields.items() i
 def describe_invalid(error: ValidationError) -> str:
     """One line naming each bad setting, its value and pydantic's reason.
 
-    Only numbers and booleans can fail (every secret is free text), so no secret is
-    ever repeated here.
+    Only numbers, booleans, the log level and proxy networks can fail (every secret is
+    free text), so no secret is ever repeated here.
     """
     problems = []
     for item in error.errors(include_url=False):
@@ -232,5 +243,6 @@ def describe_invalid(error: ValidationError) -> str:
         if item["type"] == "extra_forbidden":
             problems.append(f"{name} is not a setting")
             continue
-        problems.append(f"{name}={item.get('input')!r}: {item['msg']}")
+        reason = item["msg"].removeprefix("Value error, ")  # our validators' own words
+        problems.append(f"{name}={item.get('input')!r}: {reason}")
     return "; ".join(problems) + ", see the Configuration table of the README"

@@ -32,6 +32,8 @@ def another_value(name: str) -> tuple[str, Any]:
         return "memory://leak", "memory://leak"
     if name == "trusted_proxies":
         return "192.0.2.7", "192.0.2.7"
+    if name == "log_level":
+        return "debug", "DEBUG"
     return "leak", "leak"
 
 

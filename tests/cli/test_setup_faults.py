@@ -187,6 +187,14 @@ def test_a_port_that_is_no_port(
     assert not home.exists()
 
 
+@pytest.mark.parametrize("args", [["serve", "--port", "0"], ["credits", "top"]])
+def test_an_unknown_log_level(args: list[str], home: Path) -> None:
+    result = mana_credits(*args, env=environment(home, LOG_LEVEL="LOUD"))
+    line = assert_one_line(result, "invalid_setting")
+    assert "LOG_LEVEL='LOUD': pass one of DEBUG, INFO, WARNING, ERROR, CRITICAL" in line
+    assert not home.exists()
+
+
 def test_serve_in_production_mode_lists_the_missing_settings(home: Path) -> None:
     url = "postgresql://mana:s3cret@127.0.0.1:5/credits"
     env = environment(home, DATABASE_URL=url, MANA_AUTH_URL="https://auth.example")
