@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from mana_credits_core.errors import CreditsError
+from .errors import SetupError
 
 
-class SchemaOutdated(CreditsError):
-    """The database's schema is not the one this code reads (a reader never migrates)."""
+class SchemaOutdated(SetupError):
+    """The database's schema is not the one this code reads (a reader never migrates).
+    A setup fault: the server answers 503 and logs it once, as for a damaged file."""
 
     code = "schema_outdated"
 
@@ -32,3 +33,21 @@ async def check_schema(store: object, url: str) -> None:
         raise SchemaOutdated(
             f"{shown} is at revision {at or 'none'}, head is {head}, run mana-credits db upgrade"
         )
+
+
+class SchemaGate:
+    """The second half of readiness: whether the store's schema is the code's. Asked of
+    the database until the answer is yes once (a schema is not taken back while servers
+    run), then free."""
+
+    def __init__(self, store: object, url: str) -> None:
+        self._store = store
+        self._url = url
+        self._current = False
+
+    async def check(self) -> None:
+        """Raise `SchemaOutdated` (or `DatabaseUnreachable`) unless the schema is at the
+        code's head revision."""
+        if not self._current:
+            await check_schema(self._store, self._url)
+            self._current = True

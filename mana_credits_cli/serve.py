@@ -21,8 +21,15 @@ import typer
 from aiohttp import web
 
 from mana_credits_adapters.bootstrap import bootstrap, check_database_url, shown_database_url
-from mana_credits_adapters.errors import CannotListen, InvalidSetting, MissingSetting, PortInUse
+from mana_credits_adapters.errors import (
+    CannotListen,
+    DatabaseUnreachable,
+    InvalidSetting,
+    MissingSetting,
+    PortInUse,
+)
 from mana_credits_adapters.identity.dev import SigningKey
+from mana_credits_adapters.schema import check_schema
 from mana_credits_adapters.settings import DEV_SERVICE_KEY, MAX_PORT, Settings
 from mana_credits_http import create_app
 from mana_credits_http.observability import configure_logging
@@ -126,9 +133,15 @@ STOP_CLEANUP = 5.0
 
 
 async def _prepare(settings: Settings, *, limit: bool = False) -> int | None:
-    """Migrate and stock the catalogue. `limit`: also return the database's connection
-    limit (None when not asked, or when the store is not PostgreSQL)."""
+    """Migrate (or, where `serve` does not migrate, check the schema) and stock the
+    catalogue. `limit`: also return the database's connection limit (None when not
+    asked, or when the store is not PostgreSQL). Raises `SchemaOutdated` for a reachable
+    database whose schema is behind the code's; an unreachable one is no reason not to
+    start (readiness says so until it is back)."""
     async with bootstrap(settings) as services:
+        if not settings.migrate_on_start:
+            with contextlib.suppress(DatabaseUnreachable):
+                await check_schema(services.store, settings.effective_database_url)
         found = getattr(services.store, "connection_limit", None)
         return await found() if limit and callable(found) else None
 

@@ -12,6 +12,7 @@ from mana_credits_adapters.bootstrap import bootstrap
 from mana_credits_adapters.identity import open_identity
 from mana_credits_adapters.identity.dev import SigningKey
 from mana_credits_adapters.networks import parse_networks
+from mana_credits_adapters.schema import SchemaGate
 from mana_credits_adapters.settings import Settings
 from mana_credits_core.ports import IdentityVerifier
 from mana_credits_core.services import Services
@@ -24,7 +25,7 @@ from .cors import cors
 from .emails import remember_email
 from .errors import FAULTS_LOGGED, error_middleware
 from .jsonout import json_response
-from .keys import CONNECTIONS, GIFT_LIMITER, IDENTITY, METRICS, SERVICES, SETTINGS
+from .keys import CONNECTIONS, GIFT_LIMITER, IDENTITY, METRICS, SCHEMA, SERVICES, SETTINGS
 from .metrics import Metrics
 from .observability import observe, quiet_client_mistakes
 from .ratelimit import FailureLimiter
@@ -158,6 +159,7 @@ def create_app(
 def use_services(app: web.Application, services: Services) -> Callable[[], None]:
     """Serve `services` and count their events; returns what stops the counting."""
     app[SERVICES] = services
+    app[SCHEMA] = SchemaGate(services.store, app[SETTINGS].effective_database_url)
     # Only pooled stores report connections in use; the others have no pool to watch.
     in_use = getattr(services.store, "connections_in_use", None)
     if callable(in_use):

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from mana_credits_adapters.schema import SchemaGate
 from mana_credits_adapters.settings import Settings
 from mana_credits_core.ports import IdentityVerifier, Principal
 from mana_credits_core.services import Services
@@ -22,5 +23,6 @@ IDENTITY = web.AppKey("identity", IdentityVerifier)
 METRICS = web.AppKey("metrics", Metrics)
 GIFT_LIMITER = web.AppKey("gift_limiter", FailureLimiter)
 CONNECTIONS = web.AppKey("connections", ConnectionGuard)
+SCHEMA = web.AppKey("schema", SchemaGate)
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)
