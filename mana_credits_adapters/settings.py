@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -55,6 +56,31 @@ def log_level_setting(value: str) -> str:
     return level
 
 
+def http_url_setting(value: str) -> str:
+    """A URL setting (`BASE_URL`, `MANA_AUTH_URL`, ...): empty (not set), or an absolute
+    http or https URL naming a host, without query or fragment; surrounding blanks
+    dropped. Raises `ValueError` saying what to pass."""
+    url = value.strip()
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is no number)
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            "pass an http:// or https:// URL with a host, e.g. https://credits.example"
+        )
+    return url
+
+
 def normalise_database_url(url: str) -> str:
     """Accept the URLs operators already have (`postgres://`, `postgresql+psycopg2://`,
     `sqlite:///`...) and pick our async drivers for them; anything else is left as is."""
@@ -89,15 +115,19 @@ class Settings(BaseSettings):
     port: int = Field(DEFAULT_PORT, alias="PORT", ge=0, le=MAX_PORT)
     home: Path = Field(default_factory=default_home, alias="MANA_CREDITS_HOME")
     database_url: str = Field("", alias="DATABASE_URL")
-    auth_url: str = Field("", alias="MANA_AUTH_URL")
+    auth_url: Annotated[str, AfterValidator(http_url_setting)] = Field("", alias="MANA_AUTH_URL")
     service_key: str = Field("", alias="MANA_SERVICE_KEY")
     # Empty means `http://localhost:<PORT>`: links point at the port being served.
-    base_url: str = Field("", alias="BASE_URL")
+    base_url: Annotated[str, AfterValidator(http_url_setting)] = Field("", alias="BASE_URL")
     stripe_secret_key: str = Field("", alias="STRIPE_SECRET_KEY")
     stripe_webhook_secret: str = Field("", alias="STRIPE_WEBHOOK_SECRET")
-    stripe_api_base: str = Field("", alias="STRIPE_API_BASE")
+    stripe_api_base: Annotated[str, AfterValidator(http_url_setting)] = Field(
+        "", alias="STRIPE_API_BASE"
+    )
     cors_origins: str = Field("", alias="CORS_ORIGINS")
-    notify_url: str = Field("", alias="MANA_NOTIFY_URL")
+    notify_url: Annotated[str, AfterValidator(http_url_setting)] = Field(
+        "", alias="MANA_NOTIFY_URL"
+    )
     # The operator console's session key; empty: a random one kept in the home folder.
     console_secret: str = Field("", alias="MANA_CONSOLE_SECRET")
 

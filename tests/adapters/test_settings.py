@@ -34,6 +34,8 @@ def another_value(name: str) -> tuple[str, Any]:
         return "192.0.2.7", "192.0.2.7"
     if name == "log_level":
         return "debug", "DEBUG"
+    if name in ("base_url", "auth_url", "stripe_api_base", "notify_url"):
+        return "https://elsewhere.example", "https://elsewhere.example"
     return "leak", "leak"
 
 
@@ -170,3 +172,22 @@ def test_the_default_base_url_follows_the_port(
     monkeypatch.setenv("BASE_URL", "https://credits.example/")
     assert Settings().base_url == "https://credits.example/"
     assert Settings().issuer == "https://credits.example"
+
+
+@pytest.mark.parametrize(
+    "name", ["BASE_URL", "MANA_AUTH_URL", "MANA_NOTIFY_URL", "STRIPE_API_BASE"]
+)
+@pytest.mark.parametrize(
+    "value", ["notaurl", "ftp://files.example", "http://", "http://h:99999", "https://h/?a=1"]
+)
+def test_a_url_setting_must_be_an_http_url(name: str, value: str, clean_environment: Path) -> None:
+    with pytest.raises(InvalidSetting) as raised:
+        Settings(**{name: value})
+    assert f"{name}={value!r}: pass an http:// or https:// URL with a host" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "value", ["https://credits.example", " http://127.0.0.1:3061/ ", "https://h.example/mana"]
+)
+def test_a_url_setting_takes_http_urls(value: str, clean_environment: Path) -> None:
+    assert Settings(BASE_URL=value).base_url == value.strip()
