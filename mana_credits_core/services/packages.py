@@ -137,7 +137,14 @@ def _price(value: object) -> int:
     return value
 
 
+MAX_SORT_ORDER = 1_000_000
+
+
 def _sort_order(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 1_000_000:
+    if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput("sortOrder", "sortOrder must be an integer")
+    if abs(value) > MAX_SORT_ORDER:
+        raise InvalidInput(
+            "sortOrder", f"sortOrder must be from -{MAX_SORT_ORDER} to {MAX_SORT_ORDER}"
+        )
     return value

@@ -26,7 +26,8 @@ DONE = {
     "activated": "Package back on sale.",
     "unchanged": "Nothing changed: the package was so already.",
 }
-_SIGNED = re.compile(r"-?[0-9]{1,7}")  # ASCII digits only: int() takes others too
+# ASCII digits only (int() takes others too); the use case says which bound applies.
+_SIGNED = re.compile(r"-?[0-9]{1,18}")
 
 
 def blank_form() -> dict[str, str]:

@@ -135,12 +135,19 @@ def new_key() -> str:
     return secrets.token_urlsafe(16)
 
 
+# Digits read at most: more than any bound a form's numbers have (the use case says
+# which bound a smaller number passes, e.g. "amount must be at most 100000000").
+MAX_DIGITS = 18
+
+
 def whole_number(text: str, name: str) -> int:
     """`text` as a whole number (ASCII digits only: `int` also reads other scripts'
     digits, which no one types into an amount on purpose). Raises `InvalidInput`
     naming `name`."""
-    if not (text.isascii() and text.isdecimal()) or len(text) > 12:
+    if not (text.isascii() and text.isdecimal()):
         raise InvalidInput(name, f"{name} must be a whole number")
+    if len(text.lstrip("0")) > MAX_DIGITS:
+        raise InvalidInput(name, f"{name} is too large")
     return int(text)
 
 

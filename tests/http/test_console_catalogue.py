@@ -142,6 +142,8 @@ async def test_deactivating_takes_it_off_sale_once_and_is_audited(
         ("name", "x" * 101, "name must be at most 100 characters"),
         ("reason", "", "reason must not be empty"),
         ("sort_order", "first", "sort order must be a whole number"),
+        ("sort_order", "-12345678", "sortOrder must be from -1000000 to 1000000"),
+        ("credits", "9" * 30, "credits is too large"),
     ],
 )
 async def test_refused_additions_reshow_the_form_and_change_nothing(

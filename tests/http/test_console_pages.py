@@ -130,6 +130,8 @@ async def test_granting_credits_moves_the_ledger_and_is_audited_once(
         ("", "why", "", "amount must be a whole number"),
         ("ten", "why", "", "amount must be a whole number"),
         ("0", "why", "", "amount must be at least 1"),
+        ("100000001", "why", "", "amount must be at most 100000000"),
+        ("9" * 21, "why", "", "amount is too large"),
         ("100", "  ", "", "reason must not be empty"),
         ("100", "why", "0", "expiry must be 1 to 3650 days"),
         ("100", "why", "-3", "expires in days must be a whole number"),
