@@ -6,6 +6,7 @@ import functools
 
 from aiohttp import web
 
+from .errors import envelope
 from .keys import SETTINGS, Handler
 
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -24,7 +25,11 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     origin = request.headers.get("Origin")
     allowed = origin is not None and origin in allowed_origins(request.app[SETTINGS].cors_origins)
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        response: web.StreamResponse = web.Response(status=204 if allowed else 403)
+        response: web.StreamResponse = (
+            web.Response(status=204)
+            if allowed
+            else envelope(403, "Origin not allowed (CORS_ORIGINS)", "forbidden")
+        )
     else:
         response = await handler(request)
     if allowed and origin is not None:

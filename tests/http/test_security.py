@@ -305,6 +305,17 @@ async def test_cors_for_configured_origins_only(client: Client) -> None:
     assert plain.headers["Access-Control-Allow-Origin"] == ORIGIN
     other = await client.get("/health", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
+    refused = await client.options(
+        BALANCE,
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert refused.status == 403
+    assert "Access-Control-Allow-Origin" not in refused.headers
+    assert await refused.json() == {
+        "statusCode": 403,
+        "message": "Origin not allowed (CORS_ORIGINS)",
+        "code": "forbidden",
+    }
 
 
 def test_ed25519_helper_keys_are_real() -> None:
