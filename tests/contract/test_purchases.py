@@ -9,7 +9,7 @@ import pytest
 
 from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import TickingClock
-from mana_credits_adapters.payments.dev import DevGateway, dev_payment
+from mana_credits_adapters.payments.dev import DevGateway, DevPayments, dev_payment
 from mana_credits_adapters.settings import Settings
 from mana_credits_core import InvalidInput, TransactionType
 from mana_credits_core.errors import PackageNotFound, PaymentProviderUnavailable, PurchaseNotFound
@@ -246,6 +246,27 @@ async def test_the_dev_gateway_pays_and_refunds_through_the_same_path(dev_shop: 
     again = await dev_shop.purchases.refund(purchase.id, "asked", "ops")
     assert again.outcome == "already refunded: nothing changed"
     assert (await dev_shop.credits.balance("alice")).balance == 0
+    assert (await dev_shop.reconcile.run()).ok
+
+
+async def test_a_provider_that_forgot_a_payment_leaves_the_purchase_as_it_stands(
+    dev_shop: Services, store: Store, settings: Settings
+) -> None:
+    # Another process's dev gateway (a CLI beside the server) knows none of its payments.
+    forgetful = DevGateway("http://localhost:3061", payments=DevPayments())
+    elsewhere = build_services(store, settings, clock=TickingClock(), payments=forgetful)
+    waiting, _intent = await buy(dev_shop)
+    assert await elsewhere.purchases.reconcile(waiting.id) == (
+        "unchanged: pending, no payment at the provider yet"
+    )
+    paid, _intent = await buy(dev_shop)
+    assert await dev_shop.purchases.handle(dev_payment(paid)) == "credited"
+    await dev_shop.purchases.refund(paid.id, "asked", "ops")
+    assert await elsewhere.purchases.reconcile(paid.id) == (
+        "unchanged: completed, 1100 of 1100 clawed back"
+        " (the payment provider has no record of its payment)"
+    )
+    assert (await dev_shop.purchases.get(paid.id)).clawed_back == 1100
     assert (await dev_shop.reconcile.run()).ok
 
 
