@@ -70,6 +70,7 @@ class MemoryReports:
             purchases=len(sold),
             purchased_credits=sum(p.credits for p in sold),
             purchased_euro_cents=sum(p.price_euro_cents for p in sold),
+            purchased_clawed_back=sum(p.clawed_back for p in sold),
             sync_active=sum(1 for x in sync if x.active and not x.is_gifted),
             sync_paused=sum(1 for x in sync if not x.active and x.paused_at is not None),
             sync_gifted=sum(1 for x in sync if x.active and x.is_gifted),

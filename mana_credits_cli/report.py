@@ -254,7 +254,12 @@ def overview_lines(o: Overview) -> list[tuple[str, str]]:
         (
             "sold",
             f"{o.credits_sold} credits for {euros(o.euro_cents_sold)} "
-            f"({counted(o.purchases, 'purchase')} completed)",
+            f"({counted(o.purchases, 'purchase')} completed"
+            + (
+                f"; {o.credits_clawed_back} credits clawed back since)"
+                if o.credits_clawed_back
+                else ")"
+            ),
         ),
         ("used by apps", f"{o.credits_used} credits"),
         ("Cloud Sync", f"{o.sync_active} active, {o.sync_paused} paused, {o.sync_gifted} gifted"),
@@ -283,6 +288,7 @@ def overview_json(o: Overview) -> dict[str, Any]:
         "purchases": o.purchases,
         "creditsSold": o.credits_sold,
         "euroCentsSold": o.euro_cents_sold,
+        "creditsClawedBack": o.credits_clawed_back,
         "creditsUsed": o.credits_used,
         "sync": {"active": o.sync_active, "paused": o.sync_paused, "gifted": o.sync_gifted},
         "gifts": {"active": o.gifts_active, "credits": o.gift_credits},

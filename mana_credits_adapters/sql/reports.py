@@ -94,6 +94,7 @@ class SqlReports:
                 sa.func.count().label("purchases"),
                 _total(p.credits).label("purchased_credits"),
                 _total(p.price_euro_cents).label("purchased_euro_cents"),
+                _total(p.clawed_back).label("purchased_clawed_back"),
             ).where(paid, p.completed_at >= completed_since),
             sa.select(
                 _count(y.active & ~y.is_gifted).label("sync_active"),

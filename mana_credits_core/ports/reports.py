@@ -18,8 +18,10 @@ class StoreTotals:
     pending reservations; `debt`: credits owed by users after claw-backs; `users`:
     balance rows. `purchases`, `purchased_credits`, `purchased_euro_cents`: purchases
     completed at or after the moment asked about, their credits and their price (euro
-    cents). `sync_active` (paid and running), `sync_paused` (paused because a charge did
-    not fit), `sync_gifted` (running and gifted): Cloud Sync subscriptions.
+    cents); `purchased_clawed_back`: the credits taken back from those same purchases
+    since (refunds, lost disputes). `sync_active` (paid and running), `sync_paused`
+    (paused because a charge did not fit), `sync_gifted` (running and gifted): Cloud
+    Sync subscriptions.
     `gifts_active`: gift codes not redeemed, cancelled or expired yet, and
     `gift_credits` the credits they hold in escrow."""
 
@@ -30,6 +32,7 @@ class StoreTotals:
     purchases: int = 0
     purchased_credits: int = 0
     purchased_euro_cents: int = 0
+    purchased_clawed_back: int = 0
     sync_active: int = 0
     sync_paused: int = 0
     sync_gifted: int = 0

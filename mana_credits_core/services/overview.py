@@ -26,7 +26,9 @@ class Overview:
 
     Over the window (`days` UTC days up to `as_of`, today included, from `since` at
     00:00 UTC): `purchases` completed, `credits_sold` their credits and
-    `euro_cents_sold` their price (euro cents); `credits_used` what apps used, and
+    `euro_cents_sold` their price (euro cents), `credits_clawed_back` the credits taken
+    back from those purchases since (refunds, lost disputes); `credits_used` what apps
+    used, and
     `usage` the same per app and day (days without usage absent), sorted by day then
     app.
 
@@ -47,6 +49,7 @@ class Overview:
     purchases: int
     credits_sold: int
     euro_cents_sold: int
+    credits_clawed_back: int
     credits_used: int
     sync_active: int
     sync_paused: int
@@ -98,6 +101,7 @@ class OverviewService:
             purchases=totals.purchases,
             credits_sold=totals.purchased_credits,
             euro_cents_sold=totals.purchased_euro_cents,
+            credits_clawed_back=totals.purchased_clawed_back,
             credits_used=sum(s.credits_used for s in usage),
             sync_active=totals.sync_active,
             sync_paused=totals.sync_paused,

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 from mana_credits_adapters.bootstrap import bootstrap
+from mana_credits_adapters.payments.dev import dev_payment
 from mana_credits_adapters.settings import Settings
 from mana_credits_core import Principal, TransactionType
 
@@ -62,3 +63,24 @@ def test_report_overview_refuses_a_bad_window(database_url: str) -> None:
     code, out = invoke("report", "overview", "--days", "0", "--database-url", database_url)
     assert code == 1
     assert "error: usage: Invalid value for '--days'" in out
+
+
+def test_report_overview_says_what_was_clawed_back_from_the_sales(database_url: str) -> None:
+    async def work() -> None:
+        async with bootstrap(Settings(DATABASE_URL=database_url), migrate=True) as services:
+            package = await services.purchases.add_package("Plus", 500, 500)
+            for user in ("bob", "cid"):
+                bought = (await services.purchases.start(user, package.id)).purchase
+                await services.purchases.handle(dev_payment(bought))
+            await services.purchases.refund(bought.id, "asked by mail", "ops")
+
+    asyncio.run(work())
+    code, out = invoke("report", "overview", "--database-url", database_url)
+    assert code == 0, out
+    lines = {line[:20].strip(): line[20:].strip() for line in out.splitlines() if line[:1] != " "}
+    assert lines["sold"] == (
+        "1000 credits for 10.00 € (2 purchases completed; 500 credits clawed back since)"
+    )
+    code, out, _err = invoke_split("report", "overview", "--json", "--database-url", database_url)
+    found = json.loads(out)
+    assert (found["creditsSold"], found["creditsClawedBack"]) == (1000, 500)

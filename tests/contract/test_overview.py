@@ -97,6 +97,7 @@ async def test_overview_figures(ops: Services, clock: ManualClock) -> None:
     # cid (a purchase never paid) and eve (gifted Sync) have no balance
     assert (found.debt, found.users) == (265, 5)
     assert (found.purchases, found.credits_sold, found.euro_cents_sold) == (1, 1100, 1000)
+    assert found.credits_clawed_back == 0  # bob's purchase; alice's refunded one is older
     assert [(s.day, s.app_id, s.credits_used, s.operations) for s in found.usage] == [
         (date(2026, 2, 14), "chat", 20, 1),
         (date(2026, 3, 14), "images", 30, 1),
@@ -119,6 +120,7 @@ async def test_overview_window_and_reconcile(ops: Services, clock: ManualClock) 
     # Seventy-five days reach alice's purchase and usage of January and February.
     wide = await ops.overview.overview(75)
     assert (wide.purchases, wide.credits_sold, wide.euro_cents_sold) == (2, 2200, 2000)
+    assert wide.credits_clawed_back == 1100  # alice's refund: 835 taken, 265 owed as debt
     # carl's and dan's first Sync charges, carl's second, alice's 100 before the window
     assert wide.credits_used == 115 + 100 + 30 * 3
 

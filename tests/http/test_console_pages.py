@@ -189,6 +189,7 @@ async def test_the_overview_shows_the_figures_and_checks_reconcile_on_demand(
     page = await (await operator.get("/console")).text()
     assert re.search(r'id="outstanding">25<', page)
     assert re.search(r'id="used">15<', page)
+    assert re.search(r'id="clawed-back">0<', page)
     assert "Not checked by this server process yet" in page
 
     csrf = await csrf_of(operator, "/console")
