@@ -121,7 +121,14 @@ class PaymentSync:
             state = await self._payments.payment_state(ref)
         if state is None:
             await self._record(event)
-            return "acknowledged: no payment at the provider yet"
+            if purchase.status is PurchaseStatus.PENDING:
+                return "unchanged: pending, no payment at the provider yet"
+            # Paid once, unknown to the provider now (the dev gateway keeps payments in
+            # the process that took them): say what stands, not that nothing was paid.
+            return (
+                f"unchanged: {await self._summary(purchase.id)}"
+                " (the payment provider has no record of its payment)"
+            )
         outcomes: list[str] = []
         for _ in range(MAX_ROUNDS):
             done = await self._settle(purchase.id, state, note)
