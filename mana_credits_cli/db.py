@@ -83,7 +83,12 @@ def upgrade(
 def current(database_url: DatabaseUrl = None) -> None:
     """Print the schema revision of the database.
 
-    `none` for an empty database."""
+    `none` for an empty database.
+
+    \b
+    Example:
+      mana-credits db current --database-url postgresql://mana@localhost/mana_credits
+    """
     from mana_credits_adapters.sql import migrate  # alembic: only for this command
 
     async def work() -> str | None:
