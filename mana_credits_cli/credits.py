@@ -11,13 +11,14 @@ import typer
 from rich.table import Table
 
 from mana_credits_core import Balance, InvalidInput, LedgerEntry, LedgerResult
-from mana_credits_core.errors import InsufficientCredits
+from mana_credits_core.errors import BalanceNotFound, InsufficientCredits
 from mana_credits_core.pricing import PRICING_KEY, format_credits
 from mana_credits_core.services.credits import ADMIN_APP
 from mana_credits_core.validation import MAX_CREDITS, MAX_DESCRIPTION, MAX_PAGE_SIZE
 
 from . import lots, rewards
 from .runtime import (
+    CHECK_USER_ID,
     DatabaseUrl,
     JsonOutput,
     Operator,
@@ -382,6 +383,8 @@ def debit(
                     f"{user} has {exc.available} spendable credits, {exc.required} required; "
                     "debit less or grant first",
                 ) from exc
+            except BalanceNotFound as exc:  # the core's words name no one
+                raise BalanceNotFound(f"no such user {user}, {CHECK_USER_ID}", userId=user) from exc
             return await applied(services, result)
 
     show_result(run(work, AS_REASON), json)

@@ -214,15 +214,17 @@ def operator_name(given: str | None) -> str:
         raise InvalidInput("operator", "no login name to record, pass --operator NAME") from exc
 
 
+# What to do about a user id never seen, after "no such user X" (`known_user`, and
+# `credits debit`, which refuses the user with its own code).
+CHECK_USER_ID = "check the id (mana-credits credits top lists users)"
+
+
 async def known_user(services: Services, user_id: str) -> Balance:
     """USER's balance; a user never seen is an error, and nothing is created."""
     try:
         return await services.credits.existing_balance(user_id)
     except UserNotFound as exc:
-        raise UserNotFound(
-            f"{exc.message}, check the id (mana-credits credits top lists users)",
-            **exc.details,
-        ) from exc
+        raise UserNotFound(f"{exc.message}, {CHECK_USER_ID}", **exc.details) from exc
 
 
 SHORT_ID = 8
