@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,7 @@ def test_an_export_to_a_file_says_so_on_one_line(tmp_path: Path) -> None:
     assert code == 0, err
     assert err == f"exported 2 entries to {target}\n"
     assert out == ""
-    assert target.read_text().count("\n") == 2  # JSON lines, one per entry
+    assert target.read_text().count("\n") == 3  # CSV (the name says so): header, 2 rows
 
 
 @pytest.mark.sqlite
@@ -101,3 +102,47 @@ def test_an_export_of_an_unknown_user_is_an_error_and_writes_no_file(tmp_path: P
     )
     assert "nobody" in one_error_line(code, err, "error: user_not_found: ")
     assert not target.exists()
+
+
+@pytest.mark.sqlite
+@pytest.mark.parametrize(
+    ("name", "options", "written"),
+    [
+        ("ledger.csv", [], "csv"),
+        ("LEDGER.CSV", [], "csv"),
+        ("ledger.jsonl", [], "jsonl"),
+        ("ledger.json", [], "jsonl"),
+        ("ledger.txt", [], "jsonl"),
+        ("ledger", [], "jsonl"),
+        ("ledger.csv", ["--format", "jsonl"], "jsonl"),
+        ("ledger.jsonl", ["--format", "csv"], "csv"),
+    ],
+)
+def test_an_export_to_a_file_is_in_the_format_its_name_says(
+    tmp_path: Path, name: str, options: list[str], written: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    seed(url)
+    target = tmp_path / name
+    code, _out, err = invoke_split(
+        "ledger", "export", "-o", str(target), *options, "--database-url", url
+    )
+    assert code == 0, err
+    lines = target.read_text().splitlines()
+    if written == "csv":
+        assert lines[0].startswith("id,userId,type,"), lines
+        assert len(lines) == 3
+    else:
+        assert [json.loads(line)["amount"] for line in lines] == [100, -30]
+
+
+@pytest.mark.sqlite
+@pytest.mark.parametrize(("options", "written"), [([], "jsonl"), (["--format", "csv"], "csv")])
+def test_an_export_to_stdout_is_json_lines_unless_told(
+    tmp_path: Path, options: list[str], written: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    seed(url)
+    code, out, err = invoke_split("ledger", "export", *options, "--database-url", url)
+    assert code == 0, err
+    assert out.startswith("id,userId,type,") if written == "csv" else out.startswith("{")
