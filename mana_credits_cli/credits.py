@@ -24,6 +24,7 @@ from .runtime import (
     Operator,
     UserArg,
     console,
+    date_option,
     err_console,
     known_user,
     open_services,
@@ -96,7 +97,7 @@ def history(
         int, typer.Option(help="How many entries, newest first.", min=1, max=MAX_PAGE_SIZE)
     ] = 50,
     since: Annotated[
-        datetime | None, typer.Option(help="Only entries from this date/time on (UTC).")
+        datetime | None, date_option("Only entries from this date/time on (UTC).")
     ] = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
@@ -158,8 +159,7 @@ def top(
         ),
     ] = RankBy.BALANCE,
     since: Annotated[
-        datetime | None,
-        typer.Option(help="With --by spent: from this day on (UTC); default: ever."),
+        datetime | None, date_option("With --by spent: from this day on (UTC); default: ever.")
     ] = None,
     limit: Annotated[int, typer.Option(help="How many users.", min=1, max=MAX_PAGE_SIZE)] = 10,
     database_url: DatabaseUrl = None,

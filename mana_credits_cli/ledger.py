@@ -16,7 +16,15 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from mana_credits_core.pricing import PRICING_KEY
 
 from .credits import entry_json, utc
-from .runtime import DatabaseUrl, err_console, known_user, open_services, output_file, run
+from .runtime import (
+    DatabaseUrl,
+    date_option,
+    err_console,
+    known_user,
+    open_services,
+    output_file,
+    run,
+)
 
 if TYPE_CHECKING:
     from mana_credits_core.services import Services
@@ -76,9 +84,7 @@ def export(
     user: Annotated[
         str | None, typer.Option("--user", metavar="USER", help="One user's entries only.")
     ] = None,
-    since: Annotated[
-        datetime | None, typer.Option(help="Entries from this date/time on (UTC).")
-    ] = None,
+    since: Annotated[datetime | None, date_option("Entries from this date/time on (UTC).")] = None,
     format: Annotated[
         Format | None,
         typer.Option(
