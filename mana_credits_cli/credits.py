@@ -11,18 +11,20 @@ import typer
 from rich.table import Table
 
 from mana_credits_core import Balance, InvalidInput, LedgerEntry, LedgerResult
-from mana_credits_core.errors import InsufficientCredits
+from mana_credits_core.errors import BalanceNotFound, InsufficientCredits
 from mana_credits_core.pricing import PRICING_KEY, format_credits
 from mana_credits_core.services.credits import ADMIN_APP
 from mana_credits_core.validation import MAX_CREDITS, MAX_DESCRIPTION, MAX_PAGE_SIZE
 
 from . import lots, rewards
 from .runtime import (
+    CHECK_USER_ID,
     DatabaseUrl,
     JsonOutput,
     Operator,
     UserArg,
     console,
+    date_option,
     err_console,
     known_user,
     open_services,
@@ -95,7 +97,7 @@ def history(
         int, typer.Option(help="How many entries, newest first.", min=1, max=MAX_PAGE_SIZE)
     ] = 50,
     since: Annotated[
-        datetime | None, typer.Option(help="Only entries from this date/time on (UTC).")
+        datetime | None, date_option("Only entries from this date/time on (UTC).")
     ] = None,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
@@ -157,8 +159,7 @@ def top(
         ),
     ] = RankBy.BALANCE,
     since: Annotated[
-        datetime | None,
-        typer.Option(help="With --by spent: from this day on (UTC); default: ever."),
+        datetime | None, date_option("With --by spent: from this day on (UTC); default: ever.")
     ] = None,
     limit: Annotated[int, typer.Option(help="How many users.", min=1, max=MAX_PAGE_SIZE)] = 10,
     database_url: DatabaseUrl = None,
@@ -382,6 +383,8 @@ def debit(
                     f"{user} has {exc.available} spendable credits, {exc.required} required; "
                     "debit less or grant first",
                 ) from exc
+            except BalanceNotFound as exc:  # the core's words name no one
+                raise BalanceNotFound(f"no such user {user}, {CHECK_USER_ID}", userId=user) from exc
             return await applied(services, result)
 
     show_result(run(work, AS_REASON), json)

@@ -78,10 +78,11 @@ async def find_gift(services: Services, given: str) -> GiftCode:
         raise not_found("gift", given) from exc
 
 
-def not_returnable(gift: GiftCode, command: str) -> Conflict:
-    """Why `command` (cancel or expire) cannot return an inactive gift's credits."""
+def not_returnable(gift: GiftCode, done: str) -> Conflict:
+    """Why cancel or expire cannot return an inactive gift's credits; `done` is what
+    the command does to a gift, as a participle ("cancelled", "expired")."""
     return GiftNotCancellable(
-        f"gift {gift.code} is {gift.status}, only active gifts can be {command}d"
+        f"gift {gift.code} is {gift.status}, only active gifts can be {done}"
         f" (mana-credits gifts show {gift.code})"
     )
 
@@ -181,7 +182,7 @@ def cancel(gift: GiftArg, database_url: DatabaseUrl = None) -> None:
                 return await services.gifts.cancel_as_operator(found.id)
             except GiftNotCancellable as exc:
                 now = await services.gifts.lookup(found.id)
-                raise not_returnable(now, "cancel") from exc
+                raise not_returnable(now, "cancelled") from exc
 
     done = run(work)
     console.print(f"cancelled {done.code}: {done.total_credits} credits back to {done.creator_id}")
@@ -220,7 +221,7 @@ def expire(
             except GiftNotCancellable as exc:
                 now = await services.gifts.lookup(found.id)
                 if now.status != GiftStatus.ACTIVE:
-                    raise not_returnable(now, "expire") from exc
+                    raise not_returnable(now, "expired") from exc
                 raise GiftNotExpired(
                     f"gift {now.code} is active until {now.expires_at:%Y-%m-%d %H:%M} UTC,"
                     f" not expired yet; mana-credits gifts cancel {now.code} returns its"

@@ -16,7 +16,15 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from mana_credits_core.pricing import PRICING_KEY
 
 from .credits import entry_json, utc
-from .runtime import DatabaseUrl, err_console, known_user, open_services, output_file, run
+from .runtime import (
+    DatabaseUrl,
+    date_option,
+    err_console,
+    known_user,
+    open_services,
+    output_file,
+    run,
+)
 
 if TYPE_CHECKING:
     from mana_credits_core.services import Services
@@ -63,15 +71,28 @@ class Format(enum.StrEnum):
     JSONL = "jsonl"
 
 
+def format_for(output: Path | None) -> Format:
+    """The format when `--format` is not given: CSV for a file named `*.csv` (any case),
+    JSON lines for any other file and for stdout."""
+    if output is not None and output.suffix.lower() == ".csv":
+        return Format.CSV
+    return Format.JSONL
+
+
 @app.command()
 def export(
     user: Annotated[
         str | None, typer.Option("--user", metavar="USER", help="One user's entries only.")
     ] = None,
-    since: Annotated[
-        datetime | None, typer.Option(help="Entries from this date/time on (UTC).")
+    since: Annotated[datetime | None, date_option("Entries from this date/time on (UTC).")] = None,
+    format: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            help="csv or jsonl; default: csv for an -o FILE ending in .csv, else jsonl.",
+            show_default=False,
+        ),
     ] = None,
-    format: Annotated[Format, typer.Option("--format", help="csv or jsonl.")] = Format.JSONL,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
@@ -81,10 +102,12 @@ def export(
 
     \b
     Examples:
-      mana-credits ledger export --format csv -o ledger.csv
+      mana-credits ledger export -o ledger.csv
+      mana-credits ledger export --format csv > ledger.csv
       mana-credits ledger export --user alice --since 2026-11-01 | jq .amount
     """
-    count = run(lambda: _export(user, utc(since), format, database_url, output))
+    chosen = format or format_for(output)
+    count = run(lambda: _export(user, utc(since), chosen, database_url, output))
     if output is not None:
         err_console.print(f"exported {count} entries to {output}", markup=False, highlight=False)
 

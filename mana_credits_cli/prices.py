@@ -234,7 +234,8 @@ def set_price(
     unit: Annotated[
         str | None,
         typer.Option(
-            metavar="UNIT", help='What is counted, e.g. item or month; "" for a price per call.'
+            metavar="UNIT",
+            help='What is counted, one word in the singular (item, month); "" for per call.',
         ),
     ] = None,
     unit_size: Annotated[

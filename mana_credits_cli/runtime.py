@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar
 
@@ -33,6 +34,25 @@ def not_blank(value: str) -> str:
     if value is not None and not value.strip():
         raise typer.BadParameter("must not be empty")
     return value
+
+
+# What a date option (`--since`) takes, said when it gets anything else.
+DATE_FORMAT = "pass YYYY-MM-DD or an ISO 8601 time such as 2026-11-01T12:00:00Z"
+
+
+def moment(text: str) -> datetime:
+    """A Typer parser for options that take a date or time (`--since`): an ISO 8601
+    date or date-time, naive or with an offset (`utc` makes naive ones UTC). Anything
+    else is a usage error saying what to pass; Click names the option in front of it."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date, {DATE_FORMAT}") from None
+
+
+def date_option(help: str) -> Any:
+    """A `--since`-style option parsed by `moment`, shown as `--since DATE`."""
+    return typer.Option(metavar="DATE", help=help, parser=moment)
 
 
 DatabaseUrl = Annotated[
@@ -214,15 +234,17 @@ def operator_name(given: str | None) -> str:
         raise InvalidInput("operator", "no login name to record, pass --operator NAME") from exc
 
 
+# What to do about a user id never seen, after "no such user X" (`known_user`, and
+# `credits debit`, which refuses the user with its own code).
+CHECK_USER_ID = "check the id (mana-credits credits top lists users)"
+
+
 async def known_user(services: Services, user_id: str) -> Balance:
     """USER's balance; a user never seen is an error, and nothing is created."""
     try:
         return await services.credits.existing_balance(user_id)
     except UserNotFound as exc:
-        raise UserNotFound(
-            f"{exc.message}, check the id (mana-credits credits top lists users)",
-            **exc.details,
-        ) from exc
+        raise UserNotFound(f"{exc.message}, {CHECK_USER_ID}", **exc.details) from exc
 
 
 SHORT_ID = 8

@@ -81,9 +81,10 @@ def serve(
             check_database_url(settings.effective_database_url)  # it says most
         problems = settings.production_problems()
         if problems:
+            them = "them" if len(problems) > 1 else "it"
             raise MissingSetting(
                 f"{'; '.join(problems)}: production mode (PostgreSQL) refuses to start, "
-                "set them (README: Configuration)"
+                f"set {them} (README: Configuration)"
             )
         bind_port = settings.port
         # Every setup fault is found before the banner says the server is listening.

@@ -214,22 +214,39 @@ def format_credits(milli: int) -> str:
 _UNIT = re.compile(rf"[a-z]{{1,{MAX_UNIT}}}")
 
 
+def reads_as_plural(word: str) -> bool:
+    """Whether `word` reads as a regular plural: it ends in s, but not in ss, us or is
+    (items, boxes, entries; not class, bus, analysis). The rule that keeps units
+    singular (`unit_name`); a few singulars ending in a lone s (gas, lens) fall under it
+    too and need another word."""
+    return word.endswith("s") and not word.endswith(("ss", "us", "is"))
+
+
 def unit_name(value: object, field: str = "unit") -> str:
     """What a price counts, as one lower-case word of 1..32 ASCII letters, singular
-    ("item", "month", "page"): it is read after a number ("per 10 items"). Raises
-    `InvalidInput`."""
+    ("item", "month", "page"): it is read after a number ("per 10 items"), so a word
+    that reads as a plural (`reads_as_plural`) is refused. Raises `InvalidInput`."""
     if not isinstance(value, str) or not _UNIT.fullmatch(value):
         raise InvalidInput(
             field, f"{field} must be one lower-case word, singular, e.g. item, page or month"
         )
     if value == "call":
         raise InvalidInput(field, f'a price per call has no {field}; give "" for per call')
+    if reads_as_plural(value):
+        raise InvalidInput(
+            field,
+            f"{field} {value} reads as a plural; units are singular, give the word for one"
+            " (item, not items)",
+        )
     return value
 
 
 def plural(noun: str) -> str:
     """A regular English noun's plural (box -> boxes, entry -> entries, page -> pages):
-    units are such words (`unit_name`)."""
+    units are such words (`unit_name`). A word that reads as a plural already (a unit
+    stored before units were checked) stays as it is: never "boxeses"."""
+    if reads_as_plural(noun):
+        return noun
     if noun.endswith(("s", "x", "z", "ch", "sh")):
         return noun + "es"
     if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):

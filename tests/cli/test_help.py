@@ -47,6 +47,21 @@ def test_help_is_conventional(path: list[str]) -> None:
         assert not re.search(r"Examples?: +\S", out), out
 
 
+def runs_something(path: list[str]) -> bool:
+    """A command that does something, not a group that only lists its subcommands."""
+    return len(path) == 2 or (
+        len(path) == 1 and not getattr(load_command(path[0]), "commands", None)
+    )
+
+
+@pytest.mark.parametrize("path", [p for p in PATHS if runs_something(p)], ids=lambda p: " ".join(p))
+def test_every_command_shows_an_example(path: list[str]) -> None:
+    code, out = invoke(*path, "--help")
+    assert code == 0, out
+    # Examples under their heading, each a command line that runs mana-credits.
+    assert re.search(r"\n  Examples?:\n    \S*mana-credits \S", out), out
+
+
 def test_examples_keep_their_lines() -> None:
     code, out = invoke("serve", "--help")
     assert code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,6 @@ def one_error_line(code: int, err: str, prefix: str) -> str:
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["ledger", "export", "--since", "yesterday"], "'--since'"),
-        (["ledger", "export", "--since", "2026-13-45"], "month value is outside"),
         (["ledger", "export", "--format", "xml"], "'xml' is not one of 'csv', 'jsonl'"),
         (["credits", "top", "--by", "foo"], "'foo' is not one of 'balance', 'spent'"),
         (["credits", "balance"], "Missing argument 'USER'"),
@@ -36,6 +35,38 @@ def test_usage_errors_are_one_line(args: list[str], said: str) -> None:
     command = " ".join(a for a in args[:2] if not a.startswith("-"))
     assert line.endswith(f", see mana-credits {command} --help"), line
     assert out == ""
+
+
+# Every option that takes a date; tests/cli/test_help.py shows them as `--since DATE`.
+DATE_OPTIONS = [
+    ["credits", "history", "alice", "--since"],
+    ["credits", "top", "--by", "spent", "--since"],
+    ["ledger", "export", "--since"],
+]
+
+
+@pytest.mark.parametrize("option", DATE_OPTIONS, ids=lambda args: " ".join(args[:2]))
+@pytest.mark.parametrize("value", ["yesterday", "2026-13-45", "01.11.2026", ""])
+def test_a_date_option_says_what_to_pass(option: list[str], value: str) -> None:
+    code, out, err = invoke_split(*option, value)
+    line = one_error_line(code, err, "error: usage: ")
+    assert line == (
+        f"error: usage: Invalid value for '--since': {value!r} is not a date, pass YYYY-MM-DD"
+        " or an ISO 8601 time such as 2026-11-01T12:00:00Z,"
+        f" see mana-credits {option[0]} {option[1]} --help"
+    )
+    assert out == ""
+
+
+def test_every_date_option_is_checked_that_way() -> None:
+    """No option outside DATE_OPTIONS takes a date (its help would say DATE)."""
+    from .test_help import PATHS
+
+    taking_dates = []
+    for path in PATHS:
+        _code, out = invoke(*path, "--help")
+        taking_dates += [(path, line.split()[0]) for line in out.splitlines() if " DATE " in line]
+    assert taking_dates == [(args[:2], "--since") for args in DATE_OPTIONS]
 
 
 def test_help_and_version_still_exit_0() -> None:
@@ -88,7 +119,7 @@ def test_an_export_to_a_file_says_so_on_one_line(tmp_path: Path) -> None:
     assert code == 0, err
     assert err == f"exported 2 entries to {target}\n"
     assert out == ""
-    assert target.read_text().count("\n") == 2  # JSON lines, one per entry
+    assert target.read_text().count("\n") == 3  # CSV (the name says so): header, 2 rows
 
 
 @pytest.mark.sqlite
@@ -101,3 +132,47 @@ def test_an_export_of_an_unknown_user_is_an_error_and_writes_no_file(tmp_path: P
     )
     assert "nobody" in one_error_line(code, err, "error: user_not_found: ")
     assert not target.exists()
+
+
+@pytest.mark.sqlite
+@pytest.mark.parametrize(
+    ("name", "options", "written"),
+    [
+        ("ledger.csv", [], "csv"),
+        ("LEDGER.CSV", [], "csv"),
+        ("ledger.jsonl", [], "jsonl"),
+        ("ledger.json", [], "jsonl"),
+        ("ledger.txt", [], "jsonl"),
+        ("ledger", [], "jsonl"),
+        ("ledger.csv", ["--format", "jsonl"], "jsonl"),
+        ("ledger.jsonl", ["--format", "csv"], "csv"),
+    ],
+)
+def test_an_export_to_a_file_is_in_the_format_its_name_says(
+    tmp_path: Path, name: str, options: list[str], written: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    seed(url)
+    target = tmp_path / name
+    code, _out, err = invoke_split(
+        "ledger", "export", "-o", str(target), *options, "--database-url", url
+    )
+    assert code == 0, err
+    lines = target.read_text().splitlines()
+    if written == "csv":
+        assert lines[0].startswith("id,userId,type,"), lines
+        assert len(lines) == 3
+    else:
+        assert [json.loads(line)["amount"] for line in lines] == [100, -30]
+
+
+@pytest.mark.sqlite
+@pytest.mark.parametrize(("options", "written"), [([], "jsonl"), (["--format", "csv"], "csv")])
+def test_an_export_to_stdout_is_json_lines_unless_told(
+    tmp_path: Path, options: list[str], written: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    seed(url)
+    code, out, err = invoke_split("ledger", "export", *options, "--database-url", url)
+    assert code == 0, err
+    assert out.startswith("id,userId,type,") if written == "csv" else out.startswith("{")

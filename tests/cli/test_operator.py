@@ -44,6 +44,18 @@ def test_reads_of_an_unknown_user_are_errors_and_create_nothing(database_url: st
     assert (code, out.strip()) == (0, "ok: 1 user checked, no drift")
 
 
+def test_a_debit_of_an_unknown_user_names_the_user_and_what_to_do(database_url: str) -> None:
+    seed(database_url)
+    url = ["--database-url", database_url]
+    code, out, err = invoke_split("credits", "debit", "ghost4", "5", "--reason", "x", *url)
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: balance_not_found: no such user ghost4, check the id "
+        "(mana-credits credits top lists users)\n"
+    )
+    assert users_checked(database_url) == 1  # still alice only
+
+
 def test_sync_status_in_words_and_for_users_without_a_subscription(database_url: str) -> None:
     seed(database_url)
     url = ["--database-url", database_url]

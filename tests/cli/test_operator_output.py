@@ -141,6 +141,25 @@ def test_gift_show_expire_and_list(database_url: str) -> None:
     assert f"{personal_id[:8]}…" in out
 
 
+def test_a_redeemed_gift_cannot_be_cancelled_or_expired_in_plain_words(database_url: str) -> None:
+    async def make() -> str:
+        async with bootstrap(Settings(DATABASE_URL=database_url), migrate=True) as services:
+            await services.credits.credit("alice", 100, TransactionType.GRANT, "funds")
+            gift = await services.gifts.create(Principal("alice"), 10)
+            await services.gifts.redeem(Principal("cid"), gift.code)
+            return gift.code
+
+    gift = asyncio.run(make())
+    url = ["--database-url", database_url]
+    for command, done in (("cancel", "cancelled"), ("expire", "expired")):
+        code, out, err = invoke_split("gifts", command, gift, *url)
+        assert (code, out) == (1, "")
+        assert err == (
+            f"error: gift_not_cancellable: gift {gift} is depleted, only active gifts can be"
+            f" {done} (mana-credits gifts show {gift})\n"
+        )
+
+
 @pytest.mark.sqlite
 def test_piped_tables_cut_no_cell(database_url: str) -> None:
     seed(database_url)

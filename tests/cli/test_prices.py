@@ -287,6 +287,12 @@ def test_history_newest_first_filtered_and_limited(any_store_url: str) -> None:
         (("set", "bulk_import", "1", "--unit", "a b"), "invalid_input", "--unit must be one"),
         (("set", "bulk_import", "1", "--unit", "item "), "invalid_input", "--unit must be one"),
         (("set", "bulk_import", "1", "--unit", "call"), "invalid_input", "per call has no unit"),
+        (
+            # Units are singular: "per 10 boxes" is printed from "box", never from "boxes".
+            ("set", "bulk_import", "0.3", "--unit", "boxes"),
+            "invalid_input",
+            "--unit boxes reads as a plural; units are singular, give the word for one",
+        ),
         (("set", "Bad-Op", "1"), "invalid_input", "OPERATION must be an operation id"),
         (("set", "ai_new", "1"), "invalid_input", "needs --app APP and --name NAME"),
         (("set", "ai_new", "1", "--app", "notes"), "invalid_input", "needs --app APP and --name"),

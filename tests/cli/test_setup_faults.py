@@ -203,6 +203,21 @@ def test_serve_in_production_mode_lists_the_missing_settings(home: Path) -> None
     assert "MANA_SERVICE_KEY is not set; STRIPE_SECRET_KEY is not set;" in line
     assert "MANA_AUTH_URL" not in line
     assert "s3cret" not in line
+    assert line.endswith("refuses to start, set them (README: Configuration)")
+
+
+def test_serve_in_production_mode_with_one_setting_missing_says_set_it(home: Path) -> None:
+    url = "postgresql://mana:s3cret@127.0.0.1:5/credits"
+    env = environment(
+        home, DATABASE_URL=url, MANA_AUTH_URL="https://auth.example",
+        MANA_SERVICE_KEY="k" * 40, STRIPE_SECRET_KEY="sk_test_x",
+    )  # fmt: skip
+    result = mana_credits("serve", "--port", str(free_port()), env=env)
+    line = assert_one_line(result, "missing_setting")
+    assert line == (
+        "error: missing_setting: STRIPE_WEBHOOK_SECRET is not set: production mode"
+        " (PostgreSQL) refuses to start, set it (README: Configuration)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from mana_credits_core.pricing import (
     cost_milli,
     format_credits,
     parse_credits,
+    plural,
     price_text,
     priced_at,
     unit_name,
@@ -72,11 +73,24 @@ def test_units_are_counted_in_regular_plurals(unit: str, text: str) -> None:
 
 
 @pytest.mark.parametrize("value", ["a b", "1", "item ", " item", "Item", "", "call", "x" * 33,
-                                   "ítem", 5, None])  # fmt: skip
+                                   "ítem", 5, None, "items", "boxes", "entries"])  # fmt: skip
 def test_a_unit_is_one_lower_case_word(value: object) -> None:
     with pytest.raises(InvalidInput) as refused:
         unit_name(value)
     assert refused.value.field == "unit"
+
+
+@pytest.mark.parametrize("value", ["item", "box", "entry", "class", "bus", "analysis", "x"])
+def test_singular_units_are_taken_those_read_as_plurals_refused(value: str) -> None:
+    assert unit_name(value) == value
+    with pytest.raises(InvalidInput, match=f"unit {plural(value)} reads as a plural;"):
+        unit_name(plural(value))
+
+
+def test_a_unit_stored_in_the_plural_is_not_made_plural_again() -> None:
+    # Units were not checked for the singular before: "boxes" may be in a price list.
+    assert unit_text("boxes", 10) == "per 10 boxes"
+    assert price_text(300, "boxes", 10) == "0.3 credits per 10 boxes"
 
 
 @pytest.mark.parametrize(
