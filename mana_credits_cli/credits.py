@@ -177,7 +177,8 @@ def top(
     """
     if since is not None and by == RankBy.BALANCE:
         raise_usage("--since goes with --by spent (balances have no period)")
-    day: date | None = None if since is None else since.date()
+    start = utc(since)  # a time with an offset counts from its day in UTC
+    day: date | None = None if start is None else start.date()
 
     async def work() -> list[tuple[str, int]]:
         async with open_services(database_url, read_only=True) as services:

@@ -202,6 +202,10 @@ def test_credits_top_by_balance_and_by_spending(database_url: str) -> None:
     assert code == 0, out
     assert "cid" in out
     assert "bea" not in out
+    # 23:00 at UTC-5 on cid's usage day is the next day in UTC: cid's usage is before it.
+    late = f"{clock.now().date().isoformat()}T23:00-05:00"
+    code, out = invoke("credits", "top", "--by", "spent", "--since", late, *url, "--json")
+    assert (code, json.loads(out)) == (0, [])
     code, out = invoke("credits", "top", "--since", since, *url)
     assert (code, out.strip()) == (
         1,
