@@ -21,9 +21,11 @@ from .runtime import (
     CHECK_USER_ID,
     DatabaseUrl,
     JsonOutput,
+    NewUser,
     Operator,
     UserArg,
     console,
+    creditable,
     date_option,
     err_console,
     known_user,
@@ -279,6 +281,7 @@ def grant(
     idempotency_key: Key = None,
     expires_in: lots.ExpiresIn = None,
     priority: lots.Priority = None,
+    new_user: NewUser = False,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
@@ -296,6 +299,7 @@ def grant(
         who = operator_name(operator)
         expiry = lots.expires_at(expires_in)
         async with open_services(database_url) as services:
+            await creditable(services, user, new_user)
             result = await services.credits.grant(
                 user,
                 amount_of(amount),
@@ -317,6 +321,7 @@ def refund(
     reason: Reason,
     operator: Operator = None,
     idempotency_key: Key = None,
+    new_user: NewUser = False,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
@@ -330,6 +335,7 @@ def refund(
     async def work() -> tuple[LedgerResult, int]:
         who = operator_name(operator)
         async with open_services(database_url) as services:
+            await creditable(services, user, new_user)
             result = await services.credits.refund(
                 user,
                 amount_of(amount),

@@ -6,7 +6,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .runtime import DatabaseUrl, JsonOutput, console, open_services, print_json, run
+from .runtime import (
+    DatabaseUrl,
+    JsonOutput,
+    NewUser,
+    console,
+    creditable,
+    open_services,
+    print_json,
+    run,
+)
 
 if TYPE_CHECKING:
     from mana_credits_core.rewards import Reward
@@ -28,6 +37,7 @@ def reward(
     description: Annotated[
         str | None, typer.Option(help="Text of the entry (≤ 256; default: the reason).")
     ] = None,
+    new_user: NewUser = False,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
@@ -44,6 +54,7 @@ def reward(
 
     async def work() -> Reward:
         async with open_services(database_url) as services:
+            await creditable(services, user, new_user)
             return await services.credits.reward(
                 user, amount_of(amount), reason, reference, description=description
             )

@@ -239,6 +239,30 @@ def operator_name(given: str | None) -> str:
 CHECK_USER_ID = "check the id (mana-credits credits top lists users)"
 
 
+NewUser = Annotated[
+    bool,
+    typer.Option(
+        "--new-user",
+        help="Credit a user id this service has never seen (without it such an id is "
+        "refused: most are typos).",
+    ),
+]
+
+
+async def creditable(services: Services, user_id: str, new_user: bool) -> None:
+    """Refuse to credit a user never seen unless `new_user`: credits given to a mistyped
+    id belong to no one. Raises `UserNotFound` saying what to do."""
+    if new_user:
+        return
+    try:
+        await services.credits.existing_balance(user_id)
+    except UserNotFound as exc:
+        raise UserNotFound(
+            f"{exc.message}, {CHECK_USER_ID}, or pass --new-user to credit an id never seen",
+            **exc.details,
+        ) from exc
+
+
 async def known_user(services: Services, user_id: str) -> Balance:
     """USER's balance; a user never seen is an error, and nothing is created."""
     try:

@@ -210,9 +210,23 @@ def test_sync_and_billing_commands(database_url: str) -> None:
 def test_grant_refund_debit_and_their_errors(database_url: str) -> None:
     seed(database_url)
     url = ["--database-url", database_url]
+    # bob was never seen: a likely typo, refused unless --new-user says it is meant.
+    for command in (
+        ["grant", "bob", "500", "--reason", "ticket 4711"],
+        ["refund", "bob", "25", "--reason", "failed job"],
+        ["reward", "bob", "50", "--reason", "feedback", "--reference", "fb-1"],
+    ):
+        code, out = invoke("credits", *command, *url)
+        assert (code, out) == (
+            1,
+            "error: user_not_found: no such user bob, check the id (mana-credits credits"
+            " top lists users), or pass --new-user to credit an id never seen\n",
+        )
+    code, out = invoke("credits", "balance", "bob", *url)
+    assert code == 1  # nothing was created
     code, out = invoke(
         "credits", "grant", "bob", "500", "--reason", "ticket 4711", "--operator", "ops",
-        "--idempotency-key", "t-4711", *url, "--json",
+        "--idempotency-key", "t-4711", "--new-user", *url, "--json",
     )  # fmt: skip
     assert code == 0, out
     granted = json.loads(out)

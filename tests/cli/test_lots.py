@@ -48,7 +48,7 @@ def test_a_grant_with_expiry_and_priority_is_listed_first(database_url: str) -> 
 
 @pytest.mark.parametrize("given", ["12h", "90m", "1d"])
 def test_each_duration_unit(database_url: str, given: str) -> None:
-    grant(database_url, "--expires-in", given)
+    grant(database_url, "--expires-in", given, "--new-user")
     [lot] = lots_of(database_url)
     left = datetime.fromisoformat(str(lot["expiresAt"])) - datetime.now(UTC)
     unit = {"h": timedelta(hours=1), "m": timedelta(minutes=1), "d": timedelta(days=1)}
@@ -96,7 +96,7 @@ def test_report_expiring_sums_credits_and_users(database_url: str) -> None:
     grant(database_url, "--expires-in", "10d")
     grant(database_url, "--expires-in", "40d")
     code, out = invoke("credits", "grant", "bob", "5", "--reason", "r", "--expires-in", "29d",
-                       "--database-url", database_url)  # fmt: skip
+                       "--new-user", "--database-url", database_url)  # fmt: skip
     assert code == 0, out
     code, out, _err = invoke_split("report", "expiring", "--database-url", database_url)
     assert code == 0

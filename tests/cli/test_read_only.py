@@ -68,7 +68,8 @@ def test_the_embedded_default_is_migrated_and_stocked_by_a_write_not_a_read(
 ) -> None:
     home = tmp_path / "home"
     env = environment(home)
-    assert mana_credits("credits", "grant", "alice", "5", "--reason", "hi", env=env).returncode == 0
+    write = ("credits", "grant", "alice", "5", "--reason", "hi", "--new-user")
+    assert mana_credits(*write, env=env).returncode == 0
     listed = mana_credits("packages", "list", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     assert '"name"' in listed.stdout  # the default catalogue, stocked by the write

@@ -309,7 +309,17 @@ def test_a_command_that_writes_makes_no_folder(command: list[str], tmp_path: Pat
 
 def test_a_command_that_writes_creates_the_file_in_an_existing_folder(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/x.db"
-    grant = ["credits", "grant", "alice", "5", "--reason", "hi", "--database-url", url]
+    grant = [
+        "credits",
+        "grant",
+        "alice",
+        "5",
+        "--reason",
+        "hi",
+        "--new-user",
+        "--database-url",
+        url,
+    ]
     code, _, err = invoke(grant)
     assert code == 0, err
     code, out, _ = invoke(["credits", "balance", "alice", "--database-url", url, "--json"])

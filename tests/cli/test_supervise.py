@@ -91,7 +91,8 @@ def test_a_worker_that_dies_before_serving_stops_the_server(tmp_path: Path) -> N
     log = tmp_path / "starts"
     supervisor = Supervisor(CONTEXT, maker(dies_at_start, log), 2, stop_grace=5.0)
     assert supervisor.run() == 1
-    assert _starts(log) == 2  # neither was started again
+    # None was started again (the second may be stopped before it even notes its start).
+    assert 1 <= _starts(log) <= 2
 
 
 def test_a_worker_that_dies_while_serving_is_replaced(tmp_path: Path) -> None:
