@@ -158,23 +158,38 @@ async def test_serve_embedded_default_then_sigterm(tmp_path: Path) -> None:
         assert (await services.reconcile.run()).ok
 
 
+async def two_workers(home: Path, port: int) -> asyncio.subprocess.Process:
+    """`serve --workers 2` on the embedded default in `home`, its output piped."""
+    return await spawn(
+        *CLI, "serve", "--port", str(port), "--workers", "2",
+        env=embedded_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+async def every_worker_answers(http: aiohttp.ClientSession, base: str) -> None:
+    for _ in range(20):  # whichever worker the kernel picks answers
+        async with http.get(base + "/api/v1/credits/packages") as response:
+            assert response.status == 200
+
+
+async def stopped_cleanly(server: asyncio.subprocess.Process) -> str:
+    """SIGTERM, then the server's output once it exited 0 without a traceback."""
+    server.send_signal(signal.SIGTERM)
+    output = (await asyncio.wait_for(server.communicate(), timeout=EXIT))[0].decode()
+    assert server.returncode == 0, output
+    assert "Traceback" not in output
+    return output
+
+
 async def test_serve_with_two_workers_shares_one_port(tmp_path: Path) -> None:
     port = free_port()
-    server = await spawn(
-        *CLI, "serve", "--port", str(port), "--workers", "2",
-        env=embedded_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    server = await two_workers(tmp_path, port)
     try:
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
             await wait_ready(http, base + "/health/ready", server)
-            for _ in range(20):
-                async with http.get(base + "/api/v1/credits/packages") as response:
-                    assert response.status == 200
-        server.send_signal(signal.SIGTERM)
-        output = (await asyncio.wait_for(server.communicate(), timeout=EXIT))[0].decode()
-        assert server.returncode == 0, output
-        assert "Traceback" not in output
+            await every_worker_answers(http, base)
+        await stopped_cleanly(server)
     finally:
         await reap(server)
     async with bootstrap(Settings(MANA_CREDITS_HOME=tmp_path)) as services:
@@ -214,10 +229,7 @@ async def test_the_watchdog_notices_a_new_parent() -> None:
 
 async def test_a_worker_killed_while_serving_is_replaced(tmp_path: Path) -> None:
     port = free_port()
-    server = await spawn(
-        *CLI, "serve", "--port", str(port), "--workers", "2",
-        env=embedded_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    server = await two_workers(tmp_path, port)
     try:
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
@@ -234,13 +246,8 @@ async def test_a_worker_killed_while_serving_is_replaced(tmp_path: Path) -> None
             )
             assert replaced, f"no new worker within {EXIT:.0f} s: {workers_of(server.pid)}"
             await wait_ready(http, base + "/health/ready", server)
-            for _ in range(20):  # whichever worker the kernel picks answers
-                async with http.get(base + "/api/v1/credits/packages") as response:
-                    assert response.status == 200
-        server.send_signal(signal.SIGTERM)
-        output = (await asyncio.wait_for(server.communicate(), timeout=EXIT))[0].decode()
-        assert server.returncode == 0, output
+            await every_worker_answers(http, base)
+        output = await stopped_cleanly(server)
         assert "a worker died while serving: starting another" in output
-        assert "Traceback" not in output
     finally:
         await reap(server)
