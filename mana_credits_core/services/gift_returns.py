@@ -9,7 +9,7 @@ from ..errors import GiftNotCancellable, GiftNotFound
 from ..events import EventKind, Events
 from ..gifts import GiftCode, GiftStatus
 from ..ledger import Credit, TransactionType
-from ..lots import LotSource
+from ..lots import DEFAULT_PRIORITY, LotSource, burn_key
 from ..ports import Clock, IdGenerator, Store, UnitOfWork
 
 GIFTS_APP = "gifts"
@@ -36,6 +36,7 @@ async def return_gift(
     )
     if moved is None:
         return False
+    expires_at, priority = await return_terms(uow, gift, now)
     await uow.balances.credit(
         Credit(
             entry_id=entry_id,
@@ -48,9 +49,33 @@ async def return_gift(
             idempotency_key=f"gift-return:{gift.id}",
             now=now,
             lot_source=LotSource.RETURN,
+            expires_at=expires_at,
+            priority=priority,
         )
     )
     return True
+
+
+async def return_terms(
+    uow: UnitOfWork, gift: GiftCode, now: datetime
+) -> tuple[datetime | None, int]:
+    """The expiry (None: never) and priority of the lot a gift's credits come back in:
+    those of the lot that paid for them and expires last (never, if one of them never
+    expires; of two alike, the one burned later), so credits that were to expire still
+    expire, and none sooner than it would have (a credit entry has one lot, so credits
+    of lots with different terms come back under the latest). The defaults when the
+    paying lots are unknown (a gift imported from the old service)."""
+    paid = (
+        []
+        if gift.reservation_transaction_id is None
+        else await uow.lots.allocations(gift.reservation_transaction_id)
+    )
+    ids = {a.lot_id for a in paid}
+    lots = [lot for lot in await uow.lots.of_user(gift.creator_id) if lot.id in ids] if ids else []
+    if not lots:
+        return None, DEFAULT_PRIORITY
+    last = max(lots, key=lambda lot: (lot.expires_at is None, lot.expires_at or now, burn_key(lot)))
+    return last.expires_at, last.priority
 
 
 class GiftReturns:

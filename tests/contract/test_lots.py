@@ -325,6 +325,38 @@ async def test_gift_credits_leave_and_come_back_as_lots(services: Services) -> N
     await consistent(s, "alice", "bob")
 
 
+async def test_a_returned_gift_keeps_the_expiry_of_the_credits_that_paid_for_it(
+    services: Services, clock: TickingClock
+) -> None:
+    s, ends = services, clock.now() + 10 * DAY
+    await grant(s, "alice", 100, expires_at=ends, priority=20)
+    gift = await s.gifts.create(Principal("alice", email="a@example.com"), 60)
+    await s.gifts.cancel("alice", gift.id)
+    returned = next(x for x in (await lots_of(s, "alice")).values() if x.source == LotSource.RETURN)
+    assert (returned.remaining, returned.expires_at, returned.priority) == (60, ends, 20)
+    clock.advance(11 * DAY)
+    assert await s.lots.expire() == 2  # the grant's 40 and the returned 60: none kept
+    assert (await s.credits.balance("alice")).balance == 0
+    await consistent(s, "alice")
+
+
+async def test_credits_of_mixed_lots_come_back_under_the_latest_expiry(
+    services: Services, clock: TickingClock
+) -> None:
+    s = services
+    await grant(s, "bob", 50, expires_at=clock.now() + 5 * DAY, priority=10)
+    await grant(s, "bob", 50)  # never expires, the default priority
+    gift = await s.gifts.create(Principal("bob", email="b@example.com"), 80)  # 50 + 30
+    await s.gifts.cancel("bob", gift.id)
+    returned = next(x for x in (await lots_of(s, "bob")).values() if x.source == LotSource.RETURN)
+    assert (returned.remaining, returned.expires_at, returned.priority) == (
+        80,
+        None,
+        DEFAULT_PRIORITY,
+    )
+    await consistent(s, "bob")
+
+
 async def test_fifty_debits_of_ten_on_a_hundred_credits_in_five_lots(
     services: Services, clock: TickingClock
 ) -> None:
