@@ -62,6 +62,19 @@ class Balance:
     def zero(cls, user_id: str) -> Balance:
         return cls(user_id=user_id, balance=0, total_earned=0, total_spent=0)
 
+    def debited(self, credits: int, debt_change: int, accrued_milli: int) -> Balance:
+        """This balance after `credits` left it (spent), the debt moved by `debt_change`
+        and `accrued_milli` accrued. Built field by field: on a debit's path
+        `dataclasses.replace` took a third of the lot book's time."""
+        return Balance(
+            user_id=self.user_id,
+            balance=self.balance - credits,
+            total_earned=self.total_earned,
+            total_spent=self.total_spent + credits,
+            debt=self.debt + debt_change,
+            accrued_milli=accrued_milli,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class BalanceSummary:

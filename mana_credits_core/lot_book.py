@@ -210,14 +210,21 @@ class LotBook:
         """Expire the free credits of each of the user's lots past its expiry and not
         expired yet: one `expire` entry per lot (its key `expiry_key(lot id)`), the lot
         keeping only its held credits. Held credits expire when released."""
-        entries = []
+        entries: list[LedgerEntry] = []
+        if not any(self._due(self._lots[i], now) for i in self._by_user.get(user_id, ())):
+            return entries  # the common case, without sorting the user's lots
         for lot in self.lots_of(user_id):
-            if lot.expired(now) and lot.free > 0 and lot.expired_at is None:
+            if self._due(lot, now):
                 why: dict[str, object] = {"lotId": lot.id}
                 expiry = _expiry(user_id, expiry_key(lot.id), lot.free, now, why)
                 entries.append(self._take(expiry, [Allocation(lot.id, lot.free)]))
                 self._set_lot(replace(self._lots[lot.id], expired_at=now))
         return entries
+
+    @staticmethod
+    def _due(lot: Lot, now: datetime) -> bool:
+        """Whether the lot's free credits are past their expiry and not expired yet."""
+        return lot.expired(now) and lot.free > 0 and lot.expired_at is None
 
     # Reservations.
 
@@ -345,18 +352,14 @@ class LotBook:
         a priced command leaves `accrued` milli-credits accrued, recorded in the entry."""
         current = self._balances[command.user_id]
         taken = total(parts)
-        after = replace(
-            current,
-            balance=current.balance - taken,
-            total_spent=current.total_spent + taken,
-            debt=current.debt + debt_change,
-            accrued_milli=current.accrued_milli if accrued is None else accrued,
+        after = current.debited(
+            taken, debt_change, current.accrued_milli if accrued is None else accrued
         )
         if after.balance < 0:
             raise LotsOutOfStep(f"the lots of {command.user_id} hold more than the balance")
         for part in parts:
             lot = self._lots[part.lot_id]
-            self._set_lot(replace(lot, remaining=lot.remaining - part.amount))
+            self._set_lot(lot.spent(part.amount))
         entry = completed_entry(command, -taken, current.balance, after.balance)
         if command.priced is not None:
             record = command.priced.record(after.accrued_milli)

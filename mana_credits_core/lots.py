@@ -67,6 +67,24 @@ class Lot:
         """Credits of the lot that a debit or a hold may take now (before expiry)."""
         return self.remaining - self.held
 
+    def spent(self, credits: int) -> Lot:
+        """This lot with `credits` fewer remaining. Built field by field: on a debit's
+        path `dataclasses.replace` took a third of the lot book's time."""
+        return Lot(
+            id=self.id,
+            user_id=self.user_id,
+            source=self.source,
+            amount=self.amount,
+            remaining=self.remaining - credits,
+            priority=self.priority,
+            expires_at=self.expires_at,
+            created_at=self.created_at,
+            held=self.held,
+            entry_id=self.entry_id,
+            purchase_id=self.purchase_id,
+            expired_at=self.expired_at,
+        )
+
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
