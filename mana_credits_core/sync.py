@@ -7,6 +7,9 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from .ledger import Applied, Replayed
+from .pricing import SYNC_APP
+
 
 class BillingInterval(enum.StrEnum):
     MONTHLY = "monthly"
@@ -114,6 +117,19 @@ class SyncStatus:
             sub.paused_at,
             sub.is_gifted,
         )
+
+
+def period_paid(outcome: object) -> bool:
+    """Whether a period's charge (a debit under its `period_key`) left the period paid:
+    applied now, or replayed from an earlier Cloud Sync charge under that key (another
+    run charged it). An entry of any other kind under the key pays for nothing."""
+    if isinstance(outcome, Applied):
+        return True
+    return (
+        isinstance(outcome, Replayed)
+        and outcome.entry.app_id == SYNC_APP
+        and outcome.entry.amount < 0
+    )
 
 
 def period_key(user_id: str, period_start: datetime) -> str:

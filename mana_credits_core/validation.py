@@ -81,10 +81,29 @@ def match_limit(value: object) -> int:
     return min(value, MAX_PAGE_SIZE + 1)
 
 
+# The service's own entries carry keys in these forms (a period's charge `sync:<user>:
+# <period start>`, a gift's `gift:<id>` and `gift-return:<id>`, a purchase's
+# `purchase:<id>`; the old service's too): a client key of the same form would find
+# that entry, or be found in its place (a Cloud Sync period "paid" by a debit of one
+# credit), so clients may not use them. Newer keys hold U+001F, which no client key may.
+RESERVED_KEY_PREFIXES = ("sync:", "gift:", "gift-return:", "purchase:")
+
+
 def idempotency_key(value: object) -> str | None:
+    """A client's idempotency key: one line of at most `MAX_IDEMPOTENCY_KEY` characters,
+    not in a form the service's own entries use (`RESERVED_KEY_PREFIXES`); None stays
+    None. Raises `InvalidInput` (field `idempotencyKey`)."""
     if value is None:
         return None
-    return identifier(value, "idempotencyKey", MAX_IDEMPOTENCY_KEY)
+    key = identifier(value, "idempotencyKey", MAX_IDEMPOTENCY_KEY)
+    if key.startswith(RESERVED_KEY_PREFIXES):
+        raise InvalidInput(
+            "idempotencyKey",
+            "idempotencyKey must not start with "
+            + ", ".join(RESERVED_KEY_PREFIXES)
+            + " (the service's own entries use those keys), choose another key",
+        )
+    return key
 
 
 def metadata(value: object) -> dict[str, Any] | None:

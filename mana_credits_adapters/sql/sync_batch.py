@@ -23,9 +23,16 @@ import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mana_credits_core.ledger import Applied, Debit, Replayed
+from mana_credits_core.ledger import Debit
 from mana_credits_core.lot_book import LotBook
-from mana_credits_core.sync import BatchOutcome, BillingInterval, SyncSubscription, advance, pause
+from mana_credits_core.sync import (
+    BatchOutcome,
+    BillingInterval,
+    SyncSubscription,
+    advance,
+    pause,
+    period_paid,
+)
 
 from .debit_batch import book_of, look_up, parameters
 from .debit_sql import LOCK, LOOK_UP
@@ -253,7 +260,7 @@ async def charge_batch(
         book = await _book(driver, [debits[i] for i in rest])
         saved: list[SyncSubscription] = []
         for i in rest:
-            if isinstance(book.debit(debits[i]), Applied | Replayed):
+            if period_paid(book.debit(debits[i])):
                 saved.append(advanced[i])
             else:
                 saved.append(pause(due[i], now))

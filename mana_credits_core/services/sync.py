@@ -24,6 +24,7 @@ from ..sync import (
     advance,
     pause,
     period_key,
+    period_paid,
 )
 
 log = logging.getLogger("mana_credits.sync")
@@ -314,7 +315,7 @@ class SyncService:
         self, uow: UnitOfWork, sub: SyncSubscription, now: datetime, monthly: int
     ) -> bool:
         outcome = await uow.balances.debit(self._due_charge(sub, monthly))
-        if isinstance(outcome, Applied | Replayed):
+        if period_paid(outcome):
             await uow.sync.save(advance(sub, now))
             return True
         await uow.sync.save(pause(sub, now))

@@ -11,11 +11,12 @@ import pytest
 from mana_credits_adapters.bootstrap import build_services
 from mana_credits_adapters.clock import ManualClock
 from mana_credits_adapters.settings import Settings
-from mana_credits_core import InsufficientCredits, TransactionType
+from mana_credits_core import InsufficientCredits, InvalidInput, TransactionType
 from mana_credits_core.errors import SubscriptionNotFound, SyncStateError
+from mana_credits_core.ledger import Applied, Debit
 from mana_credits_core.ports import Store
 from mana_credits_core.services import Services
-from mana_credits_core.sync import BillingReport
+from mana_credits_core.sync import BillingReport, period_key
 
 
 @pytest.fixture
@@ -213,4 +214,52 @@ async def test_every_store_bills_by_the_same_calendar_and_keys(
     async with sync.store.unit_of_work() as uow:
         usage = await uow.usage.for_user("alice")
     assert sum(u.credits_used for u in usage if u.app_id == "sync") == 300
+    assert (await sync.reconcile.run()).ok
+
+
+@pytest.mark.parametrize("prefix", ["sync:", "gift:", "gift-return:", "purchase:"])
+async def test_a_client_key_in_the_form_of_the_services_own_is_refused(
+    sync: Services, prefix: str
+) -> None:
+    await fund(sync, "eve", 100)
+    await sync.sync.activate("eve")
+    status = await sync.sync.status("eve")
+    assert status.next_charge_at is not None
+    key = f"{prefix}eve:{status.next_charge_at.isoformat()}"
+    with pytest.raises(InvalidInput, match="idempotencyKey must not start with"):
+        await sync.credits.use("eve", 1, "app", "pre-pay the next period", idempotency_key=key)
+    with pytest.raises(InvalidInput, match="idempotencyKey must not start with"):
+        await sync.credits.refund("eve", 1, "back", idempotency_key=key)
+    assert (await sync.credits.balance("eve")).balance == 70  # only the first period
+
+
+async def test_another_entry_under_a_periods_key_pays_nothing(
+    sync: Services, store: Store, clock: ManualClock
+) -> None:
+    # An entry under the next period's key that is no Cloud Sync charge (as a client
+    # could write before such keys were refused): the period is not taken as paid.
+    await fund(sync, "eve", 1000)
+    await fund(sync, "bob", 1000)
+    for user in ("eve", "bob"):
+        await sync.sync.activate(user, "yearly")
+    status = await sync.sync.status("eve")
+    assert status.next_charge_at is not None
+    squatter = Debit(
+        entry_id="squatter",
+        user_id="eve",
+        amount=1,
+        app_id="app",
+        description="not a Cloud Sync charge",
+        metadata=None,
+        idempotency_key=period_key("eve", status.next_charge_at),
+        now=clock.now(),
+    )
+    async with store.unit_of_work() as uow:
+        assert isinstance(await uow.balances.debit(squatter), Applied)
+        await uow.commit()
+    clock.advance(timedelta(days=366))
+    report = await sync.sync.charge_due()
+    assert (report.charged, report.paused) == (1, 1)  # bob charged, eve not taken as paid
+    assert (await sync.sync.status("eve")).active is False
+    assert (await sync.sync.status("bob")).active is True
     assert (await sync.reconcile.run()).ok
