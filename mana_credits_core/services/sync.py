@@ -91,7 +91,8 @@ class SyncService:
 
     async def activate(self, user_id: str, interval: str | None = None) -> Activated:
         user_id = v.identifier(user_id, "userId")
-        chosen = _interval(interval or BillingInterval.MONTHLY)
+        asked = None if interval is None else _interval(interval)
+        chosen = asked or BillingInterval.MONTHLY  # the contract's default
         now = self._clock.now()
         async with self._store.unit_of_work() as uow:
             monthly = await _monthly(uow)
@@ -106,11 +107,16 @@ class SyncService:
             paid_until = add_months(sub.anchor_at, sub.months_paid)
             if now < paid_until:
                 # Deactivated inside a period already paid for: resume it, charge
-                # nothing now; a new interval applies from the next charge.
+                # nothing now; an interval asked for applies from the next charge, and
+                # none asked for keeps the plan as it was (not the default, monthly).
+                if asked is None:
+                    upcoming = sub.next_interval
+                else:
+                    upcoming = None if asked == sub.interval else asked
                 resumed = replace(
                     sub,
                     active=True,
-                    next_interval=None if chosen == sub.interval else chosen,
+                    next_interval=upcoming,
                     next_charge_at=paid_until,
                     paused_at=None,
                     updated_at=now,
