@@ -34,6 +34,19 @@ class TransactionType(enum.StrEnum):
     EXPIRE = "expire"
 
 
+CREDIT_TYPES = frozenset(
+    {
+        TransactionType.PURCHASE,
+        TransactionType.REFUND,
+        TransactionType.GIFT,
+        TransactionType.GRANT,
+        TransactionType.REINSTATEMENT,
+    }
+)
+"""Entry types that add credits to a balance (`CreditsService.credit`); the others take
+credits away (usage, claw-back, forfeit, expiry) or are the legacy import's own."""
+
+
 class TransactionStatus(enum.StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"

@@ -202,11 +202,14 @@ def crossed_low(before: int, after: int, threshold: int) -> bool:
     return before >= threshold > after
 
 
-def priority(value: int | None) -> int:
+def priority(value: object) -> int:
     """A lot's priority from input: `DEFAULT_PRIORITY` when absent. Raises
-    `InvalidInput` (field `priority`) outside 0..100."""
+    `InvalidInput` (field `priority`) for anything but an integer (not a bool) in
+    0..100."""
     if value is None:
         return DEFAULT_PRIORITY
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("priority", "priority must be an integer")
     if not MIN_PRIORITY <= value <= MAX_PRIORITY:
         raise InvalidInput("priority", f"priority must be {MIN_PRIORITY}..{MAX_PRIORITY}")
     return value

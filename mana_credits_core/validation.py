@@ -45,6 +45,11 @@ def text(value: object, field: str, max_length: int, *, multiline: bool = True) 
     pattern = _CONTROL if multiline else _ID_CONTROL
     if pattern.search(value):
         raise InvalidInput(field, f"{field} must not contain control characters")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # a lone surrogate: no store can keep it
+            raise InvalidInput(field, f"{field} must be valid Unicode text") from None
     return value
 
 

@@ -19,6 +19,7 @@ from ..errors import (
 )
 from ..events import EventKind, Events
 from ..ledger import (
+    CREDIT_TYPES,
     Applied,
     Balance,
     BalanceSummary,
@@ -304,8 +305,13 @@ class CreditsService:
         burned by `priority` (0..100, lower first; default `lots.DEFAULT_PRIORITY`).
         A replayed `idempotency_key` returns the original entry (`replayed=True`) if
         type, amount, app, description and metadata match it, else raises
-        `IdempotencyKeyReused`. Raises `InvalidInput` naming the field at fault.
+        `IdempotencyKeyReused`. Raises `InvalidInput` naming the field at fault (`type`
+        must be one of `CREDIT_TYPES`: entries that add credits).
         """
+        if not isinstance(type, TransactionType) or type not in CREDIT_TYPES:
+            raise InvalidInput(
+                "type", f"type must be one of {', '.join(sorted(CREDIT_TYPES))} to add credits"
+            )
         now = self._clock.now()
         credit = Credit(
             entry_id=self._ids.new_id(),

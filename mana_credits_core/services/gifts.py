@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from .. import validation as v
@@ -178,6 +178,7 @@ class GiftsService(GiftReturns):
         `code` is matched case-insensitively, spaces and dashes ignored. Raises
         `GiftNotFound`, `GiftWrongUser`, `GiftExpired`, `GiftAlreadyClaimed`,
         `GiftNotRedeemable`."""
+        redeemer = replace(redeemer, user_id=v.identifier(redeemer.user_id, "userId"))
         code = code_key(code)
         app = None if source_app_id is None else v.identifier(source_app_id, "sourceAppId", 100)
         now = self._clock.now()

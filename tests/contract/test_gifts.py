@@ -355,3 +355,15 @@ async def test_twenty_gifts_at_once_against_a_balance_for_ten(gifts: Services) -
     assert await balance(gifts, "alice") == 0
     assert len(await gifts.gifts.created("alice")) == 10
     assert (await gifts.reconcile.run()).ok
+
+
+@pytest.mark.parametrize("redeemer", ["", "   ", "a\x00b", "x" * 300, "\ud800"])
+async def test_a_redeemer_that_is_no_user_id_is_invalid_input(
+    services: Services, redeemer: str
+) -> None:
+    await services.credits.credit("alice", 50, TransactionType.GRANT, "funds")
+    gift = await services.gifts.create(Principal("alice", email="a@example.com"), 10)
+    with pytest.raises(InvalidInput) as bad:
+        await services.gifts.redeem(Principal(redeemer, email="b@example.com"), gift.code)
+    assert bad.value.field == "userId"
+    assert (await services.gifts.info(gift.code)).status == GiftStatus.ACTIVE  # untouched

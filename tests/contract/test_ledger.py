@@ -16,6 +16,7 @@ from mana_credits_core import (
     TransactionStatus,
     TransactionType,
 )
+from mana_credits_core.errors import UserNotFound
 from mana_credits_core.services import Services
 from mana_credits_core.validation import MAX_CREDITS, MAX_PAGE_SIZE
 
@@ -107,6 +108,10 @@ async def test_bad_amounts_are_invalid_input(services: Services, amount: object)
         ("userId", {"user_id": ""}),
         ("userId", {"user_id": "bad\nid"}),
         ("idempotencyKey", {"idempotency_key": ""}),
+        ("idempotencyKey", {"idempotency_key": "k\ud800"}),  # a lone surrogate
+        ("userId", {"user_id": "\udfffalice"}),
+        ("appId", {"app_id": "chat\ud800"}),
+        ("description", {"description": "half a pair \ud83d"}),
         ("metadata", {"metadata": {"n": float("inf")}}),
         ("metadata", {"metadata": {"big": "x" * 9000}}),
     ],
@@ -275,3 +280,33 @@ async def test_reconcile_finds_no_drift_after_mixed_work(services: Services) -> 
     assert report.ok, report.drifts
     assert report.users_checked == 1
     assert (await services.reconcile.run(user_id="alice")).ok
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("priority", {"priority": "5"}),
+        ("priority", {"priority": 1.5}),
+        ("priority", {"priority": True}),
+        ("type", {"type": "grant"}),  # the enum, not its value
+        ("type", {"type": None}),
+        ("type", {"type": TransactionType.USAGE}),  # takes credits, does not add them
+        ("type", {"type": TransactionType.EXPIRE}),
+        ("type", {"type": TransactionType.CLAWBACK}),
+        ("type", {"type": TransactionType.FORFEIT}),
+    ],
+)
+async def test_bad_credit_terms_are_invalid_input(
+    services: Services, field: str, kwargs: dict[str, object]
+) -> None:
+    args: dict[str, object] = {
+        "user_id": "alice",
+        "amount": 5,
+        "type": TransactionType.GRANT,
+        "description": "ok",
+    } | kwargs
+    with pytest.raises(InvalidInput) as bad:
+        await services.credits.credit(**args)  # type: ignore[arg-type]
+    assert bad.value.field == field
+    with pytest.raises(UserNotFound):  # nothing was created
+        await services.credits.existing_balance("alice")

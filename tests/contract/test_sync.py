@@ -263,3 +263,20 @@ async def test_another_entry_under_a_periods_key_pays_nothing(
     assert (await sync.sync.status("eve")).active is False
     assert (await sync.sync.status("bob")).active is True
     assert (await sync.reconcile.run()).ok
+
+
+async def test_resuming_without_an_interval_keeps_the_plan(
+    sync: Services, clock: ManualClock
+) -> None:
+    await fund(sync, "zoe", 1000)
+    first = await sync.sync.activate("zoe", "yearly")
+    paid_until = first.subscription.next_charge_at
+    await sync.sync.deactivate("zoe")
+    clock.advance(timedelta(days=40))
+    resumed = await sync.sync.activate("zoe")  # POST /sync/activate without a body
+    assert (resumed.amount_charged, resumed.subscription.next_charge_at) == (0, paid_until)
+    assert resumed.subscription.billed_interval == "yearly"  # was monthly from here on
+    await sync.sync.change_interval("zoe", "quarterly")  # from the next charge
+    await sync.sync.deactivate("zoe")
+    again = await sync.sync.activate("zoe")
+    assert again.subscription.billed_interval == "quarterly"  # the change asked for stays
