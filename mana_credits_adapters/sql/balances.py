@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mana_credits_core.errors import BalanceNotFound
+from mana_credits_core.errors import BalanceNotFound, StoreUnavailable
 from mana_credits_core.ledger import (
     Applied,
     Balance,
@@ -138,19 +138,26 @@ class SqlBalances:
             )
             if prior is not None:
                 return Replayed(prior)
-        await self.ensure(credit.user_id, credit.now)
-        row = (
-            await self._c.execute(
-                sa.update(balances)
-                .where(balances.c.user_id == credit.user_id)
-                .values(
-                    balance=balances.c.balance + credit.amount,
-                    total_earned=balances.c.total_earned + credit.amount,
-                    updated_at=credit.now,
+        for _ in range(2):
+            await self.ensure(credit.user_id, credit.now)
+            row = (
+                await self._c.execute(
+                    sa.update(balances)
+                    .where(balances.c.user_id == credit.user_id)
+                    .values(
+                        balance=balances.c.balance + credit.amount,
+                        total_earned=balances.c.total_earned + credit.amount,
+                        updated_at=credit.now,
+                    )
+                    .returning(balances)
                 )
-                .returning(balances)
-            )
-        ).one()
+            ).one_or_none()
+            if row is not None:
+                break
+            # An account deletion committed after `ensure` found the row took it away
+            # (its id pseudonymized): the user starts anew, as one never seen.
+        else:
+            raise StoreUnavailable()
         after = balance_from(row)
         entry = completed_entry(credit, credit.amount, after.balance - credit.amount, after.balance)
         await self._c.execute(sa.insert(transactions).values(entry_values(entry)))

@@ -9,7 +9,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from .. import validation as v
-from ..errors import InsufficientCredits, InvalidInput, SubscriptionNotFound, SyncStateError
+from ..errors import (
+    InsufficientCredits,
+    InvalidInput,
+    StoreUnavailable,
+    SubscriptionNotFound,
+    SyncStateError,
+)
 from ..events import EventKind, Events
 from ..ledger import Applied, Debit, Replayed
 from ..ports import Clock, IdGenerator, Notifier, Store, UnitOfWork
@@ -98,8 +104,7 @@ class SyncService:
             monthly = await _monthly(uow)
             # Created in the same transaction as the charge: a refused activation leaves
             # no subscription behind.
-            await uow.sync.ensure(user_id, now)
-            sub = await _locked(uow, user_id)
+            sub = await _ensured(uow, user_id, now)
             if sub.is_gifted:
                 raise SyncStateError("Sync is already gifted — no activation needed")
             if sub.active:
@@ -373,9 +378,24 @@ async def _monthly(uow: UnitOfWork) -> int:
 
 
 async def _locked(uow: UnitOfWork, user_id: str) -> SyncSubscription:
+    """The user's subscription, locked; one made just before may be gone if the account
+    was deleted meanwhile: `StoreUnavailable` then (nothing done; a retry starts anew)."""
     sub = await uow.sync.get(user_id, lock=True)
-    assert sub is not None, "ensured just before"
+    if sub is None:
+        raise StoreUnavailable()
     return sub
+
+
+async def _ensured(uow: UnitOfWork, user_id: str, now: datetime) -> SyncSubscription:
+    """The user's subscription, made if missing, locked. An account deletion committed
+    between the two steps takes the row away (its id pseudonymized): it is made again,
+    as for a user never seen, once; `StoreUnavailable` if even that is taken."""
+    for _ in range(2):
+        await uow.sync.ensure(user_id, now)
+        sub = await uow.sync.get(user_id, lock=True)
+        if sub is not None:
+            return sub
+    raise StoreUnavailable()
 
 
 def _interval(value: object) -> BillingInterval:

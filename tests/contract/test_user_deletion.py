@@ -455,6 +455,40 @@ async def test_deletion_racing_everything_the_user_does_ends_cleanly(
         await s.close()
 
 
+async def test_deletion_racing_credits_and_activations_answers_every_call(
+    sql_store: SqlStore, tmp_path: Path
+) -> None:
+    """Grants, rewards and Cloud Sync activations of users being deleted: a call that
+    meets the deletion between making the user's row and locking it starts the user
+    anew or answers an error of the service, never a driver error or an assertion."""
+    s = build_services(sql_store, Settings(MANA_CREDITS_HOME=tmp_path), clock=TickingClock())
+    try:
+        for round_ in range(3):
+            users = [f"gone-{round_}-{i}" for i in range(16)]
+            for user in users:
+                await s.credits.credit(user, 100, TransactionType.GRANT, "funds")
+                await s.sync.activate(user)
+                await s.sync.deactivate(user)
+            work = [
+                call
+                for user in users
+                for call in (
+                    s.users.delete(user),
+                    s.credits.grant(user, 5, "racing", "ops"),
+                    s.credits.reward(user, 5, "racing", "ref"),
+                    s.sync.activate(user),
+                    s.credits.grant(user, 7, "racing", "ops"),
+                )
+            ]
+            results = await asyncio.gather(*work, return_exceptions=True)
+            unexpected = [r for r in results if isinstance(r, BaseException)]
+            assert all(isinstance(r, CreditsError) for r in unexpected), unexpected
+            report = await s.reconcile.run()
+            assert report.ok, report.drifts
+    finally:
+        await s.close()
+
+
 async def flows(s: Services) -> int:
     """Credits bought (in) less credits used by apps (out: debits, commits, Sync)."""
     outside = (TransactionType.PURCHASE, TransactionType.USAGE)
