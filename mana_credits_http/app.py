@@ -23,7 +23,13 @@ from .connections import ConnectionGuard
 from .console import console_app
 from .cors import cors
 from .emails import remember_email
-from .errors import FAULTS_LOGGED, error_middleware
+from .errors import (
+    FAULTS_LOGGED,
+    UNAVAILABLE_LOG_EVERY,
+    UNAVAILABLE_LOGGED,
+    Throttle,
+    error_middleware,
+)
 from .jsonout import json_response
 from .keys import CONNECTIONS, GIFT_LIMITER, IDENTITY, METRICS, SCHEMA, SERVICES, SETTINGS
 from .metrics import Metrics
@@ -103,6 +109,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[FAULTS_LOGGED] = set()
+    app[UNAVAILABLE_LOGGED] = Throttle(UNAVAILABLE_LOG_EVERY)
     app[METRICS] = Metrics()
     # Enforced in full on `GuardedSite` (`serve`); any other server gets the body bound.
     app[CONNECTIONS] = ConnectionGuard(

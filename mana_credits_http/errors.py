@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
+from mana_credits_adapters.bootstrap import failure_cause
 from mana_credits_adapters.errors import SetupError
 from mana_credits_core.errors import (
     Conflict,
@@ -37,6 +39,28 @@ from .keys import Handler
 log = logging.getLogger("mana_credits.http")
 # The setup fault codes already logged by this application (each is logged once).
 FAULTS_LOGGED = web.AppKey("faults_logged", set[str])
+# A request the store could not serve is answered 503 and said in the log, at most once
+# per this many seconds per application: a database away for a minute is a few lines,
+# not one per request.
+UNAVAILABLE_LOG_EVERY = 10.0
+
+
+class Throttle:
+    """Whether something said now would be said at most once per `every` seconds."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._last = -every
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self._every:
+            return False
+        self._last = now
+        return True
+
+
+UNAVAILABLE_LOGGED = web.AppKey("unavailable_logged", Throttle)
 
 # Walked along the error's __mro__, so the most specific class wins.
 STATUS: dict[type[CreditsError], int] = {
@@ -133,6 +157,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             logged.add(error.code)
             log.error("store fault: %s", error.message, extra={"fields": {"code": error.code}})
         return envelope(503, StoreUnavailable.default_message, StoreUnavailable.code)
+    except StoreUnavailable as error:
+        _note_unavailable(request, error)
+        return envelope(503, error.message, error.code, error.details or None)
     except CreditsError as error:
         return envelope(status_for(error), error.message, error.code, error.details or None)
     except ValidationError as error:
@@ -152,3 +179,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return envelope(500, "Internal server error", "internal_error")
+
+
+def _note_unavailable(request: web.Request, error: StoreUnavailable) -> None:
+    """One warning line naming the route and the driver's words for why (pool
+    exhausted, connection refused, database locked), at most every
+    `UNAVAILABLE_LOG_EVERY` seconds."""
+    throttle = request.config_dict.get(UNAVAILABLE_LOGGED)
+    if throttle is not None and not throttle.due():
+        return
+    cause = failure_cause(error.__cause__) if error.__cause__ is not None else "no cause given"
+    log.warning(
+        "store unavailable, answered 503: %s",
+        cause,
+        extra={"fields": {"method": request.method, "path": request.path}},
+    )

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from typer.testing import CliRunner
@@ -43,7 +44,7 @@ async def test_health_and_readiness(client: Client) -> None:
 
 
 async def test_readiness_is_503_when_the_database_is_down(
-    http_settings: Settings, jwks: Jwks
+    http_settings: Settings, jwks: Jwks, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = SqlStore(create_engine("postgresql+psycopg://x@127.0.0.1:1/none", pool_timeout=1))
     services = build_services(store, http_settings)
@@ -53,9 +54,14 @@ async def test_readiness_is_503_when_the_database_is_down(
         body = await ready.json()
         assert body["code"] == "store_unavailable"
         assert "Traceback" not in str(body)
-        debit = await client.get("/api/v1/credits/balance", headers=bearer(jwks.token()))
-        assert debit.status == 503
+        for _ in range(3):
+            debit = await client.get("/api/v1/credits/balance", headers=bearer(jwks.token()))
+            assert debit.status == 503
     await store.close()
+    # Said in the log with the driver's words, once for the burst (not once a request).
+    said = [r for r in caplog.records if r.getMessage().startswith("store unavailable")]
+    assert len(said) == 1, [r.getMessage() for r in said]
+    assert "127.0.0.1" in said[0].getMessage() or "connect" in said[0].getMessage().lower()
 
 
 async def test_metrics_count_requests_and_debits(
