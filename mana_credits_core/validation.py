@@ -54,9 +54,15 @@ def text(value: object, field: str, max_length: int, *, multiline: bool = True) 
 
 
 def one_line(value: str) -> bool:
-    """Whether `value` holds no control character, line breaks and tabs included (as an
-    id must not)."""
-    return _ID_CONTROL.search(value) is None
+    """Whether `value` holds no control character, line breaks and tabs included, and no
+    lone surrogate (as an id must not)."""
+    if _ID_CONTROL.search(value) is not None:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def optional_text(value: object, field: str, max_length: int) -> str | None:
