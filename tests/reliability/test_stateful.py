@@ -115,6 +115,11 @@ class ModelLot:
         never = self.expires_at is None
         return (self.priority, never, self.expires_at or self.created_at, self.created_at, self.id)
 
+    def return_order(self) -> tuple[bool, datetime, tuple[int, bool, datetime, datetime, str]]:
+        """Of the lots that paid for a gift, the one expiring last (never expiring
+        first of all) gives the credits coming back its terms."""
+        return (self.expires_at is None, self.expires_at or self.created_at, self.burn_order())
+
     def seen(self) -> tuple[int, int, int, int, datetime | None, bool]:
         return (
             self.amount,
@@ -183,6 +188,9 @@ class Gift:
     target: str | None  # the user a personalized gift is for
     expires_at: datetime
     state: str = "active"
+    # The priority and expiry its credits come back with: those of the lot that paid
+    # for them and expires last (never, if one of them never expires).
+    terms: tuple[int, datetime | None] = (DEFAULT_PRIORITY, None)
 
 
 @dataclass
@@ -270,10 +278,13 @@ class Model:
                 return parts
         raise AssertionError(("the model's lots do not cover its balance", user, amount))
 
-    def debit(self, user: str, amount: int, now: datetime) -> None:
-        for lot, part in self.burn(user, amount, now):
+    def debit(self, user: str, amount: int, now: datetime) -> list[tuple[ModelLot, int]]:
+        """Take `amount` credits in burn order; the lots they came from."""
+        parts = self.burn(user, amount, now)
+        for lot, part in parts:
             lot.remaining -= part
         self.balances[user] -= amount
+        return parts
 
     def hold(self, held: Reservation, now: datetime) -> None:
         held.parts = self.burn(held.user, held.amount, now)
@@ -724,7 +735,7 @@ class LotsMachine(RuleBasedStateMachine):
         assert expired == len(overdue)
         for gift in overdue:
             gift.state = "expired"
-            self.model.credit(gift.creator, gift.amount, self.now)
+            self.model.credit(gift.creator, gift.amount, self.now, *gift.terms)
         for user in USERS:  # the billing run may burn the lots the gifts gave back
             self.adopt(user)
         answer = self.server.request("POST", "/api/v1/internal/sync/charge-recurring")
@@ -862,13 +873,25 @@ class CreditsMachine(LotsMachine):
             return None
         assert answer.status == 201, answer
         self.model.expire_due(creator, self.now)
-        self.model.debit(creator, amount, self.now)
+        paid = [lot for lot, _ in self.model.debit(creator, amount, self.now)]
+        last = max(
+            paid,
+            key=lambda lot: (lot.expires_at is None, lot.expires_at or START, lot.burn_order()),
+        )
         assert answer.body["totalCredits"] == amount
         assert answer.body["status"] == "active"
         expires_at = self.server.clock.now() + timedelta(days=30)
         assert instant(answer.body["expiresAt"]) == expires_at
         assert len(answer.body["code"]) <= 10  # what the web app's redeem field holds
-        gift = Gift(answer.body["id"], answer.body["code"], creator, amount, personal, expires_at)
+        gift = Gift(
+            answer.body["id"],
+            answer.body["code"],
+            creator,
+            amount,
+            personal,
+            expires_at,
+            terms=(last.priority, last.expires_at),
+        )
         self.model.gifts.append(gift)
         return gift
 
@@ -905,7 +928,7 @@ class CreditsMachine(LotsMachine):
         assert answer.status == 200, answer
         assert answer.body["refundedCredits"] == gift.amount
         gift.state = "cancelled"
-        self.model.credit(gift.creator, gift.amount, self.now)
+        self.model.credit(gift.creator, gift.amount, self.now, *gift.terms)
 
     @rule(user=users)
     def register(self, user: str) -> None:
@@ -1054,7 +1077,7 @@ class CreditsMachine(LotsMachine):
                 gift.creator == user or (learned and gift.target == user)
             ):
                 gift.state = "cancelled"
-                self.model.credit(gift.creator, gift.amount, self.now)
+                self.model.credit(gift.creator, gift.amount, self.now, *gift.terms)
             if gift.creator == user:
                 gift.creator = PSEUDONYM
                 gift.target = None if gift.target is None else ERASED
