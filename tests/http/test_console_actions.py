@@ -246,3 +246,28 @@ async def test_actions_on_a_user_the_ledger_does_not_know_are_404_and_change_not
         await console_services.credits.existing_balance("ghost")
     assert await console_services.sync.find("ghost") is None
     assert await audited(console_services) == []
+
+
+async def test_no_form_that_posts_is_refilled_by_the_browser(
+    operator: Client, console_services: Services, payments: DevPayments
+) -> None:
+    # After Back the browser would put the values sent into a page with a new form
+    # key: sending it again would do the change twice.
+    await bought(console_services, payments, "dave")
+    await console_services.gifts.create(Principal("dave"), 60)
+    package = (await console_services.catalogue.packages())[0]
+    posting = re.compile(r'<form method="post"[^>]*>')
+    forms: list[str] = []
+    for path in (
+        "/console",
+        "/console/users/dave",
+        "/console/packages",
+        f"/console/packages/{package.id}",
+        "/console/sign-in",
+    ):
+        page = await operator.get(path)
+        assert page.status == 200, path
+        forms += posting.findall(await page.text())
+    actions = {re.sub(r'.*action="([^"]+)".*', r"\1", f).split("/")[-1] for f in forms}
+    assert {"grant", "refund", "cancel", "gift", "delete", "packages", "deactivate"} <= actions
+    assert [f for f in forms if 'autocomplete="off"' not in f] == []
