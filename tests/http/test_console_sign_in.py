@@ -101,6 +101,25 @@ async def test_an_expired_or_unknown_link_is_refused(
     assert await signed_in_as(browser) is None
 
 
+@pytest.mark.parametrize("store", ["memory"], indirect=True)
+async def test_a_crafted_link_is_refused_and_its_form_posts_nowhere_else(
+    browser: Client, console_services: Services
+) -> None:
+    link = await console_services.console.issue_link("carol")
+    assert (await redeem(browser, link.token)).status == 303
+    for token in ("..%2Fsign-out", "..%2Freconcile", "x%22%3E", "a%20b", "%C3%A9t%C3%A9"):
+        page = await browser.get(f"/console/link/{token}")
+        text = await page.text()
+        assert (page.status, "not a sign-in link" in text) == (404, True), token
+        assert 'action="/console/link/' not in text, token
+        csrf = await csrf_of(browser, "/console")
+        posted = await browser.post(
+            f"/console/link/{token}", data={"csrf": csrf}, allow_redirects=False
+        )
+        assert posted.status == 404, token
+    assert await signed_in_as(browser) == "carol"
+
+
 async def test_a_link_just_before_its_expiry_still_works(
     browser: Client, console_services: Services, clock: TickingClock
 ) -> None:
