@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from mana_credits_core.console import DELETION_AUDIT
 from mana_credits_core.gifts import (
     GiftCode,
     GiftRedemption,
@@ -147,7 +148,7 @@ class MemoryUserData:
             closed = replace(balance, user_id=alias, accrued_milli=0)
             count += self._put(s.balances, alias, closed)
         for a in list(s.audit.values()):
-            if a.subject == user:
+            if a.subject == user and a.action != DELETION_AUDIT:  # the deletion's record stays
                 count += self._put(s.audit, a.id, replace(a, subject=alias))
         return count
 

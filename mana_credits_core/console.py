@@ -15,6 +15,11 @@ MAX_ACTION = 64
 MAX_SUBJECT = 255
 MAX_EMAIL = 254  # the longest address SMTP carries (RFC 5321)
 
+DELETION_AUDIT = "user-delete"
+"""The audit action of an account deletion made in the console. Its entry keeps the
+deleted user id as its subject (the record of the erasure): a deletion pseudonymizes
+the subject of every other audit entry about the user, never of these."""
+
 
 def token_hash(token: str) -> str:
     """The stored form of a sign-in token: SHA-256, hex (64 characters). The token is

@@ -84,8 +84,22 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = given if given.isprintable() and 0 < len(given) <= 100 else os.urandom(16).hex()
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as answer:
+        # An answer raised rather than returned (the console's redirects after a
+        # change, `raise web.HTTPSeeOther`): aiohttp sends it as it is, so it is
+        # counted, logged and given its request id here like any other.
+        done(request, answer, started)
+        raise
+    done(request, response, started)
+    return response
+
+
+def done(request: web.Request, response: web.StreamResponse, started: float) -> None:
+    """Count and log `response`, and give it the request's id."""
     elapsed = time.perf_counter() - started
+    request_id = request[REQUEST_ID]
     response.headers["X-Request-Id"] = request_id
     route = route_name(request)
     request.app[METRICS].request_done(route, request.method, response.status, elapsed)
@@ -102,4 +116,3 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 }
             },
         )
-    return response

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mana_credits_core.console import DELETION_AUDIT
 from mana_credits_core.gifts import GiftCode, GiftRedemption, GiftStatus, RedemptionStatus
 from mana_credits_core.ports import Erasure
 from mana_credits_core.purchases import Purchase
@@ -173,7 +174,10 @@ class SqlUserData:
             sa.update(balances)
             .where(balances.c.user_id == user)
             .values(user_id=alias, email=None, accrued_milli=0),
-            sa.update(audit_log).where(audit_log.c.subject == user).values(subject=alias),
+            # A deletion's own record keeps the old id: who deleted whom, and why.
+            sa.update(audit_log)
+            .where(audit_log.c.subject == user, audit_log.c.action != DELETION_AUDIT)
+            .values(subject=alias),
         ]
         count = 0
         for statement in statements:

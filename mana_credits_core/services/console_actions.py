@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import validation as v
-from ..console import AuditEntry
+from ..console import DELETION_AUDIT, AuditEntry
 from ..errors import (
     Conflict,
     GiftNotCancellable,
@@ -175,20 +175,23 @@ class ConsoleActions:
     ) -> ActionDone:
         """Delete `user_id`'s account data (`UsersService.delete`, as `mana-credits
         users delete`) once `confirmation` is the user id itself. Raises
-        `InvalidInput` ("confirm" when it is not), `ActionRefused` when nothing is
-        held about the user."""
+        `InvalidInput` ("confirm" when it is not), `UserNotFound` when the ledger
+        holds no balance for the id (never seen, or deleted before by another form:
+        the first deletion's record stays the only one), `ActionRefused` when a
+        deletion racing this one took everything first."""
         reason, form_key = _reason(reason), _key(form_key)
         if confirmation != user_id:
             raise InvalidInput("confirm", "type the user's id exactly to confirm the deletion")
-        if await self._replayed("user-delete", user_id, form_key):
+        if await self._replayed(DELETION_AUDIT, user_id, form_key):
             return ActionDone("User deleted.", replayed=True)
+        await self._s.credits.existing_balance(user_id)  # only users the ledger knows
         done = await self._s.users.delete(user_id)
         if done.deleted_count == 0:
             raise ActionRefused("nothing is held about this user: nothing deleted")
         await self._record(
             (user_id, form_key),  # a racing second deletion finds nothing
             operator,
-            "user-delete",
+            DELETION_AUDIT,
             user_id,
             reason,
             {

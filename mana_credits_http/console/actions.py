@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from mana_credits_core.console import DELETION_AUDIT
 from mana_credits_core.errors import CreditsError, UserNotFound
 from mana_credits_core.services.console_actions import ActionDone, ConsoleActions
 
@@ -45,7 +46,7 @@ async def run(
     services = request.config_dict[SERVICES]
     actions = ConsoleActions(services)
     try:
-        if name != "user-delete":  # a deletion sent again finds its audit entry instead
+        if name != DELETION_AUDIT:  # a deletion checks after looking for its audit entry
             await services.credits.existing_balance(user_id)  # only users the ledger knows
         await action(actions, operator, user_id, form)
     except UserNotFound:
@@ -55,7 +56,7 @@ async def run(
         return await user_page(
             request, status=status_for(exc), error=f"Not done: {exc.message}", refill=refill
         )
-    if name == "user-delete":
+    if name == DELETION_AUDIT:
         raise web.HTTPSeeOther(f"/console/audit?subject={quote(user_id, safe='')}&deleted=1")
     raise web.HTTPSeeOther(f"/console/users/{quote(user_id, safe='')}?done={name}")
 
@@ -107,7 +108,7 @@ async def delete_user(request: web.Request, operator: str) -> web.StreamResponse
     async def act(a: ConsoleActions, who: str, user: str, f: dict[str, str]) -> ActionDone:
         return await a.delete_user(who, user, f["confirm"], f["reason"], f["key"])
 
-    return await run(request, operator, "user-delete", act, "confirm")
+    return await run(request, operator, DELETION_AUDIT, act, "confirm")
 
 
 ROUTES = [

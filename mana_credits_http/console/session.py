@@ -1,9 +1,15 @@
 """Console sessions: an encrypted, expiring cookie (aiohttp-session, Fernet) and CSRF.
 
-The cookie is HttpOnly and SameSite=Strict, Secure when the console is reached over
+The cookie is HttpOnly and SameSite=Lax, Secure when the console is reached over
 https (or `BASE_URL` is https); it holds the operator's name, when they signed in and
 the CSRF token every POST form must carry. Past `SESSION_SECONDS` it is refused twice
 over: Fernet's own time-to-live and the sign-in time it carries.
+
+Lax, not Strict: a link to a console page from another site (a support ticket) is a
+cross-site navigation, which a Strict cookie does not follow; the page the browser
+landed on then started a session of its own and its cookie replaced the operator's,
+signing them out. Lax cookies come with such GET navigations only, never with a POST
+from another site, and every POST is checked against the session's CSRF token anyway.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ class ConsoleCookies(EncryptedCookieStorage):
             max_age=SESSION_SECONDS,
             path="/console",
             httponly=True,
-            samesite="Strict",
+            samesite="Lax",
         )
         self._https = https
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from mana_credits_core.errors import SignInRefused, Unauthenticated
@@ -48,10 +50,24 @@ async def sign_in_with_token(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/console")
 
 
+NOT_A_LINK = "This is not a sign-in link: check that it was copied whole."
+# What `secrets.token_urlsafe` makes (43 characters for the 32 bytes of a link).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
+def link_token(request: web.Request) -> str | None:
+    """The link's token, None when it cannot be one: the path is decoded, so a crafted
+    `..%2Fsign-out` would otherwise make the Sign in button post elsewhere."""
+    token = request.match_info["token"]
+    return token if _TOKEN.fullmatch(token) else None
+
+
 async def link_page(request: web.Request) -> web.StreamResponse:
     # Only a POST redeems the link: a mail scanner or link preview fetching it with
     # GET uses nothing up.
-    token = request.match_info["token"]
+    token = link_token(request)
+    if token is None:
+        return await refused(request, "Sign-in refused", NOT_A_LINK, 404)
     return await render(request, "link.html", "Sign in", token=token)
 
 
@@ -59,10 +75,11 @@ async def sign_in_with_link(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     if not await check_csrf(request, form):
         return await refused(request, "Refused", BAD_FORM, 403)
+    token = link_token(request)
+    if token is None:
+        return await refused(request, "Sign-in refused", NOT_A_LINK, 404)
     try:
-        operator = await request.config_dict[SERVICES].console.redeem_link(
-            request.match_info["token"]
-        )
+        operator = await request.config_dict[SERVICES].console.redeem_link(token)
     except SignInRefused:
         return await refused(request, "Sign-in refused", LINK_REFUSED, 403)
     await sign_in(request, operator, "link")

@@ -24,6 +24,10 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 
+# The pages with a form for those not signed in (every other page's forms are shown
+# to operators only, as is the sign-out form).
+SIGN_IN_PAGES = frozenset({"sign_in.html", "link.html"})
+
 Page = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
 
@@ -31,11 +35,14 @@ async def render(
     request: web.Request, template: str, title: str, status: int = 200, **context: Any
 ) -> web.Response:
     """`template` rendered (autoescaped) with the operator, the CSRF token and
-    `context`; status `status`."""
+    `context`; status `status`. A page shown to no operator carries a token (and starts
+    a session) only when it has a form: a refusal of a form that came without the
+    cookie (e.g. posted from another site) leaves the browser's session cookie alone."""
+    operator = await operator_of(request)
     values = {
         "title": title,
-        "operator": await operator_of(request),
-        "csrf": await csrf_token(request),
+        "operator": operator,
+        "csrf": await csrf_token(request) if operator or template in SIGN_IN_PAGES else "",
         "error": None,
         "notice": None,
         **context,

@@ -10,11 +10,12 @@ from datetime import timedelta
 import pytest
 
 from mana_credits_adapters.clock import TickingClock
-from mana_credits_core.console import AuditEntry, token_hash
-from mana_credits_core.errors import InvalidInput, SignInRefused
+from mana_credits_core.console import DELETION_AUDIT, AuditEntry, token_hash
+from mana_credits_core.errors import InvalidInput, SignInRefused, UserNotFound
 from mana_credits_core.ports import Store
 from mana_credits_core.services import Services
 from mana_credits_core.services.console import AUDIT_PAGE
+from mana_credits_core.services.console_actions import ConsoleActions
 from mana_credits_core.services.emails import NO_BALANCE_RECHECK, RECHECK
 from mana_credits_core.services.users import PSEUDONYM_PREFIX
 
@@ -180,6 +181,28 @@ async def test_an_account_deletion_pseudonymizes_the_audit_subject(services: Ser
     assert entries[0].subject != "dave"
     assert entries[0].subject.startswith(PSEUDONYM_PREFIX)
     assert (await services.console.audit(subject="dave")).entries == []
+
+
+async def test_a_deletion_keeps_its_own_record_and_a_second_finds_nothing(
+    services: Services,
+) -> None:
+    await services.console.grant("carol", "dave", 10, "support ticket")
+    actions = ConsoleActions(services)
+    await actions.delete_user("carol", "dave", "dave", "erasure request 12", "form-1")
+    # The auth service's own call (or `users delete`) after the console's deletion.
+    assert (await services.users.delete("dave")).deleted_count == 0
+    with pytest.raises(UserNotFound):  # another form: no second deletion, no record
+        await actions.delete_user("carol", "dave", "dave", "again", "form-2")
+    entries = (await services.console.audit()).entries
+    assert [(e.action, e.reason) for e in entries] == [
+        (DELETION_AUDIT, "erasure request 12"),
+        ("grant", "support ticket"),
+    ]
+    assert entries[0].subject == "dave"  # who deleted whom, and why
+    assert entries[1].subject.startswith(PSEUDONYM_PREFIX)
+    assert [e.action for e in (await services.console.audit(subject="dave")).entries] == [
+        DELETION_AUDIT
+    ]
 
 
 async def test_an_audit_id_is_recorded_once(services: Services) -> None:

@@ -19,6 +19,7 @@ from mana_credits_core.ports import Store
 from mana_credits_core.purchases import Purchase
 from mana_credits_core.services import Services
 
+from .conftest import service
 from .console_client import CSRF, Client
 
 FORM = re.compile(r'<form method="post" action="([^"]+)"[^>]*>(.*?)</form>', re.S)
@@ -207,6 +208,29 @@ async def test_deleting_a_user_needs_their_id_typed(
     assert "User deleted." in log
 
 
+async def test_a_user_deleted_before_is_not_deleted_again(
+    operator: Client, console_services: Services
+) -> None:
+    await console_services.credits.grant("dave", 70, "opening", "test")
+    action = "/console/users/dave/delete"
+    first = {**await form(operator, "dave", action), "reason": "erasure request 12"}
+    later = {**first, "key": "another-tab.user-delete", "reason": "erasure request 13"}
+    done = (303, "/console/audit?subject=dave&deleted=1")
+    assert await post(operator, action, {**first, "confirm": "dave"}) == done
+
+    # The auth service's call, then a form left open in another tab.
+    api = await operator.delete("/api/v1/internal/credits/balance/dave", headers=service())
+    assert (api.status, await api.json()) == (200, {"success": True, "deletedCount": 0})
+    status, text = await post(operator, action, {**later, "confirm": "dave"})
+    assert (status, "No user with this id." in text) == (404, True)
+    assert await post(operator, action, {**first, "confirm": "dave"}) == done  # a resend
+    assert await audited(console_services) == [
+        ("carol", "user-delete", "dave", "erasure request 12")
+    ]
+    log = await (await operator.get("/console/audit?subject=dave")).text()
+    assert "erasure request 12" in log
+
+
 async def test_actions_on_a_user_the_ledger_does_not_know_are_404_and_change_nothing(
     operator: Client, console_services: Services
 ) -> None:
@@ -222,3 +246,28 @@ async def test_actions_on_a_user_the_ledger_does_not_know_are_404_and_change_not
         await console_services.credits.existing_balance("ghost")
     assert await console_services.sync.find("ghost") is None
     assert await audited(console_services) == []
+
+
+async def test_no_form_that_posts_is_refilled_by_the_browser(
+    operator: Client, console_services: Services, payments: DevPayments
+) -> None:
+    # After Back the browser would put the values sent into a page with a new form
+    # key: sending it again would do the change twice.
+    await bought(console_services, payments, "dave")
+    await console_services.gifts.create(Principal("dave"), 60)
+    package = (await console_services.catalogue.packages())[0]
+    posting = re.compile(r'<form method="post"[^>]*>')
+    forms: list[str] = []
+    for path in (
+        "/console",
+        "/console/users/dave",
+        "/console/packages",
+        f"/console/packages/{package.id}",
+        "/console/sign-in",
+    ):
+        page = await operator.get(path)
+        assert page.status == 200, path
+        forms += posting.findall(await page.text())
+    actions = {re.sub(r'.*action="([^"]+)".*', r"\1", f).split("/")[-1] for f in forms}
+    assert {"grant", "refund", "cancel", "gift", "delete", "packages", "deactivate"} <= actions
+    assert [f for f in forms if 'autocomplete="off"' not in f] == []

@@ -242,3 +242,56 @@ async def test_operator_refunds_a_purchase_in_the_browser(
     assert "charged twice, ticket 4711" in row
     await page.screenshot(path=artifacts / "console-user-actions.png", full_page=True)
     assert (await console_services.purchases.get(purchase.id)).clawed_back == 1000
+
+
+async def test_a_link_from_another_site_keeps_the_session(
+    site: Client, browser: BrowserContext, console_services: Services
+) -> None:
+    await console_services.credits.grant("dave", 5, "opening balance", "setup")
+    link = await console_services.console.issue_link("carol")
+    page = await fresh_page(browser)
+    await page.goto(str(site.make_url(f"/console/link/{link.token}")))
+    await page.click("#continue")
+    await page.wait_for_url("**/console")
+
+    # A support ticket on another site links to the user's page.
+    target = str(site.make_url("/console/users/dave"))
+    ticket = await browser.new_page()
+
+    async def ticket_site(route: Route) -> None:
+        await route.fulfill(content_type="text/html", body=f'<a id="dave" href="{target}">x</a>')
+
+    await ticket.route("http://tickets.test/**", ticket_site)
+    await ticket.goto("http://tickets.test/4711")
+    async with ticket.expect_navigation():
+        await ticket.click("#dave")
+    assert ticket.url == target  # not sent to sign in
+    assert await ticket.text_content("#balance") == "5"
+    await page.goto(str(site.make_url("/console")))
+    assert await page.text_content("#operator") == "carol"  # still signed in
+
+
+async def test_back_after_a_grant_shows_an_empty_form(
+    site: Client, browser: BrowserContext, console_services: Services
+) -> None:
+    await console_services.credits.grant("dave", 5, "opening balance", "setup")
+    link = await console_services.console.issue_link("carol")
+    page = await fresh_page(browser)
+    await page.goto(str(site.make_url(f"/console/link/{link.token}")))
+    await page.click("#continue")
+    await page.wait_for_url("**/console")
+    await page.goto(str(site.make_url("/console/users/dave")))
+    await page.fill("#amount", "12")
+    await page.fill("#reason", "back button")
+    await page.click("#grant button[type=submit]")
+    await page.wait_for_selector("#notice")
+    assert await page.text_content("#balance") == "17"
+
+    # Back shows the page again with a new form key: the browser must not put the
+    # values sent back into it, or pressing Grant again would grant twice.
+    await page.go_back()
+    await page.wait_for_load_state()
+    assert page.url.endswith("/console/users/dave")
+    assert [await page.input_value(f) for f in ("#amount", "#reason")] == ["", ""]
+    assert await page.evaluate("document.querySelector('#grant form').checkValidity()") is False
+    assert (await console_services.credits.balance("dave")).balance == 17

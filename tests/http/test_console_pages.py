@@ -3,6 +3,7 @@ through `CreditsService.grant` (recorded once in the audit log), refused input."
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -15,6 +16,7 @@ from mana_credits_http import create_app
 
 from .conftest import Jwks, bearer
 from .console_client import Client, csrf_of
+from .metrics_reading import moved, scrape
 
 KEY = re.compile(r'name="key" value="([^"]+)"')
 
@@ -122,6 +124,43 @@ async def test_granting_credits_moves_the_ledger_and_is_audited_once(
     log = await (await operator.get("/console/audit")).text()
     assert "support ticket 4711" in log
     assert "carol" in log
+
+
+@pytest.mark.parametrize("store", ["memory"], indirect=True)
+async def test_redirects_are_logged_counted_and_traced(
+    operator: Client, console_services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mana_credits.access")
+    await console_services.credits.grant("dave", 5, "opening", "test")
+    data = {**await grant_form(operator, "dave"), "amount": "1", "reason": "why"}
+    before = await scrape(operator)
+    done = await operator.post(
+        "/console/users/dave/grant",
+        data=data,
+        headers={"X-Request-Id": "grant-1"},
+        allow_redirects=False,
+    )
+    assert (done.status, done.headers["X-Request-Id"]) == (303, "grant-1")
+    out = await operator.post("/console/sign-out", data=data, allow_redirects=False)
+    assert out.status == 303
+    assert out.headers["X-Request-Id"]
+    counted = moved(before, await scrape(operator), "mana_credits_http_requests_total")
+    grant = 'method="POST",route="/console/users/{user_id}/grant",status="303"'
+    sign_out = 'method="POST",route="/console/sign-out",status="303"'
+    assert counted[f"mana_credits_http_requests_total{{{grant}}}"] == 1
+    assert counted[f"mana_credits_http_requests_total{{{sign_out}}}"] == 1
+    logged = [getattr(r, "fields", {}) for r in caplog.records if r.name == "mana_credits.access"]
+    assert {"requestId": "grant-1", "status": 303} in [
+        {k: f[k] for k in ("requestId", "status")} for f in logged
+    ]
+    # Signed out: a page's redirect to the sign-in page is counted too.
+    before = await scrape(operator)
+    gone = await operator.get("/console/users/dave", allow_redirects=False)
+    assert (gone.status, gone.headers["Location"]) == (303, "/console/sign-in")
+    assert gone.headers["X-Request-Id"]
+    counted = moved(before, await scrape(operator), "mana_credits_http_requests_total")
+    page = 'method="GET",route="/console/users/{user_id}",status="303"'
+    assert counted[f"mana_credits_http_requests_total{{{page}}}"] == 1
 
 
 @pytest.mark.parametrize(

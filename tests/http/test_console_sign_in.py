@@ -1,5 +1,6 @@
 """Console sign-in over HTTP on every store: single-use links (concurrent redemptions
-included), expiry, admin tokens only, CSRF on every form, the session cookie's flags."""
+included), expiry, admin tokens only, CSRF on every form, the session cookie's flags,
+and no session started by a refused form that came without it."""
 
 from __future__ import annotations
 
@@ -100,6 +101,25 @@ async def test_an_expired_or_unknown_link_is_refused(
     assert await signed_in_as(browser) is None
 
 
+@pytest.mark.parametrize("store", ["memory"], indirect=True)
+async def test_a_crafted_link_is_refused_and_its_form_posts_nowhere_else(
+    browser: Client, console_services: Services
+) -> None:
+    link = await console_services.console.issue_link("carol")
+    assert (await redeem(browser, link.token)).status == 303
+    for token in ("..%2Fsign-out", "..%2Freconcile", "x%22%3E", "a%20b", "%C3%A9t%C3%A9"):
+        page = await browser.get(f"/console/link/{token}")
+        text = await page.text()
+        assert (page.status, "not a sign-in link" in text) == (404, True), token
+        assert 'action="/console/link/' not in text, token
+        csrf = await csrf_of(browser, "/console")
+        posted = await browser.post(
+            f"/console/link/{token}", data={"csrf": csrf}, allow_redirects=False
+        )
+        assert posted.status == 404, token
+    assert await signed_in_as(browser) == "carol"
+
+
 async def test_a_link_just_before_its_expiry_still_works(
     browser: Client, console_services: Services, clock: TickingClock
 ) -> None:
@@ -171,17 +191,32 @@ async def test_sign_out_ends_the_session(browser: Client, console_services: Serv
 
 
 @pytest.mark.parametrize("store", ["memory"], indirect=True)
-async def test_the_session_cookie_is_http_only_strict_and_expires(
+async def test_the_session_cookie_is_http_only_lax_and_expires(
     browser: Client, console_services: Services
 ) -> None:
     link = await console_services.console.issue_link("carol")
     answer = await redeem(browser, link.token)
     cookie = answer.cookies["mana_console"]
     assert cookie["httponly"] is True
-    assert cookie["samesite"] == "Strict"
+    # Lax: a link to the console from another site (a ticket) keeps the session.
+    assert cookie["samesite"] == "Lax"
     assert cookie["path"] == "/console"
     assert cookie["max-age"] == str(8 * 3600)
     assert not cookie["secure"]  # plain http here: a Secure cookie would never come back
+
+
+async def test_a_form_posted_without_the_cookie_leaves_the_session_alone(
+    browser: Client, other_browser: Client, console_services: Services
+) -> None:
+    # A form on another site posted to the console carries no cookie: its refusal
+    # starts no session, so no cookie of its making replaces the operator's.
+    link = await console_services.console.issue_link("carol")
+    assert (await redeem(browser, link.token)).status == 303
+    for path in ("/console/sign-out", "/console/users/dave/grant", "/console/sign-in"):
+        answer = await other_browser.post(path, data={"csrf": "x"}, allow_redirects=False)
+        assert answer.status in (401, 403), path
+        assert "mana_console" not in answer.cookies, path
+    assert await signed_in_as(browser) == "carol"
 
 
 async def test_the_cookie_is_secure_when_served_over_https(
