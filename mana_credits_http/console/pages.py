@@ -82,6 +82,9 @@ async def user_page(
         "ledger": ledger,
         "cursor": cursor,
         "records": await services.users.records(user_id),
+        # Lots and reservations shown, newest first: a user with thousands made a page
+        # of hundreds of kilobytes; the CLI lists them all.
+        "SHOWN": USER_PAGE_ROWS,
         "audit": await services.console.audit(1, subject=user_id),
         "form": form,
         # Each action form's key is this page's key and what the form names, so two
@@ -128,6 +131,9 @@ async def grant(request: web.Request, operator: str) -> web.StreamResponse:
         status = 400 if isinstance(exc, InvalidInput) else 409
         return await user_page(request, form, status=status, error=f"Not granted: {exc.message}")
     raise web.HTTPSeeOther(f"/console/users/{quote(user_id, safe='')}?granted=1")
+
+
+USER_PAGE_ROWS = 100
 
 
 def new_key() -> str:

@@ -13,6 +13,7 @@ from mana_credits_adapters.settings import Settings
 from mana_credits_core.ledger import TransactionType
 from mana_credits_core.services import Services
 from mana_credits_http import create_app
+from mana_credits_http.console.pages import USER_PAGE_ROWS
 
 from .conftest import Jwks, bearer
 from .console_client import Client, csrf_of
@@ -321,3 +322,25 @@ async def test_the_prices_page_without_usage(operator: Client) -> None:
     assert "No priced usage in this period." in page
     assert "No changes since the list was set up." in page
     assert 'id="price-ai_chat_gpt4"' in page
+
+
+async def test_the_user_page_shows_what_is_held_and_the_newest_lots_and_holds(
+    operator: Client, console_services: Services
+) -> None:
+    s = console_services
+    for _ in range(USER_PAGE_ROWS + 5):
+        await s.credits.grant("hana", 2, "one lot each", "ops")
+    for i in range(USER_PAGE_ROWS + 3):
+        held = await s.reservations.reserve("hana", 1, f"job {i}")
+        if i % 2:
+            await s.reservations.refund(held.reservation.id)
+    page = await (await operator.get("/console/users/hana")).text()
+    pending = (USER_PAGE_ROWS + 3) // 2 + 1  # the even ones
+    assert re.search(rf'id="held">{pending}<', page)
+    assert re.search(rf'id="balance">{2 * (USER_PAGE_ROWS + 5) - pending}<', page)
+    assert f"The {USER_PAGE_ROWS} newest of {USER_PAGE_ROWS + 5} lots" in page
+    assert f"The {USER_PAGE_ROWS} newest of {USER_PAGE_ROWS + 3} reservations" in page
+    holds = page[page.index("<h2>Reservations</h2>") :]
+    assert holds.count("<tr><td>") == USER_PAGE_ROWS
+    assert f"job {USER_PAGE_ROWS + 2}" in holds  # the newest shown
+    assert ">job 0<" not in holds  # the oldest not
