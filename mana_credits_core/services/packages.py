@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import validation as v
 from ..console import AuditEntry
-from ..errors import InvalidInput, PackageNotFound
+from ..errors import Conflict, InvalidInput, PackageNotFound
 from ..ports import Clock, IdGenerator, Store
 from ..purchases import DEFAULT_CATALOGUE, Package
 
@@ -95,7 +95,8 @@ class PackageCatalogue:
 
         With `audit`, its entry (given the package before and after) is recorded in the
         same transaction: when its id is recorded already (the same change sent again),
-        nothing is changed and the package as it is returned. Raises `PackageNotFound`,
+        nothing is changed and the package as it is returned, or `Conflict` raised if
+        the values asked for are not the package's. Raises `PackageNotFound`,
         `InvalidInput` for a bad field."""
         async with self._store.unit_of_work() as uow:
             found = await uow.packages.get(v.identifier(package_id, "packageId"))
@@ -116,7 +117,25 @@ class PackageCatalogue:
                 updated_at=self._clock.now(),
             )
             if audit is not None and not await uow.console.record(audit(found, changed)):
-                return found
+                # This change's key is recorded: the same change sent again (also at
+                # once: read again, as that one committed it) leaves the package as it
+                # is; other values under the key change nothing.
+                now = await uow.packages.get(found.id) or found
+                given = {
+                    "name": name,
+                    "description": description,
+                    "credits": credits,
+                    "price_euro_cents": price_euro_cents,
+                    "sort_order": sort_order,
+                    "active": active,
+                }
+                asked = [f for f, value in given.items() if value is not None]
+                if any(getattr(changed, f) != getattr(now, f) for f in asked):
+                    raise Conflict(
+                        "this form was already sent with other values; reload the page "
+                        "to change the package again"
+                    )
+                return now
             await uow.packages.update(changed)
             await uow.commit()
         return changed

@@ -100,6 +100,13 @@ async def test_editing_a_package_changes_it_once_and_audits_the_change(
         ("carol", "package-edit", package.id, "price cut")
     ]
     assert audit[0].details == {"credits": "500 → 550", "priceEuroCents": "500 → 450"}
+    # The same form (its key) with other values changes nothing and says so.
+    other = await operator.post(path, data=data | {"price": "300"}, allow_redirects=False)
+    assert other.status == 409
+    assert "already sent with other values" in await other.text()
+    [small] = await everything(console_services)
+    assert small.price_euro_cents == 450
+    assert len((await console_services.console.audit()).entries) == 1
 
 
 async def test_deactivating_takes_it_off_sale_once_and_is_audited(
