@@ -197,7 +197,11 @@ async def test_refused_grants_reshow_the_form_and_change_nothing(
 
 
 async def test_unknown_users_and_bad_pages_are_4xx(operator: Client) -> None:
-    assert (await operator.get("/console/users/nobody")).status == 404
+    unknown = await operator.get("/console/users/nobody")
+    assert unknown.status == 404
+    page = await unknown.text()  # a signed-in operator is led back, not to sign in again
+    assert 'id="back"' in page
+    assert "Sign in another way" not in page
     assert (await operator.get("/console/users/nobody?ledger=garbage")).status == 404
     assert (await operator.get("/console/audit?page=0")).status == 400
     assert (await operator.get("/console/audit?page=x")).status == 400
