@@ -244,15 +244,21 @@ async def test_operator_refunds_a_purchase_in_the_browser(
     assert (await console_services.purchases.get(purchase.id)).clawed_back == 1000
 
 
-async def test_a_link_from_another_site_keeps_the_session(
-    site: Client, browser: BrowserContext, console_services: Services
-) -> None:
-    await console_services.credits.grant("dave", 5, "opening balance", "setup")
-    link = await console_services.console.issue_link("carol")
+async def carol_signed_in(site: Client, browser: BrowserContext, services: Services) -> Page:
+    """A page signed in as the operator carol through a sign-in link; dave holds 5."""
+    await services.credits.grant("dave", 5, "opening balance", "setup")
+    link = await services.console.issue_link("carol")
     page = await fresh_page(browser)
     await page.goto(str(site.make_url(f"/console/link/{link.token}")))
     await page.click("#continue")
     await page.wait_for_url("**/console")
+    return page
+
+
+async def test_a_link_from_another_site_keeps_the_session(
+    site: Client, browser: BrowserContext, console_services: Services
+) -> None:
+    page = await carol_signed_in(site, browser, console_services)
 
     # A support ticket on another site links to the user's page.
     target = str(site.make_url("/console/users/dave"))
@@ -274,12 +280,7 @@ async def test_a_link_from_another_site_keeps_the_session(
 async def test_back_after_a_grant_shows_an_empty_form(
     site: Client, browser: BrowserContext, console_services: Services
 ) -> None:
-    await console_services.credits.grant("dave", 5, "opening balance", "setup")
-    link = await console_services.console.issue_link("carol")
-    page = await fresh_page(browser)
-    await page.goto(str(site.make_url(f"/console/link/{link.token}")))
-    await page.click("#continue")
-    await page.wait_for_url("**/console")
+    page = await carol_signed_in(site, browser, console_services)
     await page.goto(str(site.make_url("/console/users/dave")))
     await page.fill("#amount", "12")
     await page.fill("#reason", "back button")
