@@ -58,27 +58,35 @@ def log_level_setting(value: str) -> str:
 
 def http_url_setting(value: str) -> str:
     """A URL setting (`BASE_URL`, `MANA_AUTH_URL`, ...): empty (not set), or an absolute
-    http or https URL naming a host, without query or fragment; surrounding blanks
-    dropped. Raises `ValueError` saying what to pass."""
+    http or https URL naming a host (port 1..65535 if given), without credentials,
+    blanks, controls, query or fragment; surrounding blanks dropped. Raises
+    `ValueError` saying what to pass."""
     url = value.strip()
     if not url:
         return url
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError for a port that is no number)
+        port = parts.port  # raises ValueError for a port that is no number or too large
     except ValueError:
-        parts = None
+        return _bad_url()
     if (
-        parts is None
-        or parts.scheme not in ("http", "https")
+        parts.scheme not in ("http", "https")
         or not parts.hostname
+        or parts.username is not None  # credentials would travel in every link
+        or port == 0
         or parts.query
         or parts.fragment
+        or any(c.isspace() or not c.isprintable() for c in url)
     ):
-        raise ValueError(
-            "pass an http:// or https:// URL with a host, e.g. https://credits.example"
-        )
+        return _bad_url()
     return url
+
+
+def _bad_url() -> str:
+    raise ValueError(
+        "pass an http:// or https:// URL with a host and no credentials, blanks or query,"
+        " e.g. https://credits.example"
+    )
 
 
 def normalise_database_url(url: str) -> str:

@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar
 
@@ -45,9 +45,16 @@ def moment(text: str) -> datetime:
     date or date-time, naive or with an offset (`utc` makes naive ones UTC). Anything
     else is a usage error saying what to pass; Click names the option in front of it."""
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is not None:
+            moment.astimezone(UTC)  # raises OverflowError past year 1 or 9999 in UTC
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a date, {DATE_FORMAT}") from None
+    except OverflowError:
+        raise typer.BadParameter(
+            f"{text!r} is out of range in UTC, pass a date from 0001-01-02 to 9999-12-30"
+        ) from None
+    return moment
 
 
 def date_option(help: str) -> Any:

@@ -21,7 +21,10 @@ MAX_MESSAGE = 500
 DEFAULT_EXPIRATION_DAYS = 90
 MAX_EXPIRATION_DAYS = 3650
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Made spaces in a shown name: controls, line separators and lone surrogates (which no
+# store keeps and no page shows).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]{2,}")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 
@@ -111,12 +114,14 @@ MAX_CREATOR_NAME = 255  # characters, as stored
 def creator_name(name: str | None, email: str | None) -> str:
     """The name a gift shows for its creator (public: the gift page, the redeemer's
     ledger entry): the identity's display `name` with control characters made spaces,
-    runs of blanks made one and cut to `MAX_CREATOR_NAME` characters. When that leaves
-    nothing or is an e-mail address, `masked_name` of the address instead: the contract
-    forbids an e-mail address as `creatorName`."""
+    runs of blanks made one and cut to `MAX_CREATOR_NAME` characters, an address in it
+    masked. When that leaves nothing or is an e-mail address, `masked_name` of the
+    address instead: the contract forbids an e-mail address as `creatorName`."""
     shown = " ".join(_CONTROL.sub(" ", name or "").split())[:MAX_CREATOR_NAME].rstrip()
     if looks_like_email(shown):
         return masked_name(shown)
+    # An address inside the name ("Carol <carol@example.com>") is masked where it is.
+    shown = _ADDRESS.sub(lambda found: masked_name(found.group()), shown)
     return shown or masked_name(email)
 
 

@@ -19,8 +19,10 @@ MAX_REASON = 200
 MAX_IDEMPOTENCY_KEY = 255
 MAX_PAGE_SIZE = 100
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls (tab and newline allowed in multi-line text); ids are one line, so
+# the Unicode line and paragraph separators are not in them either.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def amount(value: object, field: str = "amount") -> int:
@@ -133,7 +135,11 @@ def metadata(value: object) -> dict[str, Any] | None:
         raise InvalidInput("metadata", "metadata must be plain, finite JSON") from exc
     if "\\u0000" in encoded:
         raise InvalidInput("metadata", "metadata must not contain NUL characters")
-    if len(encoded.encode()) > MAX_METADATA_BYTES:
+    try:
+        size = len(encoded.encode())
+    except UnicodeEncodeError:  # a lone surrogate, in a key or a value
+        raise InvalidInput("metadata", "metadata must be valid Unicode text") from None
+    if size > MAX_METADATA_BYTES:
         raise InvalidInput("metadata", f"metadata must be at most {MAX_METADATA_BYTES} bytes")
     parsed: dict[str, Any] = json.loads(encoded)
     return parsed

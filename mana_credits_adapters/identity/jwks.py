@@ -268,7 +268,8 @@ def principal_from(claims: Mapping[str, Any]) -> Principal:
     email, role, name = claims.get("email"), claims.get("role"), claims.get("name")
     return Principal(
         user_id=sub,
-        email=email if isinstance(email, str) else None,
+        # An address that no store could keep or no page could show is no address.
+        email=email if isinstance(email, str) and one_line(email) else None,
         role=role if isinstance(role, str) and role else "user",
         name=name if isinstance(name, str) and name else None,
     )

@@ -178,12 +178,25 @@ def test_the_default_base_url_follows_the_port(
     "name", ["BASE_URL", "MANA_AUTH_URL", "MANA_NOTIFY_URL", "STRIPE_API_BASE"]
 )
 @pytest.mark.parametrize(
-    "value", ["notaurl", "ftp://files.example", "http://", "http://h:99999", "https://h/?a=1"]
+    "value",
+    [
+        "notaurl",
+        "ftp://files.example",
+        "http://",
+        "http://h:99999",
+        "http://h:0",
+        "https://h/?a=1",
+        "http://a b",
+        "http://x.example/a b",
+        "http://a\x01b.example",
+        "http://user:pw@x.example",
+    ],
 )
 def test_a_url_setting_must_be_an_http_url(name: str, value: str, clean_environment: Path) -> None:
     with pytest.raises(InvalidSetting) as raised:
         Settings(**{name: value})
     assert f"{name}={value!r}: pass an http:// or https:// URL with a host" in raised.value.message
+    assert "e.g. https://credits.example" in raised.value.message
 
 
 @pytest.mark.parametrize(
@@ -191,3 +204,11 @@ def test_a_url_setting_must_be_an_http_url(name: str, value: str, clean_environm
 )
 def test_a_url_setting_takes_http_urls(value: str, clean_environment: Path) -> None:
     assert Settings(BASE_URL=value).base_url == value.strip()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "3601"])
+def test_the_shutdown_timeout_is_a_finite_number_of_seconds(
+    value: str, clean_environment: Path
+) -> None:
+    with pytest.raises(InvalidSetting, match="MANA_CREDITS_SHUTDOWN_TIMEOUT"):
+        Settings(MANA_CREDITS_SHUTDOWN_TIMEOUT=value)

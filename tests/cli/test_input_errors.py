@@ -176,3 +176,12 @@ def test_an_export_to_stdout_is_json_lines_unless_told(
     code, out, err = invoke_split("ledger", "export", *options, "--database-url", url)
     assert code == 0, err
     assert out.startswith("id,userId,type,") if written == "csv" else out.startswith("{")
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00+01:00"])
+def test_a_since_out_of_range_in_utc_is_one_line(since: str, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/x.db"
+    code, out = invoke("credits", "top", "--by", "spent", "--since", since, "--database-url", url)
+    assert code == 1
+    assert "is out of range in UTC" in out
+    assert "Traceback" not in out

@@ -113,6 +113,11 @@ async def test_bad_amounts_are_invalid_input(services: Services, amount: object)
         ("appId", {"app_id": "chat\ud800"}),
         ("description", {"description": "half a pair \ud83d"}),
         ("metadata", {"metadata": {"n": float("inf")}}),
+        ("metadata", {"metadata": {"a": "\ud800"}}),
+        ("metadata", {"metadata": {"\udbff": 1}}),
+        ("userId", {"user_id": "alice\x85"}),  # a C1 control (NEL)
+        ("userId", {"user_id": "alice\u2028"}),  # a line separator
+        ("description", {"description": "bell\x9b"}),
         ("metadata", {"metadata": {"big": "x" * 9000}}),
     ],
 )

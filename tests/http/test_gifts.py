@@ -117,6 +117,8 @@ async def test_create_redeem_and_lists(client: Client, jwks: Jwks, funded: Servi
         ("Al\x00ice\n\t Smith ", "Al ice Smith"),  # NUL: PostgreSQL text refuses it
         ("alice@example.com", "a***"),  # an address is never shown
         (" \x07 ", "a***"),  # nothing left: the masked e-mail address, as without a name
+        ("\ud800Al\u2028ice", "Al ice"),  # a lone surrogate: no store keeps it
+        ("Alice <alice@example.com>", "Alice <a***>"),  # an address inside is masked
     ],
 )
 async def test_the_token_name_is_made_fit_to_show_as_the_creator(
@@ -261,3 +263,14 @@ async def test_codes_look_like_codes(client: Client, jwks: Jwks, funded: Service
     assert (await (await client.get(f"/api/v1/gifts/{spaced}")).json())["code"] == gift["code"]
     weird = await client.get("/api/v1/gifts/%00%01")
     assert weird.status in (400, 404)
+
+
+@pytest.mark.parametrize("address", ["a\x00lice@example.com", "\ud800@example.com"])
+async def test_an_unusable_email_claim_is_no_address(
+    client: Client, jwks: Jwks, funded: Services, address: str
+) -> None:
+    alice = jwks.token("alice", email=address, name="")
+    gift = await create(client, alice, totalCredits=5)
+    assert gift["creatorName"] == "A Mana user"  # no address to mask
+    records = await funded.users.records("alice")
+    assert records.email is None  # not recorded for the console either
