@@ -247,6 +247,8 @@ def plural(noun: str) -> str:
     stored before units were checked) stays as it is: never "boxeses"."""
     if reads_as_plural(noun):
         return noun
+    if noun.endswith("is"):  # analysis -> analyses, basis -> bases
+        return noun[:-2] + "es"
     if noun.endswith(("s", "x", "z", "ch", "sh")):
         return noun + "es"
     if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):

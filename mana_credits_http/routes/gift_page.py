@@ -44,8 +44,8 @@ def page(title: str, body: str, status: int = 200) -> web.Response:
 def describe(gift: GiftCode) -> str:
     e = html.escape
     parts = [
-        f'<h1><span id="credits">{gift.total_credits}</span> credits from {e(gift.creator_name)}'
-        "</h1>"
+        f'<h1><span id="credits">{gift.total_credits}</span>'
+        f" {counted_word(gift.total_credits)} from {e(gift.creator_name)}</h1>"
     ]
     if gift.message:
         parts.append(f'<blockquote id="message">{e(gift.message)}</blockquote>')
@@ -97,3 +97,8 @@ ROUTES = [
         "none",
     ),
 ]
+
+
+def counted_word(count: int) -> str:
+    """The word after a number of credits: "1 credit", "25 credits"."""
+    return "credit" if count == 1 else "credits"

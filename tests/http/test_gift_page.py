@@ -39,6 +39,9 @@ async def test_short_url_shows_the_gift_and_how_to_redeem_it(
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
     text = await response.text()
     assert '<span id="credits">250</span> credits from Alice &lt;script&gt;' in text
+    one = await make_gift(client, alice, totalCredits=1)
+    single = await (await client.get(f"/g/{one['code']}")).text()
+    assert '<span id="credits">1</span> credit from Alice' in single
     assert '<blockquote id="message">Enjoy &amp; &lt;b&gt;spend&lt;/b&gt;</blockquote>' in text
     assert '<b id="status">active</b>' in text
     # 90 days after the test clock's 1 January 2026

@@ -65,7 +65,8 @@ def test_a_price_too_big_is_refused_as_out_of_range() -> None:
 @pytest.mark.parametrize(
     ("unit", "text"),
     [("item", "items"), ("box", "boxes"), ("entry", "entries"), ("day", "days"),
-     ("batch", "batches"), ("page", "pages"), ("pass", "passes")],
+     ("batch", "batches"), ("page", "pages"), ("pass", "passes"),
+     ("analysis", "analyses")],
 )  # fmt: skip
 def test_units_are_counted_in_regular_plurals(unit: str, text: str) -> None:
     assert unit_text(unit, 2) == f"per 2 {text}"
