@@ -82,6 +82,27 @@ def http_url_setting(value: str) -> str:
     return url
 
 
+def origins_setting(value: str) -> str:
+    """`CORS_ORIGINS`: comma-separated origins as browsers send them in `Origin`
+    (`https://app.example`, `http://localhost:5173`: scheme, host and port, no path, not
+    even `/`), or empty. `*` is refused: answers carry credentials, which a wildcard
+    may not. Raises `ValueError` naming the first bad origin."""
+    for origin in (part.strip() for part in value.split(",")):
+        if not origin:
+            continue
+        try:
+            http_url_setting(origin)
+            parts = urlsplit(origin)
+        except ValueError:
+            parts = None
+        if parts is None or parts.path:
+            raise ValueError(
+                f"{origin!r} is not an origin: pass scheme://host[:port] without a path"
+                " (no trailing /), e.g. https://app.example"
+            )
+    return value
+
+
 def _bad_url() -> str:
     raise ValueError(
         "pass an http:// or https:// URL with a host and no credentials, blanks or query,"
@@ -132,7 +153,7 @@ class Settings(BaseSettings):
     stripe_api_base: Annotated[str, AfterValidator(http_url_setting)] = Field(
         "", alias="STRIPE_API_BASE"
     )
-    cors_origins: str = Field("", alias="CORS_ORIGINS")
+    cors_origins: Annotated[str, AfterValidator(origins_setting)] = Field("", alias="CORS_ORIGINS")
     notify_url: Annotated[str, AfterValidator(http_url_setting)] = Field(
         "", alias="MANA_NOTIFY_URL"
     )

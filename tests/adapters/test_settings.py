@@ -34,6 +34,8 @@ def another_value(name: str) -> tuple[str, Any]:
         return "192.0.2.7", "192.0.2.7"
     if name == "log_level":
         return "debug", "DEBUG"
+    if name == "cors_origins":
+        return "https://app.example", "https://app.example"
     if name in ("base_url", "auth_url", "stripe_api_base", "notify_url"):
         return "https://elsewhere.example", "https://elsewhere.example"
     return "leak", "leak"
@@ -212,3 +214,16 @@ def test_the_shutdown_timeout_is_a_finite_number_of_seconds(
 ) -> None:
     with pytest.raises(InvalidSetting, match="MANA_CREDITS_SHUTDOWN_TIMEOUT"):
         Settings(MANA_CREDITS_SHUTDOWN_TIMEOUT=value)
+
+
+@pytest.mark.parametrize(
+    "value", ["*", "http://x.example/", "x.example", "https://a.example,ftp://b"]
+)
+def test_cors_origins_must_be_origins(value: str, clean_environment: Path) -> None:
+    with pytest.raises(InvalidSetting, match="is not an origin: pass scheme://host"):
+        Settings(CORS_ORIGINS=value)
+
+
+def test_cors_origins_take_origins(clean_environment: Path) -> None:
+    origins = "https://app.example, http://localhost:5173"
+    assert Settings(CORS_ORIGINS=origins).cors_origins == origins
