@@ -250,22 +250,25 @@ NewUser = Annotated[
     bool,
     typer.Option(
         "--new-user",
-        help="Credit a user id this service has never seen (without it such an id is "
+        help="Act on a user id this service has never seen (without it such an id is "
         "refused: most are typos).",
     ),
 ]
 
 
-async def creditable(services: Services, user_id: str, new_user: bool) -> None:
-    """Refuse to credit a user never seen unless `new_user`: credits given to a mistyped
-    id belong to no one. Raises `UserNotFound` saying what to do."""
+async def creditable(
+    services: Services, user_id: str, new_user: bool, doing: str = "credit"
+) -> None:
+    """Refuse to `doing` (credit, gift Cloud Sync to) a user never seen unless
+    `new_user`: what is given to a mistyped id belongs to no one. Raises
+    `UserNotFound` saying what to do."""
     if new_user:
         return
     try:
         await services.credits.existing_balance(user_id)
     except UserNotFound as exc:
         raise UserNotFound(
-            f"{exc.message}, {CHECK_USER_ID}, or pass --new-user to credit an id never seen",
+            f"{exc.message}, {CHECK_USER_ID}, or pass --new-user to {doing} an id never seen",
             **exc.details,
         ) from exc
 

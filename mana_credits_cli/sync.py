@@ -13,8 +13,10 @@ from mana_credits_core.sync import BillingReport, SyncStatus
 from .runtime import (
     DatabaseUrl,
     JsonOutput,
+    NewUser,
     UserArg,
     console,
+    creditable,
     err_console,
     known_user,
     open_services,
@@ -96,6 +98,7 @@ def status(user: UserArg, database_url: DatabaseUrl = None, json: JsonOutput = F
 def gift(
     user: UserArg,
     by: Annotated[str, typer.Option("--by", help="The operator granting it (audit).")],
+    new_user: NewUser = False,
     database_url: DatabaseUrl = None,
     json: JsonOutput = False,
 ) -> None:
@@ -108,6 +111,7 @@ def gift(
 
     async def work() -> SyncStatus:
         async with open_services(database_url) as services:
+            await creditable(services, user, new_user, "gift Cloud Sync to")
             await services.sync.gift(user, by)
             return await services.sync.status(user)
 

@@ -64,7 +64,13 @@ def test_sync_status_in_words_and_for_users_without_a_subscription(database_url:
     assert "inactive" in out
     assert "None" not in out
     assert "False" not in out
-    code, out = invoke("sync", "gift", "carol", "--by", "ops", *url)
+    code, out = invoke("sync", "gift", "carol", "--by", "ops", *url)  # never seen: a typo?
+    assert (code, out.strip()) == (
+        1,
+        "error: user_not_found: no such user carol, check the id (mana-credits credits top"
+        " lists users), or pass --new-user to gift Cloud Sync to an id never seen",
+    )
+    code, out = invoke("sync", "gift", "carol", "--by", "ops", "--new-user", *url)
     assert code == 0, out
     code, out = invoke("sync", "status", "carol", *url)  # gifted without any balance
     assert code == 0, out
