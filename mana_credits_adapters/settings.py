@@ -56,6 +56,12 @@ def log_level_setting(value: str) -> str:
     return level
 
 
+BAD_URL = (
+    "pass an http:// or https:// URL with a host and no credentials, blanks or query,"
+    " e.g. https://credits.example"
+)
+
+
 def http_url_setting(value: str) -> str:
     """A URL setting (`BASE_URL`, `MANA_AUTH_URL`, ...): empty (not set), or an absolute
     http or https URL naming a host (port 1..65535 if given), without credentials,
@@ -68,7 +74,7 @@ def http_url_setting(value: str) -> str:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError for a port that is no number or too large
     except ValueError:
-        return _bad_url()
+        raise ValueError(BAD_URL) from None
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
@@ -78,7 +84,7 @@ def http_url_setting(value: str) -> str:
         or parts.fragment
         or any(c.isspace() or not c.isprintable() for c in url)
     ):
-        return _bad_url()
+        raise ValueError(BAD_URL)
     return url
 
 
@@ -92,22 +98,16 @@ def origins_setting(value: str) -> str:
             continue
         try:
             http_url_setting(origin)
-            parts = urlsplit(origin)
         except ValueError:
-            parts = None
-        if parts is None or parts.path:
+            has_path = True
+        else:
+            has_path = bool(urlsplit(origin).path)
+        if has_path:
             raise ValueError(
                 f"{origin!r} is not an origin: pass scheme://host[:port] without a path"
                 " (no trailing /), e.g. https://app.example"
             )
     return value
-
-
-def _bad_url() -> str:
-    raise ValueError(
-        "pass an http:// or https:// URL with a host and no credentials, blanks or query,"
-        " e.g. https://credits.example"
-    )
 
 
 def normalise_database_url(url: str) -> str:

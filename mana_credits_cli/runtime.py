@@ -265,11 +265,10 @@ async def creditable(
     if new_user:
         return
     try:
-        await services.credits.existing_balance(user_id)
+        await known_user(services, user_id)
     except UserNotFound as exc:
         raise UserNotFound(
-            f"{exc.message}, {CHECK_USER_ID}, or pass --new-user to {doing} an id never seen",
-            **exc.details,
+            f"{exc.message}, or pass --new-user to {doing} an id never seen", **exc.details
         ) from exc
 
 

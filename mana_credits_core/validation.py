@@ -47,24 +47,27 @@ def text(value: object, field: str, max_length: int, *, multiline: bool = True) 
     pattern = _CONTROL if multiline else _ID_CONTROL
     if pattern.search(value):
         raise InvalidInput(field, f"{field} must not contain control characters")
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:  # a lone surrogate: no store can keep it
-            raise InvalidInput(field, f"{field} must be valid Unicode text") from None
+    if not encodable(value):
+        raise InvalidInput(field, f"{field} must be valid Unicode text")
     return value
 
 
-def one_line(value: str) -> bool:
-    """Whether `value` holds no control character, line breaks and tabs included, and no
-    lone surrogate (as an id must not)."""
-    if _ID_CONTROL.search(value) is not None:
-        return False
+def encodable(value: str) -> bool:
+    """Whether `value` can be written as UTF-8: no lone surrogate, which no store keeps
+    and no page shows (JSON's `\\ud800` escapes decode to one)."""
+    if value.isascii():
+        return True
     try:
         value.encode()
     except UnicodeEncodeError:
         return False
     return True
+
+
+def one_line(value: str) -> bool:
+    """Whether `value` holds no control character, line breaks and tabs included, and no
+    lone surrogate (as an id must not)."""
+    return _ID_CONTROL.search(value) is None and encodable(value)
 
 
 def optional_text(value: object, field: str, max_length: int) -> str | None:

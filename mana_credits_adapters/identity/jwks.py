@@ -257,9 +257,7 @@ def principal_from(claims: Mapping[str, Any]) -> Principal:
     line without control characters) or a time claim is not a NumericDate (RFC 7519
     section 2: a JSON number; PyJWT also takes a string of digits)."""
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_USER_ID:
-        raise Unauthenticated()
-    if not one_line(sub):
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_USER_ID or not one_line(sub):
         raise Unauthenticated()
     for claim in ("exp", "nbf", "iat"):
         moment = claims.get(claim)

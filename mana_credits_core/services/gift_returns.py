@@ -36,7 +36,7 @@ async def return_gift(
     )
     if moved is None:
         return False
-    expires_at, priority = await return_terms(uow, gift, now)
+    expires_at, priority = await return_terms(uow, gift)
     await uow.balances.credit(
         Credit(
             entry_id=entry_id,
@@ -56,9 +56,7 @@ async def return_gift(
     return True
 
 
-async def return_terms(
-    uow: UnitOfWork, gift: GiftCode, now: datetime
-) -> tuple[datetime | None, int]:
+async def return_terms(uow: UnitOfWork, gift: GiftCode) -> tuple[datetime | None, int]:
     """The expiry (None: never) and priority of the lot a gift's credits come back in:
     those of the lot that paid for them and expires last (never, if one of them never
     expires; of two alike, the one burned later), so credits that were to expire still
@@ -74,7 +72,10 @@ async def return_terms(
     lots = [lot for lot in await uow.lots.of_user(gift.creator_id) if lot.id in ids] if ids else []
     if not lots:
         return None, DEFAULT_PRIORITY
-    last = max(lots, key=lambda lot: (lot.expires_at is None, lot.expires_at or now, burn_key(lot)))
+    last = max(
+        lots,
+        key=lambda lot: (lot.expires_at is None, lot.expires_at or lot.created_at, burn_key(lot)),
+    )
     return last.expires_at, last.priority
 
 
